@@ -1,0 +1,228 @@
+import datetime
+
+from allsource.v1 import admin_pb2 as _admin_pb2
+from allsource.v1 import event_pb2 as _event_pb2
+from allsource.v1 import ingest_pb2 as _ingest_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AppendOperation(_message.Message):
+    __slots__ = ("tenant_id", "request")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    request: _ingest_pb2.AppendEventsRequest
+    def __init__(self, tenant_id: _Optional[str] = ..., request: _Optional[_Union[_ingest_pb2.AppendEventsRequest, _Mapping]] = ...) -> None: ...
+
+class AppendRequest(_message.Message):
+    __slots__ = ("operations",)
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[AppendOperation]
+    def __init__(self, operations: _Optional[_Iterable[_Union[AppendOperation, _Mapping]]] = ...) -> None: ...
+
+class AppendOutcome(_message.Message):
+    __slots__ = ("success", "error")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    success: _ingest_pb2.AppendEventsResponse
+    error: _status_pb2.Status
+    def __init__(self, success: _Optional[_Union[_ingest_pb2.AppendEventsResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class AppendResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[AppendOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[AppendOutcome, _Mapping]]] = ...) -> None: ...
+
+class GetEventRequest(_message.Message):
+    __slots__ = ("tenant_id", "event_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    event_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class GetEventResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _event_pb2.Event
+    def __init__(self, event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ...) -> None: ...
+
+class ReadStreamRequest(_message.Message):
+    __slots__ = ("tenant_id", "stream_id", "backward", "from_version", "limit", "to_version")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKWARD_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    stream_id: str
+    backward: bool
+    from_version: int
+    limit: int
+    to_version: int
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., backward: _Optional[bool] = ..., from_version: _Optional[int] = ..., limit: _Optional[int] = ..., to_version: _Optional[int] = ...) -> None: ...
+
+class ReadStreamResponse(_message.Message):
+    __slots__ = ("events", "stream_version", "next_version")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    stream_version: int
+    next_version: int
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ...) -> None: ...
+
+class ReadEventsRequest(_message.Message):
+    __slots__ = ("tenant_id", "filter", "after_position", "limit", "max_scan")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCAN_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    filter: _event_pb2.EventFilter
+    after_position: int
+    limit: int
+    max_scan: int
+    def __init__(self, tenant_id: _Optional[str] = ..., filter: _Optional[_Union[_event_pb2.EventFilter, _Mapping]] = ..., after_position: _Optional[int] = ..., limit: _Optional[int] = ..., max_scan: _Optional[int] = ...) -> None: ...
+
+class ReadEventsResponse(_message.Message):
+    __slots__ = ("events", "scanned_to_position", "end_of_range", "head_position")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    END_OF_RANGE_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    scanned_to_position: int
+    end_of_range: bool
+    head_position: int
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., scanned_to_position: _Optional[int] = ..., end_of_range: _Optional[bool] = ..., head_position: _Optional[int] = ...) -> None: ...
+
+class ListStreamsRequest(_message.Message):
+    __slots__ = ("tenant_id", "stream_id_prefix", "after_stream_id", "limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    stream_id_prefix: str
+    after_stream_id: str
+    limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id_prefix: _Optional[str] = ..., after_stream_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListStreamsResponse(_message.Message):
+    __slots__ = ("streams", "end")
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    streams: _containers.RepeatedCompositeFieldContainer[_event_pb2.StreamInfo]
+    end: bool
+    def __init__(self, streams: _Optional[_Iterable[_Union[_event_pb2.StreamInfo, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
+
+class GetStreamRequest(_message.Message):
+    __slots__ = ("tenant_id", "stream_id", "as_of_time")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_TIME_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    stream_id: str
+    as_of_time: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., as_of_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetStreamResponse(_message.Message):
+    __slots__ = ("stream", "version_at_time")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    VERSION_AT_TIME_FIELD_NUMBER: _ClassVar[int]
+    stream: _event_pb2.StreamInfo
+    version_at_time: int
+    def __init__(self, stream: _Optional[_Union[_event_pb2.StreamInfo, _Mapping]] = ..., version_at_time: _Optional[int] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("tenant_id", "after_position", "from_end", "event_types", "stream_id_prefix", "checkpoint_every_events", "checkpoint_interval_ms", "max_batch_size")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_END_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_EVERY_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    after_position: int
+    from_end: bool
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    stream_id_prefix: str
+    checkpoint_every_events: int
+    checkpoint_interval_ms: int
+    max_batch_size: int
+    def __init__(self, tenant_id: _Optional[str] = ..., after_position: _Optional[int] = ..., from_end: _Optional[bool] = ..., event_types: _Optional[_Iterable[str]] = ..., stream_id_prefix: _Optional[str] = ..., checkpoint_every_events: _Optional[int] = ..., checkpoint_interval_ms: _Optional[int] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+
+class SubscribeResponse(_message.Message):
+    __slots__ = ("events", "checkpoint", "caught_up")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    events: _event_pb2.EventBatch
+    checkpoint: _event_pb2.Checkpoint
+    caught_up: _event_pb2.CaughtUp
+    def __init__(self, events: _Optional[_Union[_event_pb2.EventBatch, _Mapping]] = ..., checkpoint: _Optional[_Union[_event_pb2.Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[_event_pb2.CaughtUp, _Mapping]] = ...) -> None: ...
+
+class GetSnapshotRequest(_message.Message):
+    __slots__ = ("tenant_id", "stream_id", "max_version")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    stream_id: str
+    max_version: int
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., max_version: _Optional[int] = ...) -> None: ...
+
+class GetSnapshotResponse(_message.Message):
+    __slots__ = ("found", "version", "state", "updated_at")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    version: int
+    state: bytes
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, found: _Optional[bool] = ..., version: _Optional[int] = ..., state: _Optional[bytes] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PutSnapshotRequest(_message.Message):
+    __slots__ = ("tenant_id", "stream_id", "version", "state", "updated_at")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    stream_id: str
+    version: int
+    state: bytes
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., version: _Optional[int] = ..., state: _Optional[bytes] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PutSnapshotResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("stats", "started_at")
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    stats: _admin_pb2.StorageStats
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, stats: _Optional[_Union[_admin_pb2.StorageStats, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

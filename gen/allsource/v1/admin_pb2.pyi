@@ -1,0 +1,81 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HEALTH_STATUS_UNSPECIFIED: _ClassVar[HealthStatus]
+    HEALTH_STATUS_SERVING: _ClassVar[HealthStatus]
+    HEALTH_STATUS_NOT_SERVING: _ClassVar[HealthStatus]
+    HEALTH_STATUS_UNREACHABLE: _ClassVar[HealthStatus]
+HEALTH_STATUS_UNSPECIFIED: HealthStatus
+HEALTH_STATUS_SERVING: HealthStatus
+HEALTH_STATUS_NOT_SERVING: HealthStatus
+HEALTH_STATUS_UNREACHABLE: HealthStatus
+
+class GetSystemInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServiceHealth(_message.Message):
+    __slots__ = ("name", "address", "status", "detail", "latency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    status: HealthStatus
+    detail: str
+    latency: _duration_pb2.Duration
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., status: _Optional[_Union[HealthStatus, str]] = ..., detail: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class StorageStats(_message.Message):
+    __slots__ = ("backend", "events", "streams", "tenants", "disk_bytes", "live_data_bytes", "appends_committed", "write_batches", "subscriptions", "data_dir")
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LIVE_DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    APPENDS_COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    WRITE_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    DATA_DIR_FIELD_NUMBER: _ClassVar[int]
+    backend: str
+    events: int
+    streams: int
+    tenants: int
+    disk_bytes: int
+    live_data_bytes: int
+    appends_committed: int
+    write_batches: int
+    subscriptions: int
+    data_dir: str
+    def __init__(self, backend: _Optional[str] = ..., events: _Optional[int] = ..., streams: _Optional[int] = ..., tenants: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., live_data_bytes: _Optional[int] = ..., appends_committed: _Optional[int] = ..., write_batches: _Optional[int] = ..., subscriptions: _Optional[int] = ..., data_dir: _Optional[str] = ...) -> None: ...
+
+class GetSystemInfoResponse(_message.Message):
+    __slots__ = ("version", "started_at", "uptime", "services", "storage", "storage_uptime")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_UPTIME_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    started_at: _timestamp_pb2.Timestamp
+    uptime: _duration_pb2.Duration
+    services: _containers.RepeatedCompositeFieldContainer[ServiceHealth]
+    storage: StorageStats
+    storage_uptime: _duration_pb2.Duration
+    def __init__(self, version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceHealth, _Mapping]]] = ..., storage: _Optional[_Union[StorageStats, _Mapping]] = ..., storage_uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
