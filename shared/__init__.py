@@ -1,0 +1,1 @@
+"""Code shared by every AllSource service: settings, errors, logging, the gRPC server harness and clients."""

@@ -1,0 +1,191 @@
+"""The process harness every service runs in.
+
+It builds the grpc.aio server with the shared interceptor chain and transport settings, registers
+grpc.health.v1 and server reflection from the services' descriptors, reports health (NOT_SERVING while a
+dependency is down), and drains on SIGTERM/SIGINT: health turns NOT_SERVING, long-lived streams are told
+to end, in-flight calls get `grpc.shutdown_grace_s` to finish, then the service releases its resources.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from shared import logs, tracing
+from shared.interceptors import CallInterceptor
+from shared.settings import Endpoint, GrpcSettings, LoadedSettings, Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
+    """Transport options for servers: message limits, keepalive, stream limits."""
+    return [
+        ("grpc.max_receive_message_length", g.max_message_bytes),
+        ("grpc.max_send_message_length", g.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(g.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(g.min_ping_interval_s * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_concurrent_streams", g.max_concurrent_streams),
+        # Two servers must never share a port silently.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
+    """Transport options for channels between services."""
+    return [
+        ("grpc.max_receive_message_length", g.max_message_bytes),
+        ("grpc.max_send_message_length", g.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(max(g.keepalive_time_s, g.min_ping_interval_s) * 1000)),
+        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
+class Service(abc.ABC):
+    """One AllSource service as the harness runs it."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.health: health_aio.HealthServicer | None = None
+        self.service_names: list[str] = []
+
+    @abc.abstractmethod
+    def endpoint(self) -> Endpoint:
+        """Where this service listens."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Acquire resources before the server accepts calls."""
+
+    @abc.abstractmethod
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        """Add servicers to the server; return their full service names."""
+
+    async def dependencies_ok(self) -> tuple[bool, str]:
+        """Whether every dependency this service needs answers; checked every second while running."""
+        return True, ""
+
+    def begin_shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Tell long-lived calls (subscriptions) to end; called before the server stops."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Release resources after the last call has finished."""
+
+    async def set_serving(self, serving: bool) -> None:
+        """Set the health status of the whole server and of each of its services."""
+        if self.health is None:
+            return
+        status = SERVING if serving else NOT_SERVING
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+
+async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and stop."""
+    settings = service.settings
+    server = grpc.aio.server(
+        interceptors=[*tracing.server_interceptors(settings.tracing), CallInterceptor(access_log=settings.log.access_log)],
+        options=server_options(settings.grpc),
+    )
+    await service.start()
+    service.service_names = service.register(server)
+    service.health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(service.health, server)
+    reflection.enable_server_reflection([*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    endpoint = service.endpoint()
+    try:
+        port = server.add_insecure_port(endpoint.bind())
+    except RuntimeError as exc:
+        raise SystemExit(f"{service.name}: cannot listen on {endpoint.bind()}: {exc}") from exc
+    await server.start()
+    ok, why = await service.dependencies_ok()
+    await service.set_serving(ok)
+    log.info(
+        "listening",
+        extra={"address": f"{endpoint.host}:{port}", "services": service.service_names, "serving": ok, "detail": why},
+    )
+    if ready is not None:
+        await ready(port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    monitor = asyncio.create_task(_watch_dependencies(service, ok, stop))
+    await stop.wait()
+
+    log.info("shutting down", extra={"grace_s": settings.grpc.shutdown_grace_s})
+    monitor.cancel()
+    await service.set_serving(False)
+    service.begin_shutdown()
+    for sig in signals:  # a second signal during the grace period stops at once
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop(0)))
+    await server.stop(settings.grpc.shutdown_grace_s)
+    await service.stop()
+    tracing.shutdown()
+    log.info("stopped")
+
+
+async def _watch_dependencies(service: Service, serving: bool, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(1.0)
+        ok, why = await service.dependencies_ok()
+        if ok != serving:
+            log.warning("serving" if ok else "not serving", extra={"detail": why})
+            await service.set_serving(ok)
+            serving = ok
+
+
+def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line arguments common to every service."""
+    parser = argparse.ArgumentParser(prog=f"allsource-{name}", description=f"Run the AllSource {name} service.")
+    parser.add_argument("--config", metavar="PATH", help="configuration file (.toml, .yaml or .json)")
+    return parser.parse_args(argv)
+
+
+def load_or_exit(name: str, config: str | None) -> LoadedSettings:
+    """Load settings; on a settings error print it and exit with status 2."""
+    try:
+        return load_settings(config)
+    except SettingsError as exc:
+        print(f"allsource-{name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(name: str, factory: Callable[[Settings], Service], argv: Sequence[str] | None = None) -> None:
+    """Entry point of a service's console script."""
+    args = parse_args(name, argv)
+    loaded = load_or_exit(name, args.config)
+    settings = loaded.settings
+    logs.configure(name, settings.log.level)
+    tracing.setup(name, settings.tracing)
+
+    async def serve() -> None:
+        # Built inside the loop: grpc.aio channels bind to the loop that is running when they are made.
+        await run(factory(settings))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
