@@ -1,0 +1,1 @@
+"""The AllSource services: storage, ingest, query and admin, plus the local suite launcher."""

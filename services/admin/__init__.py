@@ -1,0 +1,1 @@
+"""The admin service: system information now; tenants, identity and operations as they arrive."""

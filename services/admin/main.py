@@ -1,0 +1,48 @@
+"""`allsource-admin`: the admin service process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from allsource.v1 import admin_pb2_grpc
+
+from services.admin.servicer import ADMIN_SERVICE, AdminServicer
+from shared import server
+from shared.settings import Endpoint, Settings
+from shared.storage_client import StorageClient
+
+
+class AdminProcess(server.Service):
+    """Runs AdminService."""
+
+    name = "admin"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.storage = StorageClient(settings)
+        self.servicer = AdminServicer(settings, self.storage)
+
+    def endpoint(self) -> Endpoint:
+        return self.settings.admin
+
+    def register(self, srv: grpc.aio.Server) -> list[str]:
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(self.servicer, srv)
+        return [ADMIN_SERVICE]
+
+    async def dependencies_ok(self) -> tuple[bool, str]:
+        ok, why, _ = await self.storage.health()
+        return ok, why
+
+    async def stop(self) -> None:
+        await self.servicer.close()
+        await self.storage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    server.main("admin", AdminProcess, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ingest service: validated, atomic appends and bulk ingest."""

@@ -1,0 +1,94 @@
+"""Coalescing of concurrent appends into few storage calls.
+
+A gRPC call costs far more than the work of one small append, so the ingest service never makes one
+storage call per client call. Appends wait in a queue; while at most `in_flight` storage calls are
+running, each new call takes everything queued (up to a count and byte bound). Under light load an
+append goes out at once; under heavy load hundreds share one call, and the storage writer merges them
+into one WAL sync. Each append still succeeds or fails on its own.
+
+The storage request is assembled from each append's serialized bytes; nothing is re-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from allsource.storage.v1 import storage_pb2
+from allsource.v1 import ingest_pb2
+
+from shared.errors import AllSourceError, from_status
+from shared.storage_client import StorageClient
+from shared.wire import varint
+
+
+@dataclass(slots=True)
+class _Waiting:
+    operation: bytes
+    future: asyncio.Future[storage_pb2.AppendOutcome]
+
+
+def operation_bytes(tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> bytes:
+    """One serialized AppendOperation (field 1 of AppendRequest), tag and length included."""
+    tenant = tenant_id.encode()
+    body = request.SerializeToString()
+    inner = b"\x0a" + varint(len(tenant)) + tenant + b"\x12" + varint(len(body)) + body
+    return b"\x0a" + varint(len(inner)) + inner
+
+
+class AppendCoalescer:
+    """Sends queued appends to storage in shared calls, at most `in_flight` at a time."""
+
+    def __init__(self, storage: StorageClient, *, in_flight: int, max_appends: int, max_bytes: int) -> None:
+        self.storage = storage
+        self.in_flight_limit = in_flight
+        self.max_appends = max_appends
+        self.max_bytes = max_bytes
+        self._queue: list[_Waiting] = []
+        self._in_flight = 0
+        self.calls = 0
+        self.appends = 0
+
+    async def append(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
+        """Append through storage; raises the append's own error if it failed."""
+        future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(operation_bytes(tenant_id, request), future))
+        self._flush()
+        outcome = await future
+        if outcome.HasField("error"):
+            raise from_status(outcome.error)
+        return outcome.success
+
+    def _flush(self) -> None:
+        while self._queue and self._in_flight < self.in_flight_limit:
+            taken, size = 0, 0
+            for waiting in self._queue:
+                if taken and (taken >= self.max_appends or size + len(waiting.operation) > self.max_bytes):
+                    break
+                taken += 1
+                size += len(waiting.operation)
+            batch, self._queue = self._queue[:taken], self._queue[taken:]
+            self._in_flight += 1
+            asyncio.ensure_future(self._send(batch))
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        try:
+            response = await self.storage.append_raw(b"".join(w.operation for w in batch))
+        except AllSourceError as exc:
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+        except BaseException as exc:  # never leave a caller waiting forever
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+            raise
+        else:
+            for waiting, outcome in zip(batch, response.outcomes, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(outcome)
+        finally:
+            self.calls += 1
+            self.appends += len(batch)
+            self._in_flight -= 1
+            self._flush()

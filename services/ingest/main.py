@@ -1,0 +1,56 @@
+"""`allsource-ingest`: the ingest service process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from allsource.v1 import ingest_pb2, ingest_pb2_grpc
+
+from services.ingest.coalescer import AppendCoalescer
+from services.ingest.servicer import IngestServicer
+from shared import server
+from shared.settings import Endpoint, Settings
+from shared.storage_client import StorageClient
+from shared.validation import AppendValidator
+
+
+class IngestProcess(server.Service):
+    """Runs IngestService against the storage service."""
+
+    name = "ingest"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.storage = StorageClient(settings)
+        s = settings.ingest
+        self.coalescer = AppendCoalescer(
+            self.storage,
+            in_flight=s.storage_calls_in_flight,
+            max_appends=s.coalesce_max_appends,
+            max_bytes=s.coalesce_max_bytes,
+        )
+        self.servicer = IngestServicer(AppendValidator(settings.limits), self.coalescer, s.batch_append_window)
+
+    def endpoint(self) -> Endpoint:
+        return self.settings.ingest
+
+    def register(self, srv: grpc.aio.Server) -> list[str]:
+        ingest_pb2_grpc.add_IngestServiceServicer_to_server(self.servicer, srv)
+        return [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name]
+
+    async def dependencies_ok(self) -> tuple[bool, str]:
+        ok, why, _ = await self.storage.health()
+        return ok, why
+
+    async def stop(self) -> None:
+        await self.storage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    server.main("ingest", IngestProcess, argv)
+
+
+if __name__ == "__main__":
+    main()

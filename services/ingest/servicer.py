@@ -1,0 +1,78 @@
+"""IngestService: validate, then append through the coalescer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from allsource.v1 import ingest_pb2, ingest_pb2_grpc
+
+from services.ingest.coalescer import AppendCoalescer
+from shared.errors import AllSourceError
+from shared.tenancy import tenant_of
+from shared.validation import AppendValidator
+
+
+@dataclass(slots=True)
+class _Slot:
+    index: int
+    correlation_id: str
+    result: asyncio.Future[ingest_pb2.AppendEventsResponse]
+
+
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
+    """The public append API."""
+
+    def __init__(self, validator: AppendValidator, coalescer: AppendCoalescer, batch_window: int) -> None:
+        self.validator = validator
+        self.coalescer = coalescer
+        self.batch_window = batch_window
+
+    async def AppendEvents(
+        self, request: ingest_pb2.AppendEventsRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.AppendEventsResponse:
+        self.validator.check(request)
+        return await self.coalescer.append(tenant_of(context), request)
+
+    async def BatchAppend(
+        self, request_iterator: AsyncIterator[ingest_pb2.BatchAppendRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingest_pb2.BatchAppendResponse]:
+        tenant = tenant_of(context)
+        # Requests are read ahead while earlier ones are in flight; when `batch_window` are unanswered
+        # the reader stops, and HTTP/2 flow control holds the client back.
+        slots: asyncio.Queue[_Slot | BaseException | None] = asyncio.Queue(maxsize=self.batch_window)
+
+        async def start(request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
+            self.validator.check(request, prefix="append.")
+            return await self.coalescer.append(tenant, request)
+
+        async def read() -> None:
+            try:
+                index = 0
+                async for message in request_iterator:
+                    future = asyncio.ensure_future(start(message.append))
+                    await slots.put(_Slot(index, message.correlation_id, future))
+                    index += 1
+                await slots.put(None)
+            except BaseException as exc:  # the client went away or sent garbage
+                await slots.put(exc)
+                raise
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while True:
+                slot = await slots.get()
+                if slot is None:
+                    break
+                if isinstance(slot, BaseException):
+                    raise slot
+                response = ingest_pb2.BatchAppendResponse(request_index=slot.index, correlation_id=slot.correlation_id)
+                try:
+                    response.success.CopyFrom(await slot.result)
+                except AllSourceError as exc:
+                    response.error.CopyFrom(exc.to_status())
+                yield response
+        finally:
+            reader.cancel()

@@ -1,0 +1,1 @@
+"""The query service: reads, filtered listing, streaming export, entity state and subscriptions."""

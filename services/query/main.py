@@ -1,0 +1,50 @@
+"""`allsource-query`: the query service process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from allsource.v1 import query_pb2, query_pb2_grpc
+
+from services.query.servicer import QueryServicer
+from shared import server
+from shared.settings import Endpoint, Settings
+from shared.storage_client import StorageClient
+
+
+class QueryProcess(server.Service):
+    """Runs QueryService against the storage service."""
+
+    name = "query"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.storage = StorageClient(settings)
+        self.servicer = QueryServicer(self.storage, settings.query)
+
+    def endpoint(self) -> Endpoint:
+        return self.settings.query
+
+    def register(self, srv: grpc.aio.Server) -> list[str]:
+        query_pb2_grpc.add_QueryServiceServicer_to_server(self.servicer, srv)
+        return [query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name]
+
+    async def dependencies_ok(self) -> tuple[bool, str]:
+        ok, why, _ = await self.storage.health()
+        return ok, why
+
+    def begin_shutdown(self) -> None:
+        self.servicer.closing.set()
+
+    async def stop(self) -> None:
+        await self.storage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    server.main("query", QueryProcess, argv)
+
+
+if __name__ == "__main__":
+    main()

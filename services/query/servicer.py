@@ -1,0 +1,215 @@
+"""QueryService: reads, filtered listing, bulk streaming, folded state and subscriptions, via storage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+import grpc
+from allsource.storage.v1 import storage_pb2
+from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
+from google.protobuf.message import Message
+
+from services.query.state import fold_stream
+from shared import pagination
+from shared.errors import InvalidArgument
+from shared.settings import QuerySettings
+from shared.storage_client import StorageClient
+from shared.streams import until_closed
+from shared.tenancy import tenant_of
+from shared.validation import CONTROL, text_problem
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 500, 2000
+MAX_SCAN = 10_000
+_UUID_LEN = 36
+
+
+def forward(public_type: type[M], raw: bytes) -> M:
+    """Parse a storage read response as the public response type (field 1, the events, is shared)."""
+    message = public_type.FromString(raw)
+    message.DiscardUnknownFields()
+    return message
+
+
+def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
+    """Reject contradictory or malformed filters."""
+    violations = []
+    if f.stream_id and f.stream_id_prefix:
+        violations.append((f"{path}.stream_id_prefix", "must be empty when stream_id is set"))
+    if f.stream_id and (problem := text_problem(f.stream_id, 4096)):
+        violations.append((f"{path}.stream_id", problem))
+    if CONTROL.search(f.stream_id_prefix):
+        violations.append((f"{path}.stream_id_prefix", "must not contain control characters"))
+    for i, event_type in enumerate(f.event_types):
+        if problem := text_problem(event_type, 4096):
+            violations.append((f"{path}.event_types[{i}]", problem))
+    if f.HasField("start_time") and f.HasField("end_time") and f.end_time.ToNanoseconds() <= f.start_time.ToNanoseconds():
+        violations.append((f"{path}.end_time", "must be after start_time"))
+    if f.to_position and f.from_position > f.to_position:
+        violations.append((f"{path}.to_position", "must not be below from_position"))
+    if violations:
+        raise InvalidArgument("the filter is invalid", reason="INVALID_FILTER", violations=violations)
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    """The public read API."""
+
+    def __init__(self, storage: StorageClient, settings: QuerySettings) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.closing = asyncio.Event()
+
+    def _page_size(self, requested: int) -> int:
+        return pagination.page_size(requested, self.settings.default_page_size, self.settings.max_page_size)
+
+    async def GetEvent(self, request: query_pb2.GetEventRequest, context: grpc.aio.ServicerContext) -> query_pb2.GetEventResponse:
+        if len(request.event_id) != _UUID_LEN:
+            raise InvalidArgument(
+                "event_id must be a UUID", reason="INVALID_EVENT_ID", violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")]
+            )
+        _, raw = await self.storage.read(
+            "GetEvent", storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
+        )
+        return forward(query_pb2.GetEventResponse, raw)
+
+    async def ReadStream(self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext) -> query_pb2.ReadStreamResponse:
+        if problem := text_problem(request.stream_id, 4096):
+            raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
+        tenant = tenant_of(context)
+        size = self._page_size(request.page_size)
+        backward = request.direction == query_pb2.READ_DIRECTION_BACKWARD
+        bound = pagination.fingerprint("ReadStream", tenant, request.stream_id, backward, request.from_version)
+        from_version = request.from_version
+        if request.page_token:
+            from_version = pagination.cursor_int(pagination.decode(request.page_token, bound), "v")
+        piece, raw = await self.storage.read(
+            "ReadStream",
+            storage_pb2.ReadStreamRequest(
+                tenant_id=tenant, stream_id=request.stream_id, backward=backward, from_version=from_version, limit=size
+            ),
+        )
+        response = forward(query_pb2.ReadStreamResponse, raw)
+        response.stream_version = piece.stream_version
+        response.next_page_token = pagination.encode(bound, {"v": piece.next_version}) if piece.next_version else ""
+        return response
+
+    async def ListEvents(self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext) -> query_pb2.ListEventsResponse:
+        check_filter(request.filter)
+        tenant = tenant_of(context)
+        size = self._page_size(request.page_size)
+        bound = pagination.fingerprint("ListEvents", tenant, request.filter.SerializeToString(deterministic=True))
+        after = 0
+        if request.page_token:
+            after = pagination.cursor_int(pagination.decode(request.page_token, bound), "p")
+        run, raw = await self.storage.read(
+            "ReadEvents",
+            storage_pb2.ReadEventsRequest(tenant_id=tenant, filter=request.filter, after_position=after, limit=size, max_scan=MAX_SCAN),
+        )
+        response = forward(query_pb2.ListEventsResponse, raw)
+        response.next_page_token = "" if run.end_of_range else pagination.encode(bound, {"p": run.scanned_to_position})
+        return response
+
+    async def StreamEvents(
+        self, request: query_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[query_pb2.StreamEventsResponse]:
+        check_filter(request.filter)
+        tenant = tenant_of(context)
+        batch = pagination.page_size(request.batch_size, STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX, "batch_size")
+        event_filter = event_pb2.EventFilter()
+        event_filter.CopyFrom(request.filter)
+        after = 0
+        while True:
+            run, raw = await self.storage.read(
+                "ReadEvents",
+                storage_pb2.ReadEventsRequest(
+                    tenant_id=tenant, filter=event_filter, after_position=after, limit=batch, max_scan=MAX_SCAN
+                ),
+            )
+            if run.events:
+                yield forward(query_pb2.StreamEventsResponse, raw)
+            if not event_filter.to_position:
+                # Stream what was committed when the call started; a live feed is what Subscribe is for.
+                if not run.head_position:
+                    return
+                event_filter.to_position = run.head_position
+            if run.end_of_range or run.scanned_to_position <= after:
+                return
+            after = run.scanned_to_position
+
+    async def GetEntityState(
+        self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.GetEntityStateResponse:
+        if problem := text_problem(request.stream_id, 4096):
+            raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
+        as_of = request.WhichOneof("as_of")
+        return await fold_stream(
+            self.storage,
+            tenant_of(context),
+            request.stream_id,
+            as_of_version=request.as_of_version if as_of == "as_of_version" else None,
+            as_of_time=request.as_of_time if as_of == "as_of_time" else None,
+            snapshot_after=self.settings.snapshot_after_events,
+        )
+
+    async def Subscribe(
+        self, request: query_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[query_pb2.SubscribeResponse]:
+        check_filter(event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix), "")
+        if request.from_end and request.after_position:
+            raise InvalidArgument(
+                "from_end and after_position are exclusive",
+                violations=[("from_end", "must be false when after_position is set")],
+            )
+        if request.max_batch_size < 0:
+            raise InvalidArgument("max_batch_size must not be negative", violations=[("max_batch_size", "must not be negative")])
+        interval = self.settings.checkpoint_interval_s
+        if request.HasField("checkpoint_interval"):
+            interval = request.checkpoint_interval.ToNanoseconds() / 1e9
+            if not 0.05 <= interval <= 3600:
+                raise InvalidArgument(
+                    "checkpoint_interval must be between 50 ms and one hour",
+                    violations=[("checkpoint_interval", "must be between 50 ms and one hour")],
+                )
+        upstream = storage_pb2.SubscribeRequest(
+            tenant_id=tenant_of(context),
+            after_position=request.after_position,
+            from_end=request.from_end,
+            event_types=request.event_types,
+            stream_id_prefix=request.stream_id_prefix,
+            checkpoint_every_events=request.checkpoint_every_events or self.settings.checkpoint_every_events,
+            checkpoint_interval_ms=int(interval * 1000),
+            max_batch_size=min(request.max_batch_size or STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX),
+        )
+        async for message in until_closed(self.storage.subscribe(upstream), self.closing):
+            yield message
+
+    async def ListStreams(
+        self, request: query_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.ListStreamsResponse:
+        if CONTROL.search(request.stream_id_prefix):
+            raise InvalidArgument(
+                "stream_id_prefix must not contain control characters",
+                violations=[("stream_id_prefix", "must not contain control characters")],
+            )
+        tenant = tenant_of(context)
+        size = self._page_size(request.page_size)
+        bound = pagination.fingerprint("ListStreams", tenant, request.stream_id_prefix)
+        after = ""
+        if request.page_token:
+            after = str(pagination.decode(request.page_token, bound).get("s", ""))
+        reply = await self.storage.call(
+            "ListStreams",
+            storage_pb2.ListStreamsRequest(
+                tenant_id=tenant, stream_id_prefix=request.stream_id_prefix, after_stream_id=after, limit=size
+            ),
+        )
+        token = ""
+        if not reply.end and reply.streams:
+            token = pagination.encode(bound, {"s": reply.streams[-1].stream_id})
+        return query_pb2.ListStreamsResponse(streams=reply.streams, next_page_token=token)
+

@@ -1,0 +1,1 @@
+"""The storage service: the only process that opens the database."""

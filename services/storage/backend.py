@@ -1,0 +1,129 @@
+"""The interface every storage backend implements; the gRPC servicer talks only to this.
+
+Events cross this interface as serialized allsource.v1.Event bytes, so the servicer can forward them
+without parsing. Backends convert their driver's exceptions into shared.errors types at the boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
+
+from shared.errors import AllSourceError
+
+AppendResult = ingest_pb2.AppendEventsResponse | AllSourceError
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOp:
+    """One atomic append for one tenant."""
+
+    tenant_id: str
+    request: ingest_pb2.AppendEventsRequest
+
+
+@dataclass(slots=True)
+class StreamSlice:
+    """Events of one stream, in the requested direction."""
+
+    events: list[bytes]
+    stream_version: int
+    next_version: int
+
+
+@dataclass(slots=True)
+class EventRun:
+    """Matching events after a position; every match up to scanned_to has been returned."""
+
+    events: list[bytes]
+    scanned_to: int
+    end_of_range: bool
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A stored fold of a stream at a version."""
+
+    version: int
+    state: bytes
+    recorded_ns: int
+
+
+class StorageBackend(abc.ABC):
+    """An event log with stream, type, id and position access, live notification and snapshots."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open the backend; after this every other method may be called."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release the backend."""
+
+    @abc.abstractmethod
+    async def append(self, ops: Sequence[AppendOp]) -> list[AppendResult]:
+        """Perform independent atomic appends; one result (response or error) per op, in order."""
+
+    @abc.abstractmethod
+    async def get_event(self, tenant_id: str, event_id: str) -> bytes:
+        """One serialized event by id; NotFound(EVENT_NOT_FOUND) when the tenant has none."""
+
+    @abc.abstractmethod
+    async def read_stream(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        *,
+        backward: bool,
+        from_version: int,
+        limit: int,
+        to_version: int = 0,
+    ) -> StreamSlice:
+        """A slice of one stream; NotFound(STREAM_NOT_FOUND) when it has no events."""
+
+    @abc.abstractmethod
+    async def read_events(
+        self,
+        tenant_id: str,
+        event_filter: event_pb2.EventFilter,
+        *,
+        after_position: int,
+        limit: int,
+        max_scan: int,
+    ) -> EventRun:
+        """Matching events with a position greater than after_position, examining at most max_scan events."""
+
+    @abc.abstractmethod
+    async def list_streams(
+        self, tenant_id: str, *, prefix: str, after: str, limit: int
+    ) -> tuple[list[event_pb2.StreamInfo], bool]:
+        """Streams in id order after `after`; the flag says there are no more."""
+
+    @abc.abstractmethod
+    async def get_stream(self, tenant_id: str, stream_id: str, as_of_ns: int | None) -> tuple[event_pb2.StreamInfo, int]:
+        """A stream's info and its version at as_of_ns (its current version when None)."""
+
+    @abc.abstractmethod
+    def head_position(self, tenant_id: str) -> int:
+        """The tenant's last committed position (0 when it has no events)."""
+
+    @abc.abstractmethod
+    async def wait_for_commit(self, tenant_id: str, after_position: int, timeout: float) -> bool:
+        """Wait until the tenant's head passes after_position; False on timeout."""
+
+    @abc.abstractmethod
+    async def get_snapshot(self, tenant_id: str, stream_id: str, max_version: int) -> Snapshot | None:
+        """The newest snapshot at or below max_version."""
+
+    @abc.abstractmethod
+    async def put_snapshot(self, tenant_id: str, stream_id: str, snapshot: Snapshot) -> None:
+        """Store a snapshot."""
+
+    @abc.abstractmethod
+    async def stats(self) -> admin_pb2.StorageStats:
+        """Measured statistics."""

@@ -1,0 +1,151 @@
+"""Encoding of stored events and stream heads.
+
+A stored event is a serialized allsource.v1.Event. EventData shares Event's first six field numbers, so
+the stored bytes are the client's EventData bytes followed by the fields the server assigns (tenant,
+stream, version, position, recorded_at and, when the client gave none, event_id), encoded here by hand:
+this runs once per appended event and is far cheaper than building an Event message.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+from allsource.v1 import event_pb2
+
+from shared.wire import length_delimited, varint
+
+# Wire tags (field_number << 3 | wire_type).
+_TAG_EVENT_ID = b"\x0a"  # 1, length-delimited
+_TAG_CONTENT_TYPE = b"\x22"  # 4
+_TAG_TENANT = b"\x3a"  # 7
+_TAG_STREAM = b"\x42"  # 8
+_TAG_VERSION = b"\x48"  # 9, varint
+_TAG_POSITION = b"\x50"  # 10, varint
+_TAG_RECORDED_AT = b"\x5a"  # 11, length-delimited
+_TAG_REPEATED_EVENTS = b"\x0a"  # field 1 of the read responses: repeated Event
+
+
+_len_field = length_delimited
+
+
+def timestamp_bytes(ns: int) -> bytes:
+    """A serialized google.protobuf.Timestamp for nanoseconds since the epoch."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    body = b""
+    if seconds:
+        body += b"\x08" + varint(seconds)
+    if nanos:
+        body += b"\x10" + varint(nanos)
+    return body
+
+
+def common_suffix(tenant_id: str, stream_id: str, recorded_ns: int) -> bytes:
+    """The server-assigned fields shared by every event of one append."""
+    return (
+        _len_field(_TAG_TENANT, tenant_id.encode())
+        + _len_field(_TAG_STREAM, stream_id.encode())
+        + _len_field(_TAG_RECORDED_AT, timestamp_bytes(recorded_ns))
+    )
+
+
+def event_suffix(common: bytes, version: int, position: int) -> bytes:
+    """The server-assigned fields of one event."""
+    return common + _TAG_VERSION + varint(version) + _TAG_POSITION + varint(position)
+
+
+def event_id_field(event_id: str) -> bytes:
+    """The event_id field, appended when the server assigned the id."""
+    return _len_field(_TAG_EVENT_ID, event_id.encode())
+
+
+def content_type_field(content_type: str) -> bytes:
+    """The content_type field, appended when the client left it empty."""
+    return _len_field(_TAG_CONTENT_TYPE, content_type.encode())
+
+
+def repeated_events(serialized: list[bytes]) -> bytes:
+    """Field 1 (repeated Event) of a read response, built from stored event bytes without parsing them."""
+    return b"".join(_TAG_REPEATED_EVENTS + varint(len(b)) + b for b in serialized)
+
+
+def decode_event(data: bytes) -> event_pb2.Event:
+    """Parse stored event bytes."""
+    return event_pb2.Event.FromString(data)
+
+
+class UuidV7:
+    """Monotonic UUIDv7 ids (RFC 9562, method 3: a counter in the random bits), cheap to make in bulk."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+        self._rand_a = 0
+
+    def take(self, count: int) -> list[bytes]:
+        """`count` new ids as 16-byte values, increasing."""
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms > self._last_ms:
+                self._last_ms = ms
+                # 62 random bits leave room for 2**61 ids per millisecond before the counter wraps.
+                self._counter = int.from_bytes(os.urandom(8), "big") >> 3
+                self._rand_a = int.from_bytes(os.urandom(2), "big") & 0x0FFF
+            start = self._counter
+            self._counter += count
+            high = (self._last_ms << 16) | 0x7000 | self._rand_a
+        out = []
+        for n in range(start, start + count):
+            low = 0x8000000000000000 | (n & 0x3FFFFFFFFFFFFFFF)
+            out.append(_TWO_U64.pack(high, low))
+        return out
+
+
+_TWO_U64 = struct.Struct(">QQ")
+
+
+def uuid_str(raw: bytes) -> str:
+    """Canonical 8-4-4-4-12 lowercase form of a 16-byte UUID."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_HEX = set("0123456789abcdef")
+
+
+def parse_uuid(text: str) -> bytes | None:
+    """The 16 bytes of a canonical UUID string, or None when it is not one."""
+    if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
+        return None
+    compact = (text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]).lower()
+    if not _HEX.issuperset(compact):
+        return None
+    return bytes.fromhex(compact)
+
+
+# Stream head: version, first position, last position, created ns, updated ns.
+_HEAD = struct.Struct(">QQQqq")
+
+
+@dataclass(slots=True)
+class StreamHead:
+    """The current state of a stream."""
+
+    version: int
+    first_position: int
+    last_position: int
+    created_ns: int
+    updated_ns: int
+
+    def encode(self) -> bytes:
+        """Serialize for the streams column family."""
+        return _HEAD.pack(self.version, self.first_position, self.last_position, self.created_ns, self.updated_ns)
+
+    @classmethod
+    def decode(cls, data: bytes) -> StreamHead:
+        """Parse a streams column family value."""
+        return cls(*_HEAD.unpack(data))

@@ -1,0 +1,102 @@
+"""Key layouts of the RocksDB column families.
+
+Every key starts with the tenant's 4-byte internal number, so each scan is a tenant-bounded range scan.
+Numbers are fixed-width big-endian so that byte order is numeric order (rocksdict has no custom
+comparators). Stream ids and event types never contain control characters (ingest rejects them), so a
+0x00 byte safely ends them inside a key.
+"""
+
+from __future__ import annotations
+
+import struct
+
+TENANT = struct.Struct(">I")
+U64 = struct.Struct(">Q")
+TENANT_POS = struct.Struct(">IQ")
+SEP = b"\x00"
+MAX_TENANT = 0xFFFFFFFF
+
+
+def tenant_prefix(tenant_no: int) -> bytes:
+    """The 4-byte prefix of every key of a tenant."""
+    return TENANT.pack(tenant_no)
+
+
+def tenant_upper(tenant_no: int) -> bytes:
+    """The smallest key after every key of a tenant."""
+    return TENANT.pack(tenant_no + 1) if tenant_no < MAX_TENANT else b"\xff" * 5
+
+
+# events: T + position -> serialized allsource.v1.Event
+def event_key(tenant_no: int, position: int) -> bytes:
+    """Key of the event at a tenant log position."""
+    return TENANT_POS.pack(tenant_no, position)
+
+
+def event_key_position(key: bytes) -> int:
+    """The position in an event key."""
+    return U64.unpack_from(key, 4)[0]
+
+
+# streams: T + stream_id -> stream head
+def stream_key(tenant_no: int, stream_id: str) -> bytes:
+    """Key of a stream's head record."""
+    return TENANT.pack(tenant_no) + stream_id.encode()
+
+
+# stream_idx: T + stream_id + 0x00 + version -> position
+def stream_prefix(tenant_no: int, stream_id: str) -> bytes:
+    """Common prefix of a stream's index entries."""
+    return TENANT.pack(tenant_no) + stream_id.encode() + SEP
+
+
+def stream_index_key(prefix: bytes, version: int) -> bytes:
+    """Index key of one stream version, given the stream's prefix."""
+    return prefix + U64.pack(version)
+
+
+# type_idx: T + event_type + 0x00 + position -> b""
+def type_prefix(tenant_no: int, event_type: str) -> bytes:
+    """Common prefix of an event type's index entries."""
+    return TENANT.pack(tenant_no) + event_type.encode() + SEP
+
+
+# id_idx: T + 16-byte UUID -> position
+def id_key(tenant_no: int, uuid_bytes: bytes) -> bytes:
+    """Key of an event-id index entry."""
+    return TENANT.pack(tenant_no) + uuid_bytes
+
+
+# requests: T + request_id -> fingerprint + recorded_ns + serialized AppendEventsResponse
+def request_key(tenant_no: int, request_id: str) -> bytes:
+    """Key of a stored append result."""
+    return TENANT.pack(tenant_no) + request_id.encode()
+
+
+# snapshots: T + stream_id + 0x00 + version -> recorded_ns + JSON state
+def snapshot_key(tenant_no: int, stream_id: str, version: int) -> bytes:
+    """Key of a stream's state snapshot at a version."""
+    return stream_prefix(tenant_no, stream_id) + U64.pack(version)
+
+
+# meta: named records of the storage service itself
+META_TENANT = b"tenant/"  # + tenant_id -> tenant number
+META_STREAM_COUNT = b"streams/"  # + T -> number of streams
+
+
+def next_key(key: bytes) -> bytes:
+    """The smallest key greater than every key that starts with `key`."""
+    stripped = key.rstrip(b"\xff")
+    if not stripped:
+        return b"\xff" * (len(key) + 1)
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def pack_u64(value: int) -> bytes:
+    """8 bytes big-endian."""
+    return U64.pack(value)
+
+
+def unpack_u64(value: bytes, offset: int = 0) -> int:
+    """Read 8 bytes big-endian."""
+    return U64.unpack_from(value, offset)[0]

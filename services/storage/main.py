@@ -1,0 +1,53 @@
+"""`allsource-storage`: the storage service process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
+
+from services.storage.backend import StorageBackend
+from services.storage.rocksdb_backend import RocksBackend, StorageOpenError
+from services.storage.servicer import StorageServicer
+from shared import server
+from shared.settings import Endpoint, Settings
+
+
+class StorageProcess(server.Service):
+    """Runs StorageService over the configured backend."""
+
+    name = "storage"
+
+    def __init__(self, settings: Settings, backend: StorageBackend | None = None) -> None:
+        super().__init__(settings)
+        self.backend = backend or RocksBackend(settings.storage)
+        self.servicer = StorageServicer(self.backend)
+
+    def endpoint(self) -> Endpoint:
+        return self.settings.storage
+
+    async def start(self) -> None:
+        try:
+            await self.backend.start()
+        except StorageOpenError as exc:
+            raise SystemExit(f"allsource-storage: {exc}") from None
+
+    def register(self, srv: grpc.aio.Server) -> list[str]:
+        storage_pb2_grpc.add_StorageServiceServicer_to_server(self.servicer, srv)
+        return [storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name]
+
+    def begin_shutdown(self) -> None:
+        self.servicer.closing.set()
+
+    async def stop(self) -> None:
+        await self.backend.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    server.main("storage", StorageProcess, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,506 @@
+"""The embedded backend: one RocksDB database (via rocksdict) with a column family per concern.
+
+Column families: events (the log), stream_idx, type_idx, id_idx (idempotency and GetEvent), requests
+(request-id results), streams (heads), snapshots and meta. Writes go through the group-commit writer;
+reads run on the event loop against the database directly (RocksDB is safe for concurrent readers, and a
+WriteBatch becomes visible atomically). Every rocksdict exception is converted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
+from rocksdict import BlockBasedOptions, Options, ReadOptions, Rdict
+
+from services.storage import codec, keys
+from services.storage.backend import AppendOp, AppendResult, EventRun, Snapshot, StorageBackend, StreamSlice
+from services.storage.codec import StreamHead
+from services.storage.hub import CommitHub
+from services.storage.writer import GroupCommitWriter, TenantCursor
+from shared.errors import AllSourceError, InvalidArgument, NotFound, Unavailable
+from shared.settings import StorageSettings
+from shared.timestamps import from_timestamp, to_timestamp
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("events", "stream_idx", "type_idx", "id_idx", "requests", "streams", "snapshots", "meta")
+# Point-lookup families get bloom filters: an id-index miss drops from ~2.5 us to ~0.5 us here.
+_BLOOM = {"id_idx", "requests", "streams"}
+DEFAULT_TENANT = "default"
+
+
+class StorageOpenError(Exception):
+    """The database could not be opened (locked by another process, corrupt, no permission...)."""
+
+
+@contextmanager
+def engine_errors(action: str) -> Iterator[None]:
+    """Convert anything the engine raises into a typed error; our own errors pass through."""
+    try:
+        yield
+    except AllSourceError:
+        raise
+    except Exception as exc:
+        log.exception("storage engine error while %s", action)
+        raise Unavailable(f"the storage engine failed while {action}", reason="STORAGE_ENGINE_ERROR") from exc
+
+
+def _family_options(name: str) -> Options:
+    opt = Options(raw_mode=True)
+    if name in _BLOOM:
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        opt.set_block_based_table_factory(table)
+        opt.set_memtable_prefix_bloom_ratio(0.1)
+        opt.set_memtable_whole_key_filtering(True)
+    return opt
+
+
+class RocksBackend(StorageBackend):
+    """StorageBackend on an embedded RocksDB database."""
+
+    name = "rocksdb"
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        self.path = Path(settings.data_dir).resolve() / "rocksdb"
+        self._db: Any = None
+        self._cf: dict[str, Any] = {}
+        self._h: dict[str, Any] = {}
+        self._tenants: dict[str, TenantCursor] = {}
+        self._writer: GroupCommitWriter | None = None
+        self._hub: CommitHub | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._hub = CommitHub(asyncio.get_running_loop())
+        self.path.mkdir(parents=True, exist_ok=True)
+        opt = Options(raw_mode=True)
+        opt.create_if_missing(True)
+        opt.create_missing_column_families(True)
+        opt.set_max_background_jobs(2)
+        opt.set_keep_log_file_num(3)
+        try:
+            self._db = Rdict(str(self.path), opt, column_families={n: _family_options(n) for n in FAMILIES})
+            self._cf = {n: self._db.get_column_family(n) for n in FAMILIES}
+            self._h = {n: self._db.get_column_family_handle(n) for n in FAMILIES}
+            self._load_tenants()
+        except Exception as exc:
+            raise StorageOpenError(f"cannot open the database at {self.path}: {exc}") from exc
+        for cursor in self._tenants.values():
+            self._hub.set_head(cursor.number, cursor.last_position)
+        self._writer = GroupCommitWriter(
+            self._db,
+            self._h,
+            self._cf,
+            self._tenants,
+            sync=self.settings.sync_writes,
+            max_entries=self.settings.group_commit_max_entries,
+            stream_cache_size=self.settings.stream_cache_size,
+            request_id_ttl_ns=self.settings.request_id_ttl_s * 1_000_000_000,
+            on_commit=self._hub.publish_threadsafe,
+        )
+        self._writer.start()
+        log.info(
+            "storage opened",
+            extra={"path": str(self.path), "tenants": len(self._tenants), "sync_writes": self.settings.sync_writes},
+        )
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        if self._db is not None:
+            with engine_errors("closing"):
+                self._db.close()
+            self._db = None
+
+    def _load_tenants(self) -> None:
+        meta = self._cf["meta"]
+        registered: dict[str, int] = {}
+        for key, value in meta.items(from_key=keys.META_TENANT):
+            if not key.startswith(keys.META_TENANT):
+                break
+            registered[key[len(keys.META_TENANT) :].decode()] = keys.TENANT.unpack(value)[0]
+        if DEFAULT_TENANT not in registered:
+            meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1))
+            registered[DEFAULT_TENANT] = 1
+        for tenant_id, number in registered.items():
+            last_position, last_recorded = 0, 0
+            it = self._cf["events"].iter()
+            it.seek_for_prev(keys.event_key(number, (1 << 64) - 1))
+            if it.valid() and it.key()[:4] == keys.tenant_prefix(number):
+                last_position = keys.event_key_position(it.key())
+                last_recorded = from_timestamp(codec.decode_event(it.value()).recorded_at)
+            del it
+            raw_count = meta.get(keys.META_STREAM_COUNT + keys.tenant_prefix(number))
+            streams = keys.unpack_u64(raw_count) if raw_count is not None else 0
+            self._tenants[tenant_id] = TenantCursor(tenant_id, number, last_position, last_recorded, streams)
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    async def append(self, ops: Sequence[AppendOp]) -> list[AppendResult]:
+        writer = self._writer
+        if writer is None:
+            raise Unavailable("storage is not open", reason="STORAGE_CLOSED")
+        futures = [asyncio.wrap_future(writer.submit(op.tenant_id, op.request)) for op in ops]
+        return list(await asyncio.gather(*futures))
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def _tenant_no(self, tenant_id: str) -> int | None:
+        cursor = self._tenants.get(tenant_id)
+        return cursor.number if cursor else None
+
+    def head_position(self, tenant_id: str) -> int:
+        t = self._tenant_no(tenant_id)
+        return self._hub.head(t) if t is not None and self._hub else 0
+
+    async def wait_for_commit(self, tenant_id: str, after_position: int, timeout: float) -> bool:
+        t = self._tenant_no(tenant_id)
+        if t is None or self._hub is None:
+            await asyncio.sleep(timeout)
+            return False
+        return await self._hub.wait(t, after_position, timeout)
+
+    async def get_event(self, tenant_id: str, event_id: str) -> bytes:
+        t = self._tenant_no(tenant_id)
+        raw = codec.parse_uuid(event_id)
+        with engine_errors("reading an event"):
+            pos = self._cf["id_idx"].get(keys.id_key(t, raw)) if t is not None and raw is not None else None
+            data = self._cf["events"].get(keys.tenant_prefix(t) + pos) if pos is not None and t is not None else None
+        if data is None:
+            raise NotFound(f"event {event_id} not found", reason="EVENT_NOT_FOUND", metadata={"event_id": event_id})
+        return bytes(data)
+
+    def _stream_head(self, t: int | None, stream_id: str) -> StreamHead | None:
+        if t is None:
+            return None
+        raw = self._cf["streams"].get(keys.stream_key(t, stream_id))
+        return StreamHead.decode(raw) if raw is not None else None
+
+    def _not_found(self, stream_id: str) -> NotFound:
+        return NotFound(f"stream {stream_id!r} not found", reason="STREAM_NOT_FOUND", metadata={"stream_id": stream_id})
+
+    async def read_stream(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        *,
+        backward: bool,
+        from_version: int,
+        limit: int,
+        to_version: int = 0,
+    ) -> StreamSlice:
+        t = self._tenant_no(tenant_id)
+        with engine_errors("reading a stream"):
+            head = self._stream_head(t, stream_id)
+            if head is None or t is None:
+                raise self._not_found(stream_id)
+            limit = max(1, limit)
+            if backward:
+                start = min(from_version or head.version, head.version)
+                stop = max(1, start - limit + 1)
+                versions = list(range(start, stop - 1, -1))
+                next_version = stop - 1 if stop > 1 else 0
+            else:
+                last = min(head.version, to_version) if to_version else head.version
+                start = max(1, from_version)
+                stop = min(last, start + limit - 1)
+                versions = list(range(start, stop + 1))
+                next_version = stop + 1 if stop < last else 0
+            events = self._events_for_versions(t, stream_id, versions)
+        trimmed = self._trim_bytes(events)
+        if len(trimmed) < len(events):
+            next_version = versions[len(trimmed)]
+        return StreamSlice(trimmed, head.version, next_version)
+
+    def _events_for_versions(self, t: int, stream_id: str, versions: list[int]) -> list[bytes]:
+        if not versions:
+            return []
+        prefix = keys.stream_prefix(t, stream_id)
+        positions = self._cf["stream_idx"].get([prefix + keys.pack_u64(v) for v in versions])
+        tp = keys.tenant_prefix(t)
+        events = self._cf["events"].get([tp + p for p in positions if p is not None])
+        return [e for e in events if e is not None]
+
+    def _trim_bytes(self, events: list[bytes]) -> list[bytes]:
+        budget = self.settings.max_read_bytes
+        total = 0
+        for i, e in enumerate(events):
+            total += len(e) + 6
+            if total > budget and i > 0:
+                return events[:i]
+        return events
+
+    def _recorded_ns(self, t: int, position: int) -> int:
+        data = self._cf["events"].get(keys.event_key(t, position))
+        return from_timestamp(codec.decode_event(data).recorded_at)
+
+    def _first_position_at_or_after(self, t: int, ns: int, head: int) -> int:
+        """Binary search over the tenant log: recorded_at is non-decreasing in position order."""
+        lo, hi = 1, head + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._recorded_ns(t, mid) >= ns:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    async def read_events(
+        self,
+        tenant_id: str,
+        event_filter: event_pb2.EventFilter,
+        *,
+        after_position: int,
+        limit: int,
+        max_scan: int,
+    ) -> EventRun:
+        t = self._tenant_no(tenant_id)
+        if t is None or self._hub is None:
+            return EventRun([], after_position, True)
+        head = self._hub.head(t)
+        f = event_filter
+        with engine_errors("reading events"):
+            lo = max(after_position + 1, f.from_position or 1)
+            hi = min(head, f.to_position) if f.to_position else head
+            if f.HasField("start_time"):
+                lo = max(lo, self._first_position_at_or_after(t, from_timestamp(f.start_time), head))
+            if f.HasField("end_time"):
+                hi = min(hi, self._first_position_at_or_after(t, from_timestamp(f.end_time), head) - 1)
+            if lo > hi:
+                return EventRun([], max(after_position, min(hi, head)), True)
+            limit, max_scan = max(1, limit), max(1, max_scan)
+            if f.stream_id:
+                return self._scan_stream(t, f, lo, hi, limit, max_scan)
+            if f.event_types:
+                return self._scan_types(t, f, lo, hi, limit, max_scan)
+            return self._scan_log(t, f, lo, hi, limit, max_scan)
+
+    def _accept(self, f: event_pb2.EventFilter, data: bytes, check_types: bool) -> bool:
+        if not (f.stream_id_prefix or check_types):
+            return True
+        ev = codec.decode_event(data)
+        if f.stream_id_prefix and not ev.stream_id.startswith(f.stream_id_prefix):
+            return False
+        return not check_types or ev.event_type in f.event_types
+
+    def _scan_log(self, t: int, f: event_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
+        it = self._cf["events"].iter(ro)
+        it.seek(keys.event_key(t, lo))
+        out: list[bytes] = []
+        budget, used, scanned, last = self.settings.max_read_bytes, 0, 0, lo - 1
+        while it.valid() and scanned < max_scan and len(out) < limit:
+            data = it.value()
+            if out and used + len(data) > budget:
+                break
+            last = keys.event_key_position(it.key())
+            scanned += 1
+            if self._accept(f, data, False):
+                out.append(data)
+                used += len(data)
+            it.next()
+        if not it.valid():
+            last = hi  # the log is gapless up to the head, so the range is done
+        return EventRun(out, last, last >= hi)
+
+    def _scan_types(self, t: int, f: event_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+        def positions(event_type: str) -> Iterator[int]:
+            prefix = keys.type_prefix(t, event_type)
+            ro = ReadOptions()
+            ro.set_iterate_upper_bound(prefix + keys.pack_u64(hi + 1))
+            it = self._cf["type_idx"].iter(ro)
+            it.seek(prefix + keys.pack_u64(lo))
+            cut = len(prefix)
+            while it.valid():
+                yield keys.unpack_u64(it.key(), cut)
+                it.next()
+
+        merged = heapq.merge(*(positions(et) for et in sorted(set(f.event_types))))
+        tp = keys.tenant_prefix(t)
+        out: list[bytes] = []
+        budget, used, scanned, last = self.settings.max_read_bytes, 0, 0, lo - 1
+        exhausted = True
+        chunk: list[int] = []
+        for pos in merged:
+            if scanned >= max_scan or len(chunk) >= limit:
+                exhausted = False
+                break
+            chunk.append(pos)
+            scanned += 1
+        if chunk:
+            datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in chunk])
+            for pos, data in zip(chunk, datas, strict=True):
+                if data is None:
+                    continue
+                if out and used + len(data) > budget:
+                    exhausted = False
+                    break
+                last = pos
+                if self._accept(f, data, False):
+                    out.append(data)
+                    used += len(data)
+        if exhausted:
+            last = hi
+        return EventRun(out, last, last >= hi)
+
+    def _scan_stream(self, t: int, f: event_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+        head = self._stream_head(t, f.stream_id)
+        if head is None or head.last_position < lo or head.first_position > hi:
+            return EventRun([], hi, True)
+        prefix = keys.stream_prefix(t, f.stream_id)
+        idx = self._cf["stream_idx"]
+        # First version whose position is >= lo: versions and positions rise together.
+        a, b = 1, head.version + 1
+        while a < b:
+            mid = (a + b) // 2
+            if keys.unpack_u64(idx.get(prefix + keys.pack_u64(mid))) >= lo:
+                b = mid
+            else:
+                a = mid + 1
+        versions = range(a, min(head.version, a + min(limit, max_scan) - 1) + 1)
+        positions = [keys.unpack_u64(p) for p in idx.get([prefix + keys.pack_u64(v) for v in versions])]
+        in_range = [p for p in positions if p <= hi]
+        tp = keys.tenant_prefix(t)
+        datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in in_range])
+        out: list[bytes] = []
+        used, last, stopped = 0, lo - 1, False
+        for pos, data in zip(in_range, datas, strict=True):
+            if out and used + len(data) > self.settings.max_read_bytes:
+                stopped = True
+                break
+            last = pos
+            if self._accept(f, data, bool(f.event_types)):
+                out.append(data)
+                used += len(data)
+        if not stopped and (len(in_range) < len(positions) or versions[-1] == head.version):
+            last = hi  # every event of the stream inside [lo, hi] has been examined
+        return EventRun(out, last, last >= hi)
+
+    async def list_streams(
+        self, tenant_id: str, *, prefix: str, after: str, limit: int
+    ) -> tuple[list[event_pb2.StreamInfo], bool]:
+        t = self._tenant_no(tenant_id)
+        if t is None:
+            return [], True
+        tp = keys.tenant_prefix(t)
+        lower = tp + prefix.encode()
+        if after and after >= prefix:
+            lower = max(lower, tp + after.encode() + keys.SEP)
+        upper = keys.next_key(tp + prefix.encode()) if prefix else keys.tenant_upper(t)
+        out: list[event_pb2.StreamInfo] = []
+        with engine_errors("listing streams"):
+            ro = ReadOptions()
+            ro.set_iterate_upper_bound(upper)
+            it = self._cf["streams"].iter(ro)
+            it.seek(lower)
+            while it.valid() and len(out) < limit:
+                out.append(_stream_info(it.key()[4:].decode(), StreamHead.decode(it.value())))
+                it.next()
+            end = not it.valid()
+        return out, end
+
+    async def get_stream(self, tenant_id: str, stream_id: str, as_of_ns: int | None) -> tuple[event_pb2.StreamInfo, int]:
+        t = self._tenant_no(tenant_id)
+        with engine_errors("reading a stream head"):
+            head = self._stream_head(t, stream_id)
+            if head is None or t is None:
+                raise self._not_found(stream_id)
+            version = head.version
+            if as_of_ns is not None and as_of_ns < head.updated_ns:
+                # Last tenant position recorded at or before as_of, then the stream's last version up to it.
+                limit_pos = self._first_position_at_or_after(t, as_of_ns + 1, head.last_position) - 1
+                prefix = keys.stream_prefix(t, stream_id)
+                idx = self._cf["stream_idx"]
+                a, b = 0, head.version
+                while a < b:
+                    mid = (a + b + 1) // 2
+                    if keys.unpack_u64(idx.get(prefix + keys.pack_u64(mid))) <= limit_pos:
+                        a = mid
+                    else:
+                        b = mid - 1
+                version = a
+        return _stream_info(stream_id, head), version
+
+    # -- snapshots -----------------------------------------------------------------------------------
+
+    async def get_snapshot(self, tenant_id: str, stream_id: str, max_version: int) -> Snapshot | None:
+        t = self._tenant_no(tenant_id)
+        if t is None:
+            return None
+        prefix = keys.stream_prefix(t, stream_id)
+        with engine_errors("reading a snapshot"):
+            it = self._cf["snapshots"].iter()
+            it.seek_for_prev(prefix + keys.pack_u64(max_version))
+            if not it.valid() or not it.key().startswith(prefix) or len(it.key()) != len(prefix) + 8:
+                return None
+            value = it.value()
+            return Snapshot(keys.unpack_u64(it.key(), len(prefix)), value[8:], keys.unpack_u64(value))
+
+    async def put_snapshot(self, tenant_id: str, stream_id: str, snapshot: Snapshot) -> None:
+        t = self._tenant_no(tenant_id)
+        if t is None:
+            raise NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
+        head = self._stream_head(t, stream_id)
+        if head is None or snapshot.version < 1 or snapshot.version > head.version:
+            raise InvalidArgument(
+                "a snapshot must be at an existing version of an existing stream",
+                reason="INVALID_SNAPSHOT",
+                violations=[("version", f"must be between 1 and the stream version ({head.version if head else 0})")],
+            )
+        with engine_errors("writing a snapshot"):
+            self._cf["snapshots"].put(
+                keys.snapshot_key(t, stream_id, snapshot.version),
+                keys.pack_u64(snapshot.recorded_ns) + snapshot.state,
+            )
+
+    # -- statistics ----------------------------------------------------------------------------------
+
+    async def stats(self) -> admin_pb2.StorageStats:
+        writer = self._writer
+        with engine_errors("measuring"):
+            live = sum(int(self._cf[n].property_int_value("rocksdb.estimate-live-data-size") or 0) for n in FAMILIES)
+        disk = 0
+        for root, _, files in os.walk(self.path):
+            for name in files:
+                try:
+                    disk += os.stat(os.path.join(root, name)).st_size
+                except FileNotFoundError:  # compaction removed it meanwhile
+                    pass
+        return admin_pb2.StorageStats(
+            backend=self.name,
+            events=sum(c.last_position for c in self._tenants.values()),
+            streams=sum(c.streams for c in self._tenants.values()),
+            tenants=len(self._tenants),
+            disk_bytes=disk,
+            live_data_bytes=live,
+            appends_committed=writer.appends_committed if writer else 0,
+            write_batches=writer.write_batches if writer else 0,
+            data_dir=str(self.path),
+        )
+
+
+def _stream_info(stream_id: str, head: StreamHead) -> event_pb2.StreamInfo:
+    return event_pb2.StreamInfo(
+        stream_id=stream_id,
+        version=head.version,
+        first_position=head.first_position,
+        last_position=head.last_position,
+        created_at=to_timestamp(head.created_ns),
+        updated_at=to_timestamp(head.updated_ns),
+    )
+
+
+__all__ = ["DEFAULT_TENANT", "RocksBackend", "StorageOpenError", "ingest_pb2"]

@@ -1,0 +1,146 @@
+"""StorageService over a StorageBackend.
+
+Read responses are assembled from stored event bytes (see codec.repeated_events): events are never
+decoded and re-encoded on their way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
+
+from services.storage import codec
+from services.storage.backend import AppendOp, Snapshot, StorageBackend
+from services.storage.subscribe import SubscriptionParams, follow
+from shared.errors import AllSourceError, InvalidArgument
+from shared.timestamps import from_timestamp, to_timestamp
+
+MAX_LIMIT = 2000
+
+
+class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
+    """The internal storage API."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+        self.closing = asyncio.Event()
+        self.subscriptions = 0
+        self.started_ns = time.time_ns()
+
+    async def Append(self, request: storage_pb2.AppendRequest, context: grpc.aio.ServicerContext) -> storage_pb2.AppendResponse:
+        results = await self.backend.append([AppendOp(op.tenant_id, op.request) for op in request.operations])
+        response = storage_pb2.AppendResponse()
+        for result in results:
+            outcome = response.outcomes.add()
+            if isinstance(result, AllSourceError):
+                outcome.error.CopyFrom(result.to_status())
+            else:
+                outcome.success.CopyFrom(result)
+        return response
+
+    async def GetEvent(self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext) -> storage_pb2.GetEventResponse:
+        data = await self.backend.get_event(request.tenant_id, request.event_id)
+        return storage_pb2.GetEventResponse.FromString(b"\x0a" + codec.varint(len(data)) + data)
+
+    async def ReadStream(
+        self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadStreamResponse:
+        piece = await self.backend.read_stream(
+            request.tenant_id,
+            request.stream_id,
+            backward=request.backward,
+            from_version=request.from_version,
+            limit=_limit(request.limit),
+            to_version=request.to_version,
+        )
+        response = storage_pb2.ReadStreamResponse.FromString(codec.repeated_events(piece.events))
+        response.stream_version = piece.stream_version
+        response.next_version = piece.next_version
+        return response
+
+    async def ReadEvents(
+        self, request: storage_pb2.ReadEventsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadEventsResponse:
+        if request.filter.stream_id and request.filter.stream_id_prefix:
+            raise InvalidArgument(
+                "stream_id and stream_id_prefix are exclusive",
+                violations=[("filter.stream_id_prefix", "must be empty when filter.stream_id is set")],
+            )
+        run = await self.backend.read_events(
+            request.tenant_id,
+            request.filter,
+            after_position=request.after_position,
+            limit=_limit(request.limit),
+            max_scan=request.max_scan or 10_000,
+        )
+        response = storage_pb2.ReadEventsResponse.FromString(codec.repeated_events(run.events))
+        response.scanned_to_position = run.scanned_to
+        response.end_of_range = run.end_of_range
+        response.head_position = self.backend.head_position(request.tenant_id)
+        return response
+
+    async def ListStreams(
+        self, request: storage_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListStreamsResponse:
+        streams, end = await self.backend.list_streams(
+            request.tenant_id, prefix=request.stream_id_prefix, after=request.after_stream_id, limit=_limit(request.limit)
+        )
+        return storage_pb2.ListStreamsResponse(streams=streams, end=end)
+
+    async def GetStream(self, request: storage_pb2.GetStreamRequest, context: grpc.aio.ServicerContext) -> storage_pb2.GetStreamResponse:
+        as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else None
+        info, version = await self.backend.get_stream(request.tenant_id, request.stream_id, as_of)
+        return storage_pb2.GetStreamResponse(stream=info, version_at_time=version)
+
+    async def Subscribe(
+        self, request: storage_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
+        params = SubscriptionParams(
+            tenant_id=request.tenant_id,
+            after_position=request.after_position,
+            from_end=request.from_end,
+            event_types=tuple(request.event_types),
+            stream_id_prefix=request.stream_id_prefix,
+            checkpoint_every_events=request.checkpoint_every_events or 1000,
+            checkpoint_interval_s=(request.checkpoint_interval_ms or 5000) / 1000,
+            max_batch_size=_limit(request.max_batch_size or 500),
+        )
+        self.subscriptions += 1
+        try:
+            async for message in follow(self.backend, params, self.closing):
+                yield message
+        finally:
+            self.subscriptions -= 1
+
+    async def GetSnapshot(
+        self, request: storage_pb2.GetSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetSnapshotResponse:
+        snap = await self.backend.get_snapshot(request.tenant_id, request.stream_id, request.max_version)
+        if snap is None:
+            return storage_pb2.GetSnapshotResponse(found=False)
+        return storage_pb2.GetSnapshotResponse(
+            found=True, version=snap.version, state=snap.state, updated_at=to_timestamp(snap.recorded_ns)
+        )
+
+    async def PutSnapshot(
+        self, request: storage_pb2.PutSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.PutSnapshotResponse:
+        await self.backend.put_snapshot(
+            request.tenant_id,
+            request.stream_id,
+            Snapshot(request.version, request.state, from_timestamp(request.updated_at)),
+        )
+        return storage_pb2.PutSnapshotResponse()
+
+    async def GetStats(self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext) -> storage_pb2.GetStatsResponse:
+        stats = await self.backend.stats()
+        stats.subscriptions = self.subscriptions
+        return storage_pb2.GetStatsResponse(stats=stats, started_at=to_timestamp(self.started_ns))
+
+
+def _limit(value: int) -> int:
+    return min(max(value, 1), MAX_LIMIT)

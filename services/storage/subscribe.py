@@ -1,0 +1,93 @@
+"""The subscription loop, written once against the StorageBackend interface.
+
+Catch-up reads committed events after the cursor in bounded runs; once the cursor reaches the tenant's
+committed head a CaughtUp marker is sent and the loop waits for commits. The cursor only advances over
+positions whose every matching event has been sent, so resuming after the last position seen (from an
+event or a checkpoint) gives no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from allsource.storage.v1 import storage_pb2
+from allsource.v1 import event_pb2
+
+from services.storage import codec
+from services.storage.backend import StorageBackend
+from shared.errors import Unavailable
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionParams:
+    """What a subscriber asked for, with defaults applied."""
+
+    tenant_id: str
+    after_position: int
+    from_end: bool
+    event_types: tuple[str, ...]
+    stream_id_prefix: str
+    checkpoint_every_events: int
+    checkpoint_interval_s: float
+    max_batch_size: int
+
+
+def events_message(events: list[bytes]) -> storage_pb2.SubscribeResponse:
+    """A SubscribeResponse carrying stored events, built from their bytes without re-encoding them."""
+    batch = codec.repeated_events(events)
+    return storage_pb2.SubscribeResponse.FromString(b"\x0a" + codec.varint(len(batch)) + batch)
+
+
+async def follow(
+    backend: StorageBackend, p: SubscriptionParams, closing: asyncio.Event
+) -> AsyncIterator[storage_pb2.SubscribeResponse]:
+    """Yield the subscription's messages until the client goes away or the server shuts down."""
+    cursor = backend.head_position(p.tenant_id) if p.from_end else p.after_position
+    event_filter = event_pb2.EventFilter(event_types=p.event_types, stream_id_prefix=p.stream_id_prefix)
+    caught_up = False
+    passed_over = 0  # events examined since the last message without being sent
+    last_message = time.monotonic()
+    while True:
+        if closing.is_set():
+            raise Unavailable("the server is shutting down; resume from the last position seen", reason="SHUTTING_DOWN")
+        if cursor < backend.head_position(p.tenant_id):
+            before = cursor
+            run = await backend.read_events(
+                p.tenant_id,
+                event_filter,
+                after_position=cursor,
+                limit=p.max_batch_size,
+                max_scan=p.checkpoint_every_events,
+            )
+            cursor = max(cursor, run.scanned_to)
+            if run.events:
+                yield events_message(run.events)
+                passed_over = 0
+                last_message = time.monotonic()
+            else:
+                passed_over += cursor - before
+                if passed_over >= p.checkpoint_every_events:
+                    yield storage_pb2.SubscribeResponse(checkpoint=event_pb2.Checkpoint(position=cursor))
+                    passed_over = 0
+                    last_message = time.monotonic()
+            continue
+        if not caught_up:
+            caught_up = True
+            yield storage_pb2.SubscribeResponse(caught_up=event_pb2.CaughtUp(position=cursor))
+            last_message = time.monotonic()
+        wait_for = p.checkpoint_interval_s - (time.monotonic() - last_message)
+        if wait_for > 0:
+            committed = asyncio.ensure_future(backend.wait_for_commit(p.tenant_id, cursor, wait_for))
+            stopping = asyncio.ensure_future(closing.wait())
+            try:
+                await asyncio.wait((committed, stopping), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                committed.cancel()
+                stopping.cancel()
+            continue
+        yield storage_pb2.SubscribeResponse(checkpoint=event_pb2.Checkpoint(position=cursor))
+        passed_over = 0
+        last_message = time.monotonic()

@@ -1,0 +1,450 @@
+"""The group-commit writer: the only thread that writes events.
+
+Appends queue up here from any thread. The writer takes everything queued (up to a batch size), checks
+each append against the current stream heads and the id indexes (expected version, idempotency),
+assigns versions, positions and recording time, and puts every event with all of its index entries into
+one WriteBatch, written with one WAL sync. Only then are the in-memory heads advanced, the callers
+released and the live subscribers notified. A failed write releases every caller with an error and
+leaves the in-memory state untouched, so nothing that was not durably written is ever acknowledged.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from allsource.v1 import event_pb2, ingest_pb2
+from rocksdict import WriteBatch, WriteOptions
+
+from services.storage import codec, keys
+from services.storage.backend import AppendResult
+from services.storage.codec import StreamHead
+from shared.errors import (
+    Aborted,
+    AllSourceError,
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from shared.timestamps import to_timestamp
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+_EK = ingest_pb2.ExpectedVersionKind
+
+
+@dataclass(slots=True)
+class TenantCursor:
+    """The writer's view of one tenant's log."""
+
+    tenant_id: str
+    number: int
+    last_position: int
+    last_recorded_ns: int
+    streams: int
+
+
+@dataclass(slots=True)
+class _Item:
+    tenant_id: str
+    request: ingest_pb2.AppendEventsRequest
+    future: concurrent.futures.Future[AppendResult]
+    entries: int
+
+
+@dataclass
+class _Overlay:
+    """State changed by the batch being built; applied only after the batch is durable."""
+
+    heads: dict[tuple[int, str], StreamHead] = field(default_factory=dict)
+    cursors: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # last pos, recorded ns, streams
+    ids: dict[tuple[int, bytes], tuple[int, str, int, ingest_pb2.AppendEventsRequest, int]] = field(
+        default_factory=dict
+    )
+    requests: dict[tuple[int, str], tuple[bytes, ingest_pb2.AppendEventsResponse]] = field(default_factory=dict)
+
+
+class GroupCommitWriter:
+    """Merges concurrent appends into durable write batches on one thread."""
+
+    def __init__(
+        self,
+        db: Any,
+        handles: dict[str, Any],
+        families: dict[str, Any],
+        tenants: dict[str, TenantCursor],
+        *,
+        sync: bool,
+        max_entries: int,
+        stream_cache_size: int,
+        request_id_ttl_ns: int,
+        on_commit: Callable[[dict[int, int]], None],
+    ) -> None:
+        self._db = db
+        self._h = handles
+        self._cf = families
+        self.tenants = tenants
+        self._write_opt = WriteOptions()
+        self._write_opt.sync = sync
+        self._max_entries = max_entries
+        self._cache_size = stream_cache_size
+        self._request_ttl_ns = request_id_ttl_ns
+        self._on_commit = on_commit
+        self._heads: dict[tuple[int, str], StreamHead] = {}
+        self._queue: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._ids = codec.UuidV7()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self.appends_committed = 0
+        self.write_batches = 0
+
+    # -- caller side ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def submit(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> concurrent.futures.Future[AppendResult]:
+        """Queue one append; the future resolves to its response or error once durable or rejected."""
+        future: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
+        item = _Item(tenant_id, request, future, 4 * len(request.events) + 2)
+        with self._cond:
+            if self._stopping:
+                future.set_result(Unavailable("storage is shutting down", reason="SHUTTING_DOWN"))
+                return future
+            self._queue.append(item)
+            self._cond.notify()
+        return future
+
+    def stop(self) -> None:
+        """Write everything queued so far, then stop the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+
+    # -- writer thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue and self._stopping:
+                    return
+                items = [self._queue.popleft()]
+                entries = items[0].entries
+                while self._queue and entries + self._queue[0].entries <= self._max_entries:
+                    item = self._queue.popleft()
+                    entries += item.entries
+                    items.append(item)
+            self._commit(items)
+
+    def _commit(self, items: list[_Item]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        overlay = _Overlay()
+        now = time.time_ns()
+        results: list[AppendResult] = []
+        wrote = False
+        try:
+            for item in items:
+                result = self._prepare(item, batch, overlay, now)
+                results.append(result)
+                if isinstance(result, ingest_pb2.AppendEventsResponse) and not result.deduplicated:
+                    wrote = True
+            for tenant_no, (_, _, streams) in overlay.cursors.items():
+                batch.put(keys.META_STREAM_COUNT + keys.tenant_prefix(tenant_no), keys.pack_u64(streams), self._h["meta"])
+            if wrote:
+                self._db.write(batch, self._write_opt)
+                self.write_batches += 1
+        except Exception as exc:  # rocksdict raises plain exceptions; nothing of this batch is acknowledged
+            log.exception("group commit failed; %d appends rejected", len(items))
+            failure: AllSourceError = (
+                exc
+                if isinstance(exc, AllSourceError)
+                else Unavailable(
+                    "the storage engine failed to write; nothing of this append was stored",
+                    reason="STORAGE_WRITE_FAILED",
+                )
+            )
+            for item in items:
+                item.future.set_result(failure)
+            return
+        heads_changed = self._apply(overlay)
+        if heads_changed:
+            self._on_commit(heads_changed)
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, ingest_pb2.AppendEventsResponse) and not result.deduplicated:
+                self.appends_committed += 1
+            item.future.set_result(result)
+
+    def _apply(self, overlay: _Overlay) -> dict[int, int]:
+        if len(self._heads) + len(overlay.heads) > self._cache_size:
+            self._heads.clear()
+        self._heads.update(overlay.heads)
+        by_number = {c.number: c for c in self.tenants.values()}
+        changed = {}
+        for tenant_no, (last, recorded, streams) in overlay.cursors.items():
+            cursor = by_number[tenant_no]
+            if last != cursor.last_position:
+                changed[tenant_no] = last
+            cursor.last_position, cursor.last_recorded_ns, cursor.streams = last, recorded, streams
+        return changed
+
+    # -- one append ----------------------------------------------------------------------------------
+
+    def _head(self, tenant_no: int, stream_id: str, overlay: _Overlay) -> StreamHead | None:
+        key = (tenant_no, stream_id)
+        head = overlay.heads.get(key) or self._heads.get(key)
+        if head is None:
+            raw = self._cf["streams"].get(keys.stream_key(tenant_no, stream_id))
+            if raw is not None:
+                head = StreamHead.decode(raw)
+                self._heads[key] = head
+        return head
+
+    def _prepare(self, item: _Item, batch: WriteBatch, overlay: _Overlay, now: int) -> AppendResult:
+        req = item.request
+        cursor = self.tenants.get(item.tenant_id)
+        if cursor is None:
+            return NotFound(
+                f"tenant {item.tenant_id!r} does not exist",
+                reason="TENANT_NOT_FOUND",
+                metadata={"tenant_id": item.tenant_id},
+            )
+        t = cursor.number
+        stream_id = req.stream_id
+        if not stream_id or "\x00" in stream_id or not req.events:
+            return InvalidArgument("stream_id and at least one event are required", reason="INVALID_APPEND")
+
+        fingerprint = b""
+        if req.request_id:
+            fingerprint = _fingerprint(req)
+            previous = self._previous_request(t, req.request_id, overlay, now)
+            if previous is not None:
+                old_fingerprint, response = previous
+                if old_fingerprint != fingerprint:
+                    return InvalidArgument(
+                        "request_id was already used for a different request",
+                        reason="REQUEST_ID_REUSED",
+                        metadata={"request_id": req.request_id},
+                        violations=[("request_id", "already used for a different request")],
+                    )
+                replay = ingest_pb2.AppendEventsResponse()
+                replay.CopyFrom(response)
+                replay.deduplicated = True
+                return replay
+
+        head = self._head(t, stream_id, overlay)
+        current = head.version if head else 0
+
+        # Client-chosen event ids: an id seen before makes this a replay (all ids, same stream, same
+        # content, same order) or an error.
+        given: list[tuple[int, bytes]] = []
+        for index, ev in enumerate(req.events):
+            if ev.event_id:
+                raw = codec.parse_uuid(ev.event_id)
+                if raw is None:
+                    return InvalidArgument(
+                        "event_id must be a UUID",
+                        reason="INVALID_EVENT_ID",
+                        violations=[(f"events[{index}].event_id", "must be a UUID in 8-4-4-4-12 form")],
+                    )
+                given.append((index, raw))
+        if len({raw for _, raw in given}) != len(given):
+            return InvalidArgument("event ids must be unique within an append", reason="DUPLICATE_EVENT_ID_IN_REQUEST")
+        if given:
+            replay_or_error = self._check_ids(t, req, given, overlay)
+            if replay_or_error is not None:
+                return replay_or_error
+
+        kind = req.expected_version.kind
+        expected = req.expected_version.version
+        if (
+            (kind == _EK.EXPECTED_VERSION_KIND_NO_STREAM and current != 0)
+            or (kind == _EK.EXPECTED_VERSION_KIND_STREAM_EXISTS and current == 0)
+            or (kind == _EK.EXPECTED_VERSION_KIND_EXACT and current != expected)
+        ):
+            return Aborted(
+                f"stream {stream_id!r} is at version {current}, which does not satisfy the expected "
+                f"version ({_EK.Name(kind)}"
+                + (f" {expected})" if kind == _EK.EXPECTED_VERSION_KIND_EXACT else ")"),
+                reason="WRONG_EXPECTED_VERSION",
+                metadata={
+                    "stream_id": stream_id,
+                    "expected_kind": _EK.Name(kind),
+                    "expected_version": str(expected) if kind == _EK.EXPECTED_VERSION_KIND_EXACT else "",
+                    "actual_version": str(current),
+                },
+            )
+
+        # All checks passed: from here on only puts.
+        last_pos, last_rec, streams = overlay.cursors.get(t) or (
+            cursor.last_position,
+            cursor.last_recorded_ns,
+            cursor.streams,
+        )
+        recorded = now if now > last_rec else last_rec
+        first_pos = last_pos + 1
+        first_ver = current + 1
+        count = len(req.events)
+        common = codec.common_suffix(item.tenant_id, stream_id, recorded)
+        sprefix = keys.stream_prefix(t, stream_id)
+        tprefix = keys.tenant_prefix(t)
+        h_events, h_stream, h_type, h_id = self._h["events"], self._h["stream_idx"], self._h["type_idx"], self._h["id_idx"]
+        generated = self._ids.take(count - len(given)) if count > len(given) else []
+        gen_iter = iter(generated)
+        given_map = dict(given)
+        event_ids: list[str] = []
+        for index, ev in enumerate(req.events):
+            pos = first_pos + index
+            pos8 = keys.pack_u64(pos)
+            raw_id = given_map.get(index)
+            data = ev.SerializeToString()
+            if raw_id is None:
+                raw_id = next(gen_iter)
+                eid = codec.uuid_str(raw_id)
+                data += codec.event_id_field(eid)
+            else:
+                eid = ev.event_id
+            if not ev.content_type:
+                data += codec.content_type_field(JSON)
+            event_ids.append(eid)
+            batch.put(tprefix + pos8, data + codec.event_suffix(common, first_ver + index, pos), h_events)
+            batch.put(sprefix + keys.pack_u64(first_ver + index), pos8, h_stream)
+            batch.put(tprefix + ev.event_type.encode() + keys.SEP + pos8, b"", h_type)
+            batch.put(tprefix + raw_id, pos8, h_id)
+            overlay.ids[(t, raw_id)] = (pos, stream_id, first_ver + index, req, index)
+        last = first_pos + count - 1
+        new_head = StreamHead(
+            version=current + count,
+            first_position=head.first_position if head else first_pos,
+            last_position=last,
+            created_ns=head.created_ns if head else recorded,
+            updated_ns=recorded,
+        )
+        batch.put(keys.stream_key(t, stream_id), new_head.encode(), self._h["streams"])
+        overlay.heads[(t, stream_id)] = new_head
+        overlay.cursors[t] = (last, recorded, streams + (0 if head else 1))
+        response = ingest_pb2.AppendEventsResponse(
+            first_version=first_ver,
+            last_version=current + count,
+            first_position=first_pos,
+            last_position=last,
+            event_ids=event_ids,
+            recorded_at=to_timestamp(recorded),
+        )
+        if req.request_id:
+            batch.put(
+                keys.request_key(t, req.request_id),
+                fingerprint + keys.pack_u64(recorded) + response.SerializeToString(),
+                self._h["requests"],
+            )
+            overlay.requests[(t, req.request_id)] = (fingerprint, response)
+        return response
+
+    def _previous_request(
+        self, t: int, request_id: str, overlay: _Overlay, now: int
+    ) -> tuple[bytes, ingest_pb2.AppendEventsResponse] | None:
+        pending = overlay.requests.get((t, request_id))
+        if pending is not None:
+            return pending
+        raw = self._cf["requests"].get(keys.request_key(t, request_id))
+        if raw is None:
+            return None
+        recorded = keys.unpack_u64(raw, 16)
+        if now - recorded > self._request_ttl_ns:
+            return None
+        return raw[:16], ingest_pb2.AppendEventsResponse.FromString(raw[24:])
+
+    def _check_ids(
+        self,
+        t: int,
+        req: ingest_pb2.AppendEventsRequest,
+        given: list[tuple[int, bytes]],
+        overlay: _Overlay,
+    ) -> AppendResult | None:
+        """None when no given id exists yet; otherwise the replayed response or a DUPLICATE_EVENT_ID error."""
+        found: list[tuple[int, int, str, int, event_pb2.Event | None]] = []  # index, pos, stream, version, event
+        missing: list[tuple[int, bytes]] = []
+        for index, raw in given:
+            pending = overlay.ids.get((t, raw))
+            if pending is not None:
+                pos, sid, ver, other_req, other_index = pending
+                found.append((index, pos, sid, ver, _as_event(other_req.events[other_index])))
+            else:
+                missing.append((index, raw))
+        if missing:
+            positions = self._cf["id_idx"].get([keys.id_key(t, raw) for _, raw in missing])
+            hits = [(index, keys.unpack_u64(p)) for (index, _), p in zip(missing, positions, strict=True) if p is not None]
+            if hits:
+                stored = self._cf["events"].get([keys.event_key(t, p) for _, p in hits])
+                for (index, pos), data in zip(hits, stored, strict=True):
+                    ev = codec.decode_event(data)
+                    found.append((index, pos, ev.stream_id, ev.version, ev))
+        if not found:
+            return None
+        found.sort()
+        first = found[0]
+        consistent = len(found) == len(req.events) and all(
+            f[2] == req.stream_id and f[3] == first[3] + i and _same_content(req.events[f[0]], f[4])
+            for i, f in enumerate(found)
+        )
+        if not consistent:
+            index, pos, sid, _, ev = found[0]
+            same = sid == req.stream_id and _same_content(req.events[index], ev)
+            return AlreadyExists(
+                f"event id {req.events[index].event_id} was already appended"
+                + ("" if same else " with different content or to another stream"),
+                reason="DUPLICATE_EVENT_ID",
+                metadata={"event_id": req.events[index].event_id, "event_index": str(index)},
+                violations=[(f"events[{index}].event_id", "already used by another event")],
+            )
+        last = found[-1]
+        stored_events = [f[4] for f in found]
+        recorded = stored_events[-1].recorded_at if stored_events[-1] is not None else None
+        return ingest_pb2.AppendEventsResponse(
+            first_version=first[3],
+            last_version=last[3],
+            first_position=first[1],
+            last_position=last[1],
+            event_ids=[ev.event_id for ev in req.events],
+            recorded_at=recorded,
+            deduplicated=True,
+        )
+
+
+def _fingerprint(req: ingest_pb2.AppendEventsRequest) -> bytes:
+    copy = ingest_pb2.AppendEventsRequest()
+    copy.CopyFrom(req)
+    copy.request_id = ""
+    return hashlib.blake2b(copy.SerializeToString(deterministic=True), digest_size=16).digest()
+
+
+def _as_event(data: event_pb2.EventData) -> event_pb2.Event:
+    ev = event_pb2.Event.FromString(data.SerializeToString())
+    if not ev.content_type:
+        ev.content_type = JSON
+    return ev
+
+
+def _same_content(proposed: event_pb2.EventData, stored: event_pb2.Event | None) -> bool:
+    if stored is None:
+        return False
+    return (
+        proposed.event_type == stored.event_type
+        and proposed.payload == stored.payload
+        and (proposed.content_type or JSON) == stored.content_type
+        and dict(proposed.metadata) == dict(stored.metadata)
+        and proposed.occurred_at == stored.occurred_at
+    )

@@ -1,0 +1,132 @@
+"""`allsource-suite`: run all four services locally as separate processes on the embedded default.
+
+Storage starts first; the public services follow once it reports SERVING. The endpoints are printed when
+every service is up. Ctrl-C or SIGTERM stops the public services first and storage last, each draining
+gracefully; if any service dies, the others are stopped and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shared.server import load_or_exit
+
+ORDER = ("storage", "ingest", "query", "admin")
+SERVICE_NAMES = {
+    "storage": "allsource.storage.v1.StorageService",
+    "ingest": "allsource.v1.IngestService",
+    "query": "allsource.v1.QueryService",
+    "admin": "allsource.v1.AdminService",
+}
+
+
+def wait_serving(address: str, service: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> bool:
+    """Poll grpc.health.v1 until the service is SERVING; False on timeout or if the process exits."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                return False
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    return False
+
+
+class Suite:
+    """The four service processes."""
+
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", f"services.{name}"]
+        if self.config:
+            cmd += ["--config", self.config]
+        proc = subprocess.Popen(cmd)
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, grace: float) -> None:
+        self.stopping = True
+        for name in reversed(ORDER):  # public services drain first, storage last
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace + 5)
+            except subprocess.TimeoutExpired:
+                print(f"allsource-suite: {name} did not stop in time; killing it", file=sys.stderr)
+                proc.kill()
+                proc.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    parser = argparse.ArgumentParser(prog="allsource-suite", description="Run the whole AllSource suite locally.")
+    parser.add_argument("--config", metavar="PATH", help="configuration file passed to every service")
+    args = parser.parse_args(argv)
+    settings = load_or_exit("suite", args.config).settings
+    endpoints = {name: getattr(settings, name) for name in ORDER}
+    suite = Suite(args.config)
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    status = 0
+    try:
+        for name in ORDER:
+            proc = suite.start(name)
+            if not wait_serving(endpoints[name].dial(), SERVICE_NAMES[name], 60, proc):
+                print(f"allsource-suite: {name} did not become healthy; see its log above", file=sys.stderr)
+                status = 1
+                return
+        data_dir = Path(settings.storage.data_dir).resolve()
+        lines = [
+            "",
+            f"AllSource is running (embedded RocksDB in {data_dir}, pid {os.getpid()}):",
+            *(f"  {name:<8} {endpoints[name].dial():<22} {SERVICE_NAMES[name]}" for name in ORDER),
+            "",
+            f"  try:  grpcurl -plaintext {endpoints['query'].dial()} list",
+            "  stop:  Ctrl-C",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        while True:
+            for name, proc in suite.procs.items():
+                if proc.poll() is not None:
+                    print(f"allsource-suite: {name} exited with status {proc.returncode}; stopping", file=sys.stderr)
+                    status = 1
+                    return
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        suite.stop(settings.grpc.shutdown_grace_s)
+        if status == 0:
+            print("allsource-suite: stopped", file=sys.stderr)
+        sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
