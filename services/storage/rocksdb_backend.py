@@ -152,8 +152,7 @@ class RocksBackend(StorageBackend):
         writer = self._writer
         if writer is None:
             raise Unavailable("storage is not open", reason="STORAGE_CLOSED")
-        futures = [asyncio.wrap_future(writer.submit(op.tenant_id, op.request)) for op in ops]
-        return list(await asyncio.gather(*futures))
+        return await asyncio.wrap_future(writer.submit([(op.tenant_id, op.request) for op in ops]))
 
     # -- reads ---------------------------------------------------------------------------------------
 

@@ -57,7 +57,14 @@ class TenantCursor:
 class _Item:
     tenant_id: str
     request: ingest_pb2.AppendEventsRequest
-    future: concurrent.futures.Future[AppendResult]
+
+
+@dataclass(slots=True)
+class _Group:
+    """Appends submitted together (one storage call); committed in the same batch, released together."""
+
+    items: list[_Item]
+    future: concurrent.futures.Future[list[AppendResult]]
     entries: int
 
 
@@ -100,7 +107,7 @@ class GroupCommitWriter:
         self._request_ttl_ns = request_id_ttl_ns
         self._on_commit = on_commit
         self._heads: dict[tuple[int, str], StreamHead] = {}
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[_Group] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._ids = codec.UuidV7()
@@ -114,15 +121,21 @@ class GroupCommitWriter:
         """Start the writer thread."""
         self._thread.start()
 
-    def submit(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> concurrent.futures.Future[AppendResult]:
-        """Queue one append; the future resolves to its response or error once durable or rejected."""
-        future: concurrent.futures.Future[AppendResult] = concurrent.futures.Future()
-        item = _Item(tenant_id, request, future, 4 * len(request.events) + 2)
+    def submit(
+        self, appends: list[tuple[str, ingest_pb2.AppendEventsRequest]]
+    ) -> concurrent.futures.Future[list[AppendResult]]:
+        """Queue appends (tenant, request); the future resolves to their results once durable or rejected.
+
+        One future per group, not per append: waking the event loop from this thread is the costly part.
+        """
+        future: concurrent.futures.Future[list[AppendResult]] = concurrent.futures.Future()
+        items = [_Item(tenant_id, request) for tenant_id, request in appends]
+        group = _Group(items, future, sum(4 * len(i.request.events) + 2 for i in items))
         with self._cond:
             if self._stopping:
-                future.set_result(Unavailable("storage is shutting down", reason="SHUTTING_DOWN"))
+                future.set_result([Unavailable("storage is shutting down", reason="SHUTTING_DOWN")] * len(items))
                 return future
-            self._queue.append(item)
+            self._queue.append(group)
             self._cond.notify()
         return future
 
@@ -142,15 +155,16 @@ class GroupCommitWriter:
                     self._cond.wait()
                 if not self._queue and self._stopping:
                     return
-                items = [self._queue.popleft()]
-                entries = items[0].entries
+                groups = [self._queue.popleft()]
+                entries = groups[0].entries
                 while self._queue and entries + self._queue[0].entries <= self._max_entries:
-                    item = self._queue.popleft()
-                    entries += item.entries
-                    items.append(item)
-            self._commit(items)
+                    group = self._queue.popleft()
+                    entries += group.entries
+                    groups.append(group)
+            self._commit(groups)
 
-    def _commit(self, items: list[_Item]) -> None:
+    def _commit(self, groups: list[_Group]) -> None:
+        items = [item for group in groups for item in group.items]
         batch = WriteBatch(raw_mode=True)
         overlay = _Overlay()
         now = time.time_ns()
@@ -177,16 +191,19 @@ class GroupCommitWriter:
                     reason="STORAGE_WRITE_FAILED",
                 )
             )
-            for item in items:
-                item.future.set_result(failure)
+            for group in groups:
+                group.future.set_result([failure] * len(group.items))
             return
         heads_changed = self._apply(overlay)
         if heads_changed:
             self._on_commit(heads_changed)
-        for item, result in zip(items, results, strict=True):
-            if isinstance(result, ingest_pb2.AppendEventsResponse) and not result.deduplicated:
-                self.appends_committed += 1
-            item.future.set_result(result)
+        self.appends_committed += sum(
+            1 for r in results if isinstance(r, ingest_pb2.AppendEventsResponse) and not r.deduplicated
+        )
+        start = 0
+        for group in groups:
+            group.future.set_result(results[start : start + len(group.items)])
+            start += len(group.items)
 
     def _apply(self, overlay: _Overlay) -> dict[int, int]:
         if len(self._heads) + len(overlay.heads) > self._cache_size:
