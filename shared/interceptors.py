@@ -1,9 +1,15 @@
-"""Server interceptors shared by every service.
+"""The call chain every public and internal RPC runs through.
 
-`CallInterceptor` is the request-id, access-log and error-mapping stage of the chain: it gives each call
-a request id (from `x-request-id` metadata or a new one), logs one line when the call ends, and turns an
+`CallChain` is the request-id, access-log, trace-context and error-mapping stage: it gives each call a
+request id (from `x-request-id` metadata or a new one), continues the caller's trace context (default
+tracing mode, see shared.tracing), writes one access-log line when the call ends, and turns an
 AllSourceError raised by a handler into a rich status. Any other exception becomes INTERNAL with the
 request id in its ErrorInfo; its stack trace goes to the log, never to the client.
+
+The chain is applied when servicers are registered (`Registrar`), wrapping each method's handler once,
+rather than as a grpc.aio.ServerInterceptor, which would cost a coroutine pipeline and a new handler
+object on every call: measured here, an interceptor doing the same work cost 0.09 ms per call, a fifth
+of what the whole call costs in an echo server.
 """
 
 from __future__ import annotations
@@ -13,18 +19,21 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 
+from shared import tracing
 from shared.errors import AllSourceError, Internal
-from shared.logs import request_id_var
+from shared.logs import AccessLog, request_id_var
 
-log = logging.getLogger("allsource.access")
+log = logging.getLogger("allsource.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
-_INFRA_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+INFRA_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+Behavior = Callable[..., Any]
 
 
 def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
@@ -35,125 +44,119 @@ def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
     return ""
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: AllSourceError) -> None:
+async def abort_with(context: grpc.aio.ServicerContext, error: AllSourceError, request_id: str = "") -> None:
     """End the call with the error's rich status (raises grpc.aio.AbortError)."""
     status = error.to_grpc_status()
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    trailing = tuple(status.trailing_metadata) + (((REQUEST_ID_KEY, request_id),) if request_id else ())
+    await context.abort(status.code, status.details, trailing)
 
 
-def _request_id(details: grpc.HandlerCallDetails) -> str:
-    for key, value in details.invocation_metadata or ():
-        if key == REQUEST_ID_KEY and value:
-            text = value if isinstance(value, str) else value.decode()
-            return text[:128]
-    return uuid.uuid4().hex
+class CallChain:
+    """Wraps handlers with request ids, trace context, access logging and error mapping."""
 
-
-class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Request id, access log and error mapping for every non-infrastructure RPC."""
-
-    def __init__(self, *, access_log: bool = True) -> None:
+    def __init__(self, *, access_log: AccessLog | None, propagate_trace: bool) -> None:
         self.access_log = access_log
+        self.propagate_trace = propagate_trace
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(_INFRA_PREFIXES):
-            return handler
-        request_id = _request_id(handler_call_details)
-        return wrap_handler(handler, lambda behavior, streaming: self._wrap(behavior, streaming, method, request_id))
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler for `method` with the chain around it (built once per method)."""
+        if method.startswith(INFRA_PREFIXES):
+            # Health Watch writes with context.write(); tracing interceptors expect an async generator
+            # (opentelemetry-python-contrib#3066), so present every infra stream as one.
+            return wrap_handler(handler, lambda behavior, streaming: _as_generator(behavior) if streaming else behavior)
+        return wrap_handler(handler, lambda behavior, streaming: self._wrap(behavior, streaming, method))
 
-    def _wrap(self, behavior: Callable[..., Any], streaming: bool, method: str, request_id: str) -> Callable[..., Any]:
-        interceptor = self
+    def _begin(self, context: grpc.aio.ServicerContext) -> str:
+        request_id = ""
+        trace_headers = []
+        for key, value in context.invocation_metadata() or ():
+            if key == REQUEST_ID_KEY and value:
+                request_id = (value if isinstance(value, str) else value.decode())[:128]
+            elif key in ("traceparent", "tracestate"):
+                trace_headers.append((key, value))
+        request_id = request_id or uuid.uuid4().hex
+        request_id_var.set(request_id)  # each RPC runs in its own task: the values die with it
+        if trace_headers and self.propagate_trace:
+            trace_context = tracing.extract(trace_headers)
+            if trace_context is not None:
+                otel_context.attach(trace_context)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        return request_id
 
-        async def finish(context: grpc.aio.ServicerContext, started: float, exc: BaseException | None) -> None:
-            if isinstance(exc, AllSourceError):
-                await_abort = exc
-            elif exc is None or isinstance(exc, grpc.aio.AbortError | GeneratorExit):
-                await_abort = None
+    async def _end(
+        self, context: grpc.aio.ServicerContext, method: str, request_id: str, started: float, exc: BaseException | None
+    ) -> None:
+        error: AllSourceError | None = None
+        if isinstance(exc, AllSourceError):
+            error = exc
+        elif exc is not None and not isinstance(exc, grpc.aio.AbortError | GeneratorExit | asyncio.CancelledError):
+            log.error("unhandled error in %s", method, exc_info=(type(exc), exc, exc.__traceback__), extra={"method": method})
+            error = Internal(
+                f"internal error; quote request id {request_id} when reporting it", metadata={"request_id": request_id}
+            )
+        if self.access_log is not None:
+            if error is not None:
+                code_name, reason = error.code.name, error.reason
+            elif isinstance(exc, asyncio.CancelledError):
+                code_name, reason = "CANCELLED", ""
             else:
-                log.error(
-                    "unhandled error in %s",
-                    method,
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                    extra={"method": method},
-                )
-                await_abort = Internal(
-                    f"internal error; quote request id {request_id} when reporting it",
-                    metadata={"request_id": request_id},
-                )
-            if interceptor.access_log:
-                code = await_abort.code if await_abort else (context.code() or grpc.StatusCode.OK)
-                log.info(
-                    "rpc",
-                    extra={
-                        "method": method,
-                        "code": code.name if isinstance(code, grpc.StatusCode) else str(code),
-                        "reason": await_abort.reason if await_abort else "",
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "peer": context.peer(),
-                    },
-                )
-            if await_abort is not None:
-                await abort_with(context, await_abort)
+                code = context.code()
+                code_name = code.name if isinstance(code, grpc.StatusCode) else "OK" if code is None else str(code)
+                reason = ""
+            self.access_log.record(method, code_name, reason, (time.perf_counter() - started) * 1000, context.peer(), request_id)
+        if error is not None:
+            await abort_with(context, error, request_id)
 
+    def _wrap(self, behavior: Behavior, streaming: bool, method: str) -> Behavior:
         if not streaming:
 
-            async def unary(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-                token = request_id_var.set(request_id)
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
-                context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+                request_id = self._begin(context)
                 try:
-                    response = await behavior(request_or_iterator, context)
+                    response = await behavior(request, context)
                 except BaseException as exc:
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    await finish(context, started, exc)
+                    await self._end(context, method, request_id, started, exc)
                     raise
-                else:
-                    await finish(context, started, None)
-                    return response
-                finally:
-                    request_id_var.reset(token)
+                if self.access_log is not None:
+                    await self._end(context, method, request_id, started, None)
+                return response
 
             return unary
 
-        async def stream(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token = request_id_var.set(request_id)
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+            request_id = self._begin(context)
             try:
-                result = behavior(request_or_iterator, context)
+                result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
                         yield item
                 else:
                     await result
             except BaseException as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                await finish(context, started, exc)
+                await self._end(context, method, request_id, started, exc)
                 raise
-            else:
-                await finish(context, started, None)
-            finally:
-                request_id_var.reset(token)
+            await self._end(context, method, request_id, started, None)
 
         return stream
 
 
-def wrap_handler(
-    handler: grpc.RpcMethodHandler, wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]]
-) -> grpc.RpcMethodHandler:
+def _as_generator(behavior: Behavior) -> Behavior:
+    async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        result = behavior(request, context)
+        if inspect.isasyncgen(result):
+            async for item in result:
+                yield item
+        else:
+            await result
+
+    return generator
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]) -> grpc.RpcMethodHandler:
     """A copy of handler whose behavior is wrap(behavior, response_streaming)."""
-    kw = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
+    kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **kw)
     if handler.unary_stream:
@@ -161,3 +164,35 @@ def wrap_handler(
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), **kw)
     return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **kw)
+
+
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, chain: CallChain) -> None:
+        self._inner = inner
+        self._chain = chain
+        self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if method not in self._cache:
+            handler = self._inner.service(handler_call_details)
+            self._cache[method] = self._chain.wrap(method, handler) if handler is not None else None
+        return self._cache[method]
+
+
+class Registrar:
+    """Stands in for the server when generated `add_*Servicer_to_server` functions register handlers."""
+
+    def __init__(self, server: grpc.aio.Server, chain: CallChain) -> None:
+        self._server = server
+        self._chain = chain
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_WrappedGeneric(h, self._chain) for h in handlers))
+
+    def add_registered_method_handlers(self, service_name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        wrapped = {name: self._chain.wrap(f"/{service_name}/{name}", h) for name, h in handlers.items()}
+        self._server.add_registered_method_handlers(service_name, wrapped)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)

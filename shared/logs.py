@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, BinaryIO
+
+import orjson
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -67,3 +70,62 @@ def configure(service: str, level: str = "INFO") -> None:
 def set_level(level: str) -> None:
     """Change the root log level at run time."""
     logging.getLogger().setLevel(level)
+
+
+class AccessLog:
+    """One JSON line per RPC, buffered: written when 64 KiB accumulate, every 0.2 s, and at shutdown.
+
+    Going through `logging` and flushing a line per call cost 0.13 ms per RPC here (a quarter of a small
+    call); buffering keeps the lines while making them almost free.
+    """
+
+    FLUSH_BYTES = 64 * 1024
+    FLUSH_AFTER_S = 0.2
+
+    def __init__(self, service: str, out: BinaryIO | None = None) -> None:
+        self.service = service
+        self.out = out or sys.stderr.buffer
+        self._buffer: list[bytes] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def record(self, method: str, code: str, reason: str, duration_ms: float, peer: str, request_id: str) -> None:
+        """Queue the line for one finished call."""
+        now = time.time()
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+            "level": "INFO",
+            "service": self.service,
+            "logger": "allsource.access",
+            "msg": "rpc",
+            "method": method,
+            "code": code,
+            "duration_ms": round(duration_ms, 3),
+            "peer": peer,
+            "request_id": request_id,
+        }
+        if reason:
+            entry["reason"] = reason
+        trace_id = _current_trace_id()
+        if trace_id:
+            entry["trace_id"] = trace_id
+        line = orjson.dumps(entry) + b"\n"
+        self._buffer.append(line)
+        self._size += len(line)
+        if self._size >= self.FLUSH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(self.FLUSH_AFTER_S, self.flush)
+            except RuntimeError:  # no loop (tests calling directly): write now
+                self.flush()
+
+    def flush(self) -> None:
+        """Write everything queued."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._buffer:
+            data, self._buffer, self._size = b"".join(self._buffer), [], 0
+            self.out.write(data)
+            self.out.flush()

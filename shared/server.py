@@ -23,7 +23,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from shared import logs, tracing
-from shared.interceptors import CallInterceptor
+from shared.interceptors import CallChain, Registrar
 from shared.settings import Endpoint, GrpcSettings, LoadedSettings, Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Service(abc.ABC):
 
     @abc.abstractmethod
     def register(self, server: grpc.aio.Server) -> list[str]:
-        """Add servicers to the server; return their full service names."""
+        """Add servicers (with the generated add_*_to_server functions); return their full service names."""
 
     async def dependencies_ok(self) -> tuple[bool, str]:
         """Whether every dependency this service needs answers; checked every second while running."""
@@ -106,13 +106,16 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     """Serve until SIGTERM or SIGINT, then drain and stop."""
     settings = service.settings
     server = grpc.aio.server(
-        interceptors=[*tracing.server_interceptors(settings.tracing), CallInterceptor(access_log=settings.log.access_log)],
+        interceptors=tracing.server_interceptors(settings.tracing),
         options=server_options(settings.grpc),
     )
+    access_log = logs.AccessLog(service.name) if settings.log.access_log else None
+    chain = CallChain(access_log=access_log, propagate_trace=tracing.propagating(settings.tracing))
+    registrar = Registrar(server, chain)
     await service.start()
-    service.service_names = service.register(server)
+    service.service_names = service.register(registrar)
     service.health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(service.health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(service.health, registrar)
     reflection.enable_server_reflection([*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     endpoint = service.endpoint()
     try:
@@ -145,6 +148,8 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop(0)))
     await server.stop(settings.grpc.shutdown_grace_s)
     await service.stop()
+    if access_log is not None:
+        access_log.flush()
     tracing.shutdown()
     log.info("stopped")
 

@@ -34,6 +34,7 @@ class StorageClient:
     def __init__(self, settings: Settings) -> None:
         self.address = settings.storage.dial()
         self.timeout = settings.grpc.storage_timeout_s
+        self._propagate = tracing.propagating(settings.tracing)
         self.channel = grpc.aio.insecure_channel(
             self.address,
             options=channel_options(settings.grpc),
@@ -70,7 +71,10 @@ class StorageClient:
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         request_id = request_id_var.get()
-        return ((REQUEST_ID_KEY, request_id),) if request_id else ()
+        metadata = [(REQUEST_ID_KEY, request_id)] if request_id else []
+        if self._propagate:
+            metadata += tracing.outgoing_metadata()
+        return tuple(metadata)
 
     async def call(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
         """Call a unary StorageService method by name."""

@@ -1,31 +1,35 @@
-"""OpenTelemetry: a tracer provider per service and the gRPC interceptors that carry trace context.
+"""OpenTelemetry: trace context across every service call, and spans when an exporter is configured.
 
-The server interceptor continues the caller's trace (W3C `traceparent` metadata) and the client
-interceptors inject the current context into calls to other services, so one trace spans
-client -> public service -> storage.
+Two modes, chosen by `tracing.exporter`:
+- an exporter is set (console, otlp): the SDK records spans, and the opentelemetry-instrumentation-grpc
+  interceptors create a server span for every RPC and a client span for every call to storage;
+- no exporter (the default): nothing is recorded, but W3C `traceparent` / `tracestate` are still taken
+  from incoming calls and put on outgoing ones (`extract` / `outgoing_metadata`), so one trace id follows
+  a request from the client through the public service to storage and into every log line. Measured
+  here, the instrumentation's aio server interceptor costs about a quarter of a small call's
+  throughput even with nothing recorded, which is why the default mode does not install it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
 from shared.settings import TracingSettings
 
+_HEADERS = ("traceparent", "tracestate")
 _provider: Any = None
 
 
 def setup(service: str, settings: TracingSettings) -> None:
-    """Install the global tracer provider for this process.
-
-    With no exporter the SDK is not installed: the API's non-recording spans still carry the caller's
-    trace context through every hop (and into the logs) at a fraction of the cost of recording spans.
-    """
+    """Install the SDK tracer provider when spans are to be exported."""
     global _provider
     if not settings.enabled or settings.exporter == "none" or _provider is not None:
         return
-    from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -37,12 +41,22 @@ def setup(service: str, settings: TracingSettings) -> None:
     )
     if settings.exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif settings.exporter == "otlp":
+    else:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=True)))
     trace.set_tracer_provider(provider)
     _provider = provider
+
+
+def recording(settings: TracingSettings) -> bool:
+    """Whether spans are recorded and exported (the instrumentation interceptors are installed)."""
+    return settings.enabled and settings.exporter != "none"
+
+
+def propagating(settings: TracingSettings) -> bool:
+    """Whether this process carries trace context itself (tracing on, no exporter)."""
+    return settings.enabled and settings.exporter == "none"
 
 
 def shutdown() -> None:
@@ -52,21 +66,33 @@ def shutdown() -> None:
 
 
 def server_interceptors(settings: TracingSettings) -> list[grpc.aio.ServerInterceptor]:
-    """The tracing stage of a server's interceptor chain (outermost)."""
-    if not settings.enabled:
+    """The outermost stage of a server's chain when spans are recorded."""
+    if not recording(settings):
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-    # Health probes and reflection make no useful traces (and the interceptor mishandles the
-    # write-style Watch stream of the health service: opentelemetry-python-contrib#3066).
-    infra = filters.any_of(filters.service_prefix("grpc.health."), filters.service_prefix("grpc.reflection."))
-    return [aio_server_interceptor(filter_=filters.negate(infra))]
+    return [aio_server_interceptor()]
 
 
 def client_interceptors(settings: TracingSettings) -> list[Any]:
-    """Interceptors for channels to other services of the suite."""
-    if not settings.enabled:
+    """Interceptors for channels to storage when spans are recorded."""
+    if not recording(settings):
         return []
-    from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
-    return list(aio_client_interceptors(filter_=filters.negate(filters.service_prefix("grpc.health."))))
+    return list(aio_client_interceptors())
+
+
+def extract(metadata: Sequence[tuple[str, Any]] | None) -> otel_context.Context | None:
+    """The trace context an incoming call carries, or None when it carries none."""
+    carrier = {k: v for k, v in metadata or () if k in _HEADERS}
+    return propagate.extract(carrier) if carrier else None
+
+
+def outgoing_metadata() -> list[tuple[str, str]]:
+    """traceparent / tracestate for the current trace, to put on an outgoing call."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return []
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return list(carrier.items())
