@@ -69,8 +69,10 @@ class IngestSettings(Endpoint):
     """The ingest service."""
 
     port: int = Field(default=50051, ge=0, le=65535)
-    # Concurrent appends are coalesced into one storage call; at most this many calls are in flight.
+    # Concurrent appends are coalesced into one storage call; a second one (up to this many) starts only
+    # when coalesce_parallel_bytes are waiting (bulk ingest).
     storage_calls_in_flight: int = Field(default=2, ge=1, le=64)
+    coalesce_parallel_bytes: int = Field(default=1024 * 1024, ge=0)
     # One storage call carries at most this many appends and bytes.
     coalesce_max_appends: int = Field(default=1024, ge=1)
     coalesce_max_bytes: int = Field(default=8 * MiB, ge=64 * 1024)

@@ -1,10 +1,14 @@
 """Coalescing of concurrent appends into few storage calls.
 
 A gRPC call costs far more than the work of one small append, so the ingest service never makes one
-storage call per client call. Appends wait in a queue; while at most `in_flight` storage calls are
-running, each new call takes everything queued (up to a count and byte bound). Under light load an
-append goes out at once; under heavy load hundreds share one call, and the storage writer merges them
-into one WAL sync. Each append still succeeds or fails on its own.
+storage call per client call. Appends wait in a queue; when no storage call is running, a new call takes
+everything queued (up to a count and byte bound). Under light load an append goes out at once; under
+heavy load hundreds share one call, and the storage writer merges them into one WAL sync. Each append
+still succeeds or fails on its own.
+
+A second call (up to `in_flight`) starts only when at least `parallel_bytes` are queued: bulk ingest
+then keeps storage busy while the next call is assembled, while small appends keep batching behind a
+single call (measured here: one call in flight gives 35% more single appends per second than two).
 
 The storage request is assembled from each append's serialized bytes; nothing is re-encoded.
 """
@@ -39,12 +43,16 @@ def operation_bytes(tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> 
 class AppendCoalescer:
     """Sends queued appends to storage in shared calls, at most `in_flight` at a time."""
 
-    def __init__(self, storage: StorageClient, *, in_flight: int, max_appends: int, max_bytes: int) -> None:
+    def __init__(
+        self, storage: StorageClient, *, in_flight: int, max_appends: int, max_bytes: int, parallel_bytes: int
+    ) -> None:
         self.storage = storage
         self.in_flight_limit = in_flight
+        self.parallel_bytes = parallel_bytes
         self.max_appends = max_appends
         self.max_bytes = max_bytes
         self._queue: list[_Waiting] = []
+        self._queued_bytes = 0
         self._in_flight = 0
         self.calls = 0
         self.appends = 0
@@ -52,7 +60,9 @@ class AppendCoalescer:
     async def append(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
         """Append through storage; raises the append's own error if it failed."""
         future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(operation_bytes(tenant_id, request), future))
+        operation = operation_bytes(tenant_id, request)
+        self._queue.append(_Waiting(operation, future))
+        self._queued_bytes += len(operation)
         self._flush()
         outcome = await future
         if outcome.HasField("error"):
@@ -60,7 +70,9 @@ class AppendCoalescer:
         return outcome.success
 
     def _flush(self) -> None:
-        while self._queue and self._in_flight < self.in_flight_limit:
+        while self._queue and (
+            self._in_flight == 0 or (self._in_flight < self.in_flight_limit and self._queued_bytes >= self.parallel_bytes)
+        ):
             taken, size = 0, 0
             for waiting in self._queue:
                 if taken and (taken >= self.max_appends or size + len(waiting.operation) > self.max_bytes):
@@ -68,6 +80,7 @@ class AppendCoalescer:
                 taken += 1
                 size += len(waiting.operation)
             batch, self._queue = self._queue[:taken], self._queue[taken:]
+            self._queued_bytes -= size
             self._in_flight += 1
             asyncio.ensure_future(self._send(batch))
 

@@ -29,6 +29,7 @@ class IngestProcess(server.Service):
             in_flight=s.storage_calls_in_flight,
             max_appends=s.coalesce_max_appends,
             max_bytes=s.coalesce_max_bytes,
+            parallel_bytes=s.coalesce_parallel_bytes,
         )
         self.servicer = IngestServicer(AppendValidator(settings.limits), self.coalescer, s.batch_append_window)
 
