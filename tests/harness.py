@@ -1,0 +1,128 @@
+"""Start and stop the suite's services as real processes on free loopback ports (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from services.suite import ORDER, SERVICE_NAMES, wait_serving
+from shared.client import AllSourceClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Suite:
+    """The four services as child processes, each logging JSON lines to its own file."""
+
+    workdir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.workdir / "data"
+        for name in ORDER:
+            self.ports.setdefault(name, free_port())
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALLSOURCE_")}
+        env.update(
+            {
+                "ALLSOURCE_STORAGE__DATA_DIR": str(self.data_dir),
+                "ALLSOURCE_GRPC__SHUTDOWN_GRACE_S": "5",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for name, port in self.ports.items():
+            env[f"ALLSOURCE_{name.upper()}__PORT"] = str(port)
+        env.update(self.extra_env)
+        return env
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def log_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        path = self.log_path(name)
+        return path.read_text() if path.exists() else ""
+
+    def start(self, name: str, wait: bool = True) -> subprocess.Popen[bytes]:
+        with open(self.log_path(name), "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env=self.env(),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.procs[name] = proc
+        if wait and not wait_serving(self.address(name), SERVICE_NAMES[name], 60, proc):
+            raise RuntimeError(f"{name} did not become healthy:\n{self.log(name)[-4000:]}")
+        return proc
+
+    def start_all(self) -> Suite:
+        for name in ORDER:
+            self.start(name)
+        return self
+
+    def signal(self, name: str, sig: int) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no chance to flush or drain."""
+        self.signal(name, signal.SIGKILL)
+        self.procs[name].wait()
+
+    def stop(self, name: str, timeout: float = 20) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        self.signal(name, signal.SIGTERM)
+        try:
+            return self.procs[name].wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.procs[name].kill()
+            self.procs[name].wait()
+            raise
+
+    def stop_all(self) -> None:
+        for name in reversed(ORDER):
+            if name in self.procs and self.procs[name].poll() is None:
+                try:
+                    self.stop(name)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    def channel(self, name: str) -> grpc.Channel:
+        return grpc.insecure_channel(self.address(name))
+
+    def client(self, **kw: object) -> AllSourceClient:
+        return AllSourceClient(self.address("ingest"), self.address("query"), self.address("admin"), **kw)  # type: ignore[arg-type]
+
+    def wait_until(self, predicate: object, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+        raise AssertionError("condition not reached in time")

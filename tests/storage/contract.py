@@ -1,0 +1,485 @@
+"""The storage contract, written once and run against every backend (see test_rocksdb_contract.py).
+
+A backend test module subclasses StorageContract and implements `new_backend(path)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from allsource.v1 import event_pb2, ingest_pb2
+
+from services.storage.backend import AppendOp, Snapshot, StorageBackend
+from services.storage.subscribe import SubscriptionParams, follow
+from shared.errors import AllSourceError
+from shared.timestamps import from_timestamp
+
+T = "default"
+K = ingest_pb2.ExpectedVersionKind
+
+
+def ev(event_type: str = "Happened", payload: bytes = b"{}", event_id: str = "", **meta: str) -> event_pb2.EventData:
+    return event_pb2.EventData(event_id=event_id, event_type=event_type, payload=payload, metadata=meta)
+
+
+def req(
+    stream: str,
+    *events: event_pb2.EventData,
+    kind: int = K.EXPECTED_VERSION_KIND_ANY,
+    version: int = 0,
+    request_id: str = "",
+) -> ingest_pb2.AppendEventsRequest:
+    return ingest_pb2.AppendEventsRequest(
+        stream_id=stream,
+        events=list(events) or [ev()],
+        expected_version=ingest_pb2.ExpectedVersion(kind=kind, version=version),
+        request_id=request_id,
+    )
+
+
+def decode(data: bytes) -> event_pb2.Event:
+    return event_pb2.Event.FromString(data)
+
+
+class StorageContract:
+    """Behaviour every StorageBackend must have."""
+
+    def new_backend(self, path: Path) -> StorageBackend:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def run(self, tmp_path: Path) -> Callable[[Callable[[StorageBackend], Awaitable[Any]]], Any]:
+        """Run `body(backend)` on a started backend in a fresh event loop, closing it afterwards."""
+
+        def runner(body: Callable[[StorageBackend], Awaitable[Any]]) -> Any:
+            async def main() -> Any:
+                backend = self.new_backend(tmp_path)
+                await backend.start()
+                try:
+                    return await body(backend)
+                finally:
+                    await backend.close()
+
+            return asyncio.run(main())
+
+        return runner
+
+    @staticmethod
+    async def append_one(b: StorageBackend, request: ingest_pb2.AppendEventsRequest, tenant: str = T) -> Any:
+        (result,) = await b.append([AppendOp(tenant, request)])
+        return result
+
+    # -- versions, positions, time ------------------------------------------------------------------
+
+    def test_versions_and_positions_are_gapless_from_one(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            r1 = await self.append_one(b, req("a", ev(), ev(), ev()))
+            r2 = await self.append_one(b, req("b", ev()))
+            r3 = await self.append_one(b, req("a", ev(), ev()))
+            assert (r1.first_version, r1.last_version, r1.first_position, r1.last_position) == (1, 3, 1, 3)
+            assert (r2.first_version, r2.last_version, r2.first_position, r2.last_position) == (1, 1, 4, 4)
+            assert (r3.first_version, r3.last_version, r3.first_position, r3.last_position) == (4, 5, 5, 6)
+            run_ = await b.read_events(T, event_pb2.EventFilter(), after_position=0, limit=100, max_scan=100)
+            events = [decode(e) for e in run_.events]
+            assert [e.position for e in events] == [1, 2, 3, 4, 5, 6]
+            assert [(e.stream_id, e.version) for e in events] == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("a", 4), ("a", 5)]
+            times = [from_timestamp(e.recorded_at) for e in events]
+            assert times == sorted(times)
+            assert b.head_position(T) == 6
+
+        run(body)
+
+    def test_stored_event_keeps_client_fields_and_assigns_ids(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            chosen = str(uuid.uuid4())
+            data = ev("OrderPlaced", b'{"total": 3}', event_id=chosen, source="test")
+            data.occurred_at.FromSeconds(1_700_000_000)
+            r = await self.append_one(b, req("order-1", data, ev("OrderPaid")))
+            assert r.event_ids[0] == chosen
+            assert uuid.UUID(r.event_ids[1]).version == 7  # server-assigned, time-ordered
+            first = decode(await b.get_event(T, chosen))
+            assert (first.event_type, first.payload, first.content_type) == ("OrderPlaced", b'{"total": 3}', "application/json")
+            assert dict(first.metadata) == {"source": "test"}
+            assert first.occurred_at.seconds == 1_700_000_000
+            assert (first.tenant_id, first.stream_id, first.version, first.position) == (T, "order-1", 1, 1)
+            assert from_timestamp(first.recorded_at) == from_timestamp(r.recorded_at)
+            second = decode(await b.get_event(T, r.event_ids[1]))
+            assert second.event_id == r.event_ids[1]
+
+        run(body)
+
+    # -- expected version ---------------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("kind", "version", "current", "ok"),
+        [
+            (K.EXPECTED_VERSION_KIND_UNSPECIFIED, 0, 2, True),
+            (K.EXPECTED_VERSION_KIND_ANY, 0, 0, True),
+            (K.EXPECTED_VERSION_KIND_ANY, 0, 2, True),
+            (K.EXPECTED_VERSION_KIND_NO_STREAM, 0, 0, True),
+            (K.EXPECTED_VERSION_KIND_NO_STREAM, 0, 2, False),
+            (K.EXPECTED_VERSION_KIND_STREAM_EXISTS, 0, 0, False),
+            (K.EXPECTED_VERSION_KIND_STREAM_EXISTS, 0, 2, True),
+            (K.EXPECTED_VERSION_KIND_EXACT, 0, 0, True),
+            (K.EXPECTED_VERSION_KIND_EXACT, 2, 2, True),
+            (K.EXPECTED_VERSION_KIND_EXACT, 1, 2, False),
+            (K.EXPECTED_VERSION_KIND_EXACT, 3, 2, False),
+            (K.EXPECTED_VERSION_KIND_EXACT, 0, 2, False),
+        ],
+    )
+    def test_expected_version_rules(self, run: Any, kind: int, version: int, current: int, ok: bool) -> None:
+        async def body(b: StorageBackend) -> None:
+            if current:
+                await self.append_one(b, req("s", *[ev() for _ in range(current)]))
+            result = await self.append_one(b, req("s", ev(), kind=kind, version=version))
+            if ok:
+                assert isinstance(result, ingest_pb2.AppendEventsResponse), result
+                assert result.last_version == current + 1
+            else:
+                assert isinstance(result, AllSourceError)
+                assert result.reason == "WRONG_EXPECTED_VERSION"
+                assert result.code.name == "ABORTED"
+                assert result.metadata["actual_version"] == str(current)
+                assert result.metadata["expected_kind"] == K.Name(kind)
+                if kind == K.EXPECTED_VERSION_KIND_EXACT:
+                    assert result.metadata["expected_version"] == str(version)
+                assert b.head_position(T) == current  # nothing written
+
+        run(body)
+
+    # -- idempotency --------------------------------------------------------------------------------
+
+    def test_same_event_ids_and_content_replay_the_original_result(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            ids = [str(uuid.uuid4()) for _ in range(3)]
+            batch = [ev("A", b'{"n": %d}' % i, event_id=ids[i]) for i in range(3)]
+            first = await self.append_one(b, req("s", *batch, kind=K.EXPECTED_VERSION_KIND_NO_STREAM))
+            await self.append_one(b, req("other", ev()))
+            again = await self.append_one(b, req("s", *batch, kind=K.EXPECTED_VERSION_KIND_NO_STREAM))
+            assert again.deduplicated and not first.deduplicated
+            assert (again.first_version, again.last_version, again.first_position, again.last_position) == (1, 3, 1, 3)
+            assert list(again.event_ids) == ids
+            assert b.head_position(T) == 4  # the replay wrote nothing
+
+        run(body)
+
+    def test_event_id_reused_with_other_content_or_stream_is_rejected(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            eid = str(uuid.uuid4())
+            await self.append_one(b, req("s", ev("A", b"{}", event_id=eid)))
+            for bad in (
+                req("s", ev("A", b'{"changed": true}', event_id=eid)),
+                req("s", ev("B", b"{}", event_id=eid)),
+                req("elsewhere", ev("A", b"{}", event_id=eid)),
+                req("s", ev("A", b"{}", event_id=eid), ev("A", b"{}", event_id=str(uuid.uuid4()))),
+            ):
+                result = await self.append_one(b, bad)
+                assert isinstance(result, AllSourceError) and result.reason == "DUPLICATE_EVENT_ID", result
+                assert result.code.name == "ALREADY_EXISTS"
+            assert b.head_position(T) == 1
+
+        run(body)
+
+    def test_request_id_retry_returns_the_first_response(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            first = await self.append_one(b, req("s", ev(), ev(), request_id="req-1"))
+            retry = await self.append_one(b, req("s", ev(), ev(), request_id="req-1"))
+            assert retry.deduplicated
+            assert list(retry.event_ids) == list(first.event_ids)
+            assert (retry.first_position, retry.last_position) == (first.first_position, first.last_position)
+            assert b.head_position(T) == 2
+            reused = await self.append_one(b, req("s", ev("Different"), request_id="req-1"))
+            assert isinstance(reused, AllSourceError) and reused.reason == "REQUEST_ID_REUSED"
+
+        run(body)
+
+    def test_duplicates_inside_one_group_commit(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            eid = str(uuid.uuid4())
+            results = await b.append(
+                [
+                    AppendOp(T, req("s", ev(), request_id="same")),
+                    AppendOp(T, req("s", ev(), request_id="same")),
+                    AppendOp(T, req("x", ev("A", event_id=eid))),
+                    AppendOp(T, req("x", ev("A", event_id=eid))),
+                    AppendOp(T, req("y", ev("B", event_id=eid))),
+                ]
+            )
+            assert not results[0].deduplicated and results[1].deduplicated
+            assert results[1].first_position == results[0].first_position
+            assert not results[2].deduplicated and results[3].deduplicated
+            assert isinstance(results[4], AllSourceError) and results[4].reason == "DUPLICATE_EVENT_ID"
+            assert b.head_position(T) == 2
+
+        run(body)
+
+    def test_rejected_append_leaves_no_trace(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", ev()))
+            eid = str(uuid.uuid4())
+            result = await self.append_one(b, req("s", ev("X", event_id=eid), kind=K.EXPECTED_VERSION_KIND_NO_STREAM))
+            assert isinstance(result, AllSourceError)
+            with pytest.raises(AllSourceError) as missing:
+                await b.get_event(T, eid)
+            assert missing.value.reason == "EVENT_NOT_FOUND"
+            piece = await b.read_stream(T, "s", backward=False, from_version=1, limit=10)
+            assert piece.stream_version == 1 and len(piece.events) == 1
+            run_ = await b.read_events(T, event_pb2.EventFilter(event_types=["X"]), after_position=0, limit=10, max_scan=10)
+            assert run_.events == []
+            # and the id is still free to use
+            ok = await self.append_one(b, req("s", ev("X", event_id=eid)))
+            assert ok.first_version == 2
+
+        run(body)
+
+    def test_unknown_tenant(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            result = await self.append_one(b, req("s", ev()), tenant="nobody")
+            assert isinstance(result, AllSourceError) and result.reason == "TENANT_NOT_FOUND"
+            run_ = await b.read_events("nobody", event_pb2.EventFilter(), after_position=0, limit=10, max_scan=10)
+            assert run_.events == [] and run_.end_of_range
+            assert b.head_position("nobody") == 0
+
+        run(body)
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def test_read_stream_directions_and_paging(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", *[ev(payload=b'{"i": %d}' % i) for i in range(10)]))
+            await self.append_one(b, req("t", ev()))
+            fwd = await b.read_stream(T, "s", backward=False, from_version=0, limit=4)
+            assert [decode(e).version for e in fwd.events] == [1, 2, 3, 4] and fwd.next_version == 5
+            rest = await b.read_stream(T, "s", backward=False, from_version=fwd.next_version, limit=100)
+            assert [decode(e).version for e in rest.events] == [5, 6, 7, 8, 9, 10] and rest.next_version == 0
+            back = await b.read_stream(T, "s", backward=True, from_version=0, limit=3)
+            assert [decode(e).version for e in back.events] == [10, 9, 8] and back.next_version == 7
+            tail = await b.read_stream(T, "s", backward=True, from_version=2, limit=10)
+            assert [decode(e).version for e in tail.events] == [2, 1] and tail.next_version == 0
+            bounded = await b.read_stream(T, "s", backward=False, from_version=3, limit=100, to_version=5)
+            assert [decode(e).version for e in bounded.events] == [3, 4, 5] and bounded.next_version == 0
+            beyond = await b.read_stream(T, "s", backward=False, from_version=50, limit=10)
+            assert beyond.events == [] and beyond.stream_version == 10
+            with pytest.raises(AllSourceError) as err:
+                await b.read_stream(T, "missing", backward=False, from_version=0, limit=10)
+            assert err.value.reason == "STREAM_NOT_FOUND" and err.value.code.name == "NOT_FOUND"
+
+        run(body)
+
+    def test_read_events_filters(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("order-1", ev("Placed"), ev("Paid")))
+            await self.append_one(b, req("user-1", ev("Registered")))
+            await self.append_one(b, req("order-2", ev("Placed")))
+            middle = time.time_ns()
+            await asyncio.sleep(0.01)
+            await self.append_one(b, req("order-1", ev("Shipped")))
+            await self.append_one(b, req("order-10", ev("Placed")))
+
+            async def positions(**kw: Any) -> list[int]:
+                run_ = await b.read_events(T, event_pb2.EventFilter(**kw), after_position=0, limit=100, max_scan=1000)
+                assert run_.end_of_range
+                return [decode(e).position for e in run_.events]
+
+            assert await positions() == [1, 2, 3, 4, 5, 6]
+            assert await positions(event_types=["Placed"]) == [1, 4, 6]
+            assert await positions(event_types=["Placed", "Shipped"]) == [1, 4, 5, 6]
+            assert await positions(stream_id_prefix="order-1") == [1, 2, 5, 6]
+            assert await positions(stream_id="order-1") == [1, 2, 5]
+            assert await positions(stream_id="order-1", event_types=["Shipped"]) == [5]
+            assert await positions(stream_id_prefix="order-", event_types=["Placed"]) == [1, 4, 6]
+            assert await positions(from_position=2, to_position=4) == [2, 3, 4]
+            assert await positions(stream_id="order-1", from_position=2) == [2, 5]
+            start = event_pb2.EventFilter()
+            start.start_time.FromNanoseconds(middle)
+            assert await positions(start_time=start.start_time) == [5, 6]
+            assert await positions(end_time=start.start_time) == [1, 2, 3, 4]
+            assert await positions(stream_id="nope") == []
+
+        run(body)
+
+    def test_read_events_bounded_scan_reports_progress(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", *[ev("Common") for _ in range(50)]))
+            await self.append_one(b, req("s", ev("Rare")))
+            cursor, found, calls = 0, [], 0
+            while True:
+                run_ = await b.read_events(
+                    T, event_pb2.EventFilter(stream_id_prefix="s", event_types=["Rare"]), after_position=cursor, limit=10, max_scan=7
+                )
+                calls += 1
+                found += [decode(e).position for e in run_.events]
+                assert run_.scanned_to >= cursor
+                cursor = run_.scanned_to
+                if run_.end_of_range:
+                    break
+            assert found == [51]
+            # a prefix filter without a type index scans the log in bounded steps
+            cursor, found, calls = 0, [], 0
+            while True:
+                run_ = await b.read_events(
+                    T, event_pb2.EventFilter(stream_id_prefix="s"), after_position=cursor, limit=1000, max_scan=20
+                )
+                calls += 1
+                found += [decode(e).position for e in run_.events]
+                cursor = run_.scanned_to
+                if run_.end_of_range:
+                    break
+            assert found == list(range(1, 52)) and calls == 3
+
+        run(body)
+
+    def test_list_and_describe_streams(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            for name in ("b-2", "a-1", "b-1", "c-1", "b-10"):
+                await self.append_one(b, req(name, ev()))
+            t_mid = time.time_ns()
+            await asyncio.sleep(0.01)
+            await self.append_one(b, req("b-1", ev(), ev()))
+            page, end = await b.list_streams(T, prefix="", after="", limit=2)
+            assert [s.stream_id for s in page] == ["a-1", "b-1"] and not end
+            page, end = await b.list_streams(T, prefix="", after="b-1", limit=10)
+            assert [s.stream_id for s in page] == ["b-10", "b-2", "c-1"] and end
+            page, end = await b.list_streams(T, prefix="b-", after="", limit=10)
+            assert [s.stream_id for s in page] == ["b-1", "b-10", "b-2"] and end
+            info, version = await b.get_stream(T, "b-1", None)
+            assert (info.version, version, info.first_position, info.last_position) == (3, 3, 3, 7)
+            _, then = await b.get_stream(T, "b-1", t_mid)
+            assert then == 1
+            _, before = await b.get_stream(T, "b-1", 1)
+            assert before == 0
+
+        run(body)
+
+    def test_snapshots(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", *[ev() for _ in range(10)]))
+            assert await b.get_snapshot(T, "s", 10) is None
+            await b.put_snapshot(T, "s", Snapshot(4, b'{"v": 4}', 111))
+            await b.put_snapshot(T, "s", Snapshot(8, b'{"v": 8}', 222))
+            assert (await b.get_snapshot(T, "s", 3)) is None
+            assert (await b.get_snapshot(T, "s", 7)).state == b'{"v": 4}'
+            got = await b.get_snapshot(T, "s", 100)
+            assert (got.version, got.state, got.recorded_ns) == (8, b'{"v": 8}', 222)
+            with pytest.raises(AllSourceError):
+                await b.put_snapshot(T, "s", Snapshot(11, b"{}", 1))
+
+        run(body)
+
+    # -- live --------------------------------------------------------------------------------------
+
+    def test_subscription_catches_up_goes_live_and_resumes_without_gap(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", *[ev("A") for _ in range(5)]))
+            closing = asyncio.Event()
+            params = SubscriptionParams(T, 0, False, (), "", 1000, 0.2, 2)
+            seen: list[int] = []
+            kinds: list[str] = []
+
+            async def consume(p: SubscriptionParams, stop_at: int) -> None:
+                async for message in follow(b, p, closing):
+                    kind = message.WhichOneof("content")
+                    kinds.append(kind)
+                    if kind == "events":
+                        seen.extend(e.position for e in message.events.events)
+                    if seen and seen[-1] >= stop_at:
+                        return
+
+            task = asyncio.ensure_future(consume(params, 8))
+            await asyncio.sleep(0.2)
+            await self.append_one(b, req("s", ev("A"), ev("A"), ev("A")))
+            await asyncio.wait_for(task, 5)
+            assert seen == list(range(1, 9))
+            assert "caught_up" in kinds and kinds.index("caught_up") < len(kinds) - 1
+            # resume after position 6: exactly 7 and 8, then more live
+            seen.clear()
+            resumed = SubscriptionParams(T, 6, False, (), "", 1000, 0.2, 100)
+            task = asyncio.ensure_future(consume(resumed, 9))
+            await asyncio.sleep(0.1)
+            await self.append_one(b, req("s", ev("A")))
+            await asyncio.wait_for(task, 5)
+            assert seen == [7, 8, 9]
+
+        run(body)
+
+    def test_subscription_filters_and_checkpoints(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("noise", *[ev("Noise") for _ in range(30)]))
+            await self.append_one(b, req("keep-1", ev("Keep")))
+            closing = asyncio.Event()
+            params = SubscriptionParams(T, 0, False, ("Keep",), "keep-", 10, 0.15, 100)
+            messages: list[Any] = []
+
+            async def consume() -> None:
+                async for message in follow(b, params, closing):
+                    messages.append(message)
+                    if len([m for m in messages if m.WhichOneof("content") == "checkpoint"]) >= 2 and any(
+                        m.WhichOneof("content") == "caught_up" for m in messages
+                    ):
+                        return
+
+            await asyncio.wait_for(consume(), 5)
+            events = [e for m in messages if m.WhichOneof("content") == "events" for e in m.events.events]
+            assert [(e.stream_id, e.event_type) for e in events] == [("keep-1", "Keep")]
+            checkpoints = [m.checkpoint.position for m in messages if m.WhichOneof("content") == "checkpoint"]
+            assert checkpoints == sorted(checkpoints) and checkpoints[-1] == 31
+
+        run(body)
+
+    def test_subscription_from_end_and_shutdown(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", ev(), ev()))
+            closing = asyncio.Event()
+            params = SubscriptionParams(T, 0, True, (), "", 1000, 5.0, 100)
+            got: list[int] = []
+
+            async def consume() -> None:
+                async for message in follow(b, params, closing):
+                    if message.WhichOneof("content") == "events":
+                        got.extend(e.position for e in message.events.events)
+                        closing.set()
+
+            task = asyncio.ensure_future(consume())
+            await asyncio.sleep(0.1)
+            await self.append_one(b, req("s", ev()))
+            with pytest.raises(AllSourceError) as err:
+                await asyncio.wait_for(task, 5)
+            assert err.value.reason == "SHUTTING_DOWN"
+            assert got == [3]
+
+        run(body)
+
+    # -- durability ---------------------------------------------------------------------------------
+
+    def test_state_survives_reopen(self, tmp_path: Path) -> None:
+        async def first() -> list[str]:
+            b = self.new_backend(tmp_path)
+            await b.start()
+            r = await b.append([AppendOp(T, req("s", ev(), ev())), AppendOp(T, req("t", ev(), request_id="r"))])
+            await b.close()
+            return list(r[0].event_ids)
+
+        async def second(ids: list[str]) -> None:
+            b = self.new_backend(tmp_path)
+            await b.start()
+            try:
+                assert b.head_position(T) == 3
+                assert decode(await b.get_event(T, ids[1])).version == 2
+                replay = await self.append_one(b, req("t", ev(), request_id="r"))
+                assert replay.deduplicated
+                more = await self.append_one(b, req("s", ev(), kind=K.EXPECTED_VERSION_KIND_EXACT, version=2))
+                assert (more.first_version, more.first_position) == (3, 4)
+                stats = await b.stats()
+                assert (stats.events, stats.streams, stats.tenants) == (4, 2, 1)
+                assert stats.disk_bytes > 0
+            finally:
+                await b.close()
+
+        ids = asyncio.run(first())
+        asyncio.run(second(ids))

@@ -1,0 +1,97 @@
+"""Append validation: every problem is a field violation naming the event and field."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from allsource.v1 import event_pb2, ingest_pb2
+
+from shared.errors import InvalidArgument
+from shared.settings import LimitsSettings
+from shared.validation import AppendValidator, is_json, json_error
+
+
+def request(**kw: object) -> ingest_pb2.AppendEventsRequest:
+    kw.setdefault("stream_id", "order-1")
+    kw.setdefault("events", [event_pb2.EventData(event_type="Placed", payload=b"{}")])
+    return ingest_pb2.AppendEventsRequest(**kw)  # type: ignore[arg-type]
+
+
+def fields(req: ingest_pb2.AppendEventsRequest, **limits: int) -> dict[str, str]:
+    return dict(AppendValidator(LimitsSettings(**limits)).violations(req))
+
+
+def test_valid_request_passes() -> None:
+    AppendValidator(LimitsSettings()).check(request())
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "problem"),
+    [("", "must not be empty"), ("a\x00b", "control"), ("tab\there", "control"), ("x" * 257, "at most 256"), ("é" * 129, "at most 256")],
+)
+def test_stream_id_rules(stream_id: str, problem: str) -> None:
+    assert problem in fields(request(stream_id=stream_id))["stream_id"]
+
+
+def test_violations_name_event_index_and_field() -> None:
+    events = [
+        event_pb2.EventData(event_type="Ok", payload=b"{}"),
+        event_pb2.EventData(event_type="", payload=b"{}"),
+        event_pb2.EventData(event_type="Ok", payload=b"{not json"),
+        event_pb2.EventData(event_type="Ok", payload=b"\x00\x01", content_type="application/octet-stream"),
+        event_pb2.EventData(event_type="Bad\x7f", payload=b"[]", event_id="nope"),
+        event_pb2.EventData(event_type="Ok", payload=b"1", metadata={"": "v"}),
+    ]
+    found = fields(request(events=events))
+    assert set(found) == {
+        "events[1].event_type",
+        "events[2].payload",
+        "events[4].event_type",
+        "events[4].event_id",
+        "events[5].metadata['']",
+    }
+    assert "JSON" in found["events[2].payload"]
+
+
+def test_payload_and_batch_limits() -> None:
+    big = event_pb2.EventData(event_type="A", payload=b'"' + b"x" * 98 + b'"')
+    assert "at most 50 bytes" in fields(request(events=[big]), max_event_bytes=50)["events[0].payload"]
+    many = [event_pb2.EventData(event_type="A", payload=b"{}")] * 11
+    assert "at most 10 events" in fields(request(events=many), max_batch_events=10)["events"]
+    heavy = [event_pb2.EventData(event_type="A", payload=b'"' + b"x" * 38 + b'"')] * 3
+    assert "total at most 100" in fields(request(events=heavy), max_batch_bytes=100)["events"]
+    assert fields(request(events=[])) == {"events": "must hold at least one event"}
+
+
+def test_json_content_types() -> None:
+    assert is_json("") and is_json("application/json") and is_json("application/json; charset=utf-8")
+    assert is_json("application/vnd.order+json") and not is_json("text/plain")
+    assert json_error(b'{"big": 123456789012345678901234567890}') is None  # beyond orjson's 64-bit range
+    assert json_error(b"NaN") is not None and json_error(b"") is not None
+    text = event_pb2.EventData(event_type="A", payload=b"not json", content_type="text/plain")
+    assert fields(request(events=[text])) == {}
+
+
+def test_event_ids_must_be_uuids_and_unique_in_the_request() -> None:
+    eid = str(uuid.uuid4())
+    events = [event_pb2.EventData(event_type="A", payload=b"{}", event_id=e) for e in (eid, eid.upper(), "123")]
+    found = fields(request(events=events))
+    assert found["events[1].event_id"] == "appears more than once in this append"
+    assert "UUID" in found["events[2].event_id"]
+
+
+def test_expected_version_consistency() -> None:
+    bad = request(expected_version=ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_ANY, version=3))
+    assert "expected_version.version" in fields(bad)
+    unknown = request(expected_version=ingest_pb2.ExpectedVersion(kind=42))
+    assert "expected_version.kind" in fields(unknown)
+
+
+def test_check_raises_bad_request_with_all_violations() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        AppendValidator(LimitsSettings()).check(request(stream_id="", events=[]), prefix="append.")
+    status = err.value.to_status()
+    assert err.value.reason == "INVALID_APPEND"
+    assert [v[0] for v in err.value.violations] == ["append.stream_id", "append.events"]
+    assert len(status.details) == 2  # ErrorInfo + BadRequest
