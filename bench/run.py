@@ -1,0 +1,322 @@
+"""AllSource benchmark: figures through a running suite, each beside the baseline measured in the same run.
+
+    .venv/bin/python bench/run.py            # full run (about two minutes)
+    .venv/bin/python bench/run.py --quick    # small sizes, to check the script works
+
+Baselines: the raw rocksdict WriteBatch rate for the same events and index entries (four keys per
+event, synced, 1,000 events per batch), and a bare grpc.aio unary echo with 32 concurrent calls (the
+transport ceiling). Client and suite share this machine's cores. Results also go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+from allsource.v1 import (  # noqa: E402
+    event_pb2,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+
+from tests.harness import Suite, free_port  # noqa: E402
+
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def valid_json_payload() -> bytes:
+    body = b'{"order":"' + b"x" * 170 + b'","total":12345}'
+    return body + b" " * (200 - len(body))
+
+
+# -- baselines ----------------------------------------------------------------------------------------
+
+
+def raw_rocksdict(events: int, batch: int = 1000) -> float:
+    """Events/s written by plain rocksdict: event + stream, type and id index entries, synced batches."""
+    from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+    from services.storage.rocksdb_backend import FAMILIES, _family_options
+
+    path = tempfile.mkdtemp(prefix="raw-rocksdb-")
+    opt = Options(raw_mode=True)
+    opt.create_if_missing(True)
+    opt.create_missing_column_families(True)
+    db = Rdict(path, opt, column_families={n: _family_options(n) for n in FAMILIES})
+    h = {n: db.get_column_family_handle(n) for n in FAMILIES}
+    write_opt = WriteOptions()
+    write_opt.sync = True
+    payload = valid_json_payload()
+    batches = []
+    for b in range(events // batch):  # keys and values built before the clock starts
+        rows = []
+        stream = b"\x00\x00\x00\x01" + f"bulk-{b}".encode() + b"\x00"
+        for i in range(batch):
+            pos = struct.pack(">Q", b * batch + i + 1)
+            # the stored value: payload plus event type, id, tenant, stream, version, position, time
+            rows.append((b"\x00\x00\x00\x01" + pos, payload + b"x" * 120, stream + struct.pack(">Q", i + 1), pos,
+                         b"\x00\x00\x00\x01OrderPlaced\x00" + pos, b"\x00\x00\x00\x01" + uuid.uuid4().bytes))
+        batches.append(rows)
+    started = time.perf_counter()
+    for rows in batches:
+        wb = WriteBatch(raw_mode=True)
+        for ek, ev, sk, pos, tk, ik in rows:
+            wb.put(ek, ev, h["events"])
+            wb.put(sk, pos, h["stream_idx"])
+            wb.put(tk, b"", h["type_idx"])
+            wb.put(ik, pos, h["id_idx"])
+        db.write(wb, write_opt)
+    elapsed = time.perf_counter() - started
+    db.close()
+    shutil.rmtree(path, ignore_errors=True)
+    return events / elapsed
+
+
+ECHO_SERVER = """
+import asyncio, grpc, sys
+async def main():
+    async def ping(request, context):
+        return request
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Ping": grpc.unary_unary_rpc_method_handler(ping, lambda b: b, lambda b: b)})
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+    await server.start()
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+async def concurrent_unary(call: Any, make_request: Any, total: int, concurrency: int) -> float:
+    """Calls/s for `total` calls with `concurrency` in flight."""
+    await call(make_request(0))
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for n in counter:
+            await call(make_request(n))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+async def echo_rate(total: int) -> float:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), 10)
+            call = channel.unary_unary("/bench.Echo/Ping", request_serializer=None, response_deserializer=None)
+            message = ingest_pb2.AppendEventsRequest(
+                stream_id="s", events=[event_pb2.EventData(event_type="OrderPlaced", payload=valid_json_payload())]
+            ).SerializeToString()
+            return await concurrent_unary(call, lambda n: message, total, 32)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+# -- through the suite --------------------------------------------------------------------------------
+
+
+async def bulk_ingest(address: str, requests: int, per_request: int = 1000, window: int = 8) -> float:
+    payload = valid_json_payload()
+    events = [event_pb2.EventData(event_type="OrderPlaced", payload=payload) for _ in range(per_request)]
+    prebuilt = [
+        ingest_pb2.BatchAppendRequest(append=ingest_pb2.AppendEventsRequest(stream_id=f"bulk-{i}", events=events))
+        for i in range(requests)
+    ]
+    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        credit = asyncio.Semaphore(window)
+
+        async def feed() -> Any:
+            for request in prebuilt:
+                await credit.acquire()
+                yield request
+
+        started = time.perf_counter()
+        call = stub.BatchAppend(feed())
+        done = 0
+        async for response in call:
+            credit.release()
+            if response.WhichOneof("result") != "success":
+                raise RuntimeError(f"bulk append failed: {response.error}")
+            done += response.success.last_position - response.success.first_position + 1
+        return done / (time.perf_counter() - started)
+
+
+async def single_appends(address: str, total: int) -> float:
+    payload = valid_json_payload()
+    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+
+        def request(n: int) -> ingest_pb2.AppendEventsRequest:
+            return ingest_pb2.AppendEventsRequest(
+                stream_id=f"single-{n % 512}", events=[event_pb2.EventData(event_type="OrderPlaced", payload=payload)]
+            )
+
+        return await concurrent_unary(stub.AppendEvents, request, total, 32)
+
+
+async def read_stream_latency(ingest: str, query: str, calls: int) -> tuple[float, float]:
+    payload = valid_json_payload()
+    async with grpc.aio.insecure_channel(ingest, options=CHANNEL_OPTIONS) as ich, grpc.aio.insecure_channel(
+        query, options=CHANNEL_OPTIONS
+    ) as qch:
+        await ingest_pb2_grpc.IngestServiceStub(ich).AppendEvents(
+            ingest_pb2.AppendEventsRequest(
+                stream_id="read-100", events=[event_pb2.EventData(event_type="E", payload=payload) for _ in range(100)]
+            )
+        )
+        stub = query_pb2_grpc.QueryServiceStub(qch)
+        request = query_pb2.ReadStreamRequest(stream_id="read-100", page_size=100)
+        for _ in range(20):
+            await stub.ReadStream(request)
+        latencies = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            reply = await stub.ReadStream(request)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert len(reply.events) == 100
+        return percentile(latencies, 50), percentile(latencies, 99)
+
+
+async def stream_events_rate(query: str) -> tuple[float, int]:
+    async with grpc.aio.insecure_channel(query, options=CHANNEL_OPTIONS) as channel:
+        stub = query_pb2_grpc.QueryServiceStub(channel)
+        started = time.perf_counter()
+        count = 0
+        async for message in stub.StreamEvents(query_pb2.StreamEventsRequest(batch_size=2000)):
+            count += len(message.events)
+        return count / (time.perf_counter() - started), count
+
+
+async def subscribe_latency(ingest: str, query: str, events: int, rate: float) -> tuple[float, float]:
+    async with grpc.aio.insecure_channel(ingest) as ich, grpc.aio.insecure_channel(query) as qch:
+        ingest_stub = ingest_pb2_grpc.IngestServiceStub(ich)
+        query_stub = query_pb2_grpc.QueryServiceStub(qch)
+        sent: dict[str, int] = {}
+        latencies: list[float] = []
+        subscription = query_stub.Subscribe(query_pb2.SubscribeRequest(from_end=True, stream_id_prefix="latency-"))
+        caught_up = asyncio.Event()
+
+        async def receive() -> None:
+            async for message in subscription:
+                kind = message.WhichOneof("content")
+                if kind == "caught_up":
+                    caught_up.set()
+                elif kind == "events":
+                    now = time.perf_counter_ns()
+                    for ev in message.events.events:
+                        latencies.append((now - sent[ev.event_id]) / 1e6)
+                    if len(latencies) >= events:
+                        return
+
+        receiver = asyncio.ensure_future(receive())
+        await asyncio.wait_for(caught_up.wait(), 10)
+        for n in range(events):
+            event_id = str(uuid.uuid4())
+            sent[event_id] = time.perf_counter_ns()
+            await ingest_stub.AppendEvents(
+                ingest_pb2.AppendEventsRequest(
+                    stream_id=f"latency-{n % 8}",
+                    events=[event_pb2.EventData(event_id=event_id, event_type="Tick", payload=b"{}")],
+                )
+            )
+            await asyncio.sleep(1 / rate)
+        await asyncio.wait_for(receiver, 30)
+        subscription.cancel()
+        return percentile(latencies, 50), percentile(latencies, 99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks the script, not the machine")
+    args = parser.parse_args()
+    q = args.quick
+    sizes = {
+        "raw_events": 20_000 if q else 200_000,
+        "bulk_requests": 20 if q else 200,
+        "single_calls": 1_000 if q else 8_000,
+        "echo_calls": 1_000 if q else 8_000,
+        "read_calls": 100 if q else 1_000,
+        "subscribe_events": 50 if q else 500,
+    }
+    results: dict[str, Any] = {"machine": platform.node(), "cpus": os.cpu_count(), "quick": q, "sizes": sizes}
+    workdir = Path(tempfile.mkdtemp(prefix="allsource-bench-"))
+    suite = Suite(workdir, extra_env={"ALLSOURCE_LOG__ACCESS_LOG": "false"})
+    try:
+        print("raw rocksdict baseline ...", flush=True)
+        results["raw_rocksdict_events_per_s"] = raw_rocksdict(sizes["raw_events"])
+        print("bare gRPC echo, 32 in flight ...", flush=True)
+        results["echo_calls_per_s"] = asyncio.run(echo_rate(sizes["echo_calls"]))
+        suite.start_all()
+        ingest, query = suite.address("ingest"), suite.address("query")
+        print("bulk ingest through BatchAppend ...", flush=True)
+        results["bulk_events_per_s"] = asyncio.run(bulk_ingest(ingest, sizes["bulk_requests"]))
+        print("single AppendEvents, 32 clients ...", flush=True)
+        results["single_appends_per_s"] = asyncio.run(single_appends(ingest, sizes["single_calls"]))
+        print("ReadStream(100) latency ...", flush=True)
+        p50, p99 = asyncio.run(read_stream_latency(ingest, query, sizes["read_calls"]))
+        results["read_stream_100_ms"] = {"p50": p50, "p99": p99}
+        print("StreamEvents ...", flush=True)
+        rate, count = asyncio.run(stream_events_rate(query))
+        results["stream_events_per_s"] = rate
+        results["stream_events_count"] = count
+        print("Subscribe append-to-delivery latency ...", flush=True)
+        p50, p99 = asyncio.run(subscribe_latency(ingest, query, sizes["subscribe_events"], rate=200))
+        results["subscribe_latency_ms"] = {"p50": p50, "p99": p99}
+    finally:
+        suite.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    raw, echo = results["raw_rocksdict_events_per_s"], results["echo_calls_per_s"]
+    results["bulk_vs_raw"] = results["bulk_events_per_s"] / raw
+    results["single_vs_echo"] = results["single_appends_per_s"] / echo
+    rs, sub = results["read_stream_100_ms"], results["subscribe_latency_ms"]
+    print(
+        f"""
+AllSource benchmark ({'quick' if q else 'full'}; {os.cpu_count()} CPUs shared by client and suite)
+  raw rocksdict WriteBatch (4 keys/event, synced)  {raw:>12,.0f} events/s   baseline
+  bare gRPC unary echo, 32 in flight              {echo:>12,.0f} calls/s    baseline
+  bulk ingest, BatchAppend 1000 x 200 B, durable  {results['bulk_events_per_s']:>12,.0f} events/s   {results['bulk_vs_raw']:.2f} x raw   (target >= 0.35)
+  AppendEvents, 1 event, 32 clients               {results['single_appends_per_s']:>12,.0f} calls/s    {results['single_vs_echo']:.2f} x echo  (target >= 0.60)
+  ReadStream(100)                                 p50 {rs['p50']:.2f} ms  p99 {rs['p99']:.2f} ms   (target p99 <= 10 ms)
+  StreamEvents                                    {results['stream_events_per_s']:>12,.0f} events/s   ({count:,} events)
+  Subscribe append-to-delivery                    p50 {sub['p50']:.2f} ms  p99 {sub['p99']:.2f} ms
+"""
+    )
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / ("quick.json" if q else "latest.json")).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
