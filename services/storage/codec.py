@@ -23,10 +23,13 @@ _TAG_EVENT_ID = b"\x0a"  # 1, length-delimited
 _TAG_CONTENT_TYPE = b"\x22"  # 4
 _TAG_TENANT = b"\x3a"  # 7
 _TAG_STREAM = b"\x42"  # 8
-_TAG_VERSION = b"\x48"  # 9, varint
-_TAG_POSITION = b"\x50"  # 10, varint
 _TAG_RECORDED_AT = b"\x5a"  # 11, length-delimited
 _TAG_REPEATED_EVENTS = b"\x0a"  # field 1 of the read responses: repeated Event
+# version (9) and position (10) are fixed64: tag 0x49, 8 bytes little-endian, tag 0x51, 8 bytes.
+_VERSION_POSITION = struct.Struct("<BQBQ")
+# A canonical UUID string is 36 bytes: the event_id field of a server-assigned id starts with these two.
+EVENT_ID_FIELD_PREFIX = _TAG_EVENT_ID + b"\x24"
+JSON_CONTENT_TYPE_FIELD = _TAG_CONTENT_TYPE + b"\x10application/json"
 
 
 _len_field = length_delimited
@@ -52,9 +55,14 @@ def common_suffix(tenant_id: str, stream_id: str, recorded_ns: int) -> bytes:
     )
 
 
+def version_position(version: int, position: int) -> bytes:
+    """The version and position fields of one event."""
+    return _VERSION_POSITION.pack(0x49, version, 0x51, position)
+
+
 def event_suffix(common: bytes, version: int, position: int) -> bytes:
     """The server-assigned fields of one event."""
-    return common + _TAG_VERSION + varint(version) + _TAG_POSITION + varint(position)
+    return common + _VERSION_POSITION.pack(0x49, version, 0x51, position)
 
 
 def event_id_field(event_id: str) -> bytes:
@@ -102,6 +110,19 @@ class UuidV7:
         for n in range(start, start + count):
             low = 0x8000000000000000 | (n & 0x3FFFFFFFFFFFFFFF)
             out.append(_TWO_U64.pack(high, low))
+        return out
+
+    def take_with_text(self, count: int) -> list[tuple[bytes, str]]:
+        """`count` new ids as (16 bytes, canonical string) pairs; the shared high half is formatted once."""
+        raw = self.take(count)
+        if not raw:
+            return []
+        h = raw[0][:8].hex()
+        head = f"{h[:8]}-{h[8:12]}-{h[12:16]}-"
+        out = []
+        for r in raw:
+            low = r[8:].hex()
+            out.append((r, f"{head}{low[:4]}-{low[4:]}"))
         return out
 
 

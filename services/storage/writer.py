@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 _EK = ingest_pb2.ExpectedVersionKind
+# Module constants: attribute lookups on the enum wrapper are slow enough to show up per append.
+_NO_STREAM = ingest_pb2.EXPECTED_VERSION_KIND_NO_STREAM
+_STREAM_EXISTS = ingest_pb2.EXPECTED_VERSION_KIND_STREAM_EXISTS
+_EXACT = ingest_pb2.EXPECTED_VERSION_KIND_EXACT
 
 
 @dataclass(slots=True)
@@ -288,20 +292,20 @@ class GroupCommitWriter:
         kind = req.expected_version.kind
         expected = req.expected_version.version
         if (
-            (kind == _EK.EXPECTED_VERSION_KIND_NO_STREAM and current != 0)
-            or (kind == _EK.EXPECTED_VERSION_KIND_STREAM_EXISTS and current == 0)
-            or (kind == _EK.EXPECTED_VERSION_KIND_EXACT and current != expected)
+            (kind == _NO_STREAM and current != 0)
+            or (kind == _STREAM_EXISTS and current == 0)
+            or (kind == _EXACT and current != expected)
         ):
             return Aborted(
                 f"stream {stream_id!r} is at version {current}, which does not satisfy the expected "
                 f"version ({_EK.Name(kind)}"
-                + (f" {expected})" if kind == _EK.EXPECTED_VERSION_KIND_EXACT else ")"),
+                + (f" {expected})" if kind == _EXACT else ")"),
                 reason="WRONG_EXPECTED_VERSION",
                 metadata={
                     "stream_id": stream_id,
                     "expected_kind": _EK.Name(kind),
-                    "expected_version": str(expected) if kind == _EK.EXPECTED_VERSION_KIND_EXACT else "",
                     "actual_version": str(current),
+                    **({"expected_version": str(expected)} if kind == _EXACT else {}),
                 },
             )
 
@@ -316,32 +320,42 @@ class GroupCommitWriter:
         first_ver = current + 1
         count = len(req.events)
         common = codec.common_suffix(item.tenant_id, stream_id, recorded)
+        # The loop below runs once per event on the bulk path: names are bound locally, constant
+        # fragments are precomputed, and server-assigned ids (which cannot collide) are not tracked.
         sprefix = keys.stream_prefix(t, stream_id)
         tprefix = keys.tenant_prefix(t)
         h_events, h_stream, h_type, h_id = self._h["events"], self._h["stream_idx"], self._h["type_idx"], self._h["id_idx"]
-        generated = self._ids.take(count - len(given)) if count > len(given) else []
-        gen_iter = iter(generated)
+        put = batch.put
+        pack = keys.U64.pack
+        version_position = codec.version_position
+        id_prefix, json_field, sep = codec.EVENT_ID_FIELD_PREFIX, codec.JSON_CONTENT_TYPE_FIELD, keys.SEP
+        generated = iter(self._ids.take_with_text(count - len(given)) if count > len(given) else ())
         given_map = dict(given)
+        type_prefixes: dict[str, bytes] = {}
         event_ids: list[str] = []
         for index, ev in enumerate(req.events):
             pos = first_pos + index
-            pos8 = keys.pack_u64(pos)
-            raw_id = given_map.get(index)
+            version = first_ver + index
+            pos8 = pack(pos)
             data = ev.SerializeToString()
+            raw_id = given_map.get(index) if given_map else None
             if raw_id is None:
-                raw_id = next(gen_iter)
-                eid = codec.uuid_str(raw_id)
-                data += codec.event_id_field(eid)
+                raw_id, eid = next(generated)
+                data += id_prefix + eid.encode()
             else:
                 eid = ev.event_id
+                overlay.ids[(t, raw_id)] = (pos, stream_id, version, req, index)
             if not ev.content_type:
-                data += codec.content_type_field(JSON)
+                data += json_field
             event_ids.append(eid)
-            batch.put(tprefix + pos8, data + codec.event_suffix(common, first_ver + index, pos), h_events)
-            batch.put(sprefix + keys.pack_u64(first_ver + index), pos8, h_stream)
-            batch.put(tprefix + ev.event_type.encode() + keys.SEP + pos8, b"", h_type)
-            batch.put(tprefix + raw_id, pos8, h_id)
-            overlay.ids[(t, raw_id)] = (pos, stream_id, first_ver + index, req, index)
+            event_type = ev.event_type
+            type_prefix = type_prefixes.get(event_type)
+            if type_prefix is None:
+                type_prefix = type_prefixes[event_type] = tprefix + event_type.encode() + sep
+            put(tprefix + pos8, data + common + version_position(version, pos), h_events)
+            put(sprefix + pack(version), pos8, h_stream)
+            put(type_prefix + pos8, b"", h_type)
+            put(tprefix + raw_id, pos8, h_id)
         last = first_pos + count - 1
         new_head = StreamHead(
             version=current + count,

@@ -149,6 +149,8 @@ class StorageContract:
                 assert result.metadata["expected_kind"] == K.Name(kind)
                 if kind == K.EXPECTED_VERSION_KIND_EXACT:
                     assert result.metadata["expected_version"] == str(version)
+                else:
+                    assert "expected_version" not in result.metadata
                 assert b.head_position(T) == current  # nothing written
 
         run(body)

@@ -45,7 +45,7 @@ def test_next_key_bounds_prefixes() -> None:
 def test_varint_matches_protobuf() -> None:
     assert varint(0) == b"\x00"
     for value in (1, 127, 128, 300, 2**32, 2**63 - 1):  # proto3 omits zero, so compare from 1
-        assert varint(value) == event_pb2.Event(version=value).SerializeToString()[1:]
+        assert varint(value) == event_pb2.Checkpoint(position=value).SerializeToString()[1:]
 
 
 def test_stored_event_bytes_parse_as_the_full_event() -> None:
