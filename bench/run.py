@@ -96,6 +96,8 @@ def raw_rocksdict(events: int, batch: int = 1000) -> float:
     return events / elapsed
 
 
+# The echo server runs on the same event loop implementation as the services (uvloop by default), so
+# it is the transport ceiling of this stack, not of a slower one.
 ECHO_SERVER = """
 import asyncio, grpc, sys
 async def main():
@@ -108,7 +110,11 @@ async def main():
     server.add_insecure_port("127.0.0.1:" + sys.argv[1])
     await server.start()
     await server.wait_for_termination()
-asyncio.run(main())
+if sys.argv[2] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
 """
 
 
@@ -126,30 +132,34 @@ async def concurrent_unary(call: Any, make_request: Any, total: int, concurrency
     return total / (time.perf_counter() - started)
 
 
-async def echo_rate(total: int) -> float:
+def start_echo_server() -> tuple[subprocess.Popen[bytes], str]:
+    """A bare gRPC echo server on the services' event loop implementation."""
+    from shared.settings import load_settings
+
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)])
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await asyncio.wait_for(channel.channel_ready(), 10)
-            call = channel.unary_unary("/bench.Echo/Ping", request_serializer=None, response_deserializer=None)
-            message = ingest_pb2.AppendEventsRequest(
-                stream_id="s", events=[event_pb2.EventData(event_type="OrderPlaced", payload=valid_json_payload())]
-            ).SerializeToString()
-            return await concurrent_unary(call, lambda n: message, total, 32)
-    finally:
-        proc.terminate()
-        proc.wait()
+    event_loop = load_settings(environ={}).settings.grpc.event_loop
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port), event_loop])
+    return proc, f"127.0.0.1:{port}"
+
+
+async def echo_rate(address: str, total: int) -> float:
+    async with grpc.aio.insecure_channel(address) as channel:
+        await asyncio.wait_for(channel.channel_ready(), 10)
+        call = channel.unary_unary("/bench.Echo/Ping", request_serializer=None, response_deserializer=None)
+        message = ingest_pb2.AppendEventsRequest(
+            stream_id="s", events=[event_pb2.EventData(event_type="OrderPlaced", payload=valid_json_payload())]
+        ).SerializeToString()
+        return await concurrent_unary(call, lambda n: message, total, 32)
 
 
 # -- through the suite --------------------------------------------------------------------------------
 
 
-async def bulk_ingest(address: str, requests: int, per_request: int = 1000, window: int = 8) -> float:
+async def bulk_ingest(address: str, requests: int, round_no: int = 0, per_request: int = 1000, window: int = 8) -> float:
     payload = valid_json_payload()
     events = [event_pb2.EventData(event_type="OrderPlaced", payload=payload) for _ in range(per_request)]
     prebuilt = [
-        ingest_pb2.BatchAppendRequest(append=ingest_pb2.AppendEventsRequest(stream_id=f"bulk-{i}", events=events))
+        ingest_pb2.BatchAppendRequest(append=ingest_pb2.AppendEventsRequest(stream_id=f"bulk-{round_no}-{i}", events=events))
         for i in range(requests)
     ]
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
@@ -256,11 +266,17 @@ async def subscribe_latency(ingest: str, query: str, events: int, rate: float) -
         return percentile(latencies, 50), percentile(latencies, 99)
 
 
+def median_and_range(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: checks the script, not the machine")
+    parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds of each paired measurement")
     args = parser.parse_args()
     q = args.quick
+    rounds = args.rounds or (1 if q else 3)
     sizes = {
         "raw_events": 20_000 if q else 200_000,
         "bulk_requests": 20 if q else 200,
@@ -269,20 +285,22 @@ def main() -> None:
         "read_calls": 100 if q else 1_000,
         "subscribe_events": 50 if q else 500,
     }
-    results: dict[str, Any] = {"machine": platform.node(), "cpus": os.cpu_count(), "quick": q, "sizes": sizes}
+    results: dict[str, Any] = {"machine": platform.node(), "cpus": os.cpu_count(), "quick": q, "rounds": rounds, "sizes": sizes}
     workdir = Path(tempfile.mkdtemp(prefix="allsource-bench-"))
-    suite = Suite(workdir, extra_env={"ALLSOURCE_LOG__ACCESS_LOG": "false"})
+    suite = Suite(workdir)  # default settings: durable writes, access log on, trace propagation on
+    echo_proc, echo_address = start_echo_server()
+    raw, bulk, echo, single = [], [], [], []
     try:
-        print("raw rocksdict baseline ...", flush=True)
-        results["raw_rocksdict_events_per_s"] = raw_rocksdict(sizes["raw_events"])
-        print("bare gRPC echo, 32 in flight ...", flush=True)
-        results["echo_calls_per_s"] = asyncio.run(echo_rate(sizes["echo_calls"]))
         suite.start_all()
         ingest, query = suite.address("ingest"), suite.address("query")
-        print("bulk ingest through BatchAppend ...", flush=True)
-        results["bulk_events_per_s"] = asyncio.run(bulk_ingest(ingest, sizes["bulk_requests"]))
-        print("single AppendEvents, 32 clients ...", flush=True)
-        results["single_appends_per_s"] = asyncio.run(single_appends(ingest, sizes["single_calls"]))
+        # Each figure and its baseline are measured back to back, round after round, so that a change
+        # in the machine's load affects both; the medians and the ratio of medians are reported.
+        for r in range(rounds):
+            print(f"round {r + 1}/{rounds}: raw rocksdict, bulk ingest, echo, single appends ...", flush=True)
+            raw.append(raw_rocksdict(sizes["raw_events"]))
+            bulk.append(asyncio.run(bulk_ingest(ingest, sizes["bulk_requests"], round_no=r)))
+            echo.append(asyncio.run(echo_rate(echo_address, sizes["echo_calls"])))
+            single.append(asyncio.run(single_appends(ingest, sizes["single_calls"])))
         print("ReadStream(100) latency ...", flush=True)
         p50, p99 = asyncio.run(read_stream_latency(ingest, query, sizes["read_calls"]))
         results["read_stream_100_ms"] = {"p50": p50, "p99": p99}
@@ -294,23 +312,34 @@ def main() -> None:
         p50, p99 = asyncio.run(subscribe_latency(ingest, query, sizes["subscribe_events"], rate=200))
         results["subscribe_latency_ms"] = {"p50": p50, "p99": p99}
     finally:
+        echo_proc.terminate()
+        echo_proc.wait()
         suite.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    raw, echo = results["raw_rocksdict_events_per_s"], results["echo_calls_per_s"]
-    results["bulk_vs_raw"] = results["bulk_events_per_s"] / raw
-    results["single_vs_echo"] = results["single_appends_per_s"] / echo
+    for name, values in (("raw_rocksdict_events_per_s", raw), ("bulk_events_per_s", bulk), ("echo_calls_per_s", echo), ("single_appends_per_s", single)):
+        results[name] = median_and_range(values)
+    results["bulk_vs_raw"] = results["bulk_events_per_s"]["median"] / results["raw_rocksdict_events_per_s"]["median"]
+    results["single_vs_echo"] = results["single_appends_per_s"]["median"] / results["echo_calls_per_s"]["median"]
+    results["bulk_vs_raw_per_round"] = [b / r for b, r in zip(bulk, raw, strict=True)]
+    results["single_vs_echo_per_round"] = [s_ / e for s_, e in zip(single, echo, strict=True)]
+
+    def fig(name: str) -> str:
+        m = results[name]
+        return f"{m['median']:>10,.0f}  ({m['min']:,.0f}-{m['max']:,.0f})"
+
     rs, sub = results["read_stream_100_ms"], results["subscribe_latency_ms"]
+    per_round = lambda key: ", ".join(f"{x:.2f}" for x in results[key])  # noqa: E731
     print(
         f"""
-AllSource benchmark ({'quick' if q else 'full'}; {os.cpu_count()} CPUs shared by client and suite)
-  raw rocksdict WriteBatch (4 keys/event, synced)  {raw:>12,.0f} events/s   baseline
-  bare gRPC unary echo, 32 in flight              {echo:>12,.0f} calls/s    baseline
-  bulk ingest, BatchAppend 1000 x 200 B, durable  {results['bulk_events_per_s']:>12,.0f} events/s   {results['bulk_vs_raw']:.2f} x raw   (target >= 0.35)
-  AppendEvents, 1 event, 32 clients               {results['single_appends_per_s']:>12,.0f} calls/s    {results['single_vs_echo']:.2f} x echo  (target >= 0.60)
-  ReadStream(100)                                 p50 {rs['p50']:.2f} ms  p99 {rs['p99']:.2f} ms   (target p99 <= 10 ms)
-  StreamEvents                                    {results['stream_events_per_s']:>12,.0f} events/s   ({count:,} events)
-  Subscribe append-to-delivery                    p50 {sub['p50']:.2f} ms  p99 {sub['p99']:.2f} ms
+AllSource benchmark ({'quick' if q else 'full'}; {os.cpu_count()} CPUs shared by client and suite; medians of {rounds} interleaved rounds, range in brackets)
+  raw rocksdict WriteBatch (4 keys/event, synced)   {fig('raw_rocksdict_events_per_s')} events/s   baseline
+  bare gRPC unary echo, 32 in flight (same loop)   {fig('echo_calls_per_s')} calls/s    baseline
+  bulk ingest, BatchAppend 1000 x 200 B, durable   {fig('bulk_events_per_s')} events/s   {results['bulk_vs_raw']:.2f} x raw  (per round {per_round('bulk_vs_raw_per_round')}; target >= 0.35)
+  AppendEvents, 1 event, 32 clients                {fig('single_appends_per_s')} calls/s    {results['single_vs_echo']:.2f} x echo (per round {per_round('single_vs_echo_per_round')}; target >= 0.60)
+  ReadStream(100)                                  p50 {rs['p50']:.2f} ms  p99 {rs['p99']:.2f} ms   (target p99 <= 10 ms)
+  StreamEvents                                     {results['stream_events_per_s']:>10,.0f} events/s   ({count:,} events)
+  Subscribe append-to-delivery                     p50 {sub['p50']:.2f} ms  p99 {sub['p99']:.2f} ms
 """
     )
     out = ROOT / "bench" / "results"

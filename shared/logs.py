@@ -11,6 +11,7 @@ import time
 from typing import Any, BinaryIO
 
 import orjson
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -48,10 +49,6 @@ class JsonFormatter(logging.Formatter):
 
 
 def _current_trace_id() -> str:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - opentelemetry is a dependency
-        return ""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
@@ -88,12 +85,17 @@ class AccessLog:
         self._buffer: list[bytes] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
 
     def record(self, method: str, code: str, reason: str, duration_ms: float, peer: str, request_id: str) -> None:
         """Queue the line for one finished call."""
         now = time.time()
+        second = int(now)
+        if second != self._second:  # format the date once a second, not once a call
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+            "ts": f"{self._stamp}.{int((now - second) * 1000):03d}Z",
             "level": "INFO",
             "service": self.service,
             "logger": "allsource.access",

@@ -16,8 +16,10 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
@@ -60,6 +62,29 @@ def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
     ]
+
+
+class _MethodAwarePool:
+    """The default descriptor pool, also resolving `package.Service.Method` symbols.
+
+    The upb-based protobuf runtime does not find files by method symbol, which `grpcurl describe
+    package.Service.Method` asks reflection for.
+    """
+
+    def __init__(self) -> None:
+        self._pool = descriptor_pool.Default()
+
+    def FindFileContainingSymbol(self, symbol: str) -> Any:  # noqa: N802 - the pool's API
+        try:
+            return self._pool.FindFileContainingSymbol(symbol)
+        except KeyError:
+            try:
+                return self._pool.FindMethodByName(symbol).containing_service.file
+            except KeyError:
+                raise KeyError(symbol) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 class Service(abc.ABC):
@@ -116,7 +141,9 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     service.service_names = service.register(registrar)
     service.health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(service.health, registrar)
-    reflection.enable_server_reflection([*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server, pool=_MethodAwarePool()
+    )
     endpoint = service.endpoint()
     try:
         port = server.add_insecure_port(endpoint.bind())
@@ -193,4 +220,9 @@ def main(name: str, factory: Callable[[Settings], Service], argv: Sequence[str] 
         await run(factory(settings))
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        if settings.grpc.event_loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve())
+        else:
+            asyncio.run(serve())

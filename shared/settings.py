@@ -73,6 +73,10 @@ class IngestSettings(Endpoint):
     # when coalesce_parallel_bytes are waiting (bulk ingest).
     storage_calls_in_flight: int = Field(default=2, ge=1, le=64)
     coalesce_parallel_bytes: int = Field(default=1024 * 1024, ge=0)
+    # Commit delay: under load (the previous storage call carried several appends), wait up to this long
+    # for coalesce_linger_until appends to queue before the next call. 0 turns it off.
+    coalesce_linger_ms: float = Field(default=1.0, ge=0, le=50)
+    coalesce_linger_until: int = Field(default=16, ge=1)
     # One storage call carries at most this many appends and bytes.
     coalesce_max_appends: int = Field(default=1024, ge=1)
     coalesce_max_bytes: int = Field(default=8 * MiB, ge=64 * 1024)
@@ -118,6 +122,8 @@ class GrpcSettings(_Section):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     # Deadline for one internal call to storage.
     storage_timeout_s: float = Field(default=30.0, gt=0)
+    # The asyncio event loop implementation. uvloop costs ~15% less CPU per call here.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class LimitsSettings(_Section):

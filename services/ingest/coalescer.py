@@ -10,6 +10,11 @@ A second call (up to `in_flight`) starts only when at least `parallel_bytes` are
 then keeps storage busy while the next call is assembled, while small appends keep batching behind a
 single call (measured here: one call in flight gives 35% more single appends per second than two).
 
+Under load (the previous call carried several appends) the next call waits up to `linger_s` for
+`linger_until` appends to queue, like PostgreSQL's commit_delay: a storage call costs about 1 ms of CPU
+whatever it carries, so fuller calls leave more CPU for the appends themselves (+4% single appends/s
+here). An idle store never waits.
+
 The storage request is assembled from each append's serialized bytes; nothing is re-encoded.
 """
 
@@ -44,8 +49,20 @@ class AppendCoalescer:
     """Sends queued appends to storage in shared calls, at most `in_flight` at a time."""
 
     def __init__(
-        self, storage: StorageClient, *, in_flight: int, max_appends: int, max_bytes: int, parallel_bytes: int
+        self,
+        storage: StorageClient,
+        *,
+        in_flight: int,
+        max_appends: int,
+        max_bytes: int,
+        parallel_bytes: int,
+        linger_s: float = 0.0,
+        linger_until: int = 16,
     ) -> None:
+        self.linger_s = linger_s  # commit delay, see the module doc
+        self.linger_until = linger_until
+        self._lingering = False
+        self._last_batch = 0
         self.storage = storage
         self.in_flight_limit = in_flight
         self.parallel_bytes = parallel_bytes
@@ -70,6 +87,20 @@ class AppendCoalescer:
         return outcome.success
 
     def _flush(self) -> None:
+        if (
+            self.linger_s
+            and self._in_flight == 0
+            and self._last_batch > 1
+            and len(self._queue) < self.linger_until
+            and self._queued_bytes < self.parallel_bytes  # bulk never waits
+            and not self._lingering
+        ):
+            # Under load (the last call carried several appends) wait briefly for more to join.
+            self._lingering = True
+            asyncio.get_running_loop().call_later(self.linger_s, self._end_linger)
+            return
+        if self._lingering and len(self._queue) < self.linger_until and self._queued_bytes < self.parallel_bytes:
+            return
         while self._queue and (
             self._in_flight == 0 or (self._in_flight < self.in_flight_limit and self._queued_bytes >= self.parallel_bytes)
         ):
@@ -79,10 +110,18 @@ class AppendCoalescer:
                     break
                 taken += 1
                 size += len(waiting.operation)
+            self._lingering = False
+            self._last_batch = taken
             batch, self._queue = self._queue[:taken], self._queue[taken:]
             self._queued_bytes -= size
             self._in_flight += 1
             asyncio.ensure_future(self._send(batch))
+
+    def _end_linger(self) -> None:
+        if self._lingering:
+            self._lingering = False
+            self._last_batch = 0
+            self._flush()
 
     async def _send(self, batch: list[_Waiting]) -> None:
         try:

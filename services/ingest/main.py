@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import grpc
@@ -13,6 +14,8 @@ from shared import server
 from shared.settings import Endpoint, Settings
 from shared.storage_client import StorageClient
 from shared.validation import AppendValidator
+
+log = logging.getLogger(__name__)
 
 
 class IngestProcess(server.Service):
@@ -30,6 +33,8 @@ class IngestProcess(server.Service):
             max_appends=s.coalesce_max_appends,
             max_bytes=s.coalesce_max_bytes,
             parallel_bytes=s.coalesce_parallel_bytes,
+            linger_s=s.coalesce_linger_ms / 1000,
+            linger_until=s.coalesce_linger_until,
         )
         self.servicer = IngestServicer(AppendValidator(settings.limits), self.coalescer, s.batch_append_window)
 
@@ -45,6 +50,11 @@ class IngestProcess(server.Service):
         return ok, why
 
     async def stop(self) -> None:
+        c = self.coalescer
+        log.info(
+            "appends coalesced",
+            extra={"appends": c.appends, "storage_calls": c.calls, "per_call": round(c.appends / max(c.calls, 1), 2)},
+        )
         await self.storage.close()
 
 

@@ -9,6 +9,7 @@ this runs once per appended event and is far cheaper than building an Event mess
 from __future__ import annotations
 
 import os
+import random
 import struct
 import threading
 import time
@@ -46,13 +47,29 @@ def timestamp_bytes(ns: int) -> bytes:
     return body
 
 
+def tenant_field(tenant_id: str) -> bytes:
+    """The tenant_id field of a stored event."""
+    return _len_field(_TAG_TENANT, tenant_id.encode())
+
+
+def stream_field(stream_id: str) -> bytes:
+    """The stream_id field of a stored event."""
+    return _len_field(_TAG_STREAM, stream_id.encode())
+
+
+def stream_field_bytes(stream_id: bytes) -> bytes:
+    """The stream_id field of a stored event, from the UTF-8 stream id."""
+    return _TAG_STREAM + varint(len(stream_id)) + stream_id
+
+
+def recorded_field(recorded_ns: int) -> bytes:
+    """The recorded_at field of a stored event."""
+    return _len_field(_TAG_RECORDED_AT, timestamp_bytes(recorded_ns))
+
+
 def common_suffix(tenant_id: str, stream_id: str, recorded_ns: int) -> bytes:
     """The server-assigned fields shared by every event of one append."""
-    return (
-        _len_field(_TAG_TENANT, tenant_id.encode())
-        + _len_field(_TAG_STREAM, stream_id.encode())
-        + _len_field(_TAG_RECORDED_AT, timestamp_bytes(recorded_ns))
-    )
+    return tenant_field(tenant_id) + stream_field(stream_id) + recorded_field(recorded_ns)
 
 
 def version_position(version: int, position: int) -> bytes:
@@ -93,6 +110,9 @@ class UuidV7:
         self._last_ms = 0
         self._counter = 0
         self._rand_a = 0
+        # The random bits need to be unpredictable enough to avoid collisions between processes, not to
+        # be secret: a PRNG seeded from the OS avoids a getrandom call every millisecond.
+        self._random = random.Random(os.urandom(16))
 
     def take(self, count: int) -> list[bytes]:
         """`count` new ids as 16-byte values, increasing."""
@@ -101,8 +121,8 @@ class UuidV7:
             if ms > self._last_ms:
                 self._last_ms = ms
                 # 62 random bits leave room for 2**61 ids per millisecond before the counter wraps.
-                self._counter = int.from_bytes(os.urandom(8), "big") >> 3
-                self._rand_a = int.from_bytes(os.urandom(2), "big") & 0x0FFF
+                self._counter = self._random.getrandbits(61)
+                self._rand_a = self._random.getrandbits(12)
             start = self._counter
             self._counter += count
             high = (self._last_ms << 16) | 0x7000 | self._rand_a
@@ -115,6 +135,9 @@ class UuidV7:
     def take_with_text(self, count: int) -> list[tuple[bytes, str]]:
         """`count` new ids as (16 bytes, canonical string) pairs; the shared high half is formatted once."""
         raw = self.take(count)
+        if count == 1:
+            h = raw[0].hex()
+            return [(raw[0], f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")]
         if not raw:
             return []
         h = raw[0][:8].hex()

@@ -1,7 +1,7 @@
 """Commit notifications for live readers, living on the event loop.
 
-The writer thread publishes each tenant's new head position after a batch is durable; subscribers wait
-here instead of polling the database.
+The writer publishes each tenant's new head position after a batch is durable; subscribers wait here
+instead of polling the database.
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ class CommitHub:
         """Record a head without waking anyone (used when opening the store)."""
         self._heads[tenant_no] = position
 
-    def publish_threadsafe(self, heads: dict[int, int]) -> None:
-        """Called from the writer thread after a durable commit."""
-        self._loop.call_soon_threadsafe(self._publish, heads)
-
-    def _publish(self, heads: dict[int, int]) -> None:
+    def publish(self, heads: dict[int, int]) -> None:
+        """Record new heads after a durable commit and wake the readers waiting for them."""
         for tenant_no, position in heads.items():
             if position > self._heads.get(tenant_no, 0):
                 self._heads[tenant_no] = position

@@ -2,8 +2,9 @@
 
 Column families: events (the log), stream_idx, type_idx, id_idx (idempotency and GetEvent), requests
 (request-id results), streams (heads), snapshots and meta. Writes go through the group-commit writer;
-reads run on the event loop against the database directly (RocksDB is safe for concurrent readers, and a
-WriteBatch becomes visible atomically). Every rocksdict exception is converted here.
+reads run on the event loop against the database directly (a WriteBatch becomes visible atomically, and
+the writer's batch is written on its I/O thread while reads go on). Every rocksdict exception is
+converted here.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class RocksBackend(StorageBackend):
             max_entries=self.settings.group_commit_max_entries,
             stream_cache_size=self.settings.stream_cache_size,
             request_id_ttl_ns=self.settings.request_id_ttl_s * 1_000_000_000,
-            on_commit=self._hub.publish_threadsafe,
+            on_commit=self._hub.publish,
         )
         self._writer.start()
         log.info(
@@ -117,7 +118,7 @@ class RocksBackend(StorageBackend):
 
     async def close(self) -> None:
         if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
+            await self._writer.stop()
             self._writer = None
         if self._db is not None:
             with engine_errors("closing"):
@@ -152,7 +153,7 @@ class RocksBackend(StorageBackend):
         writer = self._writer
         if writer is None:
             raise Unavailable("storage is not open", reason="STORAGE_CLOSED")
-        return await asyncio.wrap_future(writer.submit([(op.tenant_id, op.request) for op in ops]))
+        return await writer.submit([(op.tenant_id, op.request) for op in ops])
 
     # -- reads ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,46 @@
+"""The README stays true: its quick start and its grpcurl session work as written."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+
+from tests.harness import ROOT, Suite
+
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(text: str) -> list[str]:
+    return re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+
+
+def test_quick_start_is_two_commands_and_ci_runs_the_test_command() -> None:
+    first = [line for line in code_blocks(README)[0].splitlines() if line.strip() and not line.startswith("#")]
+    assert first == ["make run", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^run:.*\n\t\$\(BIN\)/allsource-suite$", makefile, flags=re.M)
+    assert re.search(r"^test:.*\n\t\$\(BIN\)/pytest$", makefile, flags=re.M)
+
+
+def test_the_grpcurl_session_works_as_written(suite: Suite, unique: str) -> None:
+    session = README.split("<!-- session")[1]
+    script = code_blocks(session)[0]
+    for name in ("ingest", "query", "admin"):
+        default = {"ingest": 50051, "query": 50052, "admin": 50053}[name]
+        script = script.replace(f"localhost:{default}", suite.address(name))
+    script = script.replace("order-", f"{unique}order-")
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out, err = result.stdout, result.stderr
+    assert "allsource.v1.IngestService" in out and "grpc.health.v1.Health" in out
+    assert "allsource.v1.IngestService.AppendEvents is a method" in out
+    assert '"first_version": "1"' in out and '"last_version": "2"' in out
+    assert '"event_type": "OrderPaid"' in out
+    state = re.search(r'"state": "([^"]+)"', out)
+    assert state and json.loads(base64.b64decode(state.group(1))) == {"total": 42, "status": "paid"}
+    assert '"caught_up"' in out
+    assert "WRONG_EXPECTED_VERSION" in err and "Code: Aborted" in err
+    assert out.count("HEALTH_STATUS_SERVING") == 4
+    assert "Failed" not in err and "command not found" not in err

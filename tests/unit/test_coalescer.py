@@ -1,0 +1,118 @@
+"""The ingest coalescer: concurrent appends share storage calls, each keeps its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from allsource.storage.v1 import storage_pb2
+from allsource.v1 import event_pb2, ingest_pb2
+
+from services.ingest.coalescer import AppendCoalescer
+from shared.errors import AllSourceError, Unavailable
+
+
+class FakeStorage:
+    """Answers Append calls after a delay; fails the appends whose stream is 'bad'."""
+
+    def __init__(self, delay: float = 0.01, fail_call: bool = False) -> None:
+        self.delay = delay
+        self.fail_call = fail_call
+        self.calls: list[list[str]] = []
+
+    async def append_raw(self, raw: bytes) -> storage_pb2.AppendResponse:
+        request = storage_pb2.AppendRequest.FromString(raw)
+        self.calls.append([op.request.stream_id for op in request.operations])
+        await asyncio.sleep(self.delay)
+        if self.fail_call:
+            raise Unavailable("storage is down", reason="STORAGE_UNAVAILABLE")
+        response = storage_pb2.AppendResponse()
+        for i, op in enumerate(request.operations):
+            assert op.tenant_id == "default"
+            outcome = response.outcomes.add()
+            if op.request.stream_id == "bad":
+                outcome.error.CopyFrom(AllSourceError("no", reason="WRONG_EXPECTED_VERSION").to_status())
+            else:
+                outcome.success.first_position = i + 1
+        return response
+
+
+def append(stream: str, payload_bytes: int = 2) -> ingest_pb2.AppendEventsRequest:
+    payload = b'"' + b"x" * (payload_bytes - 2) + b'"' if payload_bytes > 2 else b"{}"
+    return ingest_pb2.AppendEventsRequest(stream_id=stream, events=[event_pb2.EventData(event_type="E", payload=payload)])
+
+
+def make(storage: FakeStorage, **kw: Any) -> AppendCoalescer:
+    options: dict[str, Any] = {"in_flight": 2, "max_appends": 1024, "max_bytes": 8 << 20, "parallel_bytes": 1 << 20}
+    options.update(kw)
+    return AppendCoalescer(storage, **options)  # type: ignore[arg-type]
+
+
+def test_concurrent_appends_share_calls_and_keep_their_own_outcome() -> None:
+    async def body() -> None:
+        storage = FakeStorage()
+        c = make(storage)
+        results = await asyncio.gather(
+            *(c.append("default", append(f"s{i}" if i != 7 else "bad")) for i in range(40)), return_exceptions=True
+        )
+        assert len(storage.calls) <= 3, storage.calls  # the first goes alone, the rest wait behind it
+        assert sum(len(call) for call in storage.calls) == 40
+        assert isinstance(results[7], AllSourceError) and results[7].reason == "WRONG_EXPECTED_VERSION"
+        assert all(isinstance(r, ingest_pb2.AppendEventsResponse) for i, r in enumerate(results) if i != 7)
+
+    asyncio.run(body())
+
+
+def test_a_failed_call_fails_every_append_it_carried() -> None:
+    async def body() -> None:
+        c = make(FakeStorage(fail_call=True))
+        results = await asyncio.gather(*(c.append("default", append(f"s{i}")) for i in range(5)), return_exceptions=True)
+        assert all(isinstance(r, AllSourceError) and r.reason == "STORAGE_UNAVAILABLE" for r in results)
+
+    asyncio.run(body())
+
+
+def test_call_bounds_are_respected() -> None:
+    async def body() -> None:
+        storage = FakeStorage()
+        c = make(storage, max_appends=4, in_flight=1)
+        await asyncio.gather(*(c.append("default", append(f"s{i}")) for i in range(13)))
+        assert [len(call) for call in storage.calls] == [1, 4, 4, 4]
+
+    asyncio.run(body())
+
+
+def test_bulk_backlog_uses_a_second_call() -> None:
+    async def body() -> None:
+        storage = FakeStorage(delay=0.02)
+        c = make(storage, parallel_bytes=100_000, max_bytes=150_000, in_flight=2)
+        await asyncio.gather(*(c.append("default", append(f"b{i}", 60_000)) for i in range(6)))
+        assert max(len(call) for call in storage.calls) <= 2  # bytes bound
+        assert len(storage.calls) >= 3
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("linger", [0.0, 0.02])
+def test_commit_delay_only_under_load(linger: float) -> None:
+    async def body() -> None:
+        storage = FakeStorage(delay=0.005)
+        c = make(storage, in_flight=1, linger_s=linger, linger_until=8)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await c.append("default", append("alone"))
+        assert loop.time() - started < 0.015  # an idle store never waits
+        # a steady trickle of appends while calls are running
+        tasks = []
+        for i in range(30):
+            tasks.append(asyncio.ensure_future(c.append("default", append(f"t{i}"))))
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*tasks)
+        sizes = [len(call) for call in storage.calls[1:]]
+        if linger:
+            assert max(sizes) >= 8 and len(sizes) <= 6, sizes
+        else:
+            assert len(sizes) > 6, sizes
+
+    asyncio.run(body())
