@@ -45,7 +45,7 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receiv
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def valid_json_payload() -> bytes:
@@ -78,8 +78,16 @@ def raw_rocksdict(events: int, batch: int = 1000) -> float:
         for i in range(batch):
             pos = struct.pack(">Q", b * batch + i + 1)
             # the stored value: payload plus event type, id, tenant, stream, version, position, time
-            rows.append((b"\x00\x00\x00\x01" + pos, payload + b"x" * 120, stream + struct.pack(">Q", i + 1), pos,
-                         b"\x00\x00\x00\x01OrderPlaced\x00" + pos, b"\x00\x00\x00\x01" + uuid.uuid4().bytes))
+            rows.append(
+                (
+                    b"\x00\x00\x00\x01" + pos,
+                    payload + b"x" * 120,
+                    stream + struct.pack(">Q", i + 1),
+                    pos,
+                    b"\x00\x00\x00\x01OrderPlaced\x00" + pos,
+                    b"\x00\x00\x00\x01" + uuid.uuid4().bytes,
+                )
+            )
         batches.append(rows)
     started = time.perf_counter()
     for rows in batches:
@@ -155,11 +163,15 @@ async def echo_rate(address: str, total: int) -> float:
 # -- through the suite --------------------------------------------------------------------------------
 
 
-async def bulk_ingest(address: str, requests: int, round_no: int = 0, per_request: int = 1000, window: int = 8) -> float:
+async def bulk_ingest(
+    address: str, requests: int, round_no: int = 0, per_request: int = 1000, window: int = 8
+) -> float:
     payload = valid_json_payload()
     events = [event_pb2.EventData(event_type="OrderPlaced", payload=payload) for _ in range(per_request)]
     prebuilt = [
-        ingest_pb2.BatchAppendRequest(append=ingest_pb2.AppendEventsRequest(stream_id=f"bulk-{round_no}-{i}", events=events))
+        ingest_pb2.BatchAppendRequest(
+            append=ingest_pb2.AppendEventsRequest(stream_id=f"bulk-{round_no}-{i}", events=events)
+        )
         for i in range(requests)
     ]
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
@@ -197,9 +209,10 @@ async def single_appends(address: str, total: int) -> float:
 
 async def read_stream_latency(ingest: str, query: str, calls: int) -> tuple[float, float]:
     payload = valid_json_payload()
-    async with grpc.aio.insecure_channel(ingest, options=CHANNEL_OPTIONS) as ich, grpc.aio.insecure_channel(
-        query, options=CHANNEL_OPTIONS
-    ) as qch:
+    async with (
+        grpc.aio.insecure_channel(ingest, options=CHANNEL_OPTIONS) as ich,
+        grpc.aio.insecure_channel(query, options=CHANNEL_OPTIONS) as qch,
+    ):
         await ingest_pb2_grpc.IngestServiceStub(ich).AppendEvents(
             ingest_pb2.AppendEventsRequest(
                 stream_id="read-100", events=[event_pb2.EventData(event_type="E", payload=payload) for _ in range(100)]
@@ -285,7 +298,13 @@ def main() -> None:
         "read_calls": 100 if q else 1_000,
         "subscribe_events": 50 if q else 500,
     }
-    results: dict[str, Any] = {"machine": platform.node(), "cpus": os.cpu_count(), "quick": q, "rounds": rounds, "sizes": sizes}
+    results: dict[str, Any] = {
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "quick": q,
+        "rounds": rounds,
+        "sizes": sizes,
+    }
     workdir = Path(tempfile.mkdtemp(prefix="allsource-bench-"))
     suite = Suite(workdir)  # default settings: durable writes, access log on, trace propagation on
     echo_proc, echo_address = start_echo_server()
@@ -317,7 +336,12 @@ def main() -> None:
         suite.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    for name, values in (("raw_rocksdict_events_per_s", raw), ("bulk_events_per_s", bulk), ("echo_calls_per_s", echo), ("single_appends_per_s", single)):
+    for name, values in (
+        ("raw_rocksdict_events_per_s", raw),
+        ("bulk_events_per_s", bulk),
+        ("echo_calls_per_s", echo),
+        ("single_appends_per_s", single),
+    ):
         results[name] = median_and_range(values)
     results["bulk_vs_raw"] = results["bulk_events_per_s"]["median"] / results["raw_rocksdict_events_per_s"]["median"]
     results["single_vs_echo"] = results["single_appends_per_s"]["median"] / results["echo_calls_per_s"]["median"]
@@ -332,14 +356,14 @@ def main() -> None:
     per_round = lambda key: ", ".join(f"{x:.2f}" for x in results[key])  # noqa: E731
     print(
         f"""
-AllSource benchmark ({'quick' if q else 'full'}; {os.cpu_count()} CPUs shared by client and suite; medians of {rounds} interleaved rounds, range in brackets)
-  raw rocksdict WriteBatch (4 keys/event, synced)   {fig('raw_rocksdict_events_per_s')} events/s   baseline
-  bare gRPC unary echo, 32 in flight (same loop)   {fig('echo_calls_per_s')} calls/s    baseline
-  bulk ingest, BatchAppend 1000 x 200 B, durable   {fig('bulk_events_per_s')} events/s   {results['bulk_vs_raw']:.2f} x raw  (per round {per_round('bulk_vs_raw_per_round')}; target >= 0.35)
-  AppendEvents, 1 event, 32 clients                {fig('single_appends_per_s')} calls/s    {results['single_vs_echo']:.2f} x echo (per round {per_round('single_vs_echo_per_round')}; target >= 0.60)
-  ReadStream(100)                                  p50 {rs['p50']:.2f} ms  p99 {rs['p99']:.2f} ms   (target p99 <= 10 ms)
-  StreamEvents                                     {results['stream_events_per_s']:>10,.0f} events/s   ({count:,} events)
-  Subscribe append-to-delivery                     p50 {sub['p50']:.2f} ms  p99 {sub['p99']:.2f} ms
+AllSource benchmark ({"quick" if q else "full"}; {os.cpu_count()} CPUs shared by client and suite; medians of {rounds} interleaved rounds, range in brackets)
+  raw rocksdict WriteBatch (4 keys/event, synced)   {fig("raw_rocksdict_events_per_s")} events/s   baseline
+  bare gRPC unary echo, 32 in flight (same loop)   {fig("echo_calls_per_s")} calls/s    baseline
+  bulk ingest, BatchAppend 1000 x 200 B, durable   {fig("bulk_events_per_s")} events/s   {results["bulk_vs_raw"]:.2f} x raw  (per round {per_round("bulk_vs_raw_per_round")}; target >= 0.35)
+  AppendEvents, 1 event, 32 clients                {fig("single_appends_per_s")} calls/s    {results["single_vs_echo"]:.2f} x echo (per round {per_round("single_vs_echo_per_round")}; target >= 0.60)
+  ReadStream(100)                                  p50 {rs["p50"]:.2f} ms  p99 {rs["p99"]:.2f} ms   (target p99 <= 10 ms)
+  StreamEvents                                     {results["stream_events_per_s"]:>10,.0f} events/s   ({count:,} events)
+  Subscribe append-to-delivery                     p50 {sub["p50"]:.2f} ms  p99 {sub["p99"]:.2f} ms
 """
     )
     out = ROOT / "bench" / "results"

@@ -106,13 +106,15 @@ def error_from_status(status: status_pb2.Status) -> AllSourceClientError:
 
 def error_from_rpc(err: grpc.RpcError) -> AllSourceClientError:
     """The typed exception for a failed call."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     if status is None:
-        status = status_pb2.Status(code=err.code().value[0], message=err.details() or "")  # type: ignore[attr-defined]
+        status = status_pb2.Status(code=err.code().value[0], message=err.details() or "")
     return error_from_status(status)
 
 
-def event(event_type: str, data: Any = None, *, event_id: str = "", metadata: Mapping[str, str] | None = None) -> event_pb2.EventData:
+def event(
+    event_type: str, data: Any = None, *, event_id: str = "", metadata: Mapping[str, str] | None = None
+) -> event_pb2.EventData:
     """An EventData with a JSON payload."""
     payload = data if isinstance(data, bytes) else json.dumps({} if data is None else data).encode()
     return event_pb2.EventData(event_id=event_id, event_type=event_type, payload=payload, metadata=metadata or {})
@@ -140,7 +142,8 @@ class AllSourceClient:
     def _channel(self, target: grpc.Channel | str) -> grpc.Channel:
         if isinstance(target, str):
             channel = grpc.insecure_channel(
-                target, options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+                target,
+                options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
             )
             self._owned.append(channel)
             return channel
@@ -170,7 +173,9 @@ class AllSourceClient:
         """One event by id."""
         return self._call(self.query.GetEvent, query_pb2.GetEventRequest(event_id=event_id)).event
 
-    def read_stream(self, stream_id: str, *, backward: bool = False, from_version: int = 0, page_size: int = 0) -> list[event_pb2.Event]:
+    def read_stream(
+        self, stream_id: str, *, backward: bool = False, from_version: int = 0, page_size: int = 0
+    ) -> list[event_pb2.Event]:
         """Every event of a stream, following page tokens."""
         out: list[event_pb2.Event] = []
         token = ""
@@ -190,7 +195,9 @@ class AllSourceClient:
             if not token:
                 return out
 
-    def list_events(self, event_filter: event_pb2.EventFilter | None = None, *, page_size: int = 0) -> Iterator[event_pb2.Event]:
+    def list_events(
+        self, event_filter: event_pb2.EventFilter | None = None, *, page_size: int = 0
+    ) -> Iterator[event_pb2.Event]:
         """Every matching event, following page tokens."""
         token = ""
         while True:
@@ -203,7 +210,9 @@ class AllSourceClient:
             if not token:
                 return
 
-    def stream_events(self, event_filter: event_pb2.EventFilter | None = None, *, batch_size: int = 0) -> Iterator[event_pb2.Event]:
+    def stream_events(
+        self, event_filter: event_pb2.EventFilter | None = None, *, batch_size: int = 0
+    ) -> Iterator[event_pb2.Event]:
         """Every matching event through the server-streaming StreamEvents."""
         try:
             for message in self.query.StreamEvents(
@@ -223,7 +232,9 @@ class AllSourceClient:
         reply = self._call(self.query.GetEntityState, request)
         return json.loads(reply.state), reply.version
 
-    def subscribe(self, request: query_pb2.SubscribeRequest, timeout: float | None = None) -> Iterator[query_pb2.SubscribeResponse]:
+    def subscribe(
+        self, request: query_pb2.SubscribeRequest, timeout: float | None = None
+    ) -> Iterator[query_pb2.SubscribeResponse]:
         """The subscription's messages; cancel by closing the iterator or letting the timeout pass."""
         call = self.query.Subscribe(request, timeout=timeout, metadata=self.metadata)
         try:

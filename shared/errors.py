@@ -171,7 +171,7 @@ def from_rpc_error(err: grpc.RpcError, *, upstream: str = "storage") -> AllSourc
     """
     status = None
     try:
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+        status = rpc_status.from_call(err)
     except ValueError:
         status = None
     if status is None:

@@ -93,8 +93,12 @@ class CallChain:
             return exc
         if isinstance(exc, grpc.aio.AbortError | GeneratorExit | asyncio.CancelledError):
             return None
-        log.error("unhandled error in %s", method, exc_info=(type(exc), exc, exc.__traceback__), extra={"method": method})
-        return Internal(f"internal error; quote request id {request_id} when reporting it", metadata={"request_id": request_id})
+        log.error(
+            "unhandled error in %s", method, exc_info=(type(exc), exc, exc.__traceback__), extra={"method": method}
+        )
+        return Internal(
+            f"internal error; quote request id {request_id} when reporting it", metadata={"request_id": request_id}
+        )
 
     def _log(
         self,
@@ -115,7 +119,9 @@ class CallChain:
             code = context.code()
             code_name = code.name if isinstance(code, grpc.StatusCode) else "OK" if code is None else str(code)
             reason = ""
-        self.access_log.record(method, code_name, reason, (time.perf_counter() - started) * 1000, context.peer(), request_id)
+        self.access_log.record(
+            method, code_name, reason, (time.perf_counter() - started) * 1000, context.peer(), request_id
+        )
 
     async def _fail(
         self, context: grpc.aio.ServicerContext, method: str, request_id: str, started: float, exc: BaseException

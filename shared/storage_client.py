@@ -79,9 +79,7 @@ class StorageClient:
     async def call(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
         """Call a unary StorageService method by name."""
         try:
-            return await getattr(self.stub, method)(
-                request, timeout=timeout or self.timeout, metadata=self._metadata()
-            )
+            return await getattr(self.stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 

@@ -59,17 +59,13 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def compose_validator() -> jsonschema.Draft202012Validator:
-    text = (
-        importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
-    ).read_text()
+    text = (importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text()
     schema = json.loads(text)
     # The schema relies on draft 2020-12 keywords (unevaluatedProperties rejects unknown service keys);
     # an older draft's validator would silently ignore them.
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 def _errors(validator: jsonschema.Draft202012Validator, doc: Any) -> list[str]:
@@ -130,9 +126,7 @@ def _image_env(instructions: list[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
-def _effective_env(
-    compose: Mapping[str, Any], name: str, instructions: list[tuple[str, str]]
-) -> dict[str, str]:
+def _effective_env(compose: Mapping[str, Any], name: str, instructions: list[tuple[str, str]]) -> dict[str, str]:
     """What the service's process sees: the image's ENV overlaid by the compose environment."""
     env = {k: v for k, v in _image_env(instructions).items() if k.startswith("ALLSOURCE_")}
     env.update(_environment(compose["services"][name]))
@@ -233,9 +227,7 @@ def test_the_four_services_exist_and_run_from_one_image(compose: dict[str, Any])
         assert context in (".", "./"), f"{name}: build the image from the repository root"
 
 
-def test_every_allsource_variable_is_a_real_setting(
-    compose: dict[str, Any], settings: dict[str, Settings]
-) -> None:
+def test_every_allsource_variable_is_a_real_setting(compose: dict[str, Any], settings: dict[str, Settings]) -> None:
     """Building Settings from each service's environment raises SettingsError on an unknown key."""
     for name, service in compose["services"].items():
         if name in ORDER:
@@ -251,17 +243,13 @@ def test_services_bind_all_interfaces_and_dial_by_service_name(
     compose: dict[str, Any], settings: dict[str, Settings]
 ) -> None:
     for name in ORDER:
-        assert getattr(settings[name], name).host == "0.0.0.0", (
-            f"{name} must bind 0.0.0.0 inside its container"
-        )
+        assert getattr(settings[name], name).host == "0.0.0.0", f"{name} must bind 0.0.0.0 inside its container"
     storage_port = settings["storage"].storage.port
     for name in PUBLIC:
         assert settings[name].storage.dial() == f"storage:{storage_port}", f"{name} dials storage elsewhere"
     for peer in PUBLIC:  # admin's GetSystemInfo checks each public service
         peer_port = getattr(settings[peer], peer).port
-        assert getattr(settings["admin"], peer).dial() == f"{peer}:{peer_port}", (
-            f"admin dials {peer} elsewhere"
-        )
+        assert getattr(settings["admin"], peer).dial() == f"{peer}:{peer_port}", f"admin dials {peer} elsewhere"
 
 
 def test_command_runs_the_matching_console_script(compose: dict[str, Any]) -> None:
@@ -269,9 +257,7 @@ def test_command_runs_the_matching_console_script(compose: dict[str, Any]) -> No
     for name in ORDER:
         command = compose["services"][name].get("command")
         argv = shlex.split(command) if isinstance(command, str) else command
-        assert argv and argv[0] == f"allsource-{name}", (
-            f"{name}: command should be allsource-{name}, got {command!r}"
-        )
+        assert argv and argv[0] == f"allsource-{name}", f"{name}: command should be allsource-{name}, got {command!r}"
         assert scripts.get(argv[0]) == f"services.{name}.main:main"
 
 
@@ -309,16 +295,12 @@ def test_storage_keeps_its_data_in_the_named_volume(
     for volume in compose["services"]["storage"].get("volumes", []):
         if isinstance(volume, str):
             source, _, rest = volume.partition(":")
-            mounts.append(
-                ("volume" if not source.startswith((".", "/", "~")) else "bind", source, rest.split(":")[0])
-            )
+            mounts.append(("volume" if not source.startswith((".", "/", "~")) else "bind", source, rest.split(":")[0]))
         else:
             mounts.append((volume.get("type", "volume"), volume.get("source"), volume.get("target")))
     named = [(src, target) for kind, src, target in mounts if kind == "volume" and target == data_dir]
     assert named, f"storage: no named volume mounted at {data_dir}; mounts: {mounts}"
-    assert named[0][0] in (compose.get("volumes") or {}), (
-        f"volume {named[0][0]!r} is not declared at the top level"
-    )
+    assert named[0][0] in (compose.get("volumes") or {}), f"volume {named[0][0]!r} is not declared at the top level"
     declared = [
         path
         for keyword, args in _final_stage(dockerfile)
@@ -332,9 +314,7 @@ def test_public_services_wait_for_healthy_storage(compose: dict[str, Any]) -> No
     for name in PUBLIC:
         depends = compose["services"][name].get("depends_on")
         assert isinstance(depends, Mapping), f"{name}: depends_on must use the long form with a condition"
-        assert (depends.get("storage") or {}).get("condition") == "service_healthy", (
-            f"{name}: not gated on storage"
-        )
+        assert (depends.get("storage") or {}).get("condition") == "service_healthy", f"{name}: not gated on storage"
 
 
 def test_ports_are_published_on_loopback_only(compose: dict[str, Any], settings: dict[str, Settings]) -> None:
@@ -405,9 +385,7 @@ def test_dockerfile_builds_a_non_root_image_of_the_package(dockerfile: list[tupl
                 stages.add(words[2])
     assert bases and all(b == "python:3.11-slim" for b in bases), f"base images: {bases}"
     runs = " ".join(a for k, a in dockerfile if k == "RUN")
-    assert re.search(r"pip install (--\S+ )*\.(\s|$)", runs), (
-        "the package is not installed with `pip install .`"
-    )
+    assert re.search(r"pip install (--\S+ )*\.(\s|$)", runs), "the package is not installed with `pip install .`"
     assert "-e " not in runs and "--editable" not in runs
     users = [a for k, a in _final_stage(dockerfile) if k == "USER"]
     assert users, "the image runs as root (no USER)"
@@ -439,9 +417,7 @@ def _dockerignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerfile_copies_files_that_exist_and_are_not_ignored(dockerfile: list[tuple[str, str]]) -> None:
-    patterns = [
-        p.strip() for p in DOCKERIGNORE.read_text().splitlines() if p.strip() and not p.startswith("#")
-    ]
+    patterns = [p.strip() for p in DOCKERIGNORE.read_text().splitlines() if p.strip() and not p.startswith("#")]
     assert not any(p.startswith("!") for p in patterns), "extend _dockerignored for `!` exceptions"
     for ignored in (".venv", "node_modules", "data", ".git", "tests", "bench/results"):
         assert _dockerignored(ignored, patterns), f".dockerignore does not exclude {ignored}"

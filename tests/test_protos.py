@@ -39,6 +39,8 @@ def test_lint_would_catch_an_undocumented_field(tmp_path: Path) -> None:
     (tmp_path / "buf.yaml").write_text((ROOT / "protos" / "buf.yaml").read_text())
     pkg = tmp_path / "allsource" / "v1"
     pkg.mkdir(parents=True)
-    (pkg / "x.proto").write_text('syntax = "proto3";\npackage allsource.v1;\n// Doc.\nmessage X {\n  string y = 1;\n}\n')
+    (pkg / "x.proto").write_text(
+        'syntax = "proto3";\npackage allsource.v1;\n// Doc.\nmessage X {\n  string y = 1;\n}\n'
+    )
     result = subprocess.run([str(BUF), "lint"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "non-empty comment" in result.stdout

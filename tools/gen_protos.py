@@ -17,8 +17,8 @@ PACKAGES = ("allsource/v1", "allsource/storage/v1")
 
 def generate(out: Path) -> None:
     """Regenerate every allsource proto into out, replacing what was there."""
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
 
     target = out / "allsource"
     if target.exists():

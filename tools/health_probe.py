@@ -25,13 +25,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(
-        prog="health_probe", description="Exit 0 only if a grpc.health.v1 Check answers SERVING."
-    )
+    parser = _Parser(prog="health_probe", description="Exit 0 only if a grpc.health.v1 Check answers SERVING.")
     parser.add_argument("port", type=int, help="port to probe")
-    parser.add_argument(
-        "service", nargs="?", default="", help='service name to check (default "": the server)'
-    )
+    parser.add_argument("service", nargs="?", default="", help='service name to check (default "": the server)')
     parser.add_argument("--host", default="127.0.0.1", help="host to probe (default 127.0.0.1)")
     parser.add_argument("--timeout", type=float, default=2.0, help="deadline in seconds (default 2)")
     args = parser.parse_args(argv)

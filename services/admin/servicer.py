@@ -42,7 +42,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             "query": (settings.query.dial(), query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name),
             "admin": (settings.admin.dial(), ADMIN_SERVICE),
         }
-        self._channels = {name: grpc.aio.insecure_channel(addr, options=channel_options(g)) for name, (addr, _) in self._peers.items()}
+        self._channels = {
+            name: grpc.aio.insecure_channel(addr, options=channel_options(g)) for name, (addr, _) in self._peers.items()
+        }
 
     async def _check(self, name: str) -> admin_pb2.ServiceHealth:
         address, service = self._peers[name]
@@ -56,7 +58,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             entry.status = admin_pb2.HEALTH_STATUS_UNREACHABLE
             entry.detail = f"{err.code().name}: {err.details()}"
         else:
-            entry.status = admin_pb2.HEALTH_STATUS_SERVING if reply.status == _SERVING else admin_pb2.HEALTH_STATUS_NOT_SERVING
+            entry.status = (
+                admin_pb2.HEALTH_STATUS_SERVING if reply.status == _SERVING else admin_pb2.HEALTH_STATUS_NOT_SERVING
+            )
             if reply.status != _SERVING:
                 entry.detail = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         entry.latency.CopyFrom(_duration(time.perf_counter() - started))
@@ -64,8 +68,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def _check_storage(self) -> admin_pb2.ServiceHealth:
         ok, why, took = await self.storage.health()
-        status = admin_pb2.HEALTH_STATUS_SERVING if ok else (
-            admin_pb2.HEALTH_STATUS_UNREACHABLE if "unreachable" in why else admin_pb2.HEALTH_STATUS_NOT_SERVING
+        status = (
+            admin_pb2.HEALTH_STATUS_SERVING
+            if ok
+            else (admin_pb2.HEALTH_STATUS_UNREACHABLE if "unreachable" in why else admin_pb2.HEALTH_STATUS_NOT_SERVING)
         )
         return admin_pb2.ServiceHealth(
             name="storage", address=self.storage.address, status=status, detail=why, latency=_duration(took)
@@ -74,7 +80,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def GetSystemInfo(
         self, request: admin_pb2.GetSystemInfoRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.GetSystemInfoResponse:
-        checks = await asyncio.gather(self._check("ingest"), self._check("query"), self._check("admin"), self._check_storage())
+        checks = await asyncio.gather(
+            self._check("ingest"), self._check("query"), self._check("admin"), self._check_storage()
+        )
         response = admin_pb2.GetSystemInfoResponse(
             version=VERSION,
             started_at=to_timestamp(self.started_ns),
@@ -93,4 +101,3 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         """Close the health-check channels."""
         for channel in self._channels.values():
             await channel.close()
-

@@ -71,6 +71,7 @@ class AppendCoalescer:
         self._queue: list[_Waiting] = []
         self._queued_bytes = 0
         self._in_flight = 0
+        self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
         self.calls = 0
         self.appends = 0
 
@@ -102,7 +103,8 @@ class AppendCoalescer:
         if self._lingering and len(self._queue) < self.linger_until and self._queued_bytes < self.parallel_bytes:
             return
         while self._queue and (
-            self._in_flight == 0 or (self._in_flight < self.in_flight_limit and self._queued_bytes >= self.parallel_bytes)
+            self._in_flight == 0
+            or (self._in_flight < self.in_flight_limit and self._queued_bytes >= self.parallel_bytes)
         ):
             taken, size = 0, 0
             for waiting in self._queue:
@@ -115,7 +117,9 @@ class AppendCoalescer:
             batch, self._queue = self._queue[:taken], self._queue[taken:]
             self._queued_bytes -= size
             self._in_flight += 1
-            asyncio.ensure_future(self._send(batch))
+            task = asyncio.ensure_future(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     def _end_linger(self) -> None:
         if self._lingering:

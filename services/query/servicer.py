@@ -48,7 +48,11 @@ def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
     for i, event_type in enumerate(f.event_types):
         if problem := text_problem(event_type, 4096):
             violations.append((f"{path}.event_types[{i}]", problem))
-    if f.HasField("start_time") and f.HasField("end_time") and f.end_time.ToNanoseconds() <= f.start_time.ToNanoseconds():
+    if (
+        f.HasField("start_time")
+        and f.HasField("end_time")
+        and f.end_time.ToNanoseconds() <= f.start_time.ToNanoseconds()
+    ):
         violations.append((f"{path}.end_time", "must be after start_time"))
     if f.to_position and f.from_position > f.to_position:
         violations.append((f"{path}.to_position", "must not be below from_position"))
@@ -67,17 +71,23 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _page_size(self, requested: int) -> int:
         return pagination.page_size(requested, self.settings.default_page_size, self.settings.max_page_size)
 
-    async def GetEvent(self, request: query_pb2.GetEventRequest, context: grpc.aio.ServicerContext) -> query_pb2.GetEventResponse:
+    async def GetEvent(
+        self, request: query_pb2.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.GetEventResponse:
         if len(request.event_id) != _UUID_LEN:
             raise InvalidArgument(
-                "event_id must be a UUID", reason="INVALID_EVENT_ID", violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")]
+                "event_id must be a UUID",
+                reason="INVALID_EVENT_ID",
+                violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")],
             )
         _, raw = await self.storage.read(
             "GetEvent", storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
         )
         return forward(query_pb2.GetEventResponse, raw)
 
-    async def ReadStream(self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext) -> query_pb2.ReadStreamResponse:
+    async def ReadStream(
+        self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.ReadStreamResponse:
         if problem := text_problem(request.stream_id, 4096):
             raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
         tenant = tenant_of(context)
@@ -98,7 +108,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         response.next_page_token = pagination.encode(bound, {"v": piece.next_version}) if piece.next_version else ""
         return response
 
-    async def ListEvents(self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext) -> query_pb2.ListEventsResponse:
+    async def ListEvents(
+        self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.ListEventsResponse:
         check_filter(request.filter)
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
@@ -108,7 +120,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             after = pagination.cursor_int(pagination.decode(request.page_token, bound), "p")
         run, raw = await self.storage.read(
             "ReadEvents",
-            storage_pb2.ReadEventsRequest(tenant_id=tenant, filter=request.filter, after_position=after, limit=size, max_scan=MAX_SCAN),
+            storage_pb2.ReadEventsRequest(
+                tenant_id=tenant, filter=request.filter, after_position=after, limit=size, max_scan=MAX_SCAN
+            ),
         )
         response = forward(query_pb2.ListEventsResponse, raw)
         response.next_page_token = "" if run.end_of_range else pagination.encode(bound, {"p": run.scanned_to_position})
@@ -159,14 +173,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def Subscribe(
         self, request: query_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.SubscribeResponse]:
-        check_filter(event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix), "")
+        check_filter(
+            event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix), ""
+        )
         if request.from_end and request.after_position:
             raise InvalidArgument(
                 "from_end and after_position are exclusive",
                 violations=[("from_end", "must be false when after_position is set")],
             )
         if request.max_batch_size < 0:
-            raise InvalidArgument("max_batch_size must not be negative", violations=[("max_batch_size", "must not be negative")])
+            raise InvalidArgument(
+                "max_batch_size must not be negative", violations=[("max_batch_size", "must not be negative")]
+            )
         interval = self.settings.checkpoint_interval_s
         if request.HasField("checkpoint_interval"):
             interval = request.checkpoint_interval.ToNanoseconds() / 1e9
@@ -212,4 +230,3 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if not reply.end and reply.streams:
             token = pagination.encode(bound, {"s": reply.streams[-1].stream_id})
         return query_pb2.ListStreamsResponse(streams=reply.streams, next_page_token=token)
-

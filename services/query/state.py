@@ -70,7 +70,11 @@ async def fold_stream(
             piece, _ = await storage.read(
                 "ReadStream",
                 storage_pb2.ReadStreamRequest(
-                    tenant_id=tenant_id, stream_id=stream_id, from_version=version + 1, limit=READ_CHUNK, to_version=target
+                    tenant_id=tenant_id,
+                    stream_id=stream_id,
+                    from_version=version + 1,
+                    limit=READ_CHUNK,
+                    to_version=target,
                 ),
             )
             for event in piece.events:
@@ -93,7 +97,12 @@ async def fold_stream(
 
 
 async def _save_snapshot(
-    storage: StorageClient, tenant_id: str, stream_id: str, version: int, state: dict[str, Any], at: timestamp_pb2.Timestamp
+    storage: StorageClient,
+    tenant_id: str,
+    stream_id: str,
+    version: int,
+    state: dict[str, Any],
+    at: timestamp_pb2.Timestamp,
 ) -> None:
     try:
         await storage.call(

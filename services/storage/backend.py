@@ -9,12 +9,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
 
 from shared.errors import AllSourceError
 
-AppendResult = ingest_pb2.AppendEventsResponse | AllSourceError
+AppendResult: TypeAlias = ingest_pb2.AppendEventsResponse | AllSourceError
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,9 @@ class StorageBackend(abc.ABC):
         """Streams in id order after `after`; the flag says there are no more."""
 
     @abc.abstractmethod
-    async def get_stream(self, tenant_id: str, stream_id: str, as_of_ns: int | None) -> tuple[event_pb2.StreamInfo, int]:
+    async def get_stream(
+        self, tenant_id: str, stream_id: str, as_of_ns: int | None
+    ) -> tuple[event_pb2.StreamInfo, int]:
         """A stream's info and its version at as_of_ns (its current version when None)."""
 
     @abc.abstractmethod

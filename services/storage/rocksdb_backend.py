@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
-from rocksdict import BlockBasedOptions, Options, ReadOptions, Rdict
+from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions
 
 from services.storage import codec, keys
 from services.storage.backend import AppendOp, AppendResult, EventRun, Snapshot, StorageBackend, StreamSlice
@@ -412,7 +412,9 @@ class RocksBackend(StorageBackend):
             end = not it.valid()
         return out, end
 
-    async def get_stream(self, tenant_id: str, stream_id: str, as_of_ns: int | None) -> tuple[event_pb2.StreamInfo, int]:
+    async def get_stream(
+        self, tenant_id: str, stream_id: str, as_of_ns: int | None
+    ) -> tuple[event_pb2.StreamInfo, int]:
         t = self._tenant_no(tenant_id)
         with engine_errors("reading a stream head"):
             head = self._stream_head(t, stream_id)

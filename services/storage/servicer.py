@@ -18,6 +18,7 @@ from services.storage.backend import AppendOp, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.errors import AllSourceError, InvalidArgument
 from shared.timestamps import from_timestamp, to_timestamp
+from shared.wire import varint
 
 MAX_LIMIT = 2000
 
@@ -31,7 +32,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.subscriptions = 0
         self.started_ns = time.time_ns()
 
-    async def Append(self, request: storage_pb2.AppendRequest, context: grpc.aio.ServicerContext) -> storage_pb2.AppendResponse:
+    async def Append(
+        self, request: storage_pb2.AppendRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.AppendResponse:
         results = await self.backend.append([AppendOp(op.tenant_id, op.request) for op in request.operations])
         response = storage_pb2.AppendResponse()
         for result in results:
@@ -42,9 +45,11 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                 outcome.success.CopyFrom(result)
         return response
 
-    async def GetEvent(self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext) -> storage_pb2.GetEventResponse:
+    async def GetEvent(
+        self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetEventResponse:
         data = await self.backend.get_event(request.tenant_id, request.event_id)
-        return storage_pb2.GetEventResponse.FromString(b"\x0a" + codec.varint(len(data)) + data)
+        return storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
 
     async def ReadStream(
         self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
@@ -87,11 +92,16 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self, request: storage_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListStreamsResponse:
         streams, end = await self.backend.list_streams(
-            request.tenant_id, prefix=request.stream_id_prefix, after=request.after_stream_id, limit=_limit(request.limit)
+            request.tenant_id,
+            prefix=request.stream_id_prefix,
+            after=request.after_stream_id,
+            limit=_limit(request.limit),
         )
         return storage_pb2.ListStreamsResponse(streams=streams, end=end)
 
-    async def GetStream(self, request: storage_pb2.GetStreamRequest, context: grpc.aio.ServicerContext) -> storage_pb2.GetStreamResponse:
+    async def GetStream(
+        self, request: storage_pb2.GetStreamRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetStreamResponse:
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else None
         info, version = await self.backend.get_stream(request.tenant_id, request.stream_id, as_of)
         return storage_pb2.GetStreamResponse(stream=info, version_at_time=version)
@@ -136,7 +146,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         )
         return storage_pb2.PutSnapshotResponse()
 
-    async def GetStats(self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext) -> storage_pb2.GetStatsResponse:
+    async def GetStats(
+        self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetStatsResponse:
         stats = await self.backend.stats()
         stats.subscriptions = self.subscriptions
         return storage_pb2.GetStatsResponse(stats=stats, started_at=to_timestamp(self.started_ns))

@@ -19,6 +19,7 @@ from allsource.v1 import event_pb2
 from services.storage import codec
 from services.storage.backend import StorageBackend
 from shared.errors import Unavailable
+from shared.wire import varint
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class SubscriptionParams:
 def events_message(events: list[bytes]) -> storage_pb2.SubscribeResponse:
     """A SubscribeResponse carrying stored events, built from their bytes without re-encoding them."""
     batch = codec.repeated_events(events)
-    return storage_pb2.SubscribeResponse.FromString(b"\x0a" + codec.varint(len(batch)) + batch)
+    return storage_pb2.SubscribeResponse.FromString(b"\x0a" + varint(len(batch)) + batch)
 
 
 async def follow(

@@ -196,7 +196,9 @@ class GroupCommitWriter:
                     await asyncio.sleep(0)  # a big batch must not stall reads; only this task writes
                     slice_started = time.perf_counter()
             for tenant_no, (_, _, streams) in overlay.cursors.items():
-                batch.put(keys.META_STREAM_COUNT + keys.tenant_prefix(tenant_no), keys.pack_u64(streams), self._h["meta"])
+                batch.put(
+                    keys.META_STREAM_COUNT + keys.tenant_prefix(tenant_no), keys.pack_u64(streams), self._h["meta"]
+                )
             if wrote:
                 if batch.len() < INLINE_WRITE_ENTRIES:
                     self._db.write(batch, self._write_opt)
@@ -305,7 +307,9 @@ class GroupCommitWriter:
                 given.append((index, raw))
         if given:
             if len({raw for _, raw in given}) != len(given):
-                return InvalidArgument("event ids must be unique within an append", reason="DUPLICATE_EVENT_ID_IN_REQUEST")
+                return InvalidArgument(
+                    "event ids must be unique within an append", reason="DUPLICATE_EVENT_ID_IN_REQUEST"
+                )
             replay_or_error = self._check_ids(t, req, given, overlay)
             if replay_or_error is not None:
                 return replay_or_error
@@ -319,8 +323,7 @@ class GroupCommitWriter:
         ):
             return Aborted(
                 f"stream {stream_id!r} is at version {current}, which does not satisfy the expected "
-                f"version ({_EK.Name(kind)}"
-                + (f" {expected})" if kind == _EXACT else ")"),
+                f"version ({_EK.Name(kind)}" + (f" {expected})" if kind == _EXACT else ")"),
                 reason="WRONG_EXPECTED_VERSION",
                 metadata={
                     "stream_id": stream_id,
@@ -349,7 +352,12 @@ class GroupCommitWriter:
         # fragments are precomputed, and server-assigned ids (which cannot collide) are not tracked.
         tprefix = keys.tenant_prefix(t)
         sprefix = tprefix + sid + keys.SEP
-        h_events, h_stream, h_type, h_id = self._h["events"], self._h["stream_idx"], self._h["type_idx"], self._h["id_idx"]
+        h_events, h_stream, h_type, h_id = (
+            self._h["events"],
+            self._h["stream_idx"],
+            self._h["type_idx"],
+            self._h["id_idx"],
+        )
         put = batch.put
         pack = keys.U64.pack
         version_position = codec.version_position
@@ -442,7 +450,9 @@ class GroupCommitWriter:
                 missing.append((index, raw))
         if missing:
             positions = self._cf["id_idx"].get([keys.id_key(t, raw) for _, raw in missing])
-            hits = [(index, keys.unpack_u64(p)) for (index, _), p in zip(missing, positions, strict=True) if p is not None]
+            hits = [
+                (index, keys.unpack_u64(p)) for (index, _), p in zip(missing, positions, strict=True) if p is not None
+            ]
             if hits:
                 stored = self._cf["events"].get([keys.event_key(t, p) for _, p in hits])
                 for (index, pos), data in zip(hits, stored, strict=True):

@@ -20,7 +20,9 @@ SCRIPT = ROOT / "tests" / "node" / "client.mjs"
 def node_executable() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("Node.js is required for the test suite but `node` is not on PATH: install Node.js 20 and run npm ci")
+        pytest.fail(
+            "Node.js is required for the test suite but `node` is not on PATH: install Node.js 20 and run npm ci"
+        )
     if not (ROOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
         pytest.fail(f"{ROOT / 'node_modules' / '@grpc' / 'grpc-js'} is missing: run npm ci")
     return node
@@ -54,7 +56,9 @@ def test_node_grpc_js_client(suite: Suite, unique: str) -> None:
         events = client.read_stream(stream)
         assert [e.version for e in events] == [1, 2, 3]
         assert [e.event_id for e in events] == summary["event_ids"]
-        assert [e.event_type for e in events] == summary["event_types"] == ["ItemCreated", "ItemRestocked", "ItemRenamed"]
+        assert (
+            [e.event_type for e in events] == summary["event_types"] == ["ItemCreated", "ItemRestocked", "ItemRenamed"]
+        )
         assert [e.position for e in events] == summary["positions"]
         assert [json.loads(e.payload) for e in events] == [
             {"name": "widget", "qty": 1},

@@ -76,7 +76,11 @@ def test_kill_9_of_storage_loses_no_acknowledged_event(fresh_suite: Suite) -> No
         for k, event_id in enumerate(ids):
             stored = by_id.get(event_id)
             assert stored is not None, f"acknowledged event {event_id} lost"
-            assert (stored.stream_id, stored.version, stored.position) == (stream, first_version + k, first_position + k)
+            assert (stored.stream_id, stored.version, stored.position) == (
+                stream,
+                first_version + k,
+                first_position + k,
+            )
         assert last_position == first_position + len(ids) - 1
     for ids in unacked:
         present = [i in by_id for i in ids]

@@ -88,7 +88,9 @@ def test_read_stream_pages_and_directions(suite: Suite, client: AllSourceClient,
     assert [e.version for e in page.events] == list(range(1, 11)) and page.stream_version == 25
     versions = [e.version for e in page.events]
     while page.next_page_token:
-        page = query.ReadStream(query_pb2.ReadStreamRequest(stream_id=stream, page_size=10, page_token=page.next_page_token))
+        page = query.ReadStream(
+            query_pb2.ReadStreamRequest(stream_id=stream, page_size=10, page_token=page.next_page_token)
+        )
         versions += [e.version for e in page.events]
     assert versions == list(range(1, 26))
     assert [e.version for e in client.read_stream(stream, backward=True, page_size=7)] == list(range(25, 0, -1))
@@ -111,7 +113,9 @@ def test_list_events_filters_and_pages(client: AllSourceClient, unique: str) -> 
     assert len(everything) == 13
     positions = [e.position for e in everything]
     assert positions == sorted(positions)
-    placed = list(client.list_events(event_pb2.EventFilter(stream_id_prefix=unique, event_types=["Placed"]), page_size=4))
+    placed = list(
+        client.list_events(event_pb2.EventFilter(stream_id_prefix=unique, event_types=["Placed"]), page_size=4)
+    )
     assert [json.loads(e.payload)["i"] for e in placed] == [0, 2, 4, 6, 8, 10]
     one = list(client.list_events(event_pb2.EventFilter(stream_id=unique + "order-1")))
     assert [e.version for e in one] == [1, 2, 3, 4]
@@ -281,15 +285,22 @@ def test_batch_append_one_result_per_request_in_order(suite: Suite, unique: str)
             else:
                 yield ingest_pb2.BatchAppendRequest(
                     correlation_id=f"c{i}",
-                    append=ingest_pb2.AppendEventsRequest(stream_id=stream, events=[event("E", {"i": i}) for _ in range(3)]),
+                    append=ingest_pb2.AppendEventsRequest(
+                        stream_id=stream, events=[event("E", {"i": i}) for _ in range(3)]
+                    ),
                 )
 
     responses = list(ingest.BatchAppend(requests(), timeout=30))
     assert [r.request_index for r in responses] == list(range(40))
     by_id = {r.correlation_id: r for r in responses}
-    assert by_id["bad"].WhichOneof("result") == "error" and by_id["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert (
+        by_id["bad"].WhichOneof("result") == "error"
+        and by_id["bad"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    )
     assert "append.events[0].event_type" in str(by_id["bad"].error)
-    assert by_id["conflict"].WhichOneof("result") == "error" and "WRONG_EXPECTED_VERSION" in str(by_id["conflict"].error)
+    assert by_id["conflict"].WhichOneof("result") == "error" and "WRONG_EXPECTED_VERSION" in str(
+        by_id["conflict"].error
+    )
     ok = [r for r in responses if r.WhichOneof("result") == "success"]
     assert len(ok) == 38
     positions = sorted(p for r in ok for p in range(r.success.first_position, r.success.last_position + 1))

@@ -88,7 +88,14 @@ class StorageContract:
             run_ = await b.read_events(T, event_pb2.EventFilter(), after_position=0, limit=100, max_scan=100)
             events = [decode(e) for e in run_.events]
             assert [e.position for e in events] == [1, 2, 3, 4, 5, 6]
-            assert [(e.stream_id, e.version) for e in events] == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("a", 4), ("a", 5)]
+            assert [(e.stream_id, e.version) for e in events] == [
+                ("a", 1),
+                ("a", 2),
+                ("a", 3),
+                ("b", 1),
+                ("a", 4),
+                ("a", 5),
+            ]
             times = [from_timestamp(e.recorded_at) for e in events]
             assert times == sorted(times)
             assert b.head_position(T) == 6
@@ -104,7 +111,11 @@ class StorageContract:
             assert r.event_ids[0] == chosen
             assert uuid.UUID(r.event_ids[1]).version == 7  # server-assigned, time-ordered
             first = decode(await b.get_event(T, chosen))
-            assert (first.event_type, first.payload, first.content_type) == ("OrderPlaced", b'{"total": 3}', "application/json")
+            assert (first.event_type, first.payload, first.content_type) == (
+                "OrderPlaced",
+                b'{"total": 3}',
+                "application/json",
+            )
             assert dict(first.metadata) == {"source": "test"}
             assert first.occurred_at.seconds == 1_700_000_000
             assert (first.tenant_id, first.stream_id, first.version, first.position) == (T, "order-1", 1, 1)
@@ -232,7 +243,9 @@ class StorageContract:
             assert missing.value.reason == "EVENT_NOT_FOUND"
             piece = await b.read_stream(T, "s", backward=False, from_version=1, limit=10)
             assert piece.stream_version == 1 and len(piece.events) == 1
-            run_ = await b.read_events(T, event_pb2.EventFilter(event_types=["X"]), after_position=0, limit=10, max_scan=10)
+            run_ = await b.read_events(
+                T, event_pb2.EventFilter(event_types=["X"]), after_position=0, limit=10, max_scan=10
+            )
             assert run_.events == []
             # and the id is still free to use
             ok = await self.append_one(b, req("s", ev("X", event_id=eid)))
@@ -313,7 +326,11 @@ class StorageContract:
             cursor, found, calls = 0, [], 0
             while True:
                 run_ = await b.read_events(
-                    T, event_pb2.EventFilter(stream_id_prefix="s", event_types=["Rare"]), after_position=cursor, limit=10, max_scan=7
+                    T,
+                    event_pb2.EventFilter(stream_id_prefix="s", event_types=["Rare"]),
+                    after_position=cursor,
+                    limit=10,
+                    max_scan=7,
                 )
                 calls += 1
                 found += [decode(e).position for e in run_.events]

@@ -61,7 +61,9 @@ def rich(code: grpc.StatusCode, message: str, reason: str, **metadata: str) -> t
 
 def test_append_sends_the_request_and_metadata(fake: tuple[AllSourceClient, Any]) -> None:
     client, channel = fake
-    box = in_background(lambda: client.append("order-1", [event("Placed", {"a": 1})], expected=NO_STREAM, request_id="r1"))
+    box = in_background(
+        lambda: client.append("order-1", [event("Placed", {"a": 1})], expected=NO_STREAM, request_id="r1")
+    )
     metadata, request, rpc = channel.take_unary_unary(INGEST.methods_by_name["AppendEvents"])
     assert ("authorization", "Bearer t") in metadata
     assert request.stream_id == "order-1" and request.request_id == "r1"
@@ -81,7 +83,9 @@ def test_append_sends_the_request_and_metadata(fake: tuple[AllSourceClient, Any]
         (grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE", ServiceUnavailable),
     ],
 )
-def test_errors_are_typed_by_reason(fake: tuple[AllSourceClient, Any], code: grpc.StatusCode, reason: str, expected: type) -> None:
+def test_errors_are_typed_by_reason(
+    fake: tuple[AllSourceClient, Any], code: grpc.StatusCode, reason: str, expected: type
+) -> None:
     client, channel = fake
     box = in_background(lambda: client.append("s", [event("E")]))
     _, _, rpc = channel.take_unary_unary(INGEST.methods_by_name["AppendEvents"])
@@ -101,7 +105,9 @@ def test_reason_wins_over_code_and_read_stream_follows_tokens(fake: tuple[AllSou
     _, first, rpc = channel.take_unary_unary(method)
     assert first.page_token == "" and first.page_size == 2
     rpc.terminate(
-        query_pb2.ReadStreamResponse(events=[event_pb2.Event(version=1), event_pb2.Event(version=2)], next_page_token="t2"),
+        query_pb2.ReadStreamResponse(
+            events=[event_pb2.Event(version=1), event_pb2.Event(version=2)], next_page_token="t2"
+        ),
         (),
         grpc.StatusCode.OK,
         "",
@@ -114,6 +120,11 @@ def test_reason_wins_over_code_and_read_stream_follows_tokens(fake: tuple[AllSou
 
     box = in_background(lambda: client.read_stream("missing"))
     _, _, rpc = channel.take_unary_unary(method)
-    rpc.terminate(query_pb2.ReadStreamResponse(), rich(grpc.StatusCode.NOT_FOUND, "x", "STREAM_NOT_FOUND"), grpc.StatusCode.NOT_FOUND, "x")
+    rpc.terminate(
+        query_pb2.ReadStreamResponse(),
+        rich(grpc.StatusCode.NOT_FOUND, "x", "STREAM_NOT_FOUND"),
+        grpc.StatusCode.NOT_FOUND,
+        "x",
+    )
     box["thread"].join()
     assert isinstance(box["error"], StreamNotFound)

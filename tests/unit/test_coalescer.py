@@ -40,7 +40,9 @@ class FakeStorage:
 
 def append(stream: str, payload_bytes: int = 2) -> ingest_pb2.AppendEventsRequest:
     payload = b'"' + b"x" * (payload_bytes - 2) + b'"' if payload_bytes > 2 else b"{}"
-    return ingest_pb2.AppendEventsRequest(stream_id=stream, events=[event_pb2.EventData(event_type="E", payload=payload)])
+    return ingest_pb2.AppendEventsRequest(
+        stream_id=stream, events=[event_pb2.EventData(event_type="E", payload=payload)]
+    )
 
 
 def make(storage: FakeStorage, **kw: Any) -> AppendCoalescer:
@@ -67,7 +69,9 @@ def test_concurrent_appends_share_calls_and_keep_their_own_outcome() -> None:
 def test_a_failed_call_fails_every_append_it_carried() -> None:
     async def body() -> None:
         c = make(FakeStorage(fail_call=True))
-        results = await asyncio.gather(*(c.append("default", append(f"s{i}")) for i in range(5)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(c.append("default", append(f"s{i}")) for i in range(5)), return_exceptions=True
+        )
         assert all(isinstance(r, AllSourceError) and r.reason == "STORAGE_UNAVAILABLE" for r in results)
 
     asyncio.run(body())

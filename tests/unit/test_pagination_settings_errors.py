@@ -91,9 +91,17 @@ def test_error_carries_one_error_info_and_details() -> None:
     assert len(infos) == 1
     info = error_details_pb2.ErrorInfo()
     infos[0].Unpack(info)
-    assert (info.reason, info.domain, dict(info.metadata)) == ("WRONG_EXPECTED_VERSION", "allsource.dev", {"actual_version": "3"})
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        "WRONG_EXPECTED_VERSION",
+        "allsource.dev",
+        {"actual_version": "3"},
+    )
     assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
     again = from_status(status)
     assert isinstance(again, AllSourceError)
-    assert (again.code, again.reason, again.metadata) == (grpc.StatusCode.ABORTED, "WRONG_EXPECTED_VERSION", {"actual_version": "3"})
+    assert (again.code, again.reason, again.metadata) == (
+        grpc.StatusCode.ABORTED,
+        "WRONG_EXPECTED_VERSION",
+        {"actual_version": "3"},
+    )
     assert again.to_status() == status  # re-emitted unchanged

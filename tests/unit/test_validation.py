@@ -28,7 +28,13 @@ def test_valid_request_passes() -> None:
 
 @pytest.mark.parametrize(
     ("stream_id", "problem"),
-    [("", "must not be empty"), ("a\x00b", "control"), ("tab\there", "control"), ("x" * 257, "at most 256"), ("é" * 129, "at most 256")],
+    [
+        ("", "must not be empty"),
+        ("a\x00b", "control"),
+        ("tab\there", "control"),
+        ("x" * 257, "at most 256"),
+        ("é" * 129, "at most 256"),
+    ],
 )
 def test_stream_id_rules(stream_id: str, problem: str) -> None:
     assert problem in fields(request(stream_id=stream_id))["stream_id"]
