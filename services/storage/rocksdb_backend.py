@@ -455,7 +455,8 @@ class RocksBackend(StorageBackend):
         t = self._tenant_no(tenant_id)
         if t is None:
             raise NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
-        head = self._stream_head(t, stream_id)
+        with engine_errors("reading a stream head"):
+            head = self._stream_head(t, stream_id)
         if head is None or snapshot.version < 1 or snapshot.version > head.version:
             raise InvalidArgument(
                 "a snapshot must be at an existing version of an existing stream",

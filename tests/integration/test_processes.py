@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -241,3 +242,26 @@ def test_suite_launcher_starts_everything_and_stops_on_sigterm(tmp_path: os.Path
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_message_size_limit_comes_from_settings_and_logs_are_json(fresh_suite: Suite) -> None:
+    suite = fresh_suite
+    limit = 64 * 1024
+    suite.extra_env = {
+        "ALLSOURCE_GRPC__MAX_MESSAGE_BYTES": str(limit),
+        "ALLSOURCE_LIMITS__MAX_BATCH_BYTES": str(limit),
+        "ALLSOURCE_LIMITS__MAX_EVENT_BYTES": str(limit),
+    }
+    suite.start("storage")
+    suite.start("ingest")
+    with suite.client() as client:
+        assert client.append("small", [event("E", {"x": "y" * 1000})]).first_version == 1
+        with pytest.raises(AllSourceClientError) as err:
+            client.append("big", [event("E", {"x": "y" * (limit + 1000)})])
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for name in ("storage", "ingest"):
+        lines = [line for line in suite.log(name).splitlines() if line.strip()]
+        assert lines, f"{name} logged nothing"
+        for line in lines:
+            entry = json.loads(line)  # every line is one JSON object
+            assert {"ts", "level", "service", "msg"} <= entry.keys()
