@@ -151,12 +151,8 @@ class CallChain:
             started = time.perf_counter()
             request_id = self._begin(context)
             try:
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:
-                    await result
+                async for item in _relay(behavior(request, context)):
+                    yield item
             except BaseException as exc:
                 await self._fail(context, method, request_id, started, exc)
                 raise
@@ -165,14 +161,18 @@ class CallChain:
         return stream
 
 
+async def _relay(result: Any) -> AsyncIterator[Any]:
+    """Messages of a streaming handler, whether it yields them or writes them with context.write()."""
+    if inspect.isasyncgen(result):
+        async for item in result:
+            yield item
+    else:
+        await result
+
+
 def _as_generator(behavior: Behavior) -> Behavior:
-    async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        result = behavior(request, context)
-        if inspect.isasyncgen(result):
-            async for item in result:
-                yield item
-        else:
-            await result
+    def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        return _relay(behavior(request, context))
 
     return generator
 

@@ -26,42 +26,14 @@ from grpc_reflection.v1alpha import reflection
 
 from shared import logs, tracing
 from shared.interceptors import CallChain, Registrar
-from shared.settings import Endpoint, GrpcSettings, LoadedSettings, Settings, SettingsError, load_settings
+from shared.settings import Endpoint, LoadedSettings, Settings, SettingsError, load_settings
+from shared.storage_client import StorageClient
+from shared.transport import server_options
 
 log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
-    """Transport options for servers: message limits, keepalive, stream limits."""
-    return [
-        ("grpc.max_receive_message_length", g.max_message_bytes),
-        ("grpc.max_send_message_length", g.max_message_bytes),
-        ("grpc.keepalive_time_ms", int(g.keepalive_time_s * 1000)),
-        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(g.min_ping_interval_s * 1000)),
-        ("grpc.http2.max_ping_strikes", 2),
-        ("grpc.max_concurrent_streams", g.max_concurrent_streams),
-        # Two servers must never share a port silently.
-        ("grpc.so_reuseport", 0),
-    ]
-
-
-def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
-    """Transport options for channels between services."""
-    return [
-        ("grpc.max_receive_message_length", g.max_message_bytes),
-        ("grpc.max_send_message_length", g.max_message_bytes),
-        ("grpc.keepalive_time_ms", int(max(g.keepalive_time_s, g.min_ping_interval_s) * 1000)),
-        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 2000),
-    ]
 
 
 class _MethodAwarePool:
@@ -125,6 +97,21 @@ class Service(abc.ABC):
         status = SERVING if serving else NOT_SERVING
         for name in ("", *self.service_names):
             await self.health.set(name, status)
+
+
+class StorageBackedService(Service):
+    """A public service: it reaches storage through a StorageClient and serves only while storage does."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.storage = StorageClient(settings)
+
+    async def dependencies_ok(self) -> tuple[bool, str]:
+        ok, why, _ = await self.storage.health()
+        return ok, why
+
+    async def stop(self) -> None:
+        await self.storage.close()
 
 
 async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | None = None) -> None:

@@ -21,8 +21,8 @@ from shared import tracing
 from shared.errors import from_rpc_error
 from shared.interceptors import REQUEST_ID_KEY
 from shared.logs import request_id_var
-from shared.server import channel_options
 from shared.settings import Settings
+from shared.transport import channel_options
 
 STORAGE_SERVICE = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name
 M = TypeVar("M", bound=Message)

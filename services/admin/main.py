@@ -10,17 +10,15 @@ from allsource.v1 import admin_pb2_grpc
 from services.admin.servicer import ADMIN_SERVICE, AdminServicer
 from shared import server
 from shared.settings import Endpoint, Settings
-from shared.storage_client import StorageClient
 
 
-class AdminProcess(server.Service):
+class AdminProcess(server.StorageBackedService):
     """Runs AdminService."""
 
     name = "admin"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.storage = StorageClient(settings)
         self.servicer = AdminServicer(settings, self.storage)
 
     def endpoint(self) -> Endpoint:
@@ -30,13 +28,9 @@ class AdminProcess(server.Service):
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.servicer, srv)
         return [ADMIN_SERVICE]
 
-    async def dependencies_ok(self) -> tuple[bool, str]:
-        ok, why, _ = await self.storage.health()
-        return ok, why
-
     async def stop(self) -> None:
         await self.servicer.close()
-        await self.storage.close()
+        await super().stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,10 +12,10 @@ from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.errors import AllSourceError
-from shared.server import channel_options
 from shared.settings import Settings
 from shared.storage_client import StorageClient
 from shared.timestamps import to_timestamp
+from shared.transport import channel_options
 from shared.version import VERSION
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -12,20 +12,18 @@ from services.ingest.coalescer import AppendCoalescer
 from services.ingest.servicer import IngestServicer
 from shared import server
 from shared.settings import Endpoint, Settings
-from shared.storage_client import StorageClient
 from shared.validation import AppendValidator
 
 log = logging.getLogger(__name__)
 
 
-class IngestProcess(server.Service):
+class IngestProcess(server.StorageBackedService):
     """Runs IngestService against the storage service."""
 
     name = "ingest"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.storage = StorageClient(settings)
         s = settings.ingest
         self.coalescer = AppendCoalescer(
             self.storage,
@@ -45,17 +43,13 @@ class IngestProcess(server.Service):
         ingest_pb2_grpc.add_IngestServiceServicer_to_server(self.servicer, srv)
         return [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name]
 
-    async def dependencies_ok(self) -> tuple[bool, str]:
-        ok, why, _ = await self.storage.health()
-        return ok, why
-
     async def stop(self) -> None:
         c = self.coalescer
         log.info(
             "appends coalesced",
             extra={"appends": c.appends, "storage_calls": c.calls, "per_call": round(c.appends / max(c.calls, 1), 2)},
         )
-        await self.storage.close()
+        await super().stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

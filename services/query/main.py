@@ -10,17 +10,15 @@ from allsource.v1 import query_pb2, query_pb2_grpc
 from services.query.servicer import QueryServicer
 from shared import server
 from shared.settings import Endpoint, Settings
-from shared.storage_client import StorageClient
 
 
-class QueryProcess(server.Service):
+class QueryProcess(server.StorageBackedService):
     """Runs QueryService against the storage service."""
 
     name = "query"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.storage = StorageClient(settings)
         self.servicer = QueryServicer(self.storage, settings.query)
 
     def endpoint(self) -> Endpoint:
@@ -30,15 +28,8 @@ class QueryProcess(server.Service):
         query_pb2_grpc.add_QueryServiceServicer_to_server(self.servicer, srv)
         return [query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name]
 
-    async def dependencies_ok(self) -> tuple[bool, str]:
-        ok, why, _ = await self.storage.health()
-        return ok, why
-
     def begin_shutdown(self) -> None:
         self.servicer.closing.set()
-
-    async def stop(self) -> None:
-        await self.storage.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -60,6 +60,12 @@ def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
         raise InvalidArgument("the filter is invalid", reason="INVALID_FILTER", violations=violations)
 
 
+def check_stream_id(stream_id: str) -> None:
+    """Reject an empty or malformed stream id."""
+    if problem := text_problem(stream_id, 4096):
+        raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
+
+
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """The public read API."""
 
@@ -88,8 +94,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ReadStream(
         self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ReadStreamResponse:
-        if problem := text_problem(request.stream_id, 4096):
-            raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
+        check_stream_id(request.stream_id)
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
         backward = request.direction == query_pb2.READ_DIRECTION_BACKWARD
@@ -158,8 +163,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEntityState(
         self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEntityStateResponse:
-        if problem := text_problem(request.stream_id, 4096):
-            raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
+        check_stream_id(request.stream_id)
         as_of = request.WhichOneof("as_of")
         return await fold_stream(
             self.storage,
