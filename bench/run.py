@@ -142,7 +142,7 @@ async def concurrent_unary(call: Any, make_request: Any, total: int, concurrency
 
 def start_echo_server() -> tuple[subprocess.Popen[bytes], str]:
     """A bare gRPC echo server on the services' event loop implementation."""
-    from shared.settings import load_settings
+    from shared.config import load_settings
 
     port = free_port()
     event_loop = load_settings(environ={}).settings.grpc.event_loop

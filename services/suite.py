@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.server import load_or_exit
+from shared.server import add_config_arguments, load_or_exit
 
 ORDER = ("storage", "ingest", "query", "admin")
 SERVICE_NAMES = {
@@ -51,16 +51,13 @@ def wait_serving(address: str, service: str, timeout: float, process: subprocess
 class Suite:
     """The four service processes."""
 
-    def __init__(self, config: str | None) -> None:
-        self.config = config
+    def __init__(self, args: list[str]) -> None:
+        self.args = args  # --preset / --config / --set, passed to every service
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", f"services.{name}"]
-        if self.config:
-            cmd += ["--config", self.config]
-        proc = subprocess.Popen(cmd)
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}", *self.args])
         self.procs[name] = proc
         return proc
 
@@ -82,11 +79,14 @@ class Suite:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     parser = argparse.ArgumentParser(prog="allsource-suite", description="Run the whole AllSource suite locally.")
-    parser.add_argument("--config", metavar="PATH", help="configuration file passed to every service")
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
-    settings = load_or_exit("suite", args.config).settings
+    loaded = load_or_exit("suite", args)
+    settings = loaded.settings
     endpoints = {name: getattr(settings, name) for name in ORDER}
-    suite = Suite(args.config)
+    passed = [*(["--preset", args.preset] if args.preset else []), *(["--config", args.config] if args.config else [])]
+    passed += [f"--set={item}" for item in args.overrides]
+    suite = Suite(passed)
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_dir = Path(settings.storage.data_dir).resolve()
         lines = [
             "",
-            f"AllSource is running (embedded RocksDB in {data_dir}, pid {os.getpid()}):",
+            f"AllSource is running ({loaded.preset} preset, embedded RocksDB in {data_dir}, pid {os.getpid()}):",
             *(f"  {name:<8} {endpoints[name].dial():<22} {SERVICE_NAMES[name]}" for name in ORDER),
             "",
             f"  try:  grpcurl -plaintext {endpoints['query'].dial()} list",

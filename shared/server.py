@@ -1,9 +1,11 @@
 """The process harness every service runs in.
 
-It builds the grpc.aio server with the shared interceptor chain and transport settings, registers
-grpc.health.v1 and server reflection from the services' descriptors, reports health (NOT_SERVING while a
-dependency is down), and drains on SIGTERM/SIGINT: health turns NOT_SERVING, long-lived streams are told
-to end, in-flight calls get `grpc.shutdown_grace_s` to finish, then the service releases its resources.
+It builds the grpc.aio server with the shared call chain and transport settings (TLS, or plaintext),
+registers grpc.health.v1, server reflection (from the services' descriptors) and the control service,
+reports health (NOT_SERVING while a dependency is down), reloads its configuration on SIGHUP, keeps
+feature flags current, and drains on SIGTERM/SIGINT: health turns NOT_SERVING, long-lived streams are
+told to end, in-flight calls get `grpc.shutdown_grace_s` to finish, then the service releases its
+resources.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from allsource.control.v1 import control_pb2_grpc
+from allsource.storage.v1 import storage_pb2
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from shared import logs, tracing
+from shared.config import ConfigInputs, LoadedSettings, SettingsError, load_settings
+from shared.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, ControlServicer, flag_from_record
+from shared.errors import AllSourceError
+from shared.flags import FLAGS, FlagState
 from shared.interceptors import CallChain, Registrar
-from shared.settings import Endpoint, LoadedSettings, Settings, SettingsError, load_settings
+from shared.settings import Endpoint, Settings
 from shared.storage_client import StorageClient
-from shared.transport import server_options
+from shared.transport import server_credentials, server_options
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,8 @@ class Service(abc.ABC):
         self.settings = settings
         self.health: health_aio.HealthServicer | None = None
         self.service_names: list[str] = []
+        self.config: ConfigManager | None = None  # set by the harness
+        self.chain: CallChain | None = None
 
     @abc.abstractmethod
     def endpoint(self) -> Endpoint:
@@ -86,6 +96,13 @@ class Service(abc.ABC):
 
     def begin_shutdown(self) -> None:  # noqa: B027 - optional hook
         """Tell long-lived calls (subscriptions) to end; called before the server stops."""
+
+    async def apply_settings(self, settings: Settings, changed: set[str]) -> None:  # noqa: B027 - optional hook
+        """Push reloaded values into this service's components (`changed` are the dotted keys)."""
+
+    async def flag_overrides(self) -> dict[str, FlagState] | None:
+        """The feature-flag overrides kept by storage; None when they cannot be read now."""
+        return None
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release resources after the last call has finished."""
@@ -113,6 +130,51 @@ class StorageBackedService(Service):
     async def stop(self) -> None:
         await self.storage.close()
 
+    async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
+        self.storage.timeout = settings.grpc.storage_timeout_s
+
+    async def flag_overrides(self) -> dict[str, FlagState] | None:
+        try:
+            reply = await self.storage.call(
+                "ListRecords", storage_pb2.ListRecordsRequest(namespace=FLAG_NAMESPACE, limit=1000), timeout=5.0
+            )
+        except AllSourceError:
+            return None
+        return {r.key: flag_from_record(r.value) for r in reply.records}
+
+
+async def reload(service: Service) -> Any:
+    """Reload the service's configuration and apply the reloadable changes."""
+    assert service.config is not None
+
+    async def apply(settings: Settings, changed: set[str]) -> None:
+        service.settings = settings
+        if "log.level" in changed:
+            logs.set_level(settings.log.level)
+        if "log.access_log" in changed and service.chain is not None:
+            service.chain.access_log = logs.AccessLog(service.name) if settings.log.access_log else None
+        if "tracing.sample_ratio" in changed:
+            tracing.set_sample_ratio(settings.tracing.sample_ratio)
+        if any(k.startswith("flags.") or k == "flags" for k in changed):
+            FLAGS.configure(settings.flags)
+        await service.apply_settings(settings, changed)
+
+    return await service.config.reload(apply)
+
+
+async def refresh_flags(service: Service) -> None:
+    """Re-read the flag overrides kept by storage (kept as they were when storage does not answer)."""
+    overrides = await service.flag_overrides()
+    if overrides is not None:
+        FLAGS.set_overrides(overrides)
+
+
+async def _refresh_flags_periodically(service: Service, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await refresh_flags(service)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), service.settings.flags_refresh_s)
+
 
 async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop."""
@@ -124,16 +186,34 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     access_log = logs.AccessLog(service.name) if settings.log.access_log else None
     chain = CallChain(access_log=access_log, propagate_trace=tracing.propagating(settings.tracing))
     registrar = Registrar(server, chain)
+    service.chain = chain
+    if service.config is None:
+        service.config = ConfigManager(service.name, LoadedSettings(settings, {}, "development", ConfigInputs()))
     await service.start()
     service.service_names = service.register(registrar)
     service.health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(service.health, registrar)
+    control_pb2_grpc.add_ControlServiceServicer_to_server(
+        ControlServicer(
+            lambda: reload(service),
+            lambda: service.config.snapshot(service.endpoint().dial()),  # type: ignore[union-attr]
+            lambda: refresh_flags(service),
+        ),
+        registrar,
+    )
     reflection.enable_server_reflection(
-        [*service.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server, pool=_MethodAwarePool()
+        [*service.service_names, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME],
+        server,
+        pool=_MethodAwarePool(),
     )
     endpoint = service.endpoint()
     try:
-        port = server.add_insecure_port(endpoint.bind())
+        credentials = server_credentials(settings.tls)
+        port = (
+            server.add_secure_port(endpoint.bind(), credentials)
+            if credentials is not None
+            else server.add_insecure_port(endpoint.bind())
+        )
     except RuntimeError as exc:
         raise SystemExit(f"{service.name}: cannot listen on {endpoint.bind()}: {exc}") from exc
     await server.start()
@@ -141,7 +221,14 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     await service.set_serving(ok)
     log.info(
         "listening",
-        extra={"address": f"{endpoint.host}:{port}", "services": service.service_names, "serving": ok, "detail": why},
+        extra={
+            "address": f"{endpoint.host}:{port}",
+            "services": service.service_names,
+            "serving": ok,
+            "detail": why,
+            "tls": settings.tls.enabled,
+            "preset": service.config.loaded.preset,
+        },
     )
     if ready is not None:
         await ready(port)
@@ -151,19 +238,29 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
+    background: set[asyncio.Task[Any]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.ensure_future(reload(service))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     monitor = asyncio.create_task(_watch_dependencies(service, ok, stop))
+    flags = asyncio.create_task(_refresh_flags_periodically(service, stop))
     await stop.wait()
 
-    log.info("shutting down", extra={"grace_s": settings.grpc.shutdown_grace_s})
+    log.info("shutting down", extra={"grace_s": service.settings.grpc.shutdown_grace_s})
     monitor.cancel()
+    flags.cancel()
     await service.set_serving(False)
     service.begin_shutdown()
     for sig in signals:  # a second signal during the grace period stops at once
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop(0)))
-    await server.stop(settings.grpc.shutdown_grace_s)
+    await server.stop(service.settings.grpc.shutdown_grace_s)
     await service.stop()
-    if access_log is not None:
-        access_log.flush()
+    if chain.access_log is not None:
+        chain.access_log.flush()
     tracing.shutdown()
     log.info("stopped")
 
@@ -178,17 +275,35 @@ async def _watch_dependencies(service: Service, serving: bool, stop: asyncio.Eve
             serving = ok
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset, --config and --set: the configuration layers chosen on the command line."""
+    parser.add_argument(
+        "--preset", metavar="NAME", help="development (default), staging or production; or ALLSOURCE_PRESET"
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="configuration file (.toml, .yaml or .json); or ALLSOURCE_CONFIG"
+    )
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="set one setting, above every other layer, for example --set log.level=DEBUG (repeatable)",
+    )
+
+
 def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line arguments common to every service."""
     parser = argparse.ArgumentParser(prog=f"allsource-{name}", description=f"Run the AllSource {name} service.")
-    parser.add_argument("--config", metavar="PATH", help="configuration file (.toml, .yaml or .json)")
+    add_config_arguments(parser)
     return parser.parse_args(argv)
 
 
-def load_or_exit(name: str, config: str | None) -> LoadedSettings:
+def load_or_exit(name: str, args: argparse.Namespace) -> LoadedSettings:
     """Load settings; on a settings error print it and exit with status 2."""
     try:
-        return load_settings(config)
+        return load_settings(args.config, preset=args.preset, overrides=args.overrides)
     except SettingsError as exc:
         print(f"allsource-{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -197,14 +312,17 @@ def load_or_exit(name: str, config: str | None) -> LoadedSettings:
 def main(name: str, factory: Callable[[Settings], Service], argv: Sequence[str] | None = None) -> None:
     """Entry point of a service's console script."""
     args = parse_args(name, argv)
-    loaded = load_or_exit(name, args.config)
+    loaded = load_or_exit(name, args)
     settings = loaded.settings
     logs.configure(name, settings.log.level)
     tracing.setup(name, settings.tracing)
+    FLAGS.configure(settings.flags)
 
     async def serve() -> None:
         # Built inside the loop: grpc.aio channels bind to the loop that is running when they are made.
-        await run(factory(settings))
+        service = factory(settings)
+        service.config = ConfigManager(name, loaded)
+        await run(service)
 
     with contextlib.suppress(KeyboardInterrupt):
         if settings.grpc.event_loop == "uvloop":

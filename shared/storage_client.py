@@ -22,7 +22,7 @@ from shared.errors import from_rpc_error
 from shared.interceptors import REQUEST_ID_KEY
 from shared.logs import request_id_var
 from shared.settings import Settings
-from shared.transport import channel_options
+from shared.transport import open_channel
 
 STORAGE_SERVICE = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name
 M = TypeVar("M", bound=Message)
@@ -35,10 +35,8 @@ class StorageClient:
         self.address = settings.storage.dial()
         self.timeout = settings.grpc.storage_timeout_s
         self._propagate = tracing.propagating(settings.tracing)
-        self.channel = grpc.aio.insecure_channel(
-            self.address,
-            options=channel_options(settings.grpc),
-            interceptors=tracing.client_interceptors(settings.tracing),
+        self.channel = open_channel(
+            self.address, settings.grpc, settings.tls, interceptors=tracing.client_interceptors(settings.tracing)
         )
         self.stub = storage_pb2_grpc.StorageServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)

@@ -33,11 +33,11 @@ def setup(service: str, settings: TracingSettings) -> None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"allsource-{service}"}),
-        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+        sampler=ParentBased(_ReloadableRatio(settings.sample_ratio)),  # type: ignore[arg-type]  # duck-typed Sampler
     )
     if settings.exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
@@ -49,6 +49,35 @@ def setup(service: str, settings: TracingSettings) -> None:
         )
     trace.set_tracer_provider(provider)
     _provider = provider
+
+
+class _ReloadableRatio:
+    """A trace-id ratio sampler whose ratio a configuration reload can change."""
+
+    current: Any = None
+
+    def __init__(self, ratio: float) -> None:
+        from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+        self._sampler = TraceIdRatioBased(ratio)
+        _ReloadableRatio.current = self
+
+    def set_ratio(self, ratio: float) -> None:
+        from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+        self._sampler = TraceIdRatioBased(ratio)
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sampler.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"Reloadable({self._sampler.get_description()})"
+
+
+def set_sample_ratio(ratio: float) -> None:
+    """Apply a reloaded tracing.sample_ratio (when spans are recorded)."""
+    if _ReloadableRatio.current is not None:
+        _ReloadableRatio.current.set_ratio(ratio)
 
 
 def recording(settings: TracingSettings) -> bool:

@@ -1,8 +1,13 @@
-"""gRPC transport options from settings, for servers and for channels between services."""
+"""gRPC transport from settings: options, TLS credentials, and channels between services."""
 
 from __future__ import annotations
 
-from shared.settings import GrpcSettings
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from shared.settings import GrpcSettings, TlsSettings
 
 
 def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
@@ -33,3 +38,40 @@ def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
     ]
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
+    """TLS (or mTLS) server credentials, or None for plaintext."""
+    if not tls.enabled or tls.key is None:
+        return None
+    return grpc.ssl_server_credentials(
+        [(tls.key.get_secret_value().encode(), _read(tls.cert_file))],
+        root_certificates=_read(tls.ca_file) if tls.ca_file else None,
+        require_client_auth=tls.require_client_cert,
+    )
+
+
+def channel_options_for(g: GrpcSettings, tls: TlsSettings) -> list[tuple[str, Any]]:
+    """Channel options, with the TLS name override when one is configured."""
+    options: list[tuple[str, Any]] = list(channel_options(g))
+    if tls.enabled and tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return options
+
+
+def open_channel(address: str, g: GrpcSettings, tls: TlsSettings, interceptors: Any = None) -> grpc.aio.Channel:
+    """A channel to another service of the suite: TLS when the suite uses it (presenting this service's
+    certificate, for mTLS), plaintext otherwise."""
+    options = channel_options_for(g, tls)
+    if not tls.enabled or tls.key is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file) if tls.ca_file else None,
+        private_key=tls.key.get_secret_value().encode(),
+        certificate_chain=_read(tls.cert_file),
+    )
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)

@@ -14,6 +14,7 @@ import orjson
 from allsource.v1 import ingest_pb2
 
 from shared.errors import InvalidArgument
+from shared.flags import FLAGS
 from shared.settings import LimitsSettings
 
 JSON = "application/json"
@@ -86,9 +87,9 @@ class AppendValidator:
         self.limits = limits
         self._good_types: set[str] = set()
 
-    def check(self, request: ingest_pb2.AppendEventsRequest, prefix: str = "") -> None:
+    def check(self, request: ingest_pb2.AppendEventsRequest, prefix: str = "", tenant: str = "") -> None:
         """Raise InvalidArgument listing every violation; return when the request is valid."""
-        violations = self.violations(request, prefix)
+        violations = self.violations(request, prefix, tenant)
         if violations:
             raise InvalidArgument(
                 f"the append is invalid: {violations[0][0]} {violations[0][1]}"
@@ -98,9 +99,12 @@ class AppendValidator:
                 violations=violations,
             )
 
-    def violations(self, request: ingest_pb2.AppendEventsRequest, prefix: str = "") -> list[tuple[str, str]]:
+    def violations(
+        self, request: ingest_pb2.AppendEventsRequest, prefix: str = "", tenant: str = ""
+    ) -> list[tuple[str, str]]:
         """Every (field, description) problem of the request."""
         lim = self.limits
+        check_json = FLAGS.enabled("json_payload_validation", tenant=tenant)
         out: list[tuple[str, str]] = []
         problem = text_problem(request.stream_id, lim.max_stream_id_bytes)
         if problem:
@@ -140,7 +144,11 @@ class AppendValidator:
             total += len(payload)
             if len(payload) > max_event:
                 out.append((f"{prefix}events[{i}].payload", f"must be at most {max_event} bytes (has {len(payload)})"))
-            elif (not ev.content_type or is_json(ev.content_type)) and (error := json_error(payload)) is not None:
+            elif (
+                check_json
+                and (not ev.content_type or is_json(ev.content_type))
+                and (error := json_error(payload)) is not None
+            ):
                 out.append((f"{prefix}events[{i}].payload", f"is not valid JSON ({error})"))
             if ev.content_type and (len(ev.content_type) > 255 or CONTROL.search(ev.content_type)):
                 out.append((f"{prefix}events[{i}].content_type", "must be a MIME type of at most 255 characters"))

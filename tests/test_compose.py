@@ -36,7 +36,8 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.suite import ORDER, SERVICE_NAMES
-from shared.settings import Settings, SettingsError, load_settings
+from shared.config import SettingsError, load_settings
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

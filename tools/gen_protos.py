@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-PACKAGES = ("allsource/v1", "allsource/storage/v1")
+PACKAGES = ("allsource/v1", "allsource/storage/v1", "allsource/control/v1")
 
 
 def generate(out: Path) -> None:
@@ -37,7 +37,7 @@ def generate(out: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    for pkg in ("allsource", *PACKAGES, "allsource/storage"):
+    for pkg in ("allsource", *PACKAGES, "allsource/storage", "allsource/control"):
         init = out / pkg / "__init__.py"
         init.write_text('"""Generated from protos/ by tools/gen_protos.py; do not edit."""\n')
 

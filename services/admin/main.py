@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import grpc
 from allsource.v1 import admin_pb2_grpc
 
-from services.admin.servicer import ADMIN_SERVICE, AdminServicer
+from services.admin.servicer import ADMIN_SERVICE, AdminServicer, LocalControl
 from shared import server
 from shared.settings import Endpoint, Settings
 
@@ -19,7 +19,15 @@ class AdminProcess(server.StorageBackedService):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.servicer = AdminServicer(settings, self.storage)
+        self.servicer = AdminServicer(
+            settings,
+            self.storage,
+            LocalControl(
+                reload=lambda: server.reload(self),
+                snapshot=lambda: self.config.snapshot(self.endpoint().dial()),  # type: ignore[union-attr]
+                refresh_flags=lambda: server.refresh_flags(self),
+            ),
+        )
 
     def endpoint(self) -> Endpoint:
         return self.settings.admin

@@ -1,24 +1,50 @@
-"""AdminService: GetSystemInfo."""
+"""AdminService: system information, configuration reload and inspection, feature flags."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import grpc
+from allsource.control.v1 import control_pb2, control_pb2_grpc
 from allsource.storage.v1 import storage_pb2
-from allsource.v1 import admin_pb2, admin_pb2_grpc, ingest_pb2, query_pb2
+from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, query_pb2
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.errors import AllSourceError
+from shared.control import FLAG_NAMESPACE, flag_to_proto, flags_response, now_ns
+from shared.errors import AllSourceError, InvalidArgument
+from shared.flags import DEFINITIONS, FLAGS
 from shared.settings import Settings
 from shared.storage_client import StorageClient
 from shared.timestamps import to_timestamp
-from shared.transport import channel_options
+from shared.transport import open_channel
 from shared.version import VERSION
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CONTROL_TIMEOUT_S = 10.0
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@dataclass(frozen=True)
+class LocalControl:
+    """The admin process's own control operations (it does not call itself over the network)."""
+
+    reload: Callable[[], Awaitable[config_pb2.ReloadResult]]
+    snapshot: Callable[[], config_pb2.ServiceConfig]
+    refresh_flags: Callable[[], Awaitable[None]]
+
+
+def caller_of(context: grpc.aio.ServicerContext) -> str:
+    """Who is calling, for the record (the authenticated identity once identity exists; the peer now)."""
+    return context.peer() or "unknown"
+
+
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
@@ -31,9 +57,10 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     """The operator API."""
 
-    def __init__(self, settings: Settings, storage: StorageClient) -> None:
+    def __init__(self, settings: Settings, storage: StorageClient, local: LocalControl) -> None:
         self.settings = settings
         self.storage = storage
+        self.local = local
         self.started_ns = time.time_ns()
         self.started = time.monotonic()
         g = settings.grpc
@@ -42,9 +69,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             "query": (settings.query.dial(), query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name),
             "admin": (settings.admin.dial(), ADMIN_SERVICE),
         }
-        self._channels = {
-            name: grpc.aio.insecure_channel(addr, options=channel_options(g)) for name, (addr, _) in self._peers.items()
-        }
+        self._channels = {name: open_channel(addr, g, settings.tls) for name, (addr, _) in self._peers.items()}
 
     async def _check(self, name: str) -> admin_pb2.ServiceHealth:
         address, service = self._peers[name]
@@ -96,6 +121,141 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         response.storage.CopyFrom(stats.stats)
         response.storage_uptime.CopyFrom(_duration((time.time_ns() - stats.started_at.ToNanoseconds()) / 1e9))
         return response
+
+    # -- configuration ------------------------------------------------------------------------------
+
+    def _control(self, name: str) -> tuple[str, control_pb2_grpc.ControlServiceStub]:
+        if name == "storage":
+            return self.storage.address, control_pb2_grpc.ControlServiceStub(self.storage.channel)
+        return self._peers[name][0], control_pb2_grpc.ControlServiceStub(self._channels[name])
+
+    async def _fan_out(
+        self, remote: Callable[[Any], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> dict[str, T | str]:
+        """Run a control call on every service (admin itself in-process); unreachable ones map to why."""
+
+        async def one(name: str) -> T | str:
+            if name == "admin":
+                return await local()
+            _, stub = self._control(name)
+            try:
+                return await remote(stub)
+            except grpc.aio.AioRpcError as err:
+                return f"{err.code().name}: {err.details()}"
+
+        names = ("storage", "ingest", "query", "admin")
+        results = await asyncio.gather(*(one(n) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def ReloadConfig(
+        self, request: admin_pb2.ReloadConfigRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ReloadConfigResponse:
+        async def remote(stub: Any) -> config_pb2.ReloadResult:
+            reply = await stub.ReloadConfig(control_pb2.ReloadConfigRequest(), timeout=CONTROL_TIMEOUT_S)
+            return reply.result
+
+        results = await self._fan_out(remote, self.local.reload)
+        response = admin_pb2.ReloadConfigResponse()
+        for name, result in results.items():
+            if isinstance(result, str):
+                response.results.add(service=name, status=config_pb2.RELOAD_STATUS_UNREACHABLE, error=result)
+            else:
+                response.results.add().CopyFrom(result)
+        log.info(
+            "configuration reload requested",
+            extra={"results": {r.service: config_pb2.ReloadStatus.Name(r.status) for r in response.results}},
+        )
+        return response
+
+    async def GetConfig(
+        self, request: admin_pb2.GetConfigRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetConfigResponse:
+        async def remote(stub: Any) -> config_pb2.ServiceConfig:
+            reply = await stub.GetConfig(control_pb2.GetConfigRequest(), timeout=CONTROL_TIMEOUT_S)
+            return reply.config
+
+        async def local() -> config_pb2.ServiceConfig:
+            return self.local.snapshot()
+
+        results = await self._fan_out(remote, local)
+        response = admin_pb2.GetConfigResponse()
+        for name, result in results.items():
+            if isinstance(result, str):
+                response.services.add(
+                    service=name, address=self._control(name)[0] if name != "admin" else "", error=result
+                )
+            else:
+                response.services.add().CopyFrom(result)
+        return response
+
+    async def ListFeatureFlags(
+        self, request: admin_pb2.ListFeatureFlagsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.ListFeatureFlagsResponse:
+        await self.local.refresh_flags()
+        return admin_pb2.ListFeatureFlagsResponse(flags=flags_response())
+
+    async def SetFeatureFlag(
+        self, request: admin_pb2.SetFeatureFlagRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.SetFeatureFlagResponse:
+        definition = DEFINITIONS.get(request.name)
+        if definition is None:
+            raise InvalidArgument(
+                f"unknown feature flag {request.name!r}",
+                reason="UNKNOWN_FEATURE_FLAG",
+                violations=[("name", f"must be one of {', '.join(sorted(DEFINITIONS))}")],
+            )
+        who = caller_of(context)
+        if request.clear:
+            await self.storage.call(
+                "DeleteRecord", storage_pb2.DeleteRecordRequest(namespace=FLAG_NAMESPACE, key=request.name)
+            )
+        else:
+            if not 0 <= request.percentage <= 100:
+                raise InvalidArgument(
+                    "percentage must be between 0 and 100", violations=[("percentage", "must be between 0 and 100")]
+                )
+            stored = config_pb2.FeatureFlag(
+                name=request.name,
+                enabled=request.enabled,
+                percentage=request.percentage,
+                bucket_by=request.bucket_by or flag_to_proto(FLAGS.states_by_name()[request.name]).bucket_by,
+                updated_by=who,
+            )
+            stored.updated_at.FromNanoseconds(now_ns())
+            await self.storage.call(
+                "PutRecord",
+                storage_pb2.PutRecordRequest(
+                    record=storage_pb2.Record(
+                        namespace=FLAG_NAMESPACE, key=request.name, value=stored.SerializeToString()
+                    )
+                ),
+            )
+
+        async def remote(stub: Any) -> bool:
+            await stub.RefreshFeatureFlags(control_pb2.RefreshFeatureFlagsRequest(), timeout=CONTROL_TIMEOUT_S)
+            return True
+
+        async def local() -> bool:
+            await self.local.refresh_flags()
+            return True
+
+        results = await self._fan_out(remote, local)
+        flag = next(f for f in flags_response() if f.name == request.name)
+        log.info(
+            "feature flag set",
+            extra={
+                "flag": request.name,
+                "by": who,
+                "cleared": request.clear,
+                "enabled": flag.enabled,
+                "percentage": flag.percentage,
+                "bucket_by": config_pb2.BucketBy.Name(flag.bucket_by),
+                "source": flag.source,
+            },
+        )
+        return admin_pb2.SetFeatureFlagResponse(
+            flag=flag, unreached_services=[name for name, r in results.items() if isinstance(r, str)]
+        )
 
     async def close(self) -> None:
         """Close the health-check channels."""

@@ -43,6 +43,22 @@ class IngestProcess(server.StorageBackedService):
         ingest_pb2_grpc.add_IngestServiceServicer_to_server(self.servicer, srv)
         return [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name]
 
+    async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
+        await super().apply_settings(settings, changed)
+        s, c = settings.ingest, self.coalescer
+        self.servicer.validator.limits = settings.limits
+        self.servicer.batch_window = s.batch_append_window
+        c.in_flight_limit, c.max_appends, c.max_bytes = (
+            s.storage_calls_in_flight,
+            s.coalesce_max_appends,
+            s.coalesce_max_bytes,
+        )
+        c.parallel_bytes, c.linger_s, c.linger_until = (
+            s.coalesce_parallel_bytes,
+            s.coalesce_linger_ms / 1000,
+            s.coalesce_linger_until,
+        )
+
     async def stop(self) -> None:
         c = self.coalescer
         log.info(

@@ -33,8 +33,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def AppendEvents(
         self, request: ingest_pb2.AppendEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.AppendEventsResponse:
-        self.validator.check(request)
-        return await self.coalescer.append(tenant_of(context), request)
+        tenant = tenant_of(context)
+        self.validator.check(request, tenant=tenant)
+        return await self.coalescer.append(tenant, request)
 
     async def BatchAppend(
         self, request_iterator: AsyncIterator[ingest_pb2.BatchAppendRequest], context: grpc.aio.ServicerContext
@@ -45,7 +46,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         slots: asyncio.Queue[_Slot | BaseException | None] = asyncio.Queue(maxsize=self.batch_window)
 
         async def start(request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
-            self.validator.check(request, prefix="append.")
+            self.validator.check(request, prefix="append.", tenant=tenant)
             return await self.coalescer.append(tenant, request)
 
         async def read() -> None:

@@ -28,6 +28,10 @@ class QueryProcess(server.StorageBackedService):
         query_pb2_grpc.add_QueryServiceServicer_to_server(self.servicer, srv)
         return [query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name]
 
+    async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
+        await super().apply_settings(settings, changed)
+        self.servicer.settings = settings.query
+
     def begin_shutdown(self) -> None:
         self.servicer.closing.set()
 

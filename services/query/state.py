@@ -15,6 +15,7 @@ from allsource.v1 import event_pb2, query_pb2
 from google.protobuf import timestamp_pb2
 
 from shared.errors import AllSourceError, FailedPrecondition
+from shared.flags import FLAGS
 from shared.storage_client import StorageClient
 from shared.validation import dump_json, is_json, parse_json
 
@@ -84,7 +85,7 @@ async def fold_stream(
                 folded += 1
             if not piece.next_version or not piece.events:
                 break
-        if folded >= snapshot_after:
+        if folded >= snapshot_after and FLAGS.enabled("entity_state_snapshots", tenant=tenant_id, stream=stream_id):
             await _save_snapshot(storage, tenant_id, stream_id, version, state, updated_at)
     return query_pb2.GetEntityStateResponse(
         stream_id=stream_id,

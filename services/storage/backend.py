@@ -14,6 +14,7 @@ from typing import TypeAlias
 from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
 
 from shared.errors import AllSourceError
+from shared.settings import StorageSettings
 
 AppendResult: TypeAlias = ingest_pb2.AppendEventsResponse | AllSourceError
 
@@ -42,6 +43,16 @@ class EventRun:
     events: list[bytes]
     scanned_to: int
     end_of_range: bool
+
+
+@dataclass(slots=True)
+class Record:
+    """A control-plane record: an opaque value under a namespace and key, with a revision."""
+
+    namespace: str
+    key: str
+    value: bytes
+    revision: int
 
 
 @dataclass(slots=True)
@@ -127,6 +138,27 @@ class StorageBackend(abc.ABC):
     async def put_snapshot(self, tenant_id: str, stream_id: str, snapshot: Snapshot) -> None:
         """Store a snapshot."""
 
+    def apply_settings(self, settings: StorageSettings) -> None:  # noqa: B027 - optional hook
+        """Take reloaded storage settings (the reloadable ones) into use."""
+
     @abc.abstractmethod
     async def stats(self) -> admin_pb2.StorageStats:
         """Measured statistics."""
+
+    @abc.abstractmethod
+    async def put_record(
+        self, tenant_id: str, namespace: str, key: str, value: bytes, expected_revision: int | None
+    ) -> Record:
+        """Write a record; with expected_revision, only if the stored revision is that (0: absent)."""
+
+    @abc.abstractmethod
+    async def get_record(self, tenant_id: str, namespace: str, key: str) -> Record:
+        """One record; NotFound(RECORD_NOT_FOUND) when absent."""
+
+    @abc.abstractmethod
+    async def list_records(self, tenant_id: str, namespace: str, after: str, limit: int) -> tuple[list[Record], bool]:
+        """Records of a namespace in key order after `after`; the flag says there are no more."""
+
+    @abc.abstractmethod
+    async def delete_record(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None) -> bool:
+        """Delete a record (with expected_revision, only at that revision); False when there was none."""

@@ -79,6 +79,12 @@ def snapshot_key(tenant_no: int, stream_id: str, version: int) -> bytes:
     return stream_prefix(tenant_no, stream_id) + U64.pack(version)
 
 
+# records: T + namespace + 0x00 + key -> revision + value (control plane; T = 0 for suite-wide records)
+def record_prefix(tenant_no: int, namespace: str) -> bytes:
+    """Common prefix of a namespace's records."""
+    return TENANT.pack(tenant_no) + namespace.encode() + SEP
+
+
 # meta: named records of the storage service itself
 META_TENANT = b"tenant/"  # + tenant_id -> tenant number
 META_STREAM_COUNT = b"streams/"  # + T -> number of streams

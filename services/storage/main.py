@@ -11,6 +11,9 @@ from services.storage.backend import StorageBackend
 from services.storage.rocksdb_backend import RocksBackend, StorageOpenError
 from services.storage.servicer import StorageServicer
 from shared import server
+from shared.control import FLAG_NAMESPACE, flag_from_record
+from shared.errors import AllSourceError
+from shared.flags import FlagState
 from shared.settings import Endpoint, Settings
 
 
@@ -39,6 +42,16 @@ class StorageProcess(server.Service):
 
     def begin_shutdown(self) -> None:
         self.servicer.closing.set()
+
+    async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
+        self.backend.apply_settings(settings.storage)
+
+    async def flag_overrides(self) -> dict[str, FlagState] | None:
+        try:
+            records, _ = await self.backend.list_records("", FLAG_NAMESPACE, "", 1000)
+        except AllSourceError:
+            return None
+        return {r.key: flag_from_record(r.value) for r in records}
 
     async def stop(self) -> None:
         await self.backend.close()

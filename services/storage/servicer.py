@@ -14,7 +14,7 @@ import grpc
 from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
 
 from services.storage import codec
-from services.storage.backend import AppendOp, Snapshot, StorageBackend
+from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.errors import AllSourceError, InvalidArgument
 from shared.timestamps import from_timestamp, to_timestamp
@@ -146,12 +146,45 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         )
         return storage_pb2.PutSnapshotResponse()
 
+    async def PutRecord(
+        self, request: storage_pb2.PutRecordRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.PutRecordResponse:
+        expected = request.expected_revision if request.HasField("expected_revision") else None
+        rec = request.record
+        stored = await self.backend.put_record(request.tenant_id, rec.namespace, rec.key, rec.value, expected)
+        return storage_pb2.PutRecordResponse(record=_record(stored))
+
+    async def GetRecord(
+        self, request: storage_pb2.GetRecordRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetRecordResponse:
+        stored = await self.backend.get_record(request.tenant_id, request.namespace, request.key)
+        return storage_pb2.GetRecordResponse(record=_record(stored))
+
+    async def ListRecords(
+        self, request: storage_pb2.ListRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListRecordsResponse:
+        records, end = await self.backend.list_records(
+            request.tenant_id, request.namespace, request.after_key, _limit(request.limit)
+        )
+        return storage_pb2.ListRecordsResponse(records=[_record(r) for r in records], end=end)
+
+    async def DeleteRecord(
+        self, request: storage_pb2.DeleteRecordRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.DeleteRecordResponse:
+        expected = request.expected_revision if request.HasField("expected_revision") else None
+        deleted = await self.backend.delete_record(request.tenant_id, request.namespace, request.key, expected)
+        return storage_pb2.DeleteRecordResponse(deleted=deleted)
+
     async def GetStats(
         self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetStatsResponse:
         stats = await self.backend.stats()
         stats.subscriptions = self.subscriptions
         return storage_pb2.GetStatsResponse(stats=stats, started_at=to_timestamp(self.started_ns))
+
+
+def _record(r: Record) -> storage_pb2.Record:
+    return storage_pb2.Record(namespace=r.namespace, key=r.key, value=r.value, revision=r.revision)
 
 
 def _limit(value: int) -> int:

@@ -137,6 +137,14 @@ class GroupCommitWriter:
         self.appends_committed = 0
         self.write_batches = 0
 
+    def configure(self, *, sync: bool, max_entries: int, stream_cache_size: int, request_id_ttl_ns: int) -> None:
+        """Take reloaded settings; the next batch uses them."""
+        self._write_opt = WriteOptions()
+        self._write_opt.sync = sync
+        self._max_entries = max_entries
+        self._cache_size = stream_cache_size
+        self._request_ttl_ns = request_id_ttl_ns
+
     # -- caller side (the event loop) ---------------------------------------------------------------
 
     def start(self) -> None:

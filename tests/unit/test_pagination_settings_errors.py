@@ -10,8 +10,8 @@ import pytest
 from google.rpc import error_details_pb2
 
 from shared import pagination
+from shared.config import SettingsError, load_settings
 from shared.errors import Aborted, AllSourceError, InvalidArgument, from_status
-from shared.settings import SettingsError, load_settings
 
 
 def test_page_size_rules() -> None:

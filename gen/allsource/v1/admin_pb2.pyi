@@ -1,5 +1,6 @@
 import datetime
 
+from allsource.v1 import config_pb2 as _config_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -79,3 +80,55 @@ class GetSystemInfoResponse(_message.Message):
     storage: StorageStats
     storage_uptime: _duration_pb2.Duration
     def __init__(self, version: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., services: _Optional[_Iterable[_Union[ServiceHealth, _Mapping]]] = ..., storage: _Optional[_Union[StorageStats, _Mapping]] = ..., storage_uptime: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ReloadConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadConfigResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_config_pb2.ReloadResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[_config_pb2.ReloadResult, _Mapping]]] = ...) -> None: ...
+
+class GetConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetConfigResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[_config_pb2.ServiceConfig]
+    def __init__(self, services: _Optional[_Iterable[_Union[_config_pb2.ServiceConfig, _Mapping]]] = ...) -> None: ...
+
+class ListFeatureFlagsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListFeatureFlagsResponse(_message.Message):
+    __slots__ = ("flags",)
+    FLAGS_FIELD_NUMBER: _ClassVar[int]
+    flags: _containers.RepeatedCompositeFieldContainer[_config_pb2.FeatureFlag]
+    def __init__(self, flags: _Optional[_Iterable[_Union[_config_pb2.FeatureFlag, _Mapping]]] = ...) -> None: ...
+
+class SetFeatureFlagRequest(_message.Message):
+    __slots__ = ("name", "enabled", "percentage", "bucket_by", "clear")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_BY_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    enabled: bool
+    percentage: float
+    bucket_by: _config_pb2.BucketBy
+    clear: bool
+    def __init__(self, name: _Optional[str] = ..., enabled: _Optional[bool] = ..., percentage: _Optional[float] = ..., bucket_by: _Optional[_Union[_config_pb2.BucketBy, str]] = ..., clear: _Optional[bool] = ...) -> None: ...
+
+class SetFeatureFlagResponse(_message.Message):
+    __slots__ = ("flag", "unreached_services")
+    FLAG_FIELD_NUMBER: _ClassVar[int]
+    UNREACHED_SERVICES_FIELD_NUMBER: _ClassVar[int]
+    flag: _config_pb2.FeatureFlag
+    unreached_services: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, flag: _Optional[_Union[_config_pb2.FeatureFlag, _Mapping]] = ..., unreached_services: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -41,6 +41,26 @@ class AdminServiceStub:
                 request_serializer=allsource_dot_v1_dot_admin__pb2.GetSystemInfoRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_admin__pb2.GetSystemInfoResponse.FromString,
                 _registered_method=True)
+        self.ReloadConfig = channel.unary_unary(
+                '/allsource.v1.AdminService/ReloadConfig',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
+                _registered_method=True)
+        self.GetConfig = channel.unary_unary(
+                '/allsource.v1.AdminService/GetConfig',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.GetConfigRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.GetConfigResponse.FromString,
+                _registered_method=True)
+        self.ListFeatureFlags = channel.unary_unary(
+                '/allsource.v1.AdminService/ListFeatureFlags',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.ListFeatureFlagsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.ListFeatureFlagsResponse.FromString,
+                _registered_method=True)
+        self.SetFeatureFlag = channel.unary_unary(
+                '/allsource.v1.AdminService/SetFeatureFlag',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -55,6 +75,36 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadConfig(self, request, context):
+        """Reloads the configuration of every service (the same as SIGHUP to each process) and reports, per
+        service, what was applied, what needs a restart, and what failed (the old configuration then stays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfig(self, request, context):
+        """Returns the effective configuration of every service, with the source of each value; secrets are
+        redacted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFeatureFlags(self, request, context):
+        """Lists the feature flags and their current values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetFeatureFlag(self, request, context):
+        """Sets (or clears) a feature flag override for the whole suite; every service applies it at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +112,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetSystemInfo,
                     request_deserializer=allsource_dot_v1_dot_admin__pb2.GetSystemInfoRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_admin__pb2.GetSystemInfoResponse.SerializeToString,
+            ),
+            'ReloadConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadConfig,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.ReloadConfigRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.ReloadConfigResponse.SerializeToString,
+            ),
+            'GetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfig,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.GetConfigRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.GetConfigResponse.SerializeToString,
+            ),
+            'ListFeatureFlags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeatureFlags,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.ListFeatureFlagsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.ListFeatureFlagsResponse.SerializeToString,
+            ),
+            'SetFeatureFlag': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFeatureFlag,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +163,114 @@ class AdminService:
             '/allsource.v1.AdminService/GetSystemInfo',
             allsource_dot_v1_dot_admin__pb2.GetSystemInfoRequest.SerializeToString,
             allsource_dot_v1_dot_admin__pb2.GetSystemInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/ReloadConfig',
+            allsource_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/GetConfig',
+            allsource_dot_v1_dot_admin__pb2.GetConfigRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.GetConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeatureFlags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/ListFeatureFlags',
+            allsource_dot_v1_dot_admin__pb2.ListFeatureFlagsRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.ListFeatureFlagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFeatureFlag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/SetFeatureFlag',
+            allsource_dot_v1_dot_admin__pb2.SetFeatureFlagRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.SetFeatureFlagResponse.FromString,
             options,
             channel_credentials,
             insecure,

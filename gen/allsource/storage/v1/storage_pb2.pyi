@@ -226,3 +226,85 @@ class GetStatsResponse(_message.Message):
     stats: _admin_pb2.StorageStats
     started_at: _timestamp_pb2.Timestamp
     def __init__(self, stats: _Optional[_Union[_admin_pb2.StorageStats, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("namespace", "key", "value", "revision")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    key: str
+    value: bytes
+    revision: int
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[bytes] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class PutRecordRequest(_message.Message):
+    __slots__ = ("tenant_id", "record", "expected_revision")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    record: Record
+    expected_revision: int
+    def __init__(self, tenant_id: _Optional[str] = ..., record: _Optional[_Union[Record, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class PutRecordResponse(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: Record
+    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+
+class GetRecordRequest(_message.Message):
+    __slots__ = ("tenant_id", "namespace", "key")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    namespace: str
+    key: str
+    def __init__(self, tenant_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class GetRecordResponse(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: Record
+    def __init__(self, record: _Optional[_Union[Record, _Mapping]] = ...) -> None: ...
+
+class ListRecordsRequest(_message.Message):
+    __slots__ = ("tenant_id", "namespace", "after_key", "limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    namespace: str
+    after_key: str
+    limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., namespace: _Optional[str] = ..., after_key: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListRecordsResponse(_message.Message):
+    __slots__ = ("records", "end")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    end: bool
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
+
+class DeleteRecordRequest(_message.Message):
+    __slots__ = ("tenant_id", "namespace", "key", "expected_revision")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    namespace: str
+    key: str
+    expected_revision: int
+    def __init__(self, tenant_id: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class DeleteRecordResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...

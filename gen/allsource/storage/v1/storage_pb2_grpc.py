@@ -86,6 +86,26 @@ class StorageServiceStub:
                 request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.PutRecord = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/PutRecord',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutRecordRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutRecordResponse.FromString,
+                _registered_method=True)
+        self.GetRecord = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetRecord',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetRecordRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetRecordResponse.FromString,
+                _registered_method=True)
+        self.ListRecords = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ListRecords',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListRecordsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListRecordsResponse.FromString,
+                _registered_method=True)
+        self.DeleteRecord = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/DeleteRecord',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -165,6 +185,35 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutRecord(self, request, context):
+        """Writes a control-plane record (feature flags now; users, keys and tenants later), optionally only if
+        its revision is still the expected one (compare-and-set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecord(self, request, context):
+        """Reads one control-plane record. NOT_FOUND (reason RECORD_NOT_FOUND) when absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecords(self, request, context):
+        """Lists the control-plane records of a namespace in key order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRecord(self, request, context):
+        """Deletes a control-plane record, optionally only at an expected revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +266,26 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetStatsRequest.FromString,
                     response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'PutRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutRecord,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutRecordRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutRecordResponse.SerializeToString,
+            ),
+            'GetRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecord,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetRecordRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetRecordResponse.SerializeToString,
+            ),
+            'ListRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecords,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListRecordsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListRecordsResponse.SerializeToString,
+            ),
+            'DeleteRecord': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecord,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -491,6 +560,114 @@ class StorageService:
             '/allsource.storage.v1.StorageService/GetStats',
             allsource_dot_storage_dot_v1_dot_storage__pb2.GetStatsRequest.SerializeToString,
             allsource_dot_storage_dot_v1_dot_storage__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/PutRecord',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.PutRecordRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.PutRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetRecord',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetRecordRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ListRecords',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.ListRecordsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.ListRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRecord(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/DeleteRecord',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.FromString,
             options,
             channel_credentials,
             insecure,
