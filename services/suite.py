@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.server import add_config_arguments, load_or_exit
+from shared.settings import TlsSettings
 
 ORDER = ("storage", "ingest", "query", "admin")
 SERVICE_NAMES = {
@@ -30,10 +31,33 @@ SERVICE_NAMES = {
 }
 
 
-def wait_serving(address: str, service: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> bool:
+def client_credentials(tls: TlsSettings) -> grpc.ChannelCredentials | None:
+    """Credentials for a local client of a TLS suite (its own certificate for mTLS), or None."""
+    if not tls.enabled or tls.key is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(tls.ca_file).read_bytes() if tls.ca_file else None,
+        private_key=tls.key.get_secret_value().encode(),
+        certificate_chain=Path(tls.cert_file).read_bytes(),
+    )
+
+
+def wait_serving(
+    address: str,
+    service: str,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: tuple[tuple[str, str], ...] = (),
+) -> bool:
     """Poll grpc.health.v1 until the service is SERVING; False on timeout or if the process exits."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    channel_factory = (
+        (lambda: grpc.secure_channel(address, credentials, options=options))
+        if credentials is not None
+        else (lambda: grpc.insecure_channel(address))
+    )
+    with channel_factory() as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
@@ -87,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     passed = [*(["--preset", args.preset] if args.preset else []), *(["--config", args.config] if args.config else [])]
     passed += [f"--set={item}" for item in args.overrides]
     suite = Suite(passed)
+    credentials = client_credentials(settings.tls)
+    name_override = (("grpc.ssl_target_name_override", settings.tls.server_name),) if settings.tls.server_name else ()
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -96,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         for name in ORDER:
             proc = suite.start(name)
-            if not wait_serving(endpoints[name].dial(), SERVICE_NAMES[name], 60, proc):
+            if not wait_serving(endpoints[name].dial(), SERVICE_NAMES[name], 60, proc, credentials, name_override):
                 print(f"allsource-suite: {name} did not become healthy; see its log above", file=sys.stderr)
                 status = 1
                 return
@@ -106,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"AllSource is running ({loaded.preset} preset, embedded RocksDB in {data_dir}, pid {os.getpid()}):",
             *(f"  {name:<8} {endpoints[name].dial():<22} {SERVICE_NAMES[name]}" for name in ORDER),
             "",
-            f"  try:  grpcurl -plaintext {endpoints['query'].dial()} list",
+            f"  try:  grpcurl {'-cacert ' + settings.tls.ca_file if settings.tls.enabled else '-plaintext'} "
+            f"{endpoints['query'].dial()} list",
             "  stop:  Ctrl-C",
             "",
         ]

@@ -131,8 +131,16 @@ class AllSourceClient:
         *,
         metadata: Sequence[tuple[str, str]] = (),
         timeout: float = 30.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self._owned: list[grpc.Channel] = []
+        self._credentials = credentials
+        self._options = [
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20),
+            *options,
+        ]
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channel(ingest))
         self.query = query_pb2_grpc.QueryServiceStub(self._channel(query))
         self.admin = admin_pb2_grpc.AdminServiceStub(self._channel(admin)) if admin is not None else None

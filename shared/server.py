@@ -171,9 +171,9 @@ async def refresh_flags(service: Service) -> None:
 
 async def _refresh_flags_periodically(service: Service, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        await refresh_flags(service)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), service.settings.flags_refresh_s)
+        await refresh_flags(service)
 
 
 async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | None = None) -> None:
@@ -217,6 +217,7 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     except RuntimeError as exc:
         raise SystemExit(f"{service.name}: cannot listen on {endpoint.bind()}: {exc}") from exc
     await server.start()
+    await refresh_flags(service)  # overrides in force before the service reports SERVING
     ok, why = await service.dependencies_ok()
     await service.set_serving(ok)
     log.info(

@@ -55,7 +55,7 @@ class StorageSettings(Endpoint):
     # machine crash (not a process crash) for throughput.
     sync_writes: bool = Reloadable(True)
     # A write batch closes once it holds this many key writes (events x 4 + heads); one append is never split.
-    group_commit_max_entries: int = Field(default=4000, ge=1)
+    group_commit_max_entries: int = Reloadable(4000, ge=1)
     # Stream heads kept in memory by the writer.
     stream_cache_size: int = Reloadable(100_000, ge=0)
     # Keep request-id results (idempotent retries) this long.

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,9 @@ class Suite:
 
     workdir: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Client credentials when the suite runs TLS (and the name its certificates carry).
+    credentials: grpc.ChannelCredentials | None = None
+    server_name: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -66,17 +69,19 @@ class Suite:
         path = self.log_path(name)
         return path.read_text() if path.exists() else ""
 
-    def start(self, name: str, wait: bool = True) -> subprocess.Popen[bytes]:
+    def start(self, name: str, wait: bool = True, args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         with open(self.log_path(name), "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
+                [sys.executable, "-m", f"services.{name}", *args],
                 env=self.env(),
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         self.procs[name] = proc
-        if wait and not wait_serving(self.address(name), SERVICE_NAMES[name], 60, proc):
+        if wait and not wait_serving(
+            self.address(name), SERVICE_NAMES[name], 60, proc, self.credentials, self.options()
+        ):
             raise RuntimeError(f"{name} did not become healthy:\n{self.log(name)[-4000:]}")
         return proc
 
@@ -113,10 +118,18 @@ class Suite:
                 except subprocess.TimeoutExpired:
                     pass
 
+    def options(self) -> tuple[tuple[str, str], ...]:
+        return (("grpc.ssl_target_name_override", self.server_name),) if self.server_name else ()
+
     def channel(self, name: str) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.address(name), self.credentials, options=self.options())
         return grpc.insecure_channel(self.address(name))
 
     def client(self, **kw: object) -> AllSourceClient:
+        if self.credentials is not None:
+            kw.setdefault("credentials", self.credentials)
+            kw.setdefault("options", self.options())
         return AllSourceClient(self.address("ingest"), self.address("query"), self.address("admin"), **kw)  # type: ignore[arg-type]
 
     def wait_until(self, predicate: object, timeout: float = 10.0) -> None:
