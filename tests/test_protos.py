@@ -1,4 +1,4 @@
-"""Generated artefacts stay true: gen/ matches the protos (lint clean, documented), the settings table matches the model."""
+"""Generated artefacts stay true: gen/ matches the protos, and the settings table matches the model."""
 
 from __future__ import annotations
 
