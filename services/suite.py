@@ -81,7 +81,9 @@ class Suite:
         self.stopping = False
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}", *self.args])
+        # Own process group: Ctrl-C reaches the launcher only, which then stops the services in order
+        # (public services first, storage last) instead of all four at once.
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}", *self.args], process_group=0)
         self.procs[name] = proc
         return proc
 

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -71,7 +72,7 @@ class CallChain:
             return wrap_handler(handler, lambda behavior, streaming: _as_generator(behavior) if streaming else behavior)
         return wrap_handler(handler, lambda behavior, streaming: self._wrap(behavior, streaming, method))
 
-    def _begin(self, context: grpc.aio.ServicerContext) -> str:
+    def _begin(self, context: grpc.aio.ServicerContext, method: str) -> _Call:
         request_id = ""
         trace_headers = []
         for key, value in context.invocation_metadata() or ():
@@ -86,79 +87,85 @@ class CallChain:
             if trace_context is not None:
                 otel_context.attach(trace_context)
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-        return request_id
+        # The peer is read now: once a call is cancelled its context must not be touched (asking a
+        # cancelled call for its peer crashed the process in grpcio 1.85).
+        return _Call(method, request_id, context.peer() if self.access_log is not None else "", time.perf_counter())
 
-    def _error_for(self, method: str, request_id: str, exc: BaseException) -> AllSourceError | None:
+    def _error_for(self, call: _Call, exc: BaseException) -> AllSourceError | None:
         if isinstance(exc, AllSourceError):
             return exc
         if isinstance(exc, grpc.aio.AbortError | GeneratorExit | asyncio.CancelledError):
             return None
         log.error(
-            "unhandled error in %s", method, exc_info=(type(exc), exc, exc.__traceback__), extra={"method": method}
+            "unhandled error in %s",
+            call.method,
+            exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"method": call.method},
         )
         return Internal(
-            f"internal error; quote request id {request_id} when reporting it", metadata={"request_id": request_id}
+            f"internal error; quote request id {call.request_id} when reporting it",
+            metadata={"request_id": call.request_id},
         )
 
     def _log(
-        self,
-        context: grpc.aio.ServicerContext,
-        method: str,
-        request_id: str,
-        started: float,
-        error: AllSourceError | None,
-        exc: BaseException | None,
+        self, context: grpc.aio.ServicerContext, call: _Call, error: AllSourceError | None, exc: BaseException | None
     ) -> None:
         if self.access_log is None:
             return
         if error is not None:
             code_name, reason = error.code.name, error.reason
-        elif isinstance(exc, asyncio.CancelledError):
-            code_name, reason = "CANCELLED", ""
-        else:
-            code = context.code()
-            code_name = code.name if isinstance(code, grpc.StatusCode) else "OK" if code is None else str(code)
+        elif exc is None:
+            code_name, reason = "OK", ""
+        elif isinstance(exc, grpc.aio.AbortError):
+            code = context.code()  # set by the abort itself
+            code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
             reason = ""
+        else:
+            code_name, reason = "CANCELLED", ""  # the client went away: leave the context alone
         self.access_log.record(
-            method, code_name, reason, (time.perf_counter() - started) * 1000, context.peer(), request_id
+            call.method, code_name, reason, (time.perf_counter() - call.started) * 1000, call.peer, call.request_id
         )
 
-    async def _fail(
-        self, context: grpc.aio.ServicerContext, method: str, request_id: str, started: float, exc: BaseException
-    ) -> None:
-        error = self._error_for(method, request_id, exc)
-        self._log(context, method, request_id, started, error, exc)
+    async def _fail(self, context: grpc.aio.ServicerContext, call: _Call, exc: BaseException) -> None:
+        error = self._error_for(call, exc)
+        self._log(context, call, error, exc)
         if error is not None:
-            await abort_with(context, error, request_id)
+            await abort_with(context, error, call.request_id)
 
     def _wrap(self, behavior: Behavior, streaming: bool, method: str) -> Behavior:
         if not streaming:
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = time.perf_counter()
-                request_id = self._begin(context)
+                call = self._begin(context, method)
                 try:
                     response = await behavior(request, context)
                 except BaseException as exc:
-                    await self._fail(context, method, request_id, started, exc)
+                    await self._fail(context, call, exc)
                     raise
-                self._log(context, method, request_id, started, None, None)
+                self._log(context, call, None, None)
                 return response
 
             return unary
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            request_id = self._begin(context)
+            call = self._begin(context, method)
             try:
                 async for item in _relay(behavior(request, context)):
                     yield item
             except BaseException as exc:
-                await self._fail(context, method, request_id, started, exc)
+                await self._fail(context, call, exc)
                 raise
-            self._log(context, method, request_id, started, None, None)
+            self._log(context, call, None, None)
 
         return stream
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    request_id: str
+    peer: str
+    started: float
 
 
 async def _relay(result: Any) -> AsyncIterator[Any]:

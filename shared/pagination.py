@@ -58,11 +58,27 @@ def decode(token: str, bound_to: str) -> dict[str, Any]:
     return cursor
 
 
+def _damaged() -> InvalidArgument:
+    return InvalidArgument(
+        "page_token is not valid", reason="INVALID_PAGE_TOKEN", violations=[("page_token", "damaged")]
+    )
+
+
 def cursor_int(cursor: dict[str, Any], key: str) -> int:
-    """A non-negative integer from a decoded cursor."""
+    """A non-negative 64-bit integer from a decoded cursor (tokens are opaque, not trusted)."""
     value = cursor.get(key)
-    if not isinstance(value, int) or value < 0:
-        raise InvalidArgument(
-            "page_token is not valid", reason="INVALID_PAGE_TOKEN", violations=[("page_token", "damaged")]
-        )
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise _damaged()
+    return value
+
+
+def cursor_str(cursor: dict[str, Any], key: str) -> str:
+    """A string from a decoded cursor: valid UTF-8 text, at most 4 KiB."""
+    value = cursor.get(key, "")
+    if not isinstance(value, str) or len(value) > 4096:
+        raise _damaged()
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate from a forged token
+        raise _damaged() from None
     return value

@@ -18,7 +18,9 @@ from shared.flags import FLAGS
 from shared.settings import LimitsSettings
 
 JSON = "application/json"
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, and characters that change how text is displayed without being visible (bidi
+# overrides and marks, line / paragraph separators, zero-width and byte-order marks): refused in ids.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _KINDS = set(ingest_pb2.ExpectedVersionKind.values())
 _EXACT = ingest_pb2.EXPECTED_VERSION_KIND_EXACT
@@ -40,20 +42,37 @@ def _reject_constant(name: str) -> None:
 
 
 def parse_json(payload: bytes) -> Any:
-    """Parse JSON text strictly (no NaN or Infinity); raises ValueError with orjson's explanation."""
+    """Parse JSON text strictly; raises ValueError saying what is wrong.
+
+    orjson decides quickly for almost every document; what it refuses (for example integers beyond 64
+    bits) is decided by the stdlib, refusing NaN and Infinity, numbers that overflow to infinity, lone
+    surrogates, and nesting deeper than the interpreter's recursion limit.
+    """
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         first = exc
-    # orjson refuses a few valid documents (integers beyond 64 bits); the stdlib decides those.
     try:
-        return json.loads(payload, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
+        return exact_json(payload)
+    except ValueError:
         raise ValueError(str(first)) from None
 
 
+def exact_json(payload: bytes | str) -> Any:
+    """Parse JSON keeping every number exact (integers of any size); refuses what is not portable JSON."""
+    try:
+        value = json.loads(payload, parse_constant=_reject_constant)
+        # Infinity from an overflowing number, and unpaired surrogates, cannot be written back as JSON.
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except (UnicodeError, TypeError) as exc:
+        raise ValueError(f"not portable JSON ({type(exc).__name__})") from None
+    return value
+
+
 def dump_json(value: Any) -> bytes:
-    """Compact JSON bytes (stdlib fallback for integers orjson cannot write)."""
+    """Compact JSON bytes, exact for integers of any size."""
     try:
         return orjson.dumps(value)
     except TypeError:
@@ -76,7 +95,7 @@ def text_problem(value: str, max_bytes: int) -> str | None:
     if len(value) * 4 > max_bytes and len(value.encode()) > max_bytes:
         return f"must be at most {max_bytes} bytes of UTF-8"
     if CONTROL.search(value):
-        return "must not contain control characters"
+        return "must not contain control or invisible formatting characters"
     return None
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import grpc
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from services.query.state import fold_stream
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 500, 2000
 MAX_SCAN = 10_000
-_UUID_LEN = 36
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_DIRECTIONS = set(query_pb2.ReadDirection.values())
 
 
 def forward(public_type: type[M], raw: bytes) -> M:
@@ -48,6 +51,9 @@ def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
     for i, event_type in enumerate(f.event_types):
         if problem := text_problem(event_type, 4096):
             violations.append((f"{path}.event_types[{i}]", problem))
+    for name in ("start_time", "end_time"):
+        if f.HasField(name) and (problem := timestamp_problem(getattr(f, name))):
+            violations.append((f"{path}.{name}", problem))
     if (
         f.HasField("start_time")
         and f.HasField("end_time")
@@ -58,6 +64,13 @@ def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
         violations.append((f"{path}.to_position", "must not be below from_position"))
     if violations:
         raise InvalidArgument("the filter is invalid", reason="INVALID_FILTER", violations=violations)
+
+
+def timestamp_problem(ts: timestamp_pb2.Timestamp) -> str | None:
+    """What is wrong with a Timestamp, or None."""
+    if not 0 <= ts.nanos < 1_000_000_000 or not -62135596800 <= ts.seconds <= 253402300799:
+        return "must be a valid timestamp (nanos 0-999999999, years 1-9999)"
+    return None
 
 
 def check_stream_id(stream_id: str) -> None:
@@ -80,7 +93,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEvent(
         self, request: query_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEventResponse:
-        if len(request.event_id) != _UUID_LEN:
+        if not _UUID.fullmatch(request.event_id):
             raise InvalidArgument(
                 "event_id must be a UUID",
                 reason="INVALID_EVENT_ID",
@@ -95,6 +108,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ReadStreamResponse:
         check_stream_id(request.stream_id)
+        if request.direction not in _DIRECTIONS:
+            raise InvalidArgument(
+                "direction is not a known ReadDirection", violations=[("direction", "must be FORWARD or BACKWARD")]
+            )
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
         backward = request.direction == query_pb2.READ_DIRECTION_BACKWARD
@@ -165,6 +182,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> query_pb2.GetEntityStateResponse:
         check_stream_id(request.stream_id)
         as_of = request.WhichOneof("as_of")
+        if as_of == "as_of_time" and (problem := timestamp_problem(request.as_of_time)):
+            raise InvalidArgument(f"as_of_time {problem}", violations=[("as_of_time", problem)])
         return await fold_stream(
             self.storage,
             tenant_of(context),
@@ -223,7 +242,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         bound = pagination.fingerprint("ListStreams", tenant, request.stream_id_prefix)
         after = ""
         if request.page_token:
-            after = str(pagination.decode(request.page_token, bound).get("s", ""))
+            after = pagination.cursor_str(pagination.decode(request.page_token, bound), "s")
         reply = await self.storage.call(
             "ListStreams",
             storage_pb2.ListStreamsRequest(

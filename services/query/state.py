@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from shared.errors import AllSourceError, FailedPrecondition
 from shared.flags import FLAGS
 from shared.storage_client import StorageClient
-from shared.validation import dump_json, is_json, parse_json
+from shared.validation import dump_json, exact_json, is_json
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1000
@@ -28,7 +28,7 @@ def apply(state: dict[str, Any], event: event_pb2.Event) -> None:
     if not is_json(event.content_type):
         return
     try:
-        value = parse_json(event.payload)
+        value = exact_json(event.payload)  # not orjson: it turns integers beyond 64 bits into floats
     except ValueError:
         value = None
     if not isinstance(value, dict):
@@ -64,7 +64,7 @@ async def fold_stream(
             "GetSnapshot", storage_pb2.GetSnapshotRequest(tenant_id=tenant_id, stream_id=stream_id, max_version=target)
         )
         if snap.found:
-            state = parse_json(snap.state)
+            state = exact_json(snap.state)
             version = snapshot_version = snap.version
             updated_at.CopyFrom(snap.updated_at)
         while version < target:

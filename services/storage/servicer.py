@@ -17,6 +17,7 @@ from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.errors import AllSourceError, InvalidArgument
+from shared.streams import until_closed
 from shared.timestamps import from_timestamp, to_timestamp
 from shared.wire import varint
 
@@ -119,9 +120,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             checkpoint_interval_s=(request.checkpoint_interval_ms or 5000) / 1000,
             max_batch_size=_limit(request.max_batch_size or 500),
         )
+        # Stop following as soon as the call ends (the caller hung up), not at the next wake-up.
+        ended = asyncio.Event()
+        context.add_done_callback(lambda _: ended.set())
         self.subscriptions += 1
         try:
-            async for message in follow(self.backend, params, self.closing):
+            async for message in until_closed(
+                follow(self.backend, params, self.closing), ended, error=asyncio.CancelledError
+            ):
                 yield message
         finally:
             self.subscriptions -= 1

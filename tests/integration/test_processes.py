@@ -265,3 +265,36 @@ def test_message_size_limit_comes_from_settings_and_logs_are_json(fresh_suite: S
         for line in lines:
             entry = json.loads(line)  # every line is one JSON object
             assert {"ts", "level", "service", "msg"} <= entry.keys()
+
+
+def test_ctrl_c_on_the_launcher_stops_public_services_before_storage(tmp_path: os.PathLike[str]) -> None:
+    ports = {name: free_port() for name in ("storage", "ingest", "query", "admin")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLSOURCE_")}
+    env.update({f"ALLSOURCE_{n.upper()}__PORT": str(p) for n, p in ports.items()})
+    env["ALLSOURCE_STORAGE__DATA_DIR"] = f"{tmp_path}/data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.suite"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+        text=True,
+        start_new_session=True,  # stands in for the terminal: SIGINT goes to the launcher's group only
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "stop:" in line:
+                break
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        entries = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        stopped = {e["service"]: e["ts"] for e in entries if e["msg"] == "stopped"}
+        assert sorted(stopped) == ["admin", "ingest", "query", "storage"]
+        storage_begins = next(e["ts"] for e in entries if e["service"] == "storage" and e["msg"] == "shutting down")
+        # storage is told to stop only once every public service has finished draining
+        assert storage_begins >= max(stopped[n] for n in ("admin", "ingest", "query")), entries
+    finally:
+        if proc.poll() is None:
+            proc.kill()

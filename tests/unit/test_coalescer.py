@@ -20,11 +20,24 @@ class FakeStorage:
         self.delay = delay
         self.fail_call = fail_call
         self.calls: list[list[str]] = []
+        self.in_flight: list[set[str]] = []
+        self.overlaps: list[set[str]] = []  # streams carried by two calls in flight at the same time
+        self.concurrent = 0
 
     async def append_raw(self, raw: bytes) -> storage_pb2.AppendResponse:
         request = storage_pb2.AppendRequest.FromString(raw)
-        self.calls.append([op.request.stream_id for op in request.operations])
-        await asyncio.sleep(self.delay)
+        streams = [op.request.stream_id for op in request.operations]
+        self.calls.append(streams)
+        mine = set(streams)
+        for other in self.in_flight:
+            if other & mine:
+                self.overlaps.append(other & mine)
+        self.in_flight.append(mine)
+        self.concurrent = max(self.concurrent, len(self.in_flight))
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight.remove(mine)
         if self.fail_call:
             raise Unavailable("storage is down", reason="STORAGE_UNAVAILABLE")
         response = storage_pb2.AppendResponse()
@@ -118,5 +131,20 @@ def test_commit_delay_only_under_load(linger: float) -> None:
             assert max(sizes) >= 8 and len(sizes) <= 6, sizes
         else:
             assert len(sizes) > 6, sizes
+
+    asyncio.run(body())
+
+
+def test_a_second_call_never_carries_a_stream_already_in_flight() -> None:
+    async def body() -> None:
+        storage = FakeStorage(delay=0.02)
+        c = make(storage, parallel_bytes=50_000, max_bytes=10_000_000, in_flight=2)
+        # big appends alternate between two streams; the backlog is bulk-sized, so two calls may run
+        tasks = [asyncio.ensure_future(c.append("default", append(f"s{i % 2}", 30_000))) for i in range(10)]
+        await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        assert storage.concurrent == 2, "the backlog should have used a second call"
+        assert storage.overlaps == [], storage.calls
+        assert sum(len(call) for call in storage.calls) == 10
 
     asyncio.run(body())
