@@ -149,9 +149,10 @@ class AllSourceClient:
 
     def _channel(self, target: grpc.Channel | str) -> grpc.Channel:
         if isinstance(target, str):
-            channel = grpc.insecure_channel(
-                target,
-                options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
+            channel = (
+                grpc.secure_channel(target, self._credentials, options=self._options)
+                if self._credentials is not None
+                else grpc.insecure_channel(target, options=self._options)
             )
             self._owned.append(channel)
             return channel

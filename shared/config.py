@@ -102,18 +102,22 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def flags_layer(overrides: Iterable[str]) -> dict[str, Any]:
-    """The nested settings given by `--set section.key=value` flags (values may be JSON)."""
+    """The nested settings given by `--set section.key=value` flags.
+
+    Values are text, converted by the model exactly as environment values are; a value starting with
+    `[` or `{` is read as JSON (lists, tables).
+    """
     items = []
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise SettingsError(f"--set {item!r}: expected KEY=VALUE, for example --set storage.port=6000")
         value: Any = raw
-        if raw[:1] in "[{" or raw in ("true", "false") or raw.replace(".", "", 1).lstrip("-").isdigit():
+        if raw[:1] in "[{":
             try:
                 value = json.loads(raw)
             except ValueError:
-                value = raw
+                raise SettingsError(f"--set {key}: the value starts like JSON but is not valid JSON") from None
         items.append((key.lower().split("."), value, f"--set {key}"))
     return _nest(items)
 
@@ -233,6 +237,9 @@ def load(inputs: ConfigInputs) -> LoadedSettings:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise SettingsError(_describe(exc, sources)) from None
+    missing = required_secrets_missing(settings)
+    if missing:
+        raise SettingsError("invalid settings:\n" + "\n".join(f"  {m}" for m in missing))
     if inputs.preset == "production":
         problems = production_problems(settings, sources)
         if problems:
@@ -281,6 +288,16 @@ def _describe(exc: ValidationError, sources: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+def required_secrets_missing(settings: Settings) -> list[str]:
+    """Secrets every running service needs (presets other than development must provide them)."""
+    missing = []
+    if settings.internal.service_secret is None:
+        missing.append("internal.service_secret: required: it signs the calls between the suite's services (not set)")
+    if settings.auth.enabled and settings.auth.api_key_pepper is None:
+        missing.append("auth.api_key_pepper: required while auth.enabled: it keys the API-key hashes (not set)")
+    return missing
+
+
 # -- the production guard -----------------------------------------------------------------------------
 
 ProductionCheck = Callable[[Settings, Mapping[str, str]], list[str]]
@@ -321,6 +338,44 @@ def _secrets_are_references(settings: Settings, sources: Mapping[str, str]) -> l
     return problems
 
 
+DEVELOPMENT_SECRETS = {
+    "auth.api_key_pepper": "development-only-api-key-pepper",
+    "internal.service_secret": "development-only-service-secret",
+}
+
+
+@production_check
+def _no_development_secrets(settings: Settings, sources: Mapping[str, str]) -> list[str]:
+    problems = []
+    values = {
+        "auth.api_key_pepper": settings.auth.api_key_pepper,
+        "internal.service_secret": settings.internal.service_secret,
+    }
+    for key, secret in values.items():
+        if secret is not None and secret.get_secret_value() == DEVELOPMENT_SECRETS[key]:
+            problems.append(
+                f"{key}: the development value is refused in production (from {sources.get(key, 'default')})"
+            )
+        elif secret is not None and len(secret.get_secret_value()) < 32:
+            problems.append(f"{key}: must be at least 32 characters (from {sources.get(key, 'default')})")
+    return problems
+
+
+@production_check
+def _authentication_is_on(settings: Settings, sources: Mapping[str, str]) -> list[str]:
+    problems = []
+    if not settings.auth.enabled:
+        problems.append(
+            f"auth.enabled: authentication cannot be turned off in production (from {sources.get('auth.enabled')})"
+        )
+    if settings.auth.enabled and settings.auth.bootstrap_admin_password is None:
+        problems.append(
+            "auth.bootstrap_admin_password: production needs the bootstrap administrator's password from "
+            "configuration (a reference: env:, file:, vault:, aws-sm:)"
+        )
+    return problems
+
+
 # -- comparing and showing ----------------------------------------------------------------------------
 
 
@@ -338,29 +393,30 @@ def _plain(settings: Settings) -> dict[str, Any]:
 def changed_keys(old: Settings, new: Settings) -> set[str]:
     """Dotted keys whose values differ (secrets compared by value)."""
     a, b = _plain(old), _plain(new)
-    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    return {k for k in a.keys() | b.keys() if k not in a or k not in b or a[k] != b[k]}
 
 
 def with_values_of(base: Settings, other: Settings, keys: set[str]) -> Settings:
-    """`base` with the values of `keys` taken from `other` (validated again)."""
-    data = base.model_dump()
-    source = other.model_dump()
+    """`base` with the values of `keys` taken from `other` (a key absent from `other` is removed); validated."""
+    merged = flatten(base.model_dump())
+    source = flatten(other.model_dump())
     for key in keys:
+        if key in source:
+            merged[key] = source[key]
+        else:
+            merged.pop(key, None)
+    return Settings.model_validate(_unflatten(merged))
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
         parts = key.split(".")
-        src: Any = source
-        dst: Any = data
-        present = True
         for part in parts[:-1]:
-            if not isinstance(src, dict) or part not in src:
-                present = False
-                break
-            src = src[part]
-            dst = dst.setdefault(part, {})
-        if present and isinstance(src, dict) and parts[-1] in src:
-            dst[parts[-1]] = src[parts[-1]]
-        elif isinstance(dst, dict):
-            dst.pop(parts[-1], None)
-    return Settings.model_validate(data)
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
 
 
 def json_value(value: Any) -> str:

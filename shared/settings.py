@@ -198,6 +198,51 @@ class TlsSettings(_Section):
         return self
 
 
+class AuthSettings(_Section):
+    """Authentication and authorization of every public call."""
+
+    # Off only by this explicit setting; every start then logs a warning (and production refuses it).
+    enabled: bool = True
+    issuer: str = "allsource"
+    audience: str = "allsource"
+    access_token_ttl_s: int = Reloadable(900, ge=30, le=24 * 3600)
+    refresh_token_ttl_s: int = Reloadable(7 * 24 * 3600, ge=300)
+    # Tolerated clock difference when checking iat / nbf / exp.
+    clock_skew_s: int = Reloadable(30, ge=0, le=600)
+    password_min_length: int = Reloadable(12, ge=8, le=1024)
+    # argon2id cost.
+    argon2_time_cost: int = Reloadable(3, ge=1)
+    argon2_memory_kib: int = Reloadable(65536, ge=8192)
+    argon2_parallelism: int = Reloadable(1, ge=1)
+    # Login throttling: this many failures within the window lock the username, or the source address
+    # (at twice the count), until the window has passed.
+    login_max_failures: int = Reloadable(5, ge=1)
+    login_window_s: int = Reloadable(300, ge=1)
+    # Unknown or wrong API keys from one source address per minute before further attempts are refused.
+    api_key_max_failures: int = Reloadable(20, ge=1)
+    # Keyed hash of API-key secrets: required when auth is on (a reference in production).
+    api_key_pepper: SecretStr | None = None
+    api_key_rotation_grace_s: int = Reloadable(3600, ge=0)
+    # The bootstrap administrator created on first start when no user exists. In production its password
+    # must come from configuration (start-up fails without it); in development an API key is generated
+    # and written to <storage.data_dir>/bootstrap-admin.key as well.
+    bootstrap_admin_username: str = "admin"
+    bootstrap_admin_password: SecretStr | None = None
+    # Server reflection: open to anyone, or only to authenticated callers.
+    reflection: Literal["open", "authenticated"] = "open"
+    # How often each service reads the revocation / user / key change feed (revocations apply within this).
+    change_poll_s: float = Reloadable(0.5, gt=0, le=1.0)
+
+
+class InternalSettings(_Section):
+    """How the suite's services prove to each other (to storage above all) that they belong to the suite."""
+
+    # Shared secret that signs the scope every internal call carries (service, tenant, end user).
+    service_secret: SecretStr | None = None
+    # Lifetime of a signed scope.
+    scope_ttl_s: int = Field(default=60, ge=5, le=3600)
+
+
 class SecretsSettings(_Section):
     """Where `vault:` and `aws-sm:` secret references are resolved."""
 
@@ -234,6 +279,8 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     tracing: TracingSettings = TracingSettings()
     tls: TlsSettings = TlsSettings()
+    auth: AuthSettings = AuthSettings()
+    internal: InternalSettings = InternalSettings()
     secrets: SecretsSettings = SecretsSettings()
     # Feature flags by name (see shared.flags for the known flags).
     flags: dict[str, FlagSettings] = Reloadable({})
