@@ -85,6 +85,20 @@ class InvalidArgument(AllSourceError):
     reason = "INVALID_ARGUMENT"
 
 
+class Unauthenticated(AllSourceError):
+    """No valid credential: missing, malformed, expired, revoked, or unknown."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(AllSourceError):
+    """A valid credential that does not allow this call."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
 class NotFound(AllSourceError):
     """The named resource does not exist (in the caller's tenant)."""
 

@@ -22,44 +22,55 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from allsource.v1 import options_pb2 as allsource_dot_v1_dot_options__pb2
 from allsource.v1 import config_pb2 as allsource_dot_v1_dot_config__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/admin.proto\x12\x0c\x61llsource.v1\x1a\x19\x61llsource/v1/config.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetSystemInfoRequest\"\x96\x01\n\rServiceHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.allsource.v1.HealthStatus\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12*\n\x07latency\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd9\x01\n\x0cStorageStats\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\x0f\n\x07streams\x18\x03 \x01(\x04\x12\x0f\n\x07tenants\x18\x04 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x05 \x01(\x04\x12\x17\n\x0flive_data_bytes\x18\x06 \x01(\x04\x12\x19\n\x11\x61ppends_committed\x18\x07 \x01(\x04\x12\x15\n\rwrite_batches\x18\x08 \x01(\x04\x12\x15\n\rsubscriptions\x18\t \x01(\x04\x12\x10\n\x08\x64\x61ta_dir\x18\n \x01(\t\"\x92\x02\n\x15GetSystemInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x08services\x18\x04 \x03(\x0b\x32\x1b.allsource.v1.ServiceHealth\x12+\n\x07storage\x18\x05 \x01(\x0b\x32\x1a.allsource.v1.StorageStats\x12\x31\n\x0estorage_uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13ReloadConfigRequest\"C\n\x14ReloadConfigResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.allsource.v1.ReloadResult\"\x12\n\x10GetConfigRequest\"B\n\x11GetConfigResponse\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.allsource.v1.ServiceConfig\"\x19\n\x17ListFeatureFlagsRequest\"D\n\x18ListFeatureFlagsResponse\x12(\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x19.allsource.v1.FeatureFlag\"\x84\x01\n\x15SetFeatureFlagRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12)\n\tbucket_by\x18\x04 \x01(\x0e\x32\x16.allsource.v1.BucketBy\x12\r\n\x05\x63lear\x18\x05 \x01(\x08\"]\n\x16SetFeatureFlagResponse\x12\'\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x19.allsource.v1.FeatureFlag\x12\x1a\n\x12unreached_services\x18\x02 \x03(\t*\x86\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_SERVING\x10\x01\x12\x1d\n\x19HEALTH_STATUS_NOT_SERVING\x10\x02\x12\x1d\n\x19HEALTH_STATUS_UNREACHABLE\x10\x03\x32\xcd\x03\n\x0c\x41\x64minService\x12X\n\rGetSystemInfo\x12\".allsource.v1.GetSystemInfoRequest\x1a#.allsource.v1.GetSystemInfoResponse\x12U\n\x0cReloadConfig\x12!.allsource.v1.ReloadConfigRequest\x1a\".allsource.v1.ReloadConfigResponse\x12L\n\tGetConfig\x12\x1e.allsource.v1.GetConfigRequest\x1a\x1f.allsource.v1.GetConfigResponse\x12\x61\n\x10ListFeatureFlags\x12%.allsource.v1.ListFeatureFlagsRequest\x1a&.allsource.v1.ListFeatureFlagsResponse\x12[\n\x0eSetFeatureFlag\x12#.allsource.v1.SetFeatureFlagRequest\x1a$.allsource.v1.SetFeatureFlagResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/admin.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x19\x61llsource/v1/config.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetSystemInfoRequest\"\x96\x01\n\rServiceHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.allsource.v1.HealthStatus\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12*\n\x07latency\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd9\x01\n\x0cStorageStats\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\x0f\n\x07streams\x18\x03 \x01(\x04\x12\x0f\n\x07tenants\x18\x04 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x05 \x01(\x04\x12\x17\n\x0flive_data_bytes\x18\x06 \x01(\x04\x12\x19\n\x11\x61ppends_committed\x18\x07 \x01(\x04\x12\x15\n\rwrite_batches\x18\x08 \x01(\x04\x12\x15\n\rsubscriptions\x18\t \x01(\x04\x12\x10\n\x08\x64\x61ta_dir\x18\n \x01(\t\"\x92\x02\n\x15GetSystemInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x08services\x18\x04 \x03(\x0b\x32\x1b.allsource.v1.ServiceHealth\x12+\n\x07storage\x18\x05 \x01(\x0b\x32\x1a.allsource.v1.StorageStats\x12\x31\n\x0estorage_uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13ReloadConfigRequest\"C\n\x14ReloadConfigResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.allsource.v1.ReloadResult\"\x12\n\x10GetConfigRequest\"B\n\x11GetConfigResponse\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.allsource.v1.ServiceConfig\"\x19\n\x17ListFeatureFlagsRequest\"D\n\x18ListFeatureFlagsResponse\x12(\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x19.allsource.v1.FeatureFlag\"\x84\x01\n\x15SetFeatureFlagRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12)\n\tbucket_by\x18\x04 \x01(\x0e\x32\x16.allsource.v1.BucketBy\x12\r\n\x05\x63lear\x18\x05 \x01(\x08\"]\n\x16SetFeatureFlagResponse\x12\'\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x19.allsource.v1.FeatureFlag\x12\x1a\n\x12unreached_services\x18\x02 \x03(\t*\x86\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_SERVING\x10\x01\x12\x1d\n\x19HEALTH_STATUS_NOT_SERVING\x10\x02\x12\x1d\n\x19HEALTH_STATUS_UNREACHABLE\x10\x03\x32\xeb\x03\n\x0c\x41\x64minService\x12^\n\rGetSystemInfo\x12\".allsource.v1.GetSystemInfoRequest\x1a#.allsource.v1.GetSystemInfoResponse\"\x04\xc8\xf3\x18\x04\x12[\n\x0cReloadConfig\x12!.allsource.v1.ReloadConfigRequest\x1a\".allsource.v1.ReloadConfigResponse\"\x04\xc8\xf3\x18\x06\x12R\n\tGetConfig\x12\x1e.allsource.v1.GetConfigRequest\x1a\x1f.allsource.v1.GetConfigResponse\"\x04\xc8\xf3\x18\x06\x12g\n\x10ListFeatureFlags\x12%.allsource.v1.ListFeatureFlagsRequest\x1a&.allsource.v1.ListFeatureFlagsResponse\"\x04\xc8\xf3\x18\x04\x12\x61\n\x0eSetFeatureFlag\x12#.allsource.v1.SetFeatureFlagRequest\x1a$.allsource.v1.SetFeatureFlagResponse\"\x04\xc8\xf3\x18\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'allsource.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HEALTHSTATUS']._serialized_start=1316
-  _globals['_HEALTHSTATUS']._serialized_end=1450
-  _globals['_GETSYSTEMINFOREQUEST']._serialized_start=134
-  _globals['_GETSYSTEMINFOREQUEST']._serialized_end=156
-  _globals['_SERVICEHEALTH']._serialized_start=159
-  _globals['_SERVICEHEALTH']._serialized_end=309
-  _globals['_STORAGESTATS']._serialized_start=312
-  _globals['_STORAGESTATS']._serialized_end=529
-  _globals['_GETSYSTEMINFORESPONSE']._serialized_start=532
-  _globals['_GETSYSTEMINFORESPONSE']._serialized_end=806
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=808
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=829
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=831
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=898
-  _globals['_GETCONFIGREQUEST']._serialized_start=900
-  _globals['_GETCONFIGREQUEST']._serialized_end=918
-  _globals['_GETCONFIGRESPONSE']._serialized_start=920
-  _globals['_GETCONFIGRESPONSE']._serialized_end=986
-  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_start=988
-  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_end=1013
-  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_start=1015
-  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_end=1083
-  _globals['_SETFEATUREFLAGREQUEST']._serialized_start=1086
-  _globals['_SETFEATUREFLAGREQUEST']._serialized_end=1218
-  _globals['_SETFEATUREFLAGRESPONSE']._serialized_start=1220
-  _globals['_SETFEATUREFLAGRESPONSE']._serialized_end=1313
-  _globals['_ADMINSERVICE']._serialized_start=1453
-  _globals['_ADMINSERVICE']._serialized_end=1914
+  _globals['_ADMINSERVICE'].methods_by_name['GetSystemInfo']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['GetSystemInfo']._serialized_options = b'\310\363\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ReloadConfig']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ReloadConfig']._serialized_options = b'\310\363\030\006'
+  _globals['_ADMINSERVICE'].methods_by_name['GetConfig']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['GetConfig']._serialized_options = b'\310\363\030\006'
+  _globals['_ADMINSERVICE'].methods_by_name['ListFeatureFlags']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListFeatureFlags']._serialized_options = b'\310\363\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['SetFeatureFlag']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['SetFeatureFlag']._serialized_options = b'\310\363\030\006'
+  _globals['_HEALTHSTATUS']._serialized_start=1344
+  _globals['_HEALTHSTATUS']._serialized_end=1478
+  _globals['_GETSYSTEMINFOREQUEST']._serialized_start=162
+  _globals['_GETSYSTEMINFOREQUEST']._serialized_end=184
+  _globals['_SERVICEHEALTH']._serialized_start=187
+  _globals['_SERVICEHEALTH']._serialized_end=337
+  _globals['_STORAGESTATS']._serialized_start=340
+  _globals['_STORAGESTATS']._serialized_end=557
+  _globals['_GETSYSTEMINFORESPONSE']._serialized_start=560
+  _globals['_GETSYSTEMINFORESPONSE']._serialized_end=834
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=836
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=857
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=859
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=926
+  _globals['_GETCONFIGREQUEST']._serialized_start=928
+  _globals['_GETCONFIGREQUEST']._serialized_end=946
+  _globals['_GETCONFIGRESPONSE']._serialized_start=948
+  _globals['_GETCONFIGRESPONSE']._serialized_end=1014
+  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_start=1016
+  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_end=1041
+  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_start=1043
+  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_end=1111
+  _globals['_SETFEATUREFLAGREQUEST']._serialized_start=1114
+  _globals['_SETFEATUREFLAGREQUEST']._serialized_end=1246
+  _globals['_SETFEATUREFLAGRESPONSE']._serialized_start=1248
+  _globals['_SETFEATUREFLAGRESPONSE']._serialized_end=1341
+  _globals['_ADMINSERVICE']._serialized_start=1481
+  _globals['_ADMINSERVICE']._serialized_end=1972
 # @@protoc_insertion_point(module_scope)

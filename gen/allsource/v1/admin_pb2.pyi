@@ -1,5 +1,6 @@
 import datetime
 
+from allsource.v1 import options_pb2 as _options_pb2
 from allsource.v1 import config_pb2 as _config_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2

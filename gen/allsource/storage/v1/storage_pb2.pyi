@@ -14,12 +14,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AppendOperation(_message.Message):
-    __slots__ = ("tenant_id", "request")
+    __slots__ = ("tenant_id", "request", "scope")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     request: _ingest_pb2.AppendEventsRequest
-    def __init__(self, tenant_id: _Optional[str] = ..., request: _Optional[_Union[_ingest_pb2.AppendEventsRequest, _Mapping]] = ...) -> None: ...
+    scope: str
+    def __init__(self, tenant_id: _Optional[str] = ..., request: _Optional[_Union[_ingest_pb2.AppendEventsRequest, _Mapping]] = ..., scope: _Optional[str] = ...) -> None: ...
 
 class AppendRequest(_message.Message):
     __slots__ = ("operations",)

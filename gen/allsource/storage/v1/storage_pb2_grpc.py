@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class StorageServiceStub:
-    """StorageService is the internal service that owns all data. Only the suite's own services call it.
-    Every request names the tenant it acts for; all reads and writes stay inside that tenant's key range.
+    """StorageService is the internal service that owns all data. Only the suite's own services call it:
+    every call carries `x-allsource-scope` metadata, a scope signed with the suite's service secret that
+    names the calling service, the tenant and the end user it acts for. Every request names the tenant it
+    acts for, which must be the scope's; all reads and writes stay inside that tenant's key range.
     """
 
     def __init__(self, channel):
@@ -109,8 +111,10 @@ class StorageServiceStub:
 
 
 class StorageServiceServicer:
-    """StorageService is the internal service that owns all data. Only the suite's own services call it.
-    Every request names the tenant it acts for; all reads and writes stay inside that tenant's key range.
+    """StorageService is the internal service that owns all data. Only the suite's own services call it:
+    every call carries `x-allsource-scope` metadata, a scope signed with the suite's service secret that
+    names the calling service, the tenant and the end user it acts for. Every request names the tenant it
+    acts for, which must be the scope's; all reads and writes stay inside that tenant's key range.
     """
 
     def Append(self, request, context):
@@ -296,8 +300,10 @@ def add_StorageServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class StorageService:
-    """StorageService is the internal service that owns all data. Only the suite's own services call it.
-    Every request names the tenant it acts for; all reads and writes stay inside that tenant's key range.
+    """StorageService is the internal service that owns all data. Only the suite's own services call it:
+    every call carries `x-allsource-scope` metadata, a scope signed with the suite's service secret that
+    names the calling service, the tenant and the end user it acts for. Every request names the tenant it
+    acts for, which must be the scope's; all reads and writes stay inside that tenant's key range.
     """
 
     @staticmethod

@@ -1,0 +1,27 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Permission(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PERMISSION_UNSPECIFIED: _ClassVar[Permission]
+    PERMISSION_AUTHENTICATED: _ClassVar[Permission]
+    PERMISSION_READ: _ClassVar[Permission]
+    PERMISSION_WRITE: _ClassVar[Permission]
+    PERMISSION_METRICS: _ClassVar[Permission]
+    PERMISSION_SCHEMAS: _ClassVar[Permission]
+    PERMISSION_ADMIN: _ClassVar[Permission]
+PERMISSION_UNSPECIFIED: Permission
+PERMISSION_AUTHENTICATED: Permission
+PERMISSION_READ: Permission
+PERMISSION_WRITE: Permission
+PERMISSION_METRICS: Permission
+PERMISSION_SCHEMAS: Permission
+PERMISSION_ADMIN: Permission
+REQUIRED_PERMISSION_FIELD_NUMBER: _ClassVar[int]
+required_permission: _descriptor.FieldDescriptor
+ALLOW_UNAUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
+allow_unauthenticated: _descriptor.FieldDescriptor
