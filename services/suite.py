@@ -129,12 +129,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 status = 1
                 return
         data_dir = Path(settings.storage.data_dir).resolve()
+        key_file = data_dir / "bootstrap-admin.key"
         lines = [
             "",
             f"AllSource is running ({loaded.preset} preset, embedded RocksDB in {data_dir}, pid {os.getpid()}):",
             *(f"  {name:<8} {endpoints[name].dial():<22} {SERVICE_NAMES[name]}" for name in ORDER),
             "",
-            f"  try:  grpcurl {'-cacert ' + settings.tls.ca_file if settings.tls.enabled else '-plaintext'} "
+            *(
+                [f"  auth:  authorization: Bearer <key>, the bootstrap admin key is in {key_file}"]
+                if key_file.exists()
+                else ["  auth:  log in with AuthService/Login, or use an API key"]
+            ),
+            f"  try:   grpcurl {'-cacert ' + settings.tls.ca_file if settings.tls.enabled else '-plaintext'} "
             f"{endpoints['query'].dial()} list",
             "  stop:  Ctrl-C",
             "",

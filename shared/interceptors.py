@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from opentelemetry import context as otel_context
@@ -38,8 +38,14 @@ REQUEST_ID_KEY = "x-request-id"
 # getrandom syscall per call); they identify calls, they are not secrets.
 _ID_PREFIX = os.urandom(6).hex()
 _ID_COUNTER = itertools.count(1)
-INFRA_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+INFRA_PREFIXES = ("/grpc.health.",)
 Behavior = Callable[..., Any]
+
+
+class Guard(Protocol):
+    """Admits or refuses a call before its handler runs (raises an AllSourceError to refuse)."""
+
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None: ...
 
 
 def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
@@ -60,15 +66,16 @@ async def abort_with(context: grpc.aio.ServicerContext, error: AllSourceError, r
 class CallChain:
     """Wraps handlers with request ids, trace context, access logging and error mapping."""
 
-    def __init__(self, *, access_log: AccessLog | None, propagate_trace: bool) -> None:
+    def __init__(self, *, access_log: AccessLog | None, propagate_trace: bool, guard: Guard | None = None) -> None:
         self.access_log = access_log
         self.propagate_trace = propagate_trace
+        self.guard = guard  # authentication and authorization (shared.auth.guard)
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler for `method` with the chain around it (built once per method)."""
         if method.startswith(INFRA_PREFIXES):
-            # Health Watch writes with context.write(); tracing interceptors expect an async generator
-            # (opentelemetry-python-contrib#3066), so present every infra stream as one.
+            # Health stays open. Its Watch writes with context.write(); tracing interceptors expect an
+            # async generator (opentelemetry-python-contrib#3066), so present it as one.
             return wrap_handler(handler, lambda behavior, streaming: _as_generator(behavior) if streaming else behavior)
         return wrap_handler(handler, lambda behavior, streaming: self._wrap(behavior, streaming, method))
 
@@ -138,6 +145,8 @@ class CallChain:
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 call = self._begin(context, method)
                 try:
+                    if self.guard is not None:
+                        await self.guard.admit(method, context)
                     response = await behavior(request, context)
                 except BaseException as exc:
                     await self._fail(context, call, exc)
@@ -150,6 +159,8 @@ class CallChain:
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = self._begin(context, method)
             try:
+                if self.guard is not None:
+                    await self.guard.admit(method, context)
                 async for item in _relay(behavior(request, context)):
                     yield item
             except BaseException as exc:

@@ -29,13 +29,17 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from shared import logs, tracing
+from shared.auth.guard import PublicGuard, ServiceGuard
+from shared.auth.scopes import ScopeVerifier
+from shared.auth.state import AuthState
+from shared.auth.tokens import TokenVerifier
 from shared.config import ConfigInputs, LoadedSettings, SettingsError, load_settings
 from shared.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, ControlServicer, flag_from_record
 from shared.errors import AllSourceError
 from shared.flags import FLAGS, FlagState
-from shared.interceptors import CallChain, Registrar
+from shared.interceptors import CallChain, Guard, Registrar
 from shared.settings import Endpoint, Settings
-from shared.storage_client import StorageClient
+from shared.storage_client import StorageClient, StorageRecords
 from shared.transport import server_credentials, server_options
 
 log = logging.getLogger(__name__)
@@ -104,6 +108,18 @@ class Service(abc.ABC):
         """The feature-flag overrides kept by storage; None when they cannot be read now."""
         return None
 
+    def scope_verifier(self) -> ScopeVerifier:
+        """Checks the scopes other services of the suite present."""
+        secret = self.settings.internal.service_secret
+        return ScopeVerifier(secret.get_secret_value().encode() if secret else b"")
+
+    def make_guard(self) -> Guard | None:
+        """The authentication and authorization stage for this service's calls."""
+        return ServiceGuard(self.scope_verifier(), reflection_open=self.settings.auth.reflection == "open")
+
+    async def background(self, stop: asyncio.Event) -> None:  # noqa: B027 - optional hook
+        """Work that runs while the service serves (until stop is set)."""
+
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release resources after the last call has finished."""
 
@@ -121,7 +137,30 @@ class StorageBackedService(Service):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.storage = StorageClient(settings)
+        self.storage = StorageClient(settings, self.name)
+        self.auth_state = AuthState(
+            StorageRecords(self.storage),
+            poll_s=settings.auth.change_poll_s,
+            api_key_max_failures=settings.auth.api_key_max_failures,
+        )
+        self.token_verifier = TokenVerifier(settings.auth, self.auth_state.public_key)
+
+    def make_guard(self) -> Guard | None:
+        pepper = self.settings.auth.api_key_pepper
+        pool = descriptor_pool.Default()
+        return PublicGuard(
+            self.settings.auth,
+            [pool.FindServiceByName(name) for name in self.service_names],
+            self.auth_state,
+            self.token_verifier,
+            pepper.get_secret_value().encode() if pepper else b"",
+            super().make_guard(),  # type: ignore[arg-type]
+        )
+
+    async def background(self, stop: asyncio.Event) -> None:
+        with contextlib.suppress(AllSourceError):
+            await self.auth_state.poll()  # revocations known before the first call, if storage answers
+        await self.auth_state.run(stop)
 
     async def dependencies_ok(self) -> tuple[bool, str]:
         ok, why, _ = await self.storage.health()
@@ -132,6 +171,11 @@ class StorageBackedService(Service):
 
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         self.storage.timeout = settings.grpc.storage_timeout_s
+        self.token_verifier.settings = settings.auth
+        self.auth_state.poll_s = settings.auth.change_poll_s
+        self.auth_state.api_key_max_failures = settings.auth.api_key_max_failures
+        if self.chain is not None and isinstance(self.chain.guard, PublicGuard):
+            self.chain.guard.settings = settings.auth
 
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:
@@ -191,6 +235,9 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
         service.config = ConfigManager(service.name, LoadedSettings(settings, {}, "development", ConfigInputs()))
     await service.start()
     service.service_names = service.register(registrar)
+    chain.guard = service.make_guard()
+    if not settings.auth.enabled:
+        log.warning("authentication is turned off (auth.enabled = false): every call is accepted as an administrator")
     service.health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(service.health, registrar)
     control_pb2_grpc.add_ControlServiceServicer_to_server(
@@ -249,6 +296,7 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     monitor = asyncio.create_task(_watch_dependencies(service, ok, stop))
     flags = asyncio.create_task(_refresh_flags_periodically(service, stop))
+    background_work = asyncio.create_task(service.background(stop))
     await stop.wait()
 
     log.info("shutting down", extra={"grace_s": service.settings.grpc.shutdown_grace_s})
@@ -259,6 +307,8 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     for sig in signals:  # a second signal during the grace period stops at once
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop(0)))
     await server.stop(service.settings.grpc.shutdown_grace_s)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(background_work, 5)
     await service.stop()
     if chain.access_log is not None:
         chain.access_log.flush()

@@ -1,6 +1,7 @@
 """The client the public services use to reach the storage service.
 
-Every call carries the caller's request id and trace context, has a deadline, and turns an upstream
+Every call carries the caller's request id, trace context and a signed scope (the calling service, and
+the tenant and end user the call is for; see shared.auth.scopes), has a deadline, and turns an upstream
 error into an AllSourceError that re-emits the storage service's status unchanged (never a raw RpcError,
 which the caller would see as UNKNOWN).
 """
@@ -18,7 +19,9 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared import tracing
-from shared.errors import from_rpc_error
+from shared.auth.principal import current as current_principal
+from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
+from shared.errors import AllSourceError, from_rpc_error
 from shared.interceptors import REQUEST_ID_KEY
 from shared.logs import request_id_var
 from shared.settings import Settings
@@ -31,7 +34,11 @@ M = TypeVar("M", bound=Message)
 class StorageClient:
     """A channel to the storage service with typed-error calls."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, service: str) -> None:
+        secret = settings.internal.service_secret
+        self.signer = ScopeSigner(
+            secret.get_secret_value().encode() if secret else b"", service, settings.internal.scope_ttl_s
+        )
         self.address = settings.storage.dial()
         self.timeout = settings.grpc.storage_timeout_s
         self._propagate = tracing.propagating(settings.tracing)
@@ -67,17 +74,33 @@ class StorageClient:
             response_deserializer=lambda raw: (response_type.FromString(raw), raw),
         )
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
+    def scope(self) -> str:
+        """The scope of the current call: its principal's tenant, or the system scope outside one."""
+        principal = current_principal()
+        if principal is None:
+            return self.signer.mint(SYSTEM_TENANT, "service")
+        return self.signer.mint(principal.tenant_id, principal.ref)
+
+    def system_scope(self) -> str:
+        """A scope for work not done on behalf of one tenant (flags, auth records, statistics)."""
+        return self.signer.mint(SYSTEM_TENANT, "service")
+
+    def _metadata(self, scope: str | None = None) -> tuple[tuple[str, str], ...]:
         request_id = request_id_var.get()
-        metadata = [(REQUEST_ID_KEY, request_id)] if request_id else []
+        metadata = [(SCOPE_KEY, scope or self.scope())]
+        if request_id:
+            metadata.append((REQUEST_ID_KEY, request_id))
         if self._propagate:
             metadata += tracing.outgoing_metadata()
         return tuple(metadata)
 
-    async def call(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
-        """Call a unary StorageService method by name."""
+    async def call(self, method: str, request: Message, *, timeout: float | None = None, system: bool = False) -> Any:
+        """Call a unary StorageService method by name (with the system scope when `system`)."""
+        scope = self.system_scope() if system else None
         try:
-            return await getattr(self.stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata())
+            return await getattr(self.stub, method)(
+                request, timeout=timeout or self.timeout, metadata=self._metadata(scope)
+            )
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
@@ -91,7 +114,8 @@ class StorageClient:
     async def append_raw(self, request: bytes) -> storage_pb2.AppendResponse:
         """StorageService.Append with an already serialized AppendRequest."""
         try:
-            return await self._append_raw(request, timeout=self.timeout, metadata=self._metadata())
+            # Each operation carries its own scope; the call itself is the service's.
+            return await self._append_raw(request, timeout=self.timeout, metadata=self._metadata(self.system_scope()))
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
@@ -120,3 +144,49 @@ class StorageClient:
     async def close(self) -> None:
         """Close the channel."""
         await self.channel.close()
+
+
+class StorageRecords:
+    """Control-plane records through the storage service, with the system scope (shared.auth.state.RecordStore)."""
+
+    def __init__(self, storage: StorageClient) -> None:
+        self.storage = storage
+
+    async def get(self, tenant_id: str, namespace: str, key: str) -> tuple[bytes, int] | None:
+        try:
+            reply = await self.storage.call(
+                "GetRecord",
+                storage_pb2.GetRecordRequest(tenant_id=tenant_id, namespace=namespace, key=key),
+                system=True,
+            )
+        except AllSourceError as exc:
+            if exc.reason == "RECORD_NOT_FOUND":
+                return None
+            raise
+        return reply.record.value, reply.record.revision
+
+    async def list(self, tenant_id: str, namespace: str, after: str, limit: int) -> list[tuple[str, bytes, int]]:
+        reply = await self.storage.call(
+            "ListRecords",
+            storage_pb2.ListRecordsRequest(tenant_id=tenant_id, namespace=namespace, after_key=after, limit=limit),
+            system=True,
+        )
+        return [(r.key, r.value, r.revision) for r in reply.records]
+
+    async def put(
+        self, tenant_id: str, namespace: str, key: str, value: bytes, expected_revision: int | None = None
+    ) -> int:
+        request = storage_pb2.PutRecordRequest(
+            tenant_id=tenant_id, record=storage_pb2.Record(namespace=namespace, key=key, value=value)
+        )
+        if expected_revision is not None:
+            request.expected_revision = expected_revision
+        reply = await self.storage.call("PutRecord", request, system=True)
+        return int(reply.record.revision)
+
+    async def delete(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None = None) -> bool:
+        request = storage_pb2.DeleteRecordRequest(tenant_id=tenant_id, namespace=namespace, key=key)
+        if expected_revision is not None:
+            request.expected_revision = expected_revision
+        reply = await self.storage.call("DeleteRecord", request, system=True)
+        return bool(reply.deleted)

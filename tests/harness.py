@@ -86,6 +86,7 @@ class Suite:
         return proc
 
     def start_all(self) -> Suite:
+        """Every service, in order; the admin service creates the bootstrap admin key on first start."""
         for name in ORDER:
             self.start(name)
         return self
@@ -118,15 +119,30 @@ class Suite:
                 except subprocess.TimeoutExpired:
                     pass
 
+    @property
+    def admin_key(self) -> str:
+        """The development bootstrap admin API key (written by the admin service on first start)."""
+        return (self.data_dir / "bootstrap-admin.key").read_text().strip()
+
+    def auth_metadata(self) -> tuple[tuple[str, str], ...]:
+        path = self.data_dir / "bootstrap-admin.key"
+        return (("authorization", f"Bearer {path.read_text().strip()}"),) if path.exists() else ()
+
     def options(self) -> tuple[tuple[str, str], ...]:
         return (("grpc.ssl_target_name_override", self.server_name),) if self.server_name else ()
 
-    def channel(self, name: str) -> grpc.Channel:
+    def raw_channel(self, name: str) -> grpc.Channel:
+        """A channel that sends no credentials."""
         if self.credentials is not None:
             return grpc.secure_channel(self.address(name), self.credentials, options=self.options())
         return grpc.insecure_channel(self.address(name))
 
+    def channel(self, name: str, metadata: Sequence[tuple[str, str]] | None = None) -> grpc.Channel:
+        """A channel whose calls carry the bootstrap admin key (or the given metadata)."""
+        return grpc.intercept_channel(self.raw_channel(name), _Metadata(tuple(metadata or self.auth_metadata())))
+
     def client(self, **kw: object) -> AllSourceClient:
+        kw.setdefault("metadata", self.auth_metadata())
         if self.credentials is not None:
             kw.setdefault("credentials", self.credentials)
             kw.setdefault("options", self.options())
@@ -139,3 +155,49 @@ class Suite:
                 return
             time.sleep(0.05)
         raise AssertionError("condition not reached in time")
+
+
+class _Metadata(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds metadata (credentials) to every call of a channel."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            tuple(details.metadata or ()) + self.metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request_iterator)
+
+
+class _CallDetails(
+    grpc.ClientCallDetails,  # type: ignore[misc]
+):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression

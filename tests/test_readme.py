@@ -32,6 +32,7 @@ def test_the_grpcurl_session_works_as_written(suite: Suite, unique: str) -> None
         default = {"ingest": 50051, "query": 50052, "admin": 50053}[name]
         script = script.replace(f"localhost:{default}", suite.address(name))
     script = script.replace("order-", f"{unique}order-")
+    script = script.replace("data/bootstrap-admin.key", str(suite.data_dir / "bootstrap-admin.key"))
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     out, err = result.stdout, result.stderr
     assert "allsource.v1.IngestService" in out and "grpc.health.v1.Health" in out
@@ -42,5 +43,7 @@ def test_the_grpcurl_session_works_as_written(suite: Suite, unique: str) -> None
     assert state and json.loads(base64.b64decode(state.group(1))) == {"total": 42, "status": "paid"}
     assert '"caught_up"' in out
     assert "WRONG_EXPECTED_VERSION" in err and "Code: Aborted" in err
+    assert "Code: Unauthenticated" in err and "MISSING_CREDENTIALS" in err
+    assert '"kind": "api_key"' in out and '"role": "ROLE_ADMIN"' in out
     assert out.count("HEALTH_STATUS_SERVING") == 4
     assert "Failed" not in err and "command not found" not in err

@@ -1,19 +1,28 @@
-"""`allsource-admin`: the admin service process."""
+"""`allsource-admin`: the admin service process (AdminService and AuthService)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 
 import grpc
-from allsource.v1 import admin_pb2_grpc
+from allsource.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc
 
+from services.admin.auth import AuthServicer
 from services.admin.servicer import ADMIN_SERVICE, AdminServicer, LocalControl
 from shared import server
+from shared.errors import AllSourceError
 from shared.settings import Endpoint, Settings
+from shared.storage_client import StorageRecords
+
+log = logging.getLogger(__name__)
+AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+STARTUP_WAIT_S = 60.0
 
 
 class AdminProcess(server.StorageBackedService):
-    """Runs AdminService."""
+    """Runs AdminService and AuthService."""
 
     name = "admin"
 
@@ -28,13 +37,43 @@ class AdminProcess(server.StorageBackedService):
                 refresh_flags=lambda: server.refresh_flags(self),
             ),
         )
+        secret = settings.internal.service_secret
+        self.auth = AuthServicer(
+            settings.auth,
+            StorageRecords(self.storage),
+            self.auth_state,
+            self.token_verifier,
+            secret.get_secret_value().encode() if secret else b"",
+        )
 
     def endpoint(self) -> Endpoint:
         return self.settings.admin
 
+    async def start(self) -> None:
+        # The signing key and the bootstrap administrator live in storage: wait for it (the suite starts
+        # storage first; under an orchestrator it may come up later).
+        deadline = asyncio.get_running_loop().time() + STARTUP_WAIT_S
+        while True:
+            try:
+                await self.auth.keyring.load()
+                if self.settings.auth.enabled:
+                    assert self.config is not None
+                    await self.auth.bootstrap(self.settings.storage.data_dir, self.config.loaded.preset)
+                return
+            except AllSourceError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise SystemExit(f"allsource-admin: storage is not answering: {exc.message}") from None
+                log.warning("waiting for storage", extra={"detail": exc.message})
+                await asyncio.sleep(0.5)
+
     def register(self, srv: grpc.aio.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.servicer, srv)
-        return [ADMIN_SERVICE]
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, srv)
+        return [ADMIN_SERVICE, AUTH_SERVICE]
+
+    async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
+        await super().apply_settings(settings, changed)
+        self.auth.configure(settings.auth)
 
     async def stop(self) -> None:
         await self.servicer.close()

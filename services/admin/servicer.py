@@ -16,6 +16,7 @@ from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, quer
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shared.auth.scopes import SCOPE_KEY
 from shared.control import FLAG_NAMESPACE, flag_to_proto, flags_response, now_ns
 from shared.errors import AllSourceError, InvalidArgument
 from shared.flags import DEFINITIONS, FLAGS
@@ -124,6 +125,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     # -- configuration ------------------------------------------------------------------------------
 
+    def _control_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Control calls are the admin service's own (a system scope), whoever asked for them."""
+        return ((SCOPE_KEY, self.storage.system_scope()),)
+
     def _control(self, name: str) -> tuple[str, control_pb2_grpc.ControlServiceStub]:
         if name == "storage":
             return self.storage.address, control_pb2_grpc.ControlServiceStub(self.storage.channel)
@@ -151,7 +156,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.ReloadConfigRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.ReloadConfigResponse:
         async def remote(stub: Any) -> config_pb2.ReloadResult:
-            reply = await stub.ReloadConfig(control_pb2.ReloadConfigRequest(), timeout=CONTROL_TIMEOUT_S)
+            reply = await stub.ReloadConfig(
+                control_pb2.ReloadConfigRequest(), timeout=CONTROL_TIMEOUT_S, metadata=self._control_metadata()
+            )
             return reply.result
 
         results = await self._fan_out(remote, self.local.reload)
@@ -171,7 +178,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.GetConfigRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.GetConfigResponse:
         async def remote(stub: Any) -> config_pb2.ServiceConfig:
-            reply = await stub.GetConfig(control_pb2.GetConfigRequest(), timeout=CONTROL_TIMEOUT_S)
+            reply = await stub.GetConfig(
+                control_pb2.GetConfigRequest(), timeout=CONTROL_TIMEOUT_S, metadata=self._control_metadata()
+            )
             return reply.config
 
         async def local() -> config_pb2.ServiceConfig:
@@ -232,7 +241,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             )
 
         async def remote(stub: Any) -> bool:
-            await stub.RefreshFeatureFlags(control_pb2.RefreshFeatureFlagsRequest(), timeout=CONTROL_TIMEOUT_S)
+            await stub.RefreshFeatureFlags(
+                control_pb2.RefreshFeatureFlagsRequest(), timeout=CONTROL_TIMEOUT_S, metadata=self._control_metadata()
+            )
             return True
 
         async def local() -> bool:

@@ -42,11 +42,14 @@ class _Waiting:
     stream: tuple[str, str]  # (tenant, stream id)
 
 
-def operation_bytes(tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> bytes:
+def operation_bytes(tenant_id: str, request: ingest_pb2.AppendEventsRequest, scope: str = "") -> bytes:
     """One serialized AppendOperation (field 1 of AppendRequest), tag and length included."""
     tenant = tenant_id.encode()
     body = request.SerializeToString()
+    signed = scope.encode()
     inner = b"\x0a" + varint(len(tenant)) + tenant + b"\x12" + varint(len(body)) + body
+    if signed:
+        inner += b"\x1a" + varint(len(signed)) + signed
     return b"\x0a" + varint(len(inner)) + inner
 
 
@@ -84,7 +87,7 @@ class AppendCoalescer:
     async def append(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
         """Append through storage; raises the append's own error if it failed."""
         future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
-        operation = operation_bytes(tenant_id, request)
+        operation = operation_bytes(tenant_id, request, self.storage.scope())
         self._queue.append(_Waiting(operation, future, (tenant_id, request.stream_id)))
         self._queued_bytes += len(operation)
         self._flush()

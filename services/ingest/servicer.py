@@ -11,7 +11,7 @@ from allsource.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.ingest.coalescer import AppendCoalescer
 from shared.errors import AllSourceError
-from shared.tenancy import tenant_of
+from shared.tenancy import require_stream, require_types, tenant_of
 from shared.validation import AppendValidator
 
 
@@ -20,6 +20,11 @@ class _Slot:
     index: int
     correlation_id: str
     result: asyncio.Future[ingest_pb2.AppendEventsResponse]
+
+
+def _in_scope(request: ingest_pb2.AppendEventsRequest) -> None:
+    require_stream(request.stream_id)
+    require_types([event.event_type for event in request.events])
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -35,6 +40,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.AppendEventsResponse:
         tenant = tenant_of(context)
         self.validator.check(request, tenant=tenant)
+        _in_scope(request)
         return await self.coalescer.append(tenant, request)
 
     async def BatchAppend(
@@ -47,6 +53,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
         async def start(request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
             self.validator.check(request, prefix="append.", tenant=tenant)
+            _in_scope(request)
             return await self.coalescer.append(tenant, request)
 
         async def read() -> None:

@@ -16,11 +16,11 @@ from google.protobuf.message import Message
 
 from services.query.state import fold_stream
 from shared import pagination
-from shared.errors import InvalidArgument
+from shared.errors import InvalidArgument, NotFound
 from shared.settings import QuerySettings
 from shared.storage_client import StorageClient
 from shared.streams import until_closed
-from shared.tenancy import tenant_of
+from shared.tenancy import narrow, require_stream, tenant_of, visible
 from shared.validation import CONTROL, text_problem
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 reason="INVALID_EVENT_ID",
                 violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")],
             )
-        _, raw = await self.storage.read(
+        found, raw = await self.storage.read(
             "GetEvent", storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
         )
+        if not visible(found.event):
+            raise NotFound(f"event {request.event_id} not found", reason="EVENT_NOT_FOUND")
         return forward(query_pb2.GetEventResponse, raw)
 
     async def ReadStream(
         self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ReadStreamResponse:
         check_stream_id(request.stream_id)
+        require_stream(request.stream_id)
         if request.direction not in _DIRECTIONS:
             raise InvalidArgument(
                 "direction is not a known ReadDirection", violations=[("direction", "must be FORWARD or BACKWARD")]
@@ -134,6 +137,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListEventsResponse:
         check_filter(request.filter)
+        narrow(request.filter)
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
         bound = pagination.fingerprint("ListEvents", tenant, request.filter.SerializeToString(deterministic=True))
@@ -158,6 +162,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         batch = pagination.page_size(request.batch_size, STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX, "batch_size")
         event_filter = event_pb2.EventFilter()
         event_filter.CopyFrom(request.filter)
+        narrow(event_filter)
         after = 0
         while True:
             run, raw = await self.storage.read(
@@ -181,6 +186,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEntityStateResponse:
         check_stream_id(request.stream_id)
+        require_stream(request.stream_id)
         as_of = request.WhichOneof("as_of")
         if as_of == "as_of_time" and (problem := timestamp_problem(request.as_of_time)):
             raise InvalidArgument(f"as_of_time {problem}", violations=[("as_of_time", problem)])
@@ -216,12 +222,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                     "checkpoint_interval must be between 50 ms and one hour",
                     violations=[("checkpoint_interval", "must be between 50 ms and one hour")],
                 )
+        scoped = event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix)
+        narrow(scoped)
         upstream = storage_pb2.SubscribeRequest(
             tenant_id=tenant_of(context),
             after_position=request.after_position,
             from_end=request.from_end,
-            event_types=request.event_types,
-            stream_id_prefix=request.stream_id_prefix,
+            event_types=scoped.event_types,
+            stream_id_prefix=scoped.stream_id_prefix,
             checkpoint_every_events=request.checkpoint_every_events or self.settings.checkpoint_every_events,
             checkpoint_interval_ms=int(interval * 1000),
             max_batch_size=min(request.max_batch_size or STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX),
@@ -237,16 +245,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 "stream_id_prefix must not contain control characters",
                 violations=[("stream_id_prefix", "must not contain control characters")],
             )
+        scoped = event_pb2.EventFilter(stream_id_prefix=request.stream_id_prefix)
+        narrow(scoped)
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
-        bound = pagination.fingerprint("ListStreams", tenant, request.stream_id_prefix)
+        bound = pagination.fingerprint("ListStreams", tenant, scoped.stream_id_prefix)
         after = ""
         if request.page_token:
             after = pagination.cursor_str(pagination.decode(request.page_token, bound), "s")
         reply = await self.storage.call(
             "ListStreams",
             storage_pb2.ListStreamsRequest(
-                tenant_id=tenant, stream_id_prefix=request.stream_id_prefix, after_stream_id=after, limit=size
+                tenant_id=tenant, stream_id_prefix=scoped.stream_id_prefix, after_stream_id=after, limit=size
             ),
         )
         token = ""

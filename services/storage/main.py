@@ -25,7 +25,7 @@ class StorageProcess(server.Service):
     def __init__(self, settings: Settings, backend: StorageBackend | None = None) -> None:
         super().__init__(settings)
         self.backend = backend or RocksBackend(settings.storage)
-        self.servicer = StorageServicer(self.backend)
+        self.servicer = StorageServicer(self.backend, self.scope_verifier())
 
     def endpoint(self) -> Endpoint:
         return self.settings.storage

@@ -1,7 +1,10 @@
 """StorageService over a StorageBackend.
 
-Read responses are assembled from stored event bytes (see codec.repeated_events): events are never
-decoded and re-encoded on their way out.
+Every call has been admitted with a signed scope (shared.auth.guard.ServiceGuard); each request's tenant
+is checked against it again here (each append against its own scope), and control-plane namespaces
+have an access policy: private signing keys are readable by the admin service only, and only the admin
+service writes identity and flag records. Read responses are assembled from stored event bytes (see
+codec.repeated_events): events are never decoded and re-encoded on their way out.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
 from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
-from shared.errors import AllSourceError, InvalidArgument
+from shared.auth.guard import scope_var
+from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant
+from shared.errors import AllSourceError, InvalidArgument, PermissionDenied
 from shared.streams import until_closed
 from shared.timestamps import from_timestamp, to_timestamp
 from shared.wire import varint
@@ -24,11 +29,50 @@ from shared.wire import varint
 MAX_LIMIT = 2000
 
 
+ADMIN_ONLY_READ = frozenset({"signing_keys"})
+ANY_SERVICE_WRITES = frozenset({"api_key_usage"})
+
+
+def _scope() -> Scope:
+    scope = scope_var.get()
+    if scope is None:  # the guard always sets it; refuse rather than assume
+        raise PermissionDenied("no service scope", reason="SERVICE_CREDENTIALS_MISSING")
+    return scope
+
+
+def check_tenant(tenant_id: str, scope: Scope | None = None) -> None:
+    """The request's tenant must be the scope's; the system scope is the admin service's alone."""
+    scope = scope or _scope()
+    if scope.tenant_id == SYSTEM_TENANT:
+        if scope.service != "admin":
+            raise PermissionDenied(
+                "only the admin service may act on a tenant without acting for it", reason="TENANT_SCOPE_MISMATCH"
+            )
+        return
+    require_tenant(scope, tenant_id)
+
+
+def check_records(tenant_id: str, namespace: str, *, write: bool) -> None:
+    """Access policy of control-plane records."""
+    scope = _scope()
+    if tenant_id:
+        if scope.tenant_id not in (SYSTEM_TENANT, tenant_id):
+            require_tenant(scope, tenant_id, what="record")
+    if scope.service == "admin":
+        return
+    if namespace in ADMIN_ONLY_READ or (write and namespace not in ANY_SERVICE_WRITES):
+        raise PermissionDenied(
+            f"the {scope.service} service may not {'write' if write else 'read'} {namespace} records",
+            reason="RECORD_ACCESS_DENIED",
+        )
+
+
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     """The internal storage API."""
 
-    def __init__(self, backend: StorageBackend) -> None:
+    def __init__(self, backend: StorageBackend, scopes: ScopeVerifier) -> None:
         self.backend = backend
+        self.scopes = scopes
         self.closing = asyncio.Event()
         self.subscriptions = 0
         self.started_ns = time.time_ns()
@@ -49,12 +93,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetEvent(
         self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetEventResponse:
+        check_tenant(request.tenant_id)
         data = await self.backend.get_event(request.tenant_id, request.event_id)
         return storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
 
     async def ReadStream(
         self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadStreamResponse:
+        check_tenant(request.tenant_id)
         piece = await self.backend.read_stream(
             request.tenant_id,
             request.stream_id,
@@ -71,6 +117,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def ReadEvents(
         self, request: storage_pb2.ReadEventsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadEventsResponse:
+        check_tenant(request.tenant_id)
         if request.filter.stream_id and request.filter.stream_id_prefix:
             raise InvalidArgument(
                 "stream_id and stream_id_prefix are exclusive",
@@ -92,6 +139,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def ListStreams(
         self, request: storage_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListStreamsResponse:
+        check_tenant(request.tenant_id)
         streams, end = await self.backend.list_streams(
             request.tenant_id,
             prefix=request.stream_id_prefix,
@@ -103,6 +151,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetStream(
         self, request: storage_pb2.GetStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetStreamResponse:
+        check_tenant(request.tenant_id)
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else None
         info, version = await self.backend.get_stream(request.tenant_id, request.stream_id, as_of)
         return storage_pb2.GetStreamResponse(stream=info, version_at_time=version)
@@ -110,6 +159,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def Subscribe(
         self, request: storage_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
+        check_tenant(request.tenant_id)
         params = SubscriptionParams(
             tenant_id=request.tenant_id,
             after_position=request.after_position,
@@ -135,6 +185,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetSnapshot(
         self, request: storage_pb2.GetSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetSnapshotResponse:
+        check_tenant(request.tenant_id)
         snap = await self.backend.get_snapshot(request.tenant_id, request.stream_id, request.max_version)
         if snap is None:
             return storage_pb2.GetSnapshotResponse(found=False)
@@ -145,6 +196,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def PutSnapshot(
         self, request: storage_pb2.PutSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.PutSnapshotResponse:
+        check_tenant(request.tenant_id)
         await self.backend.put_snapshot(
             request.tenant_id,
             request.stream_id,
@@ -155,6 +207,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def PutRecord(
         self, request: storage_pb2.PutRecordRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.PutRecordResponse:
+        check_records(request.tenant_id, request.record.namespace, write=True)
         expected = request.expected_revision if request.HasField("expected_revision") else None
         rec = request.record
         stored = await self.backend.put_record(request.tenant_id, rec.namespace, rec.key, rec.value, expected)
@@ -163,12 +216,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetRecord(
         self, request: storage_pb2.GetRecordRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetRecordResponse:
+        check_records(request.tenant_id, request.namespace, write=False)
         stored = await self.backend.get_record(request.tenant_id, request.namespace, request.key)
         return storage_pb2.GetRecordResponse(record=_record(stored))
 
     async def ListRecords(
         self, request: storage_pb2.ListRecordsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListRecordsResponse:
+        check_records(request.tenant_id, request.namespace, write=False)
         records, end = await self.backend.list_records(
             request.tenant_id, request.namespace, request.after_key, _limit(request.limit)
         )
@@ -177,6 +232,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def DeleteRecord(
         self, request: storage_pb2.DeleteRecordRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.DeleteRecordResponse:
+        check_records(request.tenant_id, request.namespace, write=True)
         expected = request.expected_revision if request.HasField("expected_revision") else None
         deleted = await self.backend.delete_record(request.tenant_id, request.namespace, request.key, expected)
         return storage_pb2.DeleteRecordResponse(deleted=deleted)

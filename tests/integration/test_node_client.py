@@ -7,6 +7,7 @@ node_modules fails this test rather than skipping it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -37,6 +38,7 @@ def test_node_grpc_js_client(suite: Suite, unique: str) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "ALLSOURCE_TOKEN": suite.admin_key},  # authentication is on
     )
     assert proc.returncode == 0, f"node client exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     lines = [line for line in proc.stdout.splitlines() if line.strip()]

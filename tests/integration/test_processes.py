@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import pytest
@@ -49,8 +50,7 @@ class Writer:
 
 def test_kill_9_of_storage_loses_no_acknowledged_event(fresh_suite: Suite) -> None:
     suite = fresh_suite
-    for name in ("storage", "ingest", "query"):
-        suite.start(name)
+    suite.start_all()  # the admin service creates the credentials the writers use
     writers = [Writer(suite.client(timeout=5), f"w{i}") for i in range(4)]
     threads = [threading.Thread(target=w.run) for w in writers]
     for t in threads:
@@ -146,6 +146,7 @@ def test_public_services_report_not_serving_while_storage_is_down(fresh_suite: S
     suite = fresh_suite.start_all()
     client = suite.client(timeout=3)
     client.append("s", [event("E")])
+    client.system_info()  # the admin service has now seen (and cached) this credential
     suite.stop("storage")
     for name in ("ingest", "query", "admin"):
         suite.wait_until(lambda n=name: not _serving(suite, n), timeout=10)  # type: ignore[misc]
@@ -231,7 +232,13 @@ def test_suite_launcher_starts_everything_and_stops_on_sigterm(tmp_path: os.Path
         text = "".join(banner)
         for name, port in ports.items():
             assert f"127.0.0.1:{port}" in text and name in text
-        with AllSourceClient(f"127.0.0.1:{ports['ingest']}", f"127.0.0.1:{ports['query']}") as client:
+        key = (Path(str(tmp_path)) / "data" / "bootstrap-admin.key").read_text().strip()
+        assert "bootstrap-admin.key" in text  # the banner says how to authenticate
+        with AllSourceClient(
+            f"127.0.0.1:{ports['ingest']}",
+            f"127.0.0.1:{ports['query']}",
+            metadata=(("authorization", f"Bearer {key}"),),
+        ) as client:
             assert client.append("launch", [event("E")]).first_version == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -253,6 +260,7 @@ def test_message_size_limit_comes_from_settings_and_logs_are_json(fresh_suite: S
         "ALLSOURCE_LIMITS__MAX_EVENT_BYTES": str(limit),
     }
     suite.start("storage")
+    suite.start("admin")  # creates the bootstrap credentials
     suite.start("ingest")
     with suite.client() as client:
         assert client.append("small", [event("E", {"x": "y" * 1000})]).first_version == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, ingest_pb2_grpc
+from allsource.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc, config_pb2, ingest_pb2, ingest_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.suite import ORDER, SERVICE_NAMES
@@ -115,10 +115,9 @@ def mtls_suite(workdir: Path, pki: Pki, env: Mapping[str, str]) -> Suite:
 
 
 @contextlib.contextmanager
-def tls_client(suite: Suite) -> Iterator[AllSourceClient]:
-    """A client over the suite's TLS channels, built from channels because Suite.client() does not use
-    its credentials yet (see test_suite_client_uses_the_suite_credentials)."""
-    channels = [suite.channel(name) for name in ("ingest", "query", "admin")]
+def tls_client(suite: Suite, metadata: tuple[tuple[str, str], ...] | None = None) -> Iterator[AllSourceClient]:
+    """A client over the suite's TLS channels (with the bootstrap admin key, or the given credentials)."""
+    channels = [suite.channel(name, metadata) for name in ("ingest", "query", "admin")]
     try:
         yield AllSourceClient(*channels, timeout=10)
     finally:
@@ -127,8 +126,10 @@ def tls_client(suite: Suite) -> Iterator[AllSourceClient]:
 
 
 @contextlib.contextmanager
-def admin_stub(suite: Suite) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
-    with suite.channel("admin") as channel:
+def admin_stub(
+    suite: Suite, metadata: tuple[tuple[str, str], ...] | None = None
+) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
+    with suite.channel("admin", metadata) as channel:
         yield admin_pb2_grpc.AdminServiceStub(channel)
 
 
@@ -362,11 +363,17 @@ def test_production_preset_runs_the_mtls_suite(tmp_path: Path, pki: Pki, bao: Op
     suite = mtls_suite(tmp_path / "suite", pki, env)
     try:
         suite.start_all()
-        with tls_client(suite) as client:
+        # Production makes no bootstrap key: the bootstrap administrator logs in with the configured password.
+        with suite.raw_channel("admin") as channel:
+            login = auth_pb2_grpc.AuthServiceStub(channel).Login(
+                auth_pb2.LoginRequest(username="admin", password=extra["auth.bootstrap_admin_password"]), timeout=30
+            )
+        token = (("authorization", f"Bearer {login.tokens.access_token}"),)
+        with tls_client(suite, token) as client:
             stream = f"prod-{uuid.uuid4().hex[:10]}"
             client.append(stream, [event("Opened")])
             assert [e.event_type for e in client.read_stream(stream)] == ["Opened"]
-        with admin_stub(suite) as stub:
+        with admin_stub(suite, token) as stub:
             response = stub.GetConfig(admin_pb2.GetConfigRequest(), timeout=20)
         assert {s.service: s.preset for s in response.services} == dict.fromkeys(ORDER, "production")
         for service, entries in configs_by_service(response).items():

@@ -2,7 +2,7 @@
 // A grpc-js client exercising the public AllSource API from Node.js, to prove the protos and the
 // server's error model work outside Python.
 //
-//   node tests/node/client.mjs --ingest HOST:PORT --query HOST:PORT --stream STREAM_ID
+//   ALLSOURCE_TOKEN=<api key> node tests/node/client.mjs --ingest HOST:PORT --query HOST:PORT --stream STREAM_ID
 //
 // Steps: append three events with expected version NO_STREAM; read the stream forwards and check
 // versions, ids, types, payloads and metadata; append again with NO_STREAM and check the ABORTED
@@ -63,10 +63,13 @@ async function loadModules() {
   }
 }
 
+// Credentials for every call: ALLSOURCE_TOKEN (an API key or access token), set in main().
+let callMetadata = null;
+
 // Promisified unary call with a deadline; the rejection is grpc-js's ServiceError (code, details, metadata).
 function unary(client, method, request) {
   return new Promise((resolve, reject) => {
-    client[method](request, { deadline: Date.now() + DEADLINE_MS }, (err, reply) => (err ? reject(err) : resolve(reply)));
+    client[method](request, callMetadata, { deadline: Date.now() + DEADLINE_MS }, (err, reply) => (err ? reject(err) : resolve(reply)));
   });
 }
 
@@ -103,6 +106,8 @@ async function main() {
   );
   const v1 = grpc.loadPackageDefinition(definition).allsource.v1;
   const credentials = grpc.credentials.createInsecure();
+  callMetadata = new grpc.Metadata();
+  if (process.env.ALLSOURCE_TOKEN) callMetadata.set('authorization', `Bearer ${process.env.ALLSOURCE_TOKEN}`);
   const ingest = new v1.IngestService(args.ingest, credentials);
   const query = new v1.QueryService(args.query, credentials);
   const types = rpcTypes(protobuf);

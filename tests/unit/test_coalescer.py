@@ -24,6 +24,9 @@ class FakeStorage:
         self.overlaps: list[set[str]] = []  # streams carried by two calls in flight at the same time
         self.concurrent = 0
 
+    def scope(self) -> str:
+        return "scope-of-the-caller"
+
     async def append_raw(self, raw: bytes) -> storage_pb2.AppendResponse:
         request = storage_pb2.AppendRequest.FromString(raw)
         streams = [op.request.stream_id for op in request.operations]
@@ -42,7 +45,7 @@ class FakeStorage:
             raise Unavailable("storage is down", reason="STORAGE_UNAVAILABLE")
         response = storage_pb2.AppendResponse()
         for i, op in enumerate(request.operations):
-            assert op.tenant_id == "default"
+            assert op.tenant_id == "default" and op.scope == "scope-of-the-caller"  # each append carries its scope
             outcome = response.outcomes.add()
             if op.request.stream_id == "bad":
                 outcome.error.CopyFrom(AllSourceError("no", reason="WRONG_EXPECTED_VERSION").to_status())

@@ -1,0 +1,1 @@
+"""Identity and access: principals, permissions, tokens, passwords, API keys, service scopes."""

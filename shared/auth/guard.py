@@ -1,0 +1,214 @@
+"""The authentication and authorization stage of the call chain.
+
+Public services (ingest, query, admin): every RPC declares its permission in the protos; the caller's
+`authorization: Bearer <token>` (a JWT access token or an API key) is authenticated, its permissions
+checked against the declaration, and the principal put in a context variable for the handler
+(undeclared RPCs are refused). Health stays open; reflection is open or authenticated by setting.
+
+Internal calls (StorageService, and ControlService on every process) need a signed scope from one of the
+suite's services instead (shared.auth.scopes); ControlService only from the admin service.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Iterable
+
+import grpc
+from allsource.control.v1 import control_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+
+from shared.auth import api_keys, rbac
+from shared.auth.principal import ANONYMOUS_ADMIN, Principal, principal_var
+from shared.auth.rbac import Requirement
+from shared.auth.scopes import SCOPE_KEY, Scope, ScopeVerifier
+from shared.auth.state import AuthState
+from shared.auth.tokens import TokenVerifier
+from shared.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from shared.settings import AuthSettings
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = f"/{control_pb2.DESCRIPTOR.package}."
+REFLECTION_PREFIX = "/grpc.reflection."
+scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("scope", default=None)
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+MAX_CREDENTIAL_BYTES = 4096
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> list[str]:
+    values = []
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            values.append(v if isinstance(v, str) else v.decode(errors="replace"))
+    return values
+
+
+class ServiceGuard:
+    """Admits internal calls carrying a valid scope; ControlService calls only from the admin service."""
+
+    def __init__(self, verifier: ScopeVerifier, *, reflection_open: bool = False) -> None:
+        self.verifier = verifier
+        self.reflection_open = reflection_open
+
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        if self.reflection_open and method.startswith(REFLECTION_PREFIX):
+            return
+        values = _metadata(context, SCOPE_KEY)
+        if len(values) != 1:
+            raise Unauthenticated("internal calls need exactly one service scope", reason="SERVICE_CREDENTIALS_MISSING")
+        scope = self.verifier.verify(values[0])
+        if method.startswith(CONTROL_PREFIX) and scope.service != "admin":
+            raise PermissionDenied("only the admin service may control other services", reason="SERVICE_NOT_ALLOWED")
+        scope_var.set(scope)
+
+
+class PublicGuard:
+    """Authenticates and authorizes calls to a public service."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        services: Iterable[ServiceDescriptor],
+        state: AuthState | None,
+        verifier: TokenVerifier | None,
+        pepper: bytes,
+        internal: ServiceGuard,
+    ) -> None:
+        self.settings = settings
+        self.requirements = rbac.requirements(services)
+        self.state = state
+        self.verifier = verifier
+        self.pepper = pepper
+        self.internal = internal
+
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        if method.startswith(CONTROL_PREFIX):
+            await self.internal.admit(method, context)
+            return
+        requirement = self.requirements.get(method)
+        if requirement is None and method.startswith(REFLECTION_PREFIX):
+            requirement = Requirement(
+                permission=rbac.P.PERMISSION_AUTHENTICATED, allow_unauthenticated=self.settings.reflection == "open"
+            )
+        if requirement is None or (
+            requirement.permission == rbac.P.PERMISSION_UNSPECIFIED and not requirement.allow_unauthenticated
+        ):
+            raise PermissionDenied(f"{method} declares no permission", reason="PERMISSION_NOT_DECLARED")
+        if not self.settings.enabled:
+            principal_var.set(ANONYMOUS_ADMIN)
+            return
+        token = self._credential(context)
+        if token is None:
+            if requirement.allow_unauthenticated:
+                return
+            raise Unauthenticated(
+                "this call needs credentials: authorization: Bearer <access token or API key>",
+                reason="MISSING_CREDENTIALS",
+            )
+        principal = await self.authenticate(token, context.peer())
+        principal_var.set(principal)
+        if requirement.allow_unauthenticated or requirement.permission in principal.permissions:
+            return
+        raise PermissionDenied(
+            f"{method} needs the {rbac.P.Permission.Name(requirement.permission)} permission",
+            reason="PERMISSION_DENIED",
+            metadata={"permission": rbac.P.Permission.Name(requirement.permission), "principal": principal.ref},
+        )
+
+    @staticmethod
+    def _credential(context: grpc.aio.ServicerContext) -> str | None:
+        values = _metadata(context, "authorization")
+        if not values:
+            return None
+        if len(values) > 1:
+            raise Unauthenticated("more than one authorization header", reason="MALFORMED_CREDENTIALS")
+        value = values[0]
+        if len(value) > MAX_CREDENTIAL_BYTES:
+            raise Unauthenticated("authorization header too large", reason="MALFORMED_CREDENTIALS")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token or not _TOKEN_CHARS.issuperset(token):
+            raise Unauthenticated(
+                "expected authorization: Bearer <access token or API key>", reason="MALFORMED_CREDENTIALS"
+            )
+        return token
+
+    async def authenticate(self, token: str, peer: str) -> Principal:
+        """The principal a token stands for, or UNAUTHENTICATED (RESOURCE_EXHAUSTED when throttled)."""
+        if self.state is None or self.verifier is None:
+            raise Unauthenticated("authentication is not available", reason="AUTH_UNAVAILABLE")
+        if token.startswith(api_keys.PREFIX):
+            return await self._api_key(token, peer)
+        if token.count(".") == 2:
+            return await self._jwt(token)
+        raise Unauthenticated("unrecognised credential", reason="MALFORMED_CREDENTIALS")
+
+    async def _jwt(self, token: str) -> Principal:
+        assert self.state is not None and self.verifier is not None
+        await self.state.ensure_public_key(self.verifier.header_kid(token))
+        claims = self.verifier.verify(token)
+        if self.state.revoked(claims.jti, claims.family):
+            raise Unauthenticated("the token has been revoked", reason="TOKEN_REVOKED")
+        user = await self.state.user(claims.tenant_id, claims.subject)
+        if user is None:
+            raise Unauthenticated("the token's user no longer exists", reason="USER_NOT_FOUND")
+        if user.disabled:
+            raise Unauthenticated("the user is disabled", reason="USER_DISABLED")
+        if claims.issued_at * 1_000_000_000 < user.tokens_not_before_ns:
+            raise Unauthenticated("the token has been revoked", reason="TOKEN_REVOKED")
+        return Principal(
+            kind="user",
+            subject=user.user_id,
+            name=user.username,
+            tenant_id=user.tenant_id,
+            role=user.role,
+            permissions=rbac.permissions_of(user.role),
+            expires_at_ns=claims.expires_at * 1_000_000_000,
+            jti=claims.jti,
+            family=claims.family,
+        )
+
+    async def _api_key(self, token: str, peer: str) -> Principal:
+        assert self.state is not None
+        wait = self.state.key_failures_exceeded(peer)
+        if wait > 0:
+            raise ResourceExhausted(
+                "too many invalid API keys from this address; try again later",
+                reason="TOO_MANY_FAILED_ATTEMPTS",
+                retry_after=wait,
+            )
+        parsed = api_keys.parse(token)
+        record = await self.state.api_key(parsed[0]) if parsed else None
+        now = time.time_ns()
+        valid = (
+            record is not None
+            and parsed is not None
+            and (
+                api_keys.matches(self.pepper, parsed[0], parsed[1], record.secret_hash)
+                or (
+                    now < record.previous_valid_until_ns
+                    and api_keys.matches(self.pepper, parsed[0], parsed[1], record.previous_secret_hash)
+                )
+            )
+        )
+        if not valid or record is None:
+            self.state.key_failed(peer)
+            raise Unauthenticated("invalid API key", reason="INVALID_API_KEY")
+        if record.revoked:
+            raise Unauthenticated("the API key has been revoked", reason="API_KEY_REVOKED")
+        if record.expires_at_ns and now >= record.expires_at_ns:
+            raise Unauthenticated("the API key has expired", reason="API_KEY_EXPIRED")
+        self.state.key_used(record.key_id)
+        return Principal(
+            kind="api_key",
+            subject=record.key_id,
+            name=record.name,
+            tenant_id=record.tenant_id,
+            role=record.role,
+            permissions=rbac.permissions_of(record.role, record.permissions),
+            expires_at_ns=record.expires_at_ns,
+            stream_id_prefix=record.stream_id_prefix,
+            event_types=frozenset(record.event_types),
+        )

@@ -1,0 +1,58 @@
+"""Roles, permissions, and what each RPC requires (declared in the protos, read from the descriptors)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from allsource.v1 import auth_pb2, options_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+
+P = options_pb2
+ALL = frozenset(
+    {
+        P.PERMISSION_AUTHENTICATED,
+        P.PERMISSION_READ,
+        P.PERMISSION_WRITE,
+        P.PERMISSION_METRICS,
+        P.PERMISSION_SCHEMAS,
+        P.PERMISSION_ADMIN,
+    }
+)
+ROLE_PERMISSIONS: dict[int, frozenset[int]] = {
+    auth_pb2.ROLE_ADMIN: ALL,
+    auth_pb2.ROLE_DEVELOPER: frozenset(
+        {P.PERMISSION_AUTHENTICATED, P.PERMISSION_READ, P.PERMISSION_WRITE, P.PERMISSION_METRICS, P.PERMISSION_SCHEMAS}
+    ),
+    auth_pb2.ROLE_READ_ONLY: frozenset({P.PERMISSION_AUTHENTICATED, P.PERMISSION_READ, P.PERMISSION_METRICS}),
+    auth_pb2.ROLE_SERVICE_ACCOUNT: frozenset({P.PERMISSION_AUTHENTICATED, P.PERMISSION_READ, P.PERMISSION_WRITE}),
+}
+
+
+def permissions_of(role: int, explicit: Iterable[int] = ()) -> frozenset[int]:
+    """A credential's permissions: the explicit ones (scopes) if any, else its role's."""
+    chosen = frozenset(explicit)
+    if chosen:
+        return chosen | {P.PERMISSION_AUTHENTICATED}
+    return ROLE_PERMISSIONS.get(role, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What calling one RPC takes."""
+
+    permission: int  # PERMISSION_UNSPECIFIED: not declared, so refused
+    allow_unauthenticated: bool
+
+
+def requirements(services: Iterable[ServiceDescriptor]) -> dict[str, Requirement]:
+    """/package.Service/Method -> its declared requirement."""
+    out = {}
+    for service in services:
+        for method in service.methods:
+            options = method.GetOptions()
+            out[f"/{service.full_name}/{method.name}"] = Requirement(
+                permission=options.Extensions[options_pb2.required_permission],
+                allow_unauthenticated=options.Extensions[options_pb2.allow_unauthenticated],
+            )
+    return out
