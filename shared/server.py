@@ -26,7 +26,7 @@ from allsource.storage.v1 import storage_pb2
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from shared import logs, tracing
 from shared.auth.guard import PublicGuard, ServiceGuard
@@ -142,6 +142,7 @@ class StorageBackedService(Service):
             StorageRecords(self.storage),
             poll_s=settings.auth.change_poll_s,
             api_key_max_failures=settings.auth.api_key_max_failures,
+            usage_flush_s=settings.auth.key_usage_flush_s,
         )
         self.token_verifier = TokenVerifier(settings.auth, self.auth_state.public_key)
 
@@ -174,6 +175,7 @@ class StorageBackedService(Service):
         self.token_verifier.settings = settings.auth
         self.auth_state.poll_s = settings.auth.change_poll_s
         self.auth_state.api_key_max_failures = settings.auth.api_key_max_failures
+        self.auth_state.usage_flush_s = settings.auth.key_usage_flush_s
         if self.chain is not None and isinstance(self.chain.guard, PublicGuard):
             self.chain.guard.settings = settings.auth
 
@@ -248,10 +250,13 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
         ),
         registrar,
     )
-    reflection.enable_server_reflection(
-        [*service.service_names, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME],
-        server,
-        pool=_MethodAwarePool(),
+    # Through the registrar, so that reflection runs the call chain (open or authenticated by setting).
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(
+            [*service.service_names, CONTROL_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME],
+            pool=_MethodAwarePool(),
+        ),
+        registrar,
     )
     endpoint = service.endpoint()
     try:

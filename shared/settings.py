@@ -232,6 +232,8 @@ class AuthSettings(_Section):
     reflection: Literal["open", "authenticated"] = "open"
     # How often each service reads the revocation / user / key change feed (revocations apply within this).
     change_poll_s: float = Reloadable(0.5, gt=0, le=1.0)
+    # How often each service writes the API keys' last-used times (never a write per request).
+    key_usage_flush_s: float = Reloadable(60.0, gt=0)
 
 
 class InternalSettings(_Section):

@@ -41,6 +41,17 @@ def require_types(event_types: list[str] | tuple[str, ...]) -> None:
                 raise _restricted(f"use event type {event_type!r}")
 
 
+def require_whole_streams(what: str) -> None:
+    """Refuse a credential limited to event types an operation that needs every event of a stream.
+
+    Folded state mixes all of a stream's events, and snapshots hold that mix, so a partial fold would be a
+    different state under the same name; such a key is refused instead.
+    """
+    principal = current()
+    if principal is not None and principal.event_types:
+        raise _restricted(f"{what}: it is limited to event types {sorted(principal.event_types)}")
+
+
 def narrow(event_filter: event_pb2.EventFilter) -> None:
     """Hold a filter to the credential's scope: narrow what it leaves open, refuse what it exceeds."""
     principal = current()

@@ -295,6 +295,24 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise Unauthenticated("this call needs credentials", reason="MISSING_CREDENTIALS")
         return principal
 
+    @staticmethod
+    def _within_reach(
+        caller: Principal, permissions: frozenset[int], stream_id_prefix: str, event_types: frozenset[str], what: str
+    ) -> None:
+        """Refuse making or taking over a credential that could do more than its caller.
+
+        Creating a user or key, giving a user a role, resetting a password and rotating a key all hand
+        someone the target's powers, so the caller must hold every permission and all the scope it has.
+        """
+        if not permissions <= caller.permissions:
+            raise PermissionDenied(f"{what} would grant permissions its caller lacks", reason="PERMISSION_ESCALATION")
+        if caller.stream_id_prefix and not stream_id_prefix.startswith(caller.stream_id_prefix):
+            raise PermissionDenied(
+                f"{what} would reach streams beyond {caller.stream_id_prefix!r}*", reason="SCOPE_RESTRICTED"
+            )
+        if caller.event_types and not (event_types and event_types <= caller.event_types):
+            raise PermissionDenied(f"{what} would reach event types beyond the caller's", reason="SCOPE_RESTRICTED")
+
     def _password_problem(self, field: str, password: str) -> None:
         problem = self.passwords.problem(password)
         if problem:
@@ -388,7 +406,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 "this refresh token was already used; its whole family is now revoked", reason="REFRESH_TOKEN_REUSED"
             ) from None
         user = await self.state.user(claims.tenant_id, claims.subject)
-        if user is None or user.disabled or claims.issued_at * 1_000_000_000 < user.tokens_not_before_ns:
+        if user is None or user.disabled or claims.issued_at_ns < user.tokens_not_before_ns:
             raise Unauthenticated("the session has ended", reason="TOKEN_REVOKED")
         return auth_pb2.RefreshTokenResponse(tokens=await self._issue(user, family=claims.family))
 
@@ -470,6 +488,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             violations.append(("role", "must be a role"))
         if violations:
             raise InvalidArgument("the user is invalid", reason="INVALID_USER", violations=violations)
+        self._within_reach(caller, rbac.permissions_of(request.role, []), "", frozenset(), "creating this user")
         now = time.time_ns()
         user = records_pb2.UserRecord(
             user_id=str(uuid.uuid4()),
@@ -538,6 +557,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = self._caller()
         if request.role not in rbac.ROLE_PERMISSIONS:
             raise InvalidArgument("role must be a role", violations=[("role", "must be a role")])
+        self._within_reach(caller, rbac.permissions_of(request.role, []), "", frozenset(), "this role")
         user = await self._user(caller.tenant_id, request.user_id)
         user.role = request.role
         await self._save_user(user)
@@ -579,6 +599,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = self._caller()
         self._password_problem("new_password", request.new_password)
         user = await self._user(caller.tenant_id, request.user_id)
+        self._within_reach(caller, rbac.permissions_of(user.role, []), "", frozenset(), "resetting this password")
         await self._set_password(user, request.new_password)
         audit.info("password reset", extra={"by": caller.ref, "tenant": caller.tenant_id, "user_id": user.user_id})
         return auth_pb2.ResetPasswordResponse()
@@ -664,17 +685,20 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             violations.append(("ttl", "must not be negative"))
         if violations:
             raise InvalidArgument("the API key is invalid", reason="INVALID_API_KEY_REQUEST", violations=violations)
-        granted = rbac.permissions_of(request.role, request.permissions)
-        if not granted <= caller.permissions:
-            raise PermissionDenied("a key cannot have permissions its creator lacks", reason="PERMISSION_ESCALATION")
+        # A scoped creator's keys inherit its scope unless they narrow it further.
+        prefix = request.stream_id_prefix or caller.stream_id_prefix
+        event_types = sorted(set(request.event_types) or caller.event_types)
+        self._within_reach(
+            caller, rbac.permissions_of(request.role, request.permissions), prefix, frozenset(event_types), "this key"
+        )
         record, secret = await self.create_key(
             caller.tenant_id,
             caller.ref,
             name=request.name,
             role=request.role,
             permissions=list(request.permissions),
-            stream_id_prefix=request.stream_id_prefix,
-            event_types=list(request.event_types),
+            stream_id_prefix=prefix,
+            event_types=event_types,
             ttl_ns=ttl_ns,
         )
         audit.info("API key created", extra={"by": caller.ref, "tenant": caller.tenant_id, "key_id": record.key_id})
@@ -718,6 +742,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         record = await self._key(caller.tenant_id, request.key_id)
         if record.revoked:
             raise FailedPrecondition("a revoked key cannot be rotated", reason="API_KEY_REVOKED")
+        self._within_reach(
+            caller,
+            rbac.permissions_of(record.role, list(record.permissions)),
+            record.stream_id_prefix,
+            frozenset(record.event_types),
+            "rotating this key",
+        )
         grace_ns = (
             request.grace_period.ToNanoseconds()
             if request.HasField("grace_period")

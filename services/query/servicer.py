@@ -20,7 +20,7 @@ from shared.errors import InvalidArgument, NotFound
 from shared.settings import QuerySettings
 from shared.storage_client import StorageClient
 from shared.streams import until_closed
-from shared.tenancy import narrow, require_stream, tenant_of, visible
+from shared.tenancy import narrow, require_stream, require_whole_streams, tenant_of, visible
 from shared.validation import CONTROL, text_problem
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             "GetEvent", storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
         )
         if not visible(found.event):
-            raise NotFound(f"event {request.event_id} not found", reason="EVENT_NOT_FOUND")
+            # Answer exactly as storage answers an absent event, so a scoped key cannot probe for ids.
+            event_id = request.event_id.lower()
+            raise NotFound(f"event {event_id} not found", reason="EVENT_NOT_FOUND", metadata={"event_id": event_id})
         return forward(query_pb2.GetEventResponse, raw)
 
     async def ReadStream(
@@ -129,6 +131,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ),
         )
         response = forward(query_pb2.ReadStreamResponse, raw)
+        if any(not visible(event) for event in response.events):
+            # A key limited to event types reads the stream's events of those types only.
+            kept = [event for event in response.events if visible(event)]
+            del response.events[:]
+            response.events.extend(kept)
         response.stream_version = piece.stream_version
         response.next_page_token = pagination.encode(bound, {"v": piece.next_version}) if piece.next_version else ""
         return response
@@ -187,6 +194,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> query_pb2.GetEntityStateResponse:
         check_stream_id(request.stream_id)
         require_stream(request.stream_id)
+        require_whole_streams("read folded entity state")
         as_of = request.WhichOneof("as_of")
         if as_of == "as_of_time" and (problem := timestamp_problem(request.as_of_time)):
             raise InvalidArgument(f"as_of_time {problem}", violations=[("as_of_time", problem)])

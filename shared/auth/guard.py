@@ -147,7 +147,8 @@ class PublicGuard:
 
     async def _jwt(self, token: str) -> Principal:
         assert self.state is not None and self.verifier is not None
-        await self.state.ensure_public_key(self.verifier.header_kid(token))
+        if not self.verifier.seen(token):  # parsing the header is the costly part: only on first sight
+            await self.state.ensure_public_key(self.verifier.header_kid(token))
         claims = self.verifier.verify(token)
         if self.state.revoked(claims.jti, claims.family):
             raise Unauthenticated("the token has been revoked", reason="TOKEN_REVOKED")
@@ -156,7 +157,7 @@ class PublicGuard:
             raise Unauthenticated("the token's user no longer exists", reason="USER_NOT_FOUND")
         if user.disabled:
             raise Unauthenticated("the user is disabled", reason="USER_DISABLED")
-        if claims.issued_at * 1_000_000_000 < user.tokens_not_before_ns:
+        if claims.issued_at_ns < user.tokens_not_before_ns:
             raise Unauthenticated("the token has been revoked", reason="TOKEN_REVOKED")
         return Principal(
             kind="user",

@@ -5,8 +5,8 @@
 - Revoked token ids and refresh-token families, and cached user and API-key records, kept current by
   reading the auth change feed every `auth.change_poll_s` (0.5 s): a revocation, a disabled or deleted
   user, a revoked or rotated key stops working on every service within a second.
-- API-key `last_used` times, collected in memory and written to storage once a minute (never a write per
-  request).
+- API-key `last_used` times, collected in memory and written to storage every `auth.key_usage_flush_s`
+  (a minute by default; never a write per request).
 """
 
 from __future__ import annotations
@@ -57,9 +57,12 @@ class RecordStore(Protocol):
 class AuthState:
     """Credential state of one process."""
 
-    def __init__(self, records: RecordStore, *, poll_s: float, api_key_max_failures: int) -> None:
+    def __init__(
+        self, records: RecordStore, *, poll_s: float, api_key_max_failures: int, usage_flush_s: float = 60.0
+    ) -> None:
         self.records = records
         self.poll_s = poll_s
+        self.usage_flush_s = usage_flush_s
         self.api_key_max_failures = api_key_max_failures
         self.public_keys: dict[str, Ed25519PublicKey] = {}
         self._kid_misses: dict[str, float] = {}
@@ -105,7 +108,7 @@ class AuthState:
                 await self.poll()
             except AllSourceError as exc:
                 log.warning("cannot read the auth change feed", extra={"detail": exc.message})
-            if time.monotonic() - last_flush > 60:
+            if time.monotonic() - last_flush >= self.usage_flush_s:
                 await self.flush_usage()
                 last_flush = time.monotonic()
                 self._prune()

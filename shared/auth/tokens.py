@@ -77,6 +77,9 @@ class Claims:
     family: str
     issued_at: int
     expires_at: int
+    # Exact issue time (the `iatn` claim): `iat` has one-second resolution, too coarse to tell a token
+    # issued just after a password change or a disable from one issued just before it.
+    issued_at_ns: int = 0
 
 
 class TokenIssuer:
@@ -89,7 +92,8 @@ class TokenIssuer:
     def issue(
         self, key: SigningKey, *, subject: str, tenant_id: str, role: int, token_type: str, family: str
     ) -> tuple[str, Claims]:
-        now = int(self.clock())
+        exact = self.clock()
+        now = int(exact)
         ttl = self.settings.access_token_ttl_s if token_type == ACCESS else self.settings.refresh_token_ttl_s
         claims = Claims(
             jti=uuid.uuid4().hex,
@@ -100,6 +104,7 @@ class TokenIssuer:
             family=family,
             issued_at=now,
             expires_at=now + ttl,
+            issued_at_ns=int(exact * 1_000_000_000),
         )
         payload = {
             "iss": self.settings.issuer,
@@ -111,6 +116,7 @@ class TokenIssuer:
             "fam": family,
             "jti": claims.jti,
             "iat": now,
+            "iatn": claims.issued_at_ns,
             "nbf": now,
             "exp": claims.expires_at,
         }
@@ -128,6 +134,10 @@ class TokenVerifier:
         self.public_key = public_key
         self.clock = clock
         self._cache: dict[str, Claims] = {}
+
+    def seen(self, token: str) -> bool:
+        """Whether this token's signature was verified before (its claims are cached)."""
+        return token in self._cache
 
     def header_kid(self, token: str) -> str:
         """The kid a token names (before its signature is checked), refusing malformed headers."""
@@ -201,6 +211,7 @@ class TokenVerifier:
                 family=str(payload.get("fam", "")),
                 issued_at=max(int(payload["iat"]), nbf),
                 expires_at=int(payload["exp"]),
+                issued_at_ns=int(payload.get("iatn") or int(payload["iat"]) * 1_000_000_000),
             )
         except (KeyError, TypeError, ValueError):
             raise Unauthenticated("invalid token claims", reason="INVALID_TOKEN") from None
