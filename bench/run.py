@@ -41,6 +41,12 @@ from allsource.v1 import (  # noqa: E402
 from tests.harness import Suite, free_port  # noqa: E402
 
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+CREDENTIALS: tuple[tuple[str, str], ...] = ()  # the suite's bootstrap admin key, set once the suite is up
+
+
+def suite_channel(address: str, options: list[tuple[str, int]] | None = None) -> grpc.aio.Channel:
+    """A channel to one of the suite's services (calls pass metadata=CREDENTIALS, as a real client would)."""
+    return grpc.aio.insecure_channel(address, options=options)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -126,14 +132,16 @@ else:
 """
 
 
-async def concurrent_unary(call: Any, make_request: Any, total: int, concurrency: int) -> float:
+async def concurrent_unary(
+    call: Any, make_request: Any, total: int, concurrency: int, metadata: tuple[tuple[str, str], ...] = ()
+) -> float:
     """Calls/s for `total` calls with `concurrency` in flight."""
-    await call(make_request(0))
+    await call(make_request(0), metadata=metadata)
     counter = iter(range(total))
 
     async def worker() -> None:
         for n in counter:
-            await call(make_request(n))
+            await call(make_request(n), metadata=metadata)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -151,13 +159,14 @@ def start_echo_server() -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def echo_rate(address: str, total: int) -> float:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with grpc.aio.insecure_channel(address) as channel:  # the bare echo server takes no key
         await asyncio.wait_for(channel.channel_ready(), 10)
         call = channel.unary_unary("/bench.Echo/Ping", request_serializer=None, response_deserializer=None)
         message = ingest_pb2.AppendEventsRequest(
             stream_id="s", events=[event_pb2.EventData(event_type="OrderPlaced", payload=valid_json_payload())]
         ).SerializeToString()
-        return await concurrent_unary(call, lambda n: message, total, 32)
+        # The same credentials ride along (and are ignored), so both sides carry the same bytes.
+        return await concurrent_unary(call, lambda n: message, total, 32, CREDENTIALS)
 
 
 # -- through the suite --------------------------------------------------------------------------------
@@ -174,7 +183,7 @@ async def bulk_ingest(
         )
         for i in range(requests)
     ]
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+    async with suite_channel(address, CHANNEL_OPTIONS) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         credit = asyncio.Semaphore(window)
 
@@ -184,7 +193,7 @@ async def bulk_ingest(
                 yield request
 
         started = time.perf_counter()
-        call = stub.BatchAppend(feed())
+        call = stub.BatchAppend(feed(), metadata=CREDENTIALS)
         done = 0
         async for response in call:
             credit.release()
@@ -196,7 +205,7 @@ async def bulk_ingest(
 
 async def single_appends(address: str, total: int) -> float:
     payload = valid_json_payload()
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+    async with suite_channel(address, CHANNEL_OPTIONS) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
 
         def request(n: int) -> ingest_pb2.AppendEventsRequest:
@@ -204,50 +213,53 @@ async def single_appends(address: str, total: int) -> float:
                 stream_id=f"single-{n % 512}", events=[event_pb2.EventData(event_type="OrderPlaced", payload=payload)]
             )
 
-        return await concurrent_unary(stub.AppendEvents, request, total, 32)
+        return await concurrent_unary(stub.AppendEvents, request, total, 32, CREDENTIALS)
 
 
 async def read_stream_latency(ingest: str, query: str, calls: int) -> tuple[float, float]:
     payload = valid_json_payload()
     async with (
-        grpc.aio.insecure_channel(ingest, options=CHANNEL_OPTIONS) as ich,
-        grpc.aio.insecure_channel(query, options=CHANNEL_OPTIONS) as qch,
+        suite_channel(ingest, CHANNEL_OPTIONS) as ich,
+        suite_channel(query, CHANNEL_OPTIONS) as qch,
     ):
         await ingest_pb2_grpc.IngestServiceStub(ich).AppendEvents(
             ingest_pb2.AppendEventsRequest(
                 stream_id="read-100", events=[event_pb2.EventData(event_type="E", payload=payload) for _ in range(100)]
-            )
+            ),
+            metadata=CREDENTIALS,
         )
         stub = query_pb2_grpc.QueryServiceStub(qch)
         request = query_pb2.ReadStreamRequest(stream_id="read-100", page_size=100)
         for _ in range(20):
-            await stub.ReadStream(request)
+            await stub.ReadStream(request, metadata=CREDENTIALS)
         latencies = []
         for _ in range(calls):
             started = time.perf_counter()
-            reply = await stub.ReadStream(request)
+            reply = await stub.ReadStream(request, metadata=CREDENTIALS)
             latencies.append((time.perf_counter() - started) * 1000)
             assert len(reply.events) == 100
         return percentile(latencies, 50), percentile(latencies, 99)
 
 
 async def stream_events_rate(query: str) -> tuple[float, int]:
-    async with grpc.aio.insecure_channel(query, options=CHANNEL_OPTIONS) as channel:
+    async with suite_channel(query, CHANNEL_OPTIONS) as channel:
         stub = query_pb2_grpc.QueryServiceStub(channel)
         started = time.perf_counter()
         count = 0
-        async for message in stub.StreamEvents(query_pb2.StreamEventsRequest(batch_size=2000)):
+        async for message in stub.StreamEvents(query_pb2.StreamEventsRequest(batch_size=2000), metadata=CREDENTIALS):
             count += len(message.events)
         return count / (time.perf_counter() - started), count
 
 
 async def subscribe_latency(ingest: str, query: str, events: int, rate: float) -> tuple[float, float]:
-    async with grpc.aio.insecure_channel(ingest) as ich, grpc.aio.insecure_channel(query) as qch:
+    async with suite_channel(ingest) as ich, suite_channel(query) as qch:
         ingest_stub = ingest_pb2_grpc.IngestServiceStub(ich)
         query_stub = query_pb2_grpc.QueryServiceStub(qch)
         sent: dict[str, int] = {}
         latencies: list[float] = []
-        subscription = query_stub.Subscribe(query_pb2.SubscribeRequest(from_end=True, stream_id_prefix="latency-"))
+        subscription = query_stub.Subscribe(
+            query_pb2.SubscribeRequest(from_end=True, stream_id_prefix="latency-"), metadata=CREDENTIALS
+        )
         caught_up = asyncio.Event()
 
         async def receive() -> None:
@@ -271,7 +283,8 @@ async def subscribe_latency(ingest: str, query: str, events: int, rate: float) -
                 ingest_pb2.AppendEventsRequest(
                     stream_id=f"latency-{n % 8}",
                     events=[event_pb2.EventData(event_id=event_id, event_type="Tick", payload=b"{}")],
-                )
+                ),
+                metadata=CREDENTIALS,
             )
             await asyncio.sleep(1 / rate)
         await asyncio.wait_for(receiver, 30)
@@ -311,6 +324,8 @@ def main() -> None:
     raw, bulk, echo, single = [], [], [], []
     try:
         suite.start_all()
+        global CREDENTIALS
+        CREDENTIALS = suite.auth_metadata()
         ingest, query = suite.address("ingest"), suite.address("query")
         # Each figure and its baseline are measured back to back, round after round, so that a change
         # in the machine's load affects both; the medians and the ratio of medians are reported.

@@ -1,0 +1,36 @@
+"""The benchmark scripts still run against the current suite (small sizes: this checks the scripts, not speed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_suite_benchmark_runs_and_reports_every_figure_beside_its_baseline() -> None:
+    out = run("run.py")
+    for line in ("raw rocksdict WriteBatch", "bare gRPC unary echo", "x raw", "x echo", "ReadStream(100)", "Subscribe"):
+        assert line in out, out
+    results = json.loads((ROOT / "bench" / "results" / "quick.json").read_text())
+    assert results["bulk_events_per_s"]["median"] > 0 and results["single_appends_per_s"]["median"] > 0
+    assert results["stream_events_count"] > 0
+
+
+def test_the_authentication_cost_benchmark_runs() -> None:
+    out = run("auth_cost.py")
+    assert "JWT" in out and "API key" in out, out
