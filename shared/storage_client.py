@@ -160,7 +160,9 @@ class StorageRecords:
                 system=True,
             )
         except AllSourceError as exc:
-            if exc.reason == "RECORD_NOT_FOUND":
+            # A record of a tenant that does not exist is as absent as any other (so that, for example,
+            # a login to an unknown tenant looks exactly like a wrong password).
+            if exc.reason in ("RECORD_NOT_FOUND", "TENANT_NOT_FOUND"):
                 return None
             raise
         return reply.record.value, reply.record.revision

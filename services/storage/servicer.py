@@ -80,7 +80,23 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def Append(
         self, request: storage_pb2.AppendRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.AppendResponse:
-        results = await self.backend.append([AppendOp(op.tenant_id, op.request) for op in request.operations])
+        # Each operation is checked against its own scope (the ingest service coalesces several callers'
+        # appends into one call); one that fails is answered alone and never written.
+        call_scope = _scope()
+        refused: dict[int, AllSourceError] = {}
+        admitted = []
+        for i, op in enumerate(request.operations):
+            try:
+                scope = self.scopes.verify(op.scope) if op.scope else call_scope
+                if scope.service != call_scope.service:
+                    raise PermissionDenied("an operation's scope is another service's", reason="SERVICE_NOT_ALLOWED")
+                check_tenant(op.tenant_id, scope)
+            except AllSourceError as exc:
+                refused[i] = exc
+                continue
+            admitted.append(AppendOp(op.tenant_id, op.request))
+        written = iter(await self.backend.append(admitted) if admitted else [])
+        results = [refused[i] if i in refused else next(written) for i in range(len(request.operations))]
         response = storage_pb2.AppendResponse()
         for result in results:
             outcome = response.outcomes.add()

@@ -150,7 +150,7 @@ class TokenVerifier:
         if header.get("alg") != ALGORITHM:
             raise Unauthenticated("token algorithm not accepted", reason="INVALID_ALGORITHM")
         kid = header.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > 64:
+        if not isinstance(kid, str) or not kid or len(kid) > 64 or not kid.isascii() or not kid.isprintable():
             raise Unauthenticated("token without a valid kid", reason="UNKNOWN_SIGNING_KEY")
         return kid
 
@@ -213,6 +213,6 @@ class TokenVerifier:
                 expires_at=int(payload["exp"]),
                 issued_at_ns=int(payload.get("iatn") or int(payload["iat"]) * 1_000_000_000),
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             raise Unauthenticated("invalid token claims", reason="INVALID_TOKEN") from None
         return claims
