@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import grpc
 from allsource.control.v1 import control_pb2
+from allsource.storage.v1 import records_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
 from shared.auth import api_keys, rbac
@@ -83,6 +84,8 @@ class PublicGuard:
         self.verifier = verifier
         self.pepper = pepper
         self.internal = internal
+        # API keys verified already: token -> (the record it matched, its principal, valid until ns).
+        self._keys_seen: dict[str, tuple[records_pb2.ApiKeyRecord, Principal, int]] = {}
 
     async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
         if method.startswith(CONTROL_PREFIX):
@@ -180,28 +183,47 @@ class PublicGuard:
                 reason="TOO_MANY_FAILED_ATTEMPTS",
                 retry_after=wait,
             )
+        now = time.time_ns()
+        seen = self._keys_seen.get(token)
+        if seen is not None:
+            # Verified before against this very record object (the change feed replaces it when the key
+            # is revoked or rotated), so only the time limits need checking again.
+            record, principal, valid_until_ns = seen
+            if record is self.state.cached_api_key(principal.subject) and now < valid_until_ns:
+                self._check_key(record, now)
+                self.state.key_used(record.key_id)
+                return principal
+            del self._keys_seen[token]
         parsed = api_keys.parse(token)
         record = await self.state.api_key(parsed[0]) if parsed else None
-        now = time.time_ns()
-        valid = (
-            record is not None
-            and parsed is not None
-            and (
-                api_keys.matches(self.pepper, parsed[0], parsed[1], record.secret_hash)
-                or (
-                    now < record.previous_valid_until_ns
-                    and api_keys.matches(self.pepper, parsed[0], parsed[1], record.previous_secret_hash)
+        valid_until_ns = 1 << 63
+        valid = record is not None and parsed is not None
+        if valid and record is not None and parsed is not None:
+            if not api_keys.matches(self.pepper, parsed[0], parsed[1], record.secret_hash):
+                valid_until_ns = record.previous_valid_until_ns  # the old secret, during its grace period
+                valid = now < valid_until_ns and api_keys.matches(
+                    self.pepper, parsed[0], parsed[1], record.previous_secret_hash
                 )
-            )
-        )
         if not valid or record is None:
             self.state.key_failed(peer)
             raise Unauthenticated("invalid API key", reason="INVALID_API_KEY")
+        self._check_key(record, now)
+        self.state.key_used(record.key_id)
+        principal = self._key_principal(record)
+        if len(self._keys_seen) > 100_000:
+            self._keys_seen.clear()
+        self._keys_seen[token] = (record, principal, valid_until_ns)
+        return principal
+
+    @staticmethod
+    def _check_key(record: records_pb2.ApiKeyRecord, now: int) -> None:
         if record.revoked:
             raise Unauthenticated("the API key has been revoked", reason="API_KEY_REVOKED")
         if record.expires_at_ns and now >= record.expires_at_ns:
             raise Unauthenticated("the API key has expired", reason="API_KEY_EXPIRED")
-        self.state.key_used(record.key_id)
+
+    @staticmethod
+    def _key_principal(record: records_pb2.ApiKeyRecord) -> Principal:
         return Principal(
             kind="api_key",
             subject=record.key_id,

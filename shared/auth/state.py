@@ -163,6 +163,10 @@ class AuthState:
             self._keys[key_id] = cached
         return None if cached is _MISSING else cached
 
+    def cached_api_key(self, key_id: str) -> object:
+        """The cached record object of a key (None when not cached): identity changes when the key does."""
+        return self._keys.get(key_id)
+
     def revoked(self, jti: str, family: str) -> bool:
         """Whether a token (or its family) has been revoked."""
         return jti in self.revoked_jtis or (bool(family) and family in self.revoked_families)

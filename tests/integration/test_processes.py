@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -206,6 +207,13 @@ def test_sigterm_drains_in_flight_calls_and_loses_nothing(fresh_suite: Suite) ->
     assert '"msg":"shutting down"' in suite.log("ingest") and '"msg":"stopped"' in suite.log("storage")
 
 
+def stop_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the launcher's process group: the launcher and any service it started, even after a failure."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_suite_launcher_starts_everything_and_stops_on_sigterm(tmp_path: os.PathLike[str]) -> None:
     ports = {name: free_port() for name in ("storage", "ingest", "query", "admin")}
     config = f"{tmp_path}/suite.toml"
@@ -221,6 +229,7 @@ def test_suite_launcher_starts_everything_and_stops_on_sigterm(tmp_path: os.Path
         env=env,
         cwd=tmp_path,
         text=True,
+        start_new_session=True,  # its own process group, so a failed test can stop the services too
     )
     try:
         banner = []
@@ -247,8 +256,7 @@ def test_suite_launcher_starts_everything_and_stops_on_sigterm(tmp_path: os.Path
                 with pytest.raises(grpc.RpcError):
                     health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
 
 
 def test_message_size_limit_comes_from_settings_and_logs_are_json(fresh_suite: Suite) -> None:
@@ -304,5 +312,4 @@ def test_ctrl_c_on_the_launcher_stops_public_services_before_storage(tmp_path: o
         # storage is told to stop only once every public service has finished draining
         assert storage_begins >= max(stopped[n] for n in ("admin", "ingest", "query")), entries
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
