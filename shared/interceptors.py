@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 
 from shared import tracing
@@ -42,10 +43,17 @@ INFRA_PREFIXES = ("/grpc.health.",)
 Behavior = Callable[..., Any]
 
 
-class Guard(Protocol):
-    """Admits or refuses a call before its handler runs (raises an AllSourceError to refuse)."""
+class Audit(Protocol):
+    """An act being audited (shared.audit.AuditEntry): completed with the call's outcome."""
 
-    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None: ...
+    def finish(self, outcome: str, reason: str = "") -> None: ...
+
+
+class Guard(Protocol):
+    """Admits or refuses a call before its handler runs (raises an AllSourceError to refuse). Returns the
+    audit entry to complete when the call ends, if the call is audited."""
+
+    async def admit(self, method: str, context: grpc.aio.ServicerContext, request: Any = None) -> Audit | None: ...
 
 
 def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
@@ -144,13 +152,18 @@ class CallChain:
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 call = self._begin(context, method)
+                audit = None
                 try:
                     if self.guard is not None:
-                        await self.guard.admit(method, context)
+                        audit = await self.guard.admit(method, context, request)
                     response = await behavior(request, context)
                 except BaseException as exc:
+                    if audit is not None:
+                        audit.finish(*self._outcome(context, exc))
                     await self._fail(context, call, exc)
                     raise
+                if audit is not None:
+                    audit.finish("OK")
                 self._log(context, call, None, None)
                 return response
 
@@ -158,17 +171,35 @@ class CallChain:
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = self._begin(context, method)
+            audit = None
             try:
                 if self.guard is not None:
-                    await self.guard.admit(method, context)
+                    # A client-streaming request is an iterator: nothing to read a tenant from.
+                    audit = await self.guard.admit(method, context, request if isinstance(request, Message) else None)
                 async for item in _relay(behavior(request, context)):
                     yield item
             except BaseException as exc:
+                if audit is not None:
+                    audit.finish(*self._outcome(context, exc))
                 await self._fail(context, call, exc)
                 raise
+            if audit is not None:
+                audit.finish("OK")
             self._log(context, call, None, None)
 
         return stream
+
+    @staticmethod
+    def _outcome(context: grpc.aio.ServicerContext, exc: BaseException) -> tuple[str, str]:
+        """The status code name and reason an exception ends a call with."""
+        if isinstance(exc, AllSourceError):
+            return exc.code.name, exc.reason
+        if isinstance(exc, grpc.aio.AbortError):
+            code = context.code()
+            return (code.name if isinstance(code, grpc.StatusCode) else str(code)), ""
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            return "CANCELLED", ""
+        return "INTERNAL", ""
 
 
 @dataclass(frozen=True, slots=True)

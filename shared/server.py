@@ -29,6 +29,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from shared import logs, tracing
+from shared.audit import AuditLog
 from shared.auth.guard import PublicGuard, ServiceGuard
 from shared.auth.scopes import ScopeVerifier
 from shared.auth.state import AuthState
@@ -145,6 +146,7 @@ class StorageBackedService(Service):
             usage_flush_s=settings.auth.key_usage_flush_s,
         )
         self.token_verifier = TokenVerifier(settings.auth, self.auth_state.public_key)
+        self.audit = AuditLog(StorageRecords(self.storage))
 
     def make_guard(self) -> Guard | None:
         pepper = self.settings.auth.api_key_pepper
@@ -156,6 +158,7 @@ class StorageBackedService(Service):
             self.token_verifier,
             pepper.get_secret_value().encode() if pepper else b"",
             super().make_guard(),  # type: ignore[arg-type]
+            self.audit,
         )
 
     async def background(self, stop: asyncio.Event) -> None:
@@ -168,6 +171,7 @@ class StorageBackedService(Service):
         return ok, why
 
     async def stop(self) -> None:
+        await self.audit.drain()
         await self.storage.close()
 
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
-from allsource.v1 import query_pb2
+from allsource.v1 import query_pb2, tenant_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -192,3 +192,13 @@ class StorageRecords:
             request.expected_revision = expected_revision
         reply = await self.storage.call("DeleteRecord", request, system=True)
         return bool(reply.deleted)
+
+    async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None:
+        """A tenant, or None when it does not exist."""
+        try:
+            reply = await self.storage.call("GetTenant", storage_pb2.GetTenantRequest(tenant_id=tenant_id), system=True)
+        except AllSourceError as exc:
+            if exc.reason == "TENANT_NOT_FOUND":
+                return None
+            raise
+        return reply.tenant

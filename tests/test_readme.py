@@ -44,6 +44,6 @@ def test_the_grpcurl_session_works_as_written(suite: Suite, unique: str) -> None
     assert '"caught_up"' in out
     assert "WRONG_EXPECTED_VERSION" in err and "Code: Aborted" in err
     assert "Code: Unauthenticated" in err and "MISSING_CREDENTIALS" in err
-    assert '"kind": "api_key"' in out and '"role": "ROLE_ADMIN"' in out
+    assert '"kind": "api_key"' in out and '"role": "ROLE_OPERATOR"' in out
     assert out.count("HEALTH_STATUS_SERVING") == 4
     assert "Failed" not in err and "command not found" not in err

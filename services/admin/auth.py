@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 from allsource.storage.v1 import records_pb2
-from allsource.v1 import auth_pb2, auth_pb2_grpc, options_pb2
+from allsource.v1 import auth_pb2, auth_pb2_grpc, options_pb2, tenant_pb2
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -306,12 +306,27 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         """
         if not permissions <= caller.permissions:
             raise PermissionDenied(f"{what} would grant permissions its caller lacks", reason="PERMISSION_ESCALATION")
+        if rbac.P.PERMISSION_OPERATE in permissions and caller.tenant_id != DEFAULT_TENANT:
+            raise PermissionDenied(
+                f"{what} would grant PERMISSION_OPERATE outside the default tenant", reason="OPERATOR_TENANT_ONLY"
+            )
         if caller.stream_id_prefix and not stream_id_prefix.startswith(caller.stream_id_prefix):
             raise PermissionDenied(
                 f"{what} would reach streams beyond {caller.stream_id_prefix!r}*", reason="SCOPE_RESTRICTED"
             )
         if caller.event_types and not (event_types and event_types <= caller.event_types):
             raise PermissionDenied(f"{what} would reach event types beyond the caller's", reason="SCOPE_RESTRICTED")
+
+    async def _tenant_active(self, tenant_id: str) -> None:
+        """Refuse sessions for a deactivated tenant (checked only once the credentials are proven, so that
+        nobody learns a tenant's status without them)."""
+        tenant = await self.state.tenant(tenant_id)
+        if tenant is None:
+            raise Unauthenticated("invalid username or password", reason="INVALID_CREDENTIALS")
+        if tenant.status == tenant_pb2.TENANT_STATUS_INACTIVE:
+            raise FailedPrecondition(
+                f"tenant {tenant_id!r} is inactive", reason="TENANT_INACTIVE", metadata={"tenant_id": tenant_id}
+            )
 
     def _password_problem(self, field: str, password: str) -> None:
         problem = self.passwords.problem(password)
@@ -370,6 +385,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise Unauthenticated("invalid username or password", reason="INVALID_CREDENTIALS")
         if user.disabled:
             raise Unauthenticated("the user is disabled", reason="USER_DISABLED")
+        await self._tenant_active(tenant)
         self.throttle.succeeded(who)
         tokens = await self._issue(user, family=uuid.uuid4().hex)
         audit.info("login", extra={"tenant": tenant, "user_id": user.user_id, "address": address})
@@ -408,6 +424,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         user = await self.state.user(claims.tenant_id, claims.subject)
         if user is None or user.disabled or claims.issued_at_ns < user.tokens_not_before_ns:
             raise Unauthenticated("the session has ended", reason="TOKEN_REVOKED")
+        await self._tenant_active(claims.tenant_id)
         return auth_pb2.RefreshTokenResponse(tokens=await self._issue(user, family=claims.family))
 
     async def Logout(
@@ -804,7 +821,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             user_id=str(uuid.uuid4()),
             username=self.settings.bootstrap_admin_username,
             tenant_id=DEFAULT_TENANT,
-            role=auth_pb2.ROLE_ADMIN,
+            role=auth_pb2.ROLE_OPERATOR,
             password_hash=await self.passwords.hash(password.get_secret_value()) if password else "",
             created_at_ns=now,
             password_changed_at_ns=now,
@@ -814,7 +831,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         audit.info("bootstrap administrator created", extra={"user_id": user.user_id, "username": user.username})
         if preset == "development":
             _, secret = await self.create_key(
-                DEFAULT_TENANT, f"user:{user.user_id}", name="bootstrap admin", role=auth_pb2.ROLE_ADMIN, permissions=[]
+                DEFAULT_TENANT,
+                f"user:{user.user_id}",
+                name="bootstrap admin",
+                role=auth_pb2.ROLE_OPERATOR,
+                permissions=[],
             )
             path = Path(data_dir) / BOOTSTRAP_KEY_FILE
             path.parent.mkdir(parents=True, exist_ok=True)

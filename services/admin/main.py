@@ -28,6 +28,14 @@ class AdminProcess(server.StorageBackedService):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        secret = settings.internal.service_secret
+        self.auth = AuthServicer(
+            settings.auth,
+            StorageRecords(self.storage),
+            self.auth_state,
+            self.token_verifier,
+            secret.get_secret_value().encode() if secret else b"",
+        )
         self.servicer = AdminServicer(
             settings,
             self.storage,
@@ -36,14 +44,7 @@ class AdminProcess(server.StorageBackedService):
                 snapshot=lambda: self.config.snapshot(self.endpoint().dial()),  # type: ignore[union-attr]
                 refresh_flags=lambda: server.refresh_flags(self),
             ),
-        )
-        secret = settings.internal.service_secret
-        self.auth = AuthServicer(
-            settings.auth,
-            StorageRecords(self.storage),
-            self.auth_state,
-            self.token_verifier,
-            secret.get_secret_value().encode() if secret else b"",
+            self.auth,
         )
 
     def endpoint(self) -> Endpoint:

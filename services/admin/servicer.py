@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from allsource.control.v1 import control_pb2, control_pb2_grpc
@@ -16,6 +16,7 @@ from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, quer
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.admin.tenants import TenantAdmin
 from shared.auth.scopes import SCOPE_KEY
 from shared.control import FLAG_NAMESPACE, flag_to_proto, flags_response, now_ns
 from shared.errors import AllSourceError, InvalidArgument
@@ -25,6 +26,9 @@ from shared.storage_client import StorageClient
 from shared.timestamps import to_timestamp
 from shared.transport import open_channel
 from shared.version import VERSION
+
+if TYPE_CHECKING:
+    from services.admin.auth import AuthServicer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,13 +59,14 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return d
 
 
-class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
     """The operator API."""
 
-    def __init__(self, settings: Settings, storage: StorageClient, local: LocalControl) -> None:
+    def __init__(self, settings: Settings, storage: StorageClient, local: LocalControl, auth: AuthServicer) -> None:
         self.settings = settings
         self.storage = storage
         self.local = local
+        self.auth = auth
         self.started_ns = time.time_ns()
         self.started = time.monotonic()
         g = settings.grpc
@@ -116,7 +121,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             services=checks,
         )
         try:
-            stats = await self.storage.call("GetStats", storage_pb2.GetStatsRequest(), timeout=2.0)
+            stats = await self.storage.call("GetStats", storage_pb2.GetStatsRequest(), timeout=2.0, system=True)
         except AllSourceError:
             return response  # storage is reported unreachable above; the rest of the answer still helps
         response.storage.CopyFrom(stats.stats)

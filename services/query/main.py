@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import grpc
@@ -10,6 +11,7 @@ from allsource.v1 import query_pb2, query_pb2_grpc
 from services.query.servicer import QueryServicer
 from shared import server
 from shared.settings import Endpoint, Settings
+from shared.usage import QueryCounter
 
 
 class QueryProcess(server.StorageBackedService):
@@ -19,7 +21,8 @@ class QueryProcess(server.StorageBackedService):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.servicer = QueryServicer(self.storage, settings.query)
+        self.usage = QueryCounter(self.storage)
+        self.servicer = QueryServicer(self.storage, settings.query, self.usage)
 
     def endpoint(self) -> Endpoint:
         return self.settings.query
@@ -34,6 +37,9 @@ class QueryProcess(server.StorageBackedService):
 
     def begin_shutdown(self) -> None:
         self.servicer.closing.set()
+
+    async def background(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(super().background(stop), self.usage.run(stop))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

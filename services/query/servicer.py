@@ -21,6 +21,7 @@ from shared.settings import QuerySettings
 from shared.storage_client import StorageClient
 from shared.streams import until_closed
 from shared.tenancy import narrow, require_stream, require_whole_streams, tenant_of, visible
+from shared.usage import QueryCounter
 from shared.validation import CONTROL, text_problem
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,11 @@ def check_stream_id(stream_id: str) -> None:
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """The public read API."""
 
-    def __init__(self, storage: StorageClient, settings: QuerySettings) -> None:
+    def __init__(self, storage: StorageClient, settings: QuerySettings, usage: QueryCounter | None = None) -> None:
         self.storage = storage
         self.settings = settings
         self.closing = asyncio.Event()
+        self.usage = usage or QueryCounter(storage)
 
     def _page_size(self, requested: int) -> int:
         return pagination.page_size(requested, self.settings.default_page_size, self.settings.max_page_size)
@@ -93,6 +95,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEvent(
         self, request: query_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEventResponse:
+        self.usage.count(tenant_of())
         if not _UUID.fullmatch(request.event_id):
             raise InvalidArgument(
                 "event_id must be a UUID",
@@ -111,6 +114,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ReadStream(
         self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ReadStreamResponse:
+        self.usage.count(tenant_of())
         check_stream_id(request.stream_id)
         require_stream(request.stream_id)
         if request.direction not in _DIRECTIONS:
@@ -143,6 +147,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ListEvents(
         self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListEventsResponse:
+        self.usage.count(tenant_of())
         check_filter(request.filter)
         narrow(request.filter)
         tenant = tenant_of(context)
@@ -164,6 +169,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def StreamEvents(
         self, request: query_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.StreamEventsResponse]:
+        self.usage.count(tenant_of())
         check_filter(request.filter)
         tenant = tenant_of(context)
         batch = pagination.page_size(request.batch_size, STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX, "batch_size")
@@ -192,6 +198,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEntityState(
         self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEntityStateResponse:
+        self.usage.count(tenant_of())
         check_stream_id(request.stream_id)
         require_stream(request.stream_id)
         require_whole_streams("read folded entity state")
@@ -210,6 +217,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def Subscribe(
         self, request: query_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.SubscribeResponse]:
+        self.usage.count(tenant_of())
         check_filter(
             event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix), ""
         )
@@ -248,6 +256,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ListStreams(
         self, request: query_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListStreamsResponse:
+        self.usage.count(tenant_of())
         if CONTROL.search(request.stream_id_prefix):
             raise InvalidArgument(
                 "stream_id_prefix must not contain control characters",

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
+from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, tenant_pb2
 
 from shared.errors import AllSourceError
 from shared.settings import StorageSettings
@@ -62,6 +62,18 @@ class Snapshot:
     version: int
     state: bytes
     recorded_ns: int
+
+
+@dataclass(slots=True)
+class TenantUsage:
+    """A tenant's usage as the backend measures it."""
+
+    events: int
+    streams: int
+    storage_bytes: int
+    events_this_hour: int
+    events_today: int
+    queries_this_hour: int
 
 
 class StorageBackend(abc.ABC):
@@ -162,3 +174,34 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     async def delete_record(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None) -> bool:
         """Delete a record (with expected_revision, only at that revision); False when there was none."""
+
+    # -- tenants -------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def check_tenant_usable(self, tenant_id: str) -> None:
+        """Raise FailedPrecondition(TENANT_INACTIVE) for an inactive tenant (cheap: called per request)."""
+
+    @abc.abstractmethod
+    async def put_tenant(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> int:
+        """Create (expected_revision 0; AlreadyExists(TENANT_ALREADY_EXISTS) when it exists) or replace a
+        tenant at its revision; returns the new revision. Deactivation ends its live subscriptions."""
+
+    @abc.abstractmethod
+    async def get_tenant(self, tenant_id: str) -> tuple[tenant_pb2.Tenant, int]:
+        """A tenant and its revision; NotFound(TENANT_NOT_FOUND) when absent."""
+
+    @abc.abstractmethod
+    async def list_tenants(self, after: str, limit: int) -> tuple[list[tenant_pb2.Tenant], bool]:
+        """Tenants in id order after `after`; the flag says there are no more."""
+
+    @abc.abstractmethod
+    async def delete_tenant(self, tenant_id: str) -> tuple[int, int]:
+        """Delete a tenant and all of its data; returns (events deleted, keys deleted)."""
+
+    @abc.abstractmethod
+    async def tenant_usage(self, tenant_id: str) -> TenantUsage:
+        """The tenant's measured usage."""
+
+    @abc.abstractmethod
+    async def add_usage(self, tenant_id: str, queries: int) -> None:
+        """Add query calls to the tenant's current hour."""

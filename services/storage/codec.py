@@ -173,6 +173,7 @@ def parse_uuid(text: str) -> bytes | None:
 
 # Stream head: version, first position, last position, created ns, updated ns.
 _HEAD = struct.Struct(">QQQqq")
+HEAD_BYTES = _HEAD.size
 
 
 @dataclass(slots=True)

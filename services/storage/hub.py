@@ -34,6 +34,12 @@ class CommitHub:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
+    def wake(self, tenant_no: int) -> None:
+        """Wake the tenant's waiting readers without a new head (its status changed: they re-check it)."""
+        waiter = self._waiters.pop(tenant_no, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def wait(self, tenant_no: int, after_position: int, timeout: float) -> bool:
         """Wait until the tenant's head is beyond after_position; False when the timeout passes first."""
         deadline = self._loop.time() + timeout
@@ -49,4 +55,6 @@ class CommitHub:
                 await asyncio.wait_for(asyncio.shield(waiter), remaining)
             except TimeoutError:
                 return False
+            if self._heads.get(tenant_no, 0) <= after_position:
+                return False  # woken without a commit (see wake): let the reader look again
         return True

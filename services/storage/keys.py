@@ -87,7 +87,28 @@ def record_prefix(tenant_no: int, namespace: str) -> bytes:
 
 # meta: named records of the storage service itself
 META_TENANT = b"tenant/"  # + tenant_id -> tenant number
+META_TENANT_RECORD = b"tenantrec/"  # + tenant_id -> revision + serialized allsource.v1.Tenant
+META_TENANT_SEQ = b"tenant-seq"  # -> the last tenant number allocated (numbers are never reused)
 META_STREAM_COUNT = b"streams/"  # + T -> number of streams
+# Usage, per tenant, kept exact on every write (see TenantStats):
+META_USAGE_BYTES = b"usage-bytes/"  # + T -> bytes written by the event writer (events, indexes, heads)
+META_OTHER_BYTES = b"usage-obytes/"  # + T -> bytes of snapshots and control-plane records
+META_HOUR_EVENTS = b"usage-events/"  # + T + hour -> events appended in that UTC hour
+META_HOUR_QUERIES = b"usage-queries/"  # + T + hour -> query calls counted in that UTC hour
+# Every per-tenant meta prefix (purged with the tenant).
+META_TENANT_PREFIXES = (META_STREAM_COUNT, META_USAGE_BYTES, META_OTHER_BYTES, META_HOUR_EVENTS, META_HOUR_QUERIES)
+HOUR_NS = 3600 * 1_000_000_000
+HOUR = struct.Struct(">I")
+
+
+def hour_events_key(tenant_no: int, hour: int) -> bytes:
+    """Meta key of a tenant's event count in one UTC hour (hours since the epoch)."""
+    return META_HOUR_EVENTS + TENANT.pack(tenant_no) + HOUR.pack(hour)
+
+
+def hour_queries_key(tenant_no: int, hour: int) -> bytes:
+    """Meta key of a tenant's query count in one UTC hour."""
+    return META_HOUR_QUERIES + TENANT.pack(tenant_no) + HOUR.pack(hour)
 
 
 def next_key(key: bytes) -> bytes:

@@ -13,26 +13,46 @@ import asyncio
 import heapq
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from allsource.v1 import admin_pb2, event_pb2, ingest_pb2
+from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, tenant_pb2
 from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from services.storage import codec, keys
-from services.storage.backend import AppendOp, AppendResult, EventRun, Record, Snapshot, StorageBackend, StreamSlice
+from services.storage.backend import (
+    AppendOp,
+    AppendResult,
+    EventRun,
+    Record,
+    Snapshot,
+    StorageBackend,
+    StreamSlice,
+    TenantUsage,
+)
 from services.storage.codec import StreamHead
 from services.storage.hub import CommitHub
 from services.storage.writer import GroupCommitWriter, TenantCursor
-from shared.errors import Aborted, AllSourceError, InvalidArgument, NotFound, Unavailable
+from shared.errors import (
+    Aborted,
+    AllSourceError,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from shared.settings import StorageSettings
 from shared.timestamps import from_timestamp, to_timestamp
 
 log = logging.getLogger(__name__)
 
 FAMILIES = ("events", "stream_idx", "type_idx", "id_idx", "requests", "streams", "snapshots", "meta", "records")
+# Families whose every key starts with a tenant number.
+DATA_FAMILIES = tuple(n for n in FAMILIES if n != "meta")
 # Point-lookup families get bloom filters: an id-index miss drops from ~2.5 us to ~0.5 us here.
 _BLOOM = {"id_idx", "requests", "streams"}
 DEFAULT_TENANT = "default"
@@ -77,6 +97,11 @@ class RocksBackend(StorageBackend):
         self._cf: dict[str, Any] = {}
         self._h: dict[str, Any] = {}
         self._tenants: dict[str, TenantCursor] = {}
+        self._tenant_records: dict[str, tuple[tenant_pb2.Tenant, int]] = {}
+        self._inactive: set[str] = set()
+        self._tenant_seq = 1
+        # Bytes of snapshots and control-plane records per tenant number (see keys.META_OTHER_BYTES).
+        self._other_bytes: dict[int, int] = {}
         self._writer: GroupCommitWriter | None = None
         self._hub: CommitHub | None = None
         self._synced = WriteOptions()
@@ -137,6 +162,14 @@ class RocksBackend(StorageBackend):
         if DEFAULT_TENANT not in registered:
             meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1))
             registered[DEFAULT_TENANT] = 1
+        for key, value in meta.items(from_key=keys.META_TENANT_RECORD):
+            if not key.startswith(keys.META_TENANT_RECORD):
+                break
+            tenant = tenant_pb2.Tenant.FromString(value[8:])
+            self._tenant_records[tenant.tenant_id] = (tenant, keys.unpack_u64(value))
+        raw_seq = meta.get(keys.META_TENANT_SEQ)
+        self._tenant_seq = max([keys.unpack_u64(raw_seq) if raw_seq else 0, *registered.values()])
+        hour = time.time_ns() // keys.HOUR_NS
         for tenant_id, number in registered.items():
             last_position, last_recorded = 0, 0
             it = self._cf["events"].iter()
@@ -145,9 +178,66 @@ class RocksBackend(StorageBackend):
                 last_position = keys.event_key_position(it.key())
                 last_recorded = from_timestamp(codec.decode_event(it.value()).recorded_at)
             del it
-            raw_count = meta.get(keys.META_STREAM_COUNT + keys.tenant_prefix(number))
-            streams = keys.unpack_u64(raw_count) if raw_count is not None else 0
-            self._tenants[tenant_id] = TenantCursor(tenant_id, number, last_position, last_recorded, streams)
+            tp = keys.tenant_prefix(number)
+            streams = self._meta_u64(keys.META_STREAM_COUNT + tp)
+            stored = meta.get(keys.META_USAGE_BYTES + tp)
+            other = meta.get(keys.META_OTHER_BYTES + tp)
+            if stored is None or other is None:  # data from before usage was counted: measure it once
+                stored_bytes, other_bytes = self._measure_tenant(number)
+                meta.put(keys.META_USAGE_BYTES + tp, keys.pack_u64(stored_bytes))
+                meta.put(keys.META_OTHER_BYTES + tp, keys.pack_u64(other_bytes))
+            else:
+                stored_bytes, other_bytes = keys.unpack_u64(stored), keys.unpack_u64(other)
+            self._other_bytes[number] = other_bytes
+            self._tenants[tenant_id] = TenantCursor(
+                tenant_id,
+                number,
+                last_position,
+                last_recorded,
+                streams,
+                stored_bytes=stored_bytes,
+                hour=hour,
+                hour_events=self._meta_u64(keys.hour_events_key(number, hour)),
+            )
+        if DEFAULT_TENANT not in self._tenant_records:
+            # The default tenant exists from the first start; data written before tenants belongs to it.
+            now = to_timestamp(time.time_ns())
+            tenant = tenant_pb2.Tenant(
+                tenant_id=DEFAULT_TENANT,
+                display_name="Default",
+                status=tenant_pb2.TENANT_STATUS_ACTIVE,
+                quota_preset=tenant_pb2.QUOTA_PRESET_UNLIMITED,
+                quotas=tenant_pb2.TenantQuotas(),
+                created_at=now,
+                updated_at=now,
+            )
+            meta.put(keys.META_TENANT_RECORD + DEFAULT_TENANT.encode(), keys.pack_u64(1) + tenant.SerializeToString())
+            self._tenant_records[DEFAULT_TENANT] = (tenant, 1)
+        self._inactive = {
+            tid for tid, (t, _) in self._tenant_records.items() if t.status == tenant_pb2.TENANT_STATUS_INACTIVE
+        }
+
+    def _meta_u64(self, key: bytes) -> int:
+        raw = self._cf["meta"].get(key)
+        return keys.unpack_u64(raw) if raw is not None else 0
+
+    def _measure_tenant(self, number: int) -> tuple[int, int]:
+        """Bytes of a tenant's keys and values: (event writer families, snapshots and records)."""
+        lo, hi = keys.tenant_prefix(number), keys.tenant_upper(number)
+        sums = {}
+        for name in DATA_FAMILIES:
+            total = 0
+            ro = ReadOptions()
+            ro.set_iterate_upper_bound(hi)
+            it = self._cf[name].iter(ro)
+            it.seek(lo)
+            while it.valid():
+                total += len(it.key()) + len(it.value())
+                it.next()
+            del it
+            sums[name] = total
+        other = sums["snapshots"] + sums["records"]
+        return sum(sums.values()) - other, other
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -465,11 +555,15 @@ class RocksBackend(StorageBackend):
                 reason="INVALID_SNAPSHOT",
                 violations=[("version", f"must be between 1 and the stream version ({head.version if head else 0})")],
             )
+        key = keys.snapshot_key(t, stream_id, snapshot.version)
+        value = keys.pack_u64(snapshot.recorded_ns) + snapshot.state
         with engine_errors("writing a snapshot"):
-            self._cf["snapshots"].put(
-                keys.snapshot_key(t, stream_id, snapshot.version),
-                keys.pack_u64(snapshot.recorded_ns) + snapshot.state,
-            )
+            old = self._cf["snapshots"].get(key)
+            batch = WriteBatch(raw_mode=True)
+            batch.put(key, value, self._h["snapshots"])
+            counted = self._count_other(batch, t, len(value) + (len(key) if old is None else -len(old)))
+            self._db.write(batch)
+            self._other_bytes.update(counted)
 
     def apply_settings(self, settings: StorageSettings) -> None:
         self.settings = settings
@@ -504,15 +598,19 @@ class RocksBackend(StorageBackend):
     async def put_record(
         self, tenant_id: str, namespace: str, key: str, value: bytes, expected_revision: int | None
     ) -> Record:
-        full = keys.record_prefix(self._record_tenant(tenant_id), namespace) + key.encode()
+        tenant_no = self._record_tenant(tenant_id)
+        full = keys.record_prefix(tenant_no, namespace) + key.encode()
         with engine_errors("writing a record"):
             old = self._cf["records"].get(full)
             revision = keys.unpack_u64(old) if old is not None else 0
             if expected_revision is not None and expected_revision != revision:
                 raise self._revision_mismatch(namespace, key, expected_revision, revision)
             batch = WriteBatch(raw_mode=True)
-            batch.put(full, keys.pack_u64(revision + 1) + value, self._h["records"])
+            stored = keys.pack_u64(revision + 1) + value
+            batch.put(full, stored, self._h["records"])
+            counted = self._count_other(batch, tenant_no, len(stored) + (len(full) if old is None else -len(old)))
             self._db.write(batch, self._synced)
+            self._other_bytes.update(counted)
         return Record(namespace, key, value, revision + 1)
 
     async def get_record(self, tenant_id: str, namespace: str, key: str) -> Record:
@@ -539,7 +637,8 @@ class RocksBackend(StorageBackend):
         return out, end
 
     async def delete_record(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None) -> bool:
-        full = keys.record_prefix(self._record_tenant(tenant_id), namespace) + key.encode()
+        tenant_no = self._record_tenant(tenant_id)
+        full = keys.record_prefix(tenant_no, namespace) + key.encode()
         with engine_errors("deleting a record"):
             old = self._cf["records"].get(full)
             revision = keys.unpack_u64(old) if old is not None else 0
@@ -549,8 +648,195 @@ class RocksBackend(StorageBackend):
                 return False
             batch = WriteBatch(raw_mode=True)
             batch.delete(full, self._h["records"])
+            counted = self._count_other(batch, tenant_no, -(len(full) + len(old)))
             self._db.write(batch, self._synced)
+            self._other_bytes.update(counted)
         return True
+
+    def _count_other(self, batch: WriteBatch, tenant_no: int, delta: int) -> dict[int, int]:
+        """Put a tenant's new snapshot and record bytes into the batch that makes the change; returns the
+        update to apply once the batch is written (no await separates the read of the counter from the
+        write, so the event loop makes it atomic)."""
+        if tenant_no == 0 or delta == 0:
+            return {}  # suite-wide records belong to no tenant
+        total = max(0, self._other_bytes.get(tenant_no, 0) + delta)
+        batch.put(keys.META_OTHER_BYTES + keys.tenant_prefix(tenant_no), keys.pack_u64(total), self._h["meta"])
+        return {tenant_no: total}
+
+    # -- tenants -------------------------------------------------------------------------------------
+
+    def check_tenant_usable(self, tenant_id: str) -> None:
+        if tenant_id not in self._tenants:
+            raise self._tenant_missing(tenant_id)
+        if tenant_id in self._inactive:
+            raise FailedPrecondition(
+                f"tenant {tenant_id!r} is inactive", reason="TENANT_INACTIVE", metadata={"tenant_id": tenant_id}
+            )
+
+    def _tenant_missing(self, tenant_id: str) -> NotFound:
+        return NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
+
+    async def put_tenant(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> int:
+        tenant_id = tenant.tenant_id
+        if not tenant_id or keys.SEP.decode() in tenant_id:
+            raise InvalidArgument("a tenant needs an id", violations=[("tenant.tenant_id", "required")])
+        current = self._tenant_records.get(tenant_id)
+        meta, h = self._cf["meta"], self._h["meta"]
+        batch = WriteBatch(raw_mode=True)
+        number = 0
+        if expected_revision == 0:
+            if current is not None or tenant_id in self._tenants:
+                raise AlreadyExists(
+                    f"tenant {tenant_id!r} already exists",
+                    reason="TENANT_ALREADY_EXISTS",
+                    metadata={"tenant_id": tenant_id},
+                )
+            number = self._tenant_seq + 1  # numbers are never reused, so no stale key can ever match
+            if number > keys.MAX_TENANT - 1:
+                raise FailedPrecondition("no tenant numbers are left", reason="TENANT_NUMBERS_EXHAUSTED")
+            batch.put(keys.META_TENANT + tenant_id.encode(), keys.tenant_prefix(number), h)
+            batch.put(keys.META_TENANT_SEQ, keys.pack_u64(number), h)
+            tp = keys.tenant_prefix(number)
+            batch.put(keys.META_USAGE_BYTES + tp, keys.pack_u64(0), h)
+            batch.put(keys.META_OTHER_BYTES + tp, keys.pack_u64(0), h)
+            revision = 1
+        else:
+            if current is None:
+                raise self._tenant_missing(tenant_id)
+            if current[1] != expected_revision:
+                raise self._revision_mismatch("tenants", tenant_id, expected_revision, current[1])
+            revision = current[1] + 1
+        stored = tenant_pb2.Tenant()
+        stored.CopyFrom(tenant)
+        batch.put(keys.META_TENANT_RECORD + tenant_id.encode(), keys.pack_u64(revision) + stored.SerializeToString(), h)
+        with engine_errors("writing a tenant"):
+            self._db.write(batch, self._synced)
+        del meta
+        if number:
+            self._tenant_seq = number
+            self._tenants[tenant_id] = TenantCursor(tenant_id, number, 0, 0, 0, hour=time.time_ns() // keys.HOUR_NS)
+            self._other_bytes[number] = 0
+            if self._hub is not None:
+                self._hub.set_head(number, 0)
+        self._tenant_records[tenant_id] = (stored, revision)
+        if stored.status == tenant_pb2.TENANT_STATUS_INACTIVE:
+            self._inactive.add(tenant_id)
+            cursor = self._tenants.get(tenant_id)
+            if cursor is not None and self._hub is not None:
+                self._hub.wake(cursor.number)  # live subscriptions look again, and end
+        else:
+            self._inactive.discard(tenant_id)
+        return revision
+
+    async def get_tenant(self, tenant_id: str) -> tuple[tenant_pb2.Tenant, int]:
+        found = self._tenant_records.get(tenant_id)
+        if found is None:
+            raise self._tenant_missing(tenant_id)
+        copy = tenant_pb2.Tenant()
+        copy.CopyFrom(found[0])
+        return copy, found[1]
+
+    async def list_tenants(self, after: str, limit: int) -> tuple[list[tenant_pb2.Tenant], bool]:
+        ids = sorted(t for t in self._tenant_records if t > after)
+        out = []
+        for tenant_id in ids[:limit]:
+            copy = tenant_pb2.Tenant()
+            copy.CopyFrom(self._tenant_records[tenant_id][0])
+            out.append(copy)
+        return out, len(ids) <= limit
+
+    async def delete_tenant(self, tenant_id: str) -> tuple[int, int]:
+        if tenant_id == DEFAULT_TENANT:
+            raise FailedPrecondition("the default tenant cannot be deleted", reason="DEFAULT_TENANT_PROTECTED")
+        cursor = self._tenants.get(tenant_id)
+        if cursor is None:
+            raise self._tenant_missing(tenant_id)
+        number = cursor.number
+        # From here on the tenant is unknown: new calls fail with TENANT_NOT_FOUND and the writer refuses
+        # its appends. Appends already in a batch being written are written first (the barrier), then
+        # the whole key range goes.
+        del self._tenants[tenant_id]
+        self._tenant_records.pop(tenant_id, None)
+        self._inactive.discard(tenant_id)
+        if self._hub is not None:
+            self._hub.wake(number)
+        if self._writer is not None:
+            await self._writer.barrier()
+            self._writer.forget_tenant(number)
+        loop = asyncio.get_running_loop()
+        with engine_errors("deleting a tenant"):
+            deleted = await loop.run_in_executor(None, self._purge, tenant_id, number)
+        self._other_bytes.pop(number, None)
+        log.info("tenant deleted", extra={"tenant": tenant_id, "events": cursor.last_position, "keys": deleted})
+        return cursor.last_position, deleted
+
+    def _purge(self, tenant_id: str, number: int) -> int:
+        """Delete every key of a tenant, in one synced batch of range deletions; returns how many there were."""
+        lo, hi = keys.tenant_prefix(number), keys.tenant_upper(number)
+        ranges = [(name, lo, hi) for name in DATA_FAMILIES]
+        ranges += [("meta", prefix + lo, prefix + hi) for prefix in keys.META_TENANT_PREFIXES]
+        counted = 0
+        batch = WriteBatch(raw_mode=True)
+        for name, begin, end in ranges:
+            ro = ReadOptions()
+            ro.set_iterate_upper_bound(end)
+            it = self._cf[name].iter(ro)
+            it.seek(begin)
+            while it.valid():
+                counted += 1
+                it.next()
+            del it
+            batch.delete_range(begin, end, self._h[name])
+        for key in (keys.META_TENANT + tenant_id.encode(), keys.META_TENANT_RECORD + tenant_id.encode()):
+            if self._cf["meta"].get(key) is not None:
+                counted += 1
+            batch.delete(key, self._h["meta"])
+        self._db.write(batch, self._synced)
+        for name, begin, end in ranges:  # give the space back now rather than at some later compaction
+            self._cf[name].compact_range(begin, end)
+        return counted
+
+    async def tenant_usage(self, tenant_id: str) -> TenantUsage:
+        cursor = self._tenants.get(tenant_id)
+        if cursor is None:
+            raise self._tenant_missing(tenant_id)
+        now = time.time_ns()
+        hour = now // keys.HOUR_NS
+        day_start = hour - hour % 24
+        with engine_errors("reading usage"):
+            today = 0
+            lo = keys.hour_events_key(cursor.number, day_start)
+            hi = keys.hour_events_key(cursor.number, hour + 1)
+            ro = ReadOptions()
+            ro.set_iterate_upper_bound(hi)
+            it = self._cf["meta"].iter(ro)
+            it.seek(lo)
+            this_hour = 0
+            while it.valid():
+                count = keys.unpack_u64(it.value())
+                today += count
+                if it.key() == keys.hour_events_key(cursor.number, hour):
+                    this_hour = count
+                it.next()
+            del it
+            queries = self._meta_u64(keys.hour_queries_key(cursor.number, hour))
+        return TenantUsage(
+            events=cursor.last_position,
+            streams=cursor.streams,
+            storage_bytes=cursor.stored_bytes + self._other_bytes.get(cursor.number, 0),
+            events_this_hour=this_hour,
+            events_today=today,
+            queries_this_hour=queries,
+        )
+
+    async def add_usage(self, tenant_id: str, queries: int) -> None:
+        cursor = self._tenants.get(tenant_id)
+        if cursor is None or queries <= 0:
+            return
+        key = keys.hour_queries_key(cursor.number, time.time_ns() // keys.HOUR_NS)
+        with engine_errors("counting usage"):
+            total = self._meta_u64(key) + queries  # no await in between: atomic on the event loop
+            self._cf["meta"].put(key, keys.pack_u64(total))
 
     # -- statistics ----------------------------------------------------------------------------------
 
@@ -567,7 +853,7 @@ class RocksBackend(StorageBackend):
                     pass
         return admin_pb2.StorageStats(
             backend=self.name,
-            events=sum(c.last_position for c in self._tenants.values()),
+            events=sum(c.last_position for c in list(self._tenants.values())),
             streams=sum(c.streams for c in self._tenants.values()),
             tenants=len(self._tenants),
             disk_bytes=disk,

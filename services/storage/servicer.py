@@ -30,7 +30,7 @@ MAX_LIMIT = 2000
 
 
 ADMIN_ONLY_READ = frozenset({"signing_keys"})
-ANY_SERVICE_WRITES = frozenset({"api_key_usage"})
+ANY_SERVICE_WRITES = frozenset({"api_key_usage", "audit"})
 
 
 def _scope() -> Scope:
@@ -67,6 +67,13 @@ def check_records(tenant_id: str, namespace: str, *, write: bool) -> None:
         )
 
 
+def _require_system(what: str, *, admin_only: bool = True) -> Scope:
+    scope = _scope()
+    if scope.tenant_id != SYSTEM_TENANT or (admin_only and scope.service != "admin"):
+        raise PermissionDenied(f"only the admin service may {what}", reason="TENANT_SCOPE_MISMATCH")
+    return scope
+
+
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     """The internal storage API."""
 
@@ -76,6 +83,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.closing = asyncio.Event()
         self.subscriptions = 0
         self.started_ns = time.time_ns()
+
+    def _check(self, tenant_id: str) -> None:
+        """The request's tenant is the scope's, and exists and is active (the admin service's system scope
+        may touch an inactive tenant: that is how it is managed)."""
+        scope = _scope()
+        check_tenant(tenant_id, scope)
+        if scope.tenant_id != SYSTEM_TENANT:
+            self.backend.check_tenant_usable(tenant_id)
 
     async def Append(
         self, request: storage_pb2.AppendRequest, context: grpc.aio.ServicerContext
@@ -91,6 +106,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                 if scope.service != call_scope.service:
                     raise PermissionDenied("an operation's scope is another service's", reason="SERVICE_NOT_ALLOWED")
                 check_tenant(op.tenant_id, scope)
+                self.backend.check_tenant_usable(op.tenant_id)
             except AllSourceError as exc:
                 refused[i] = exc
                 continue
@@ -109,14 +125,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetEvent(
         self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetEventResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         data = await self.backend.get_event(request.tenant_id, request.event_id)
         return storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
 
     async def ReadStream(
         self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadStreamResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         piece = await self.backend.read_stream(
             request.tenant_id,
             request.stream_id,
@@ -133,7 +149,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def ReadEvents(
         self, request: storage_pb2.ReadEventsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadEventsResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         if request.filter.stream_id and request.filter.stream_id_prefix:
             raise InvalidArgument(
                 "stream_id and stream_id_prefix are exclusive",
@@ -155,7 +171,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def ListStreams(
         self, request: storage_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListStreamsResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         streams, end = await self.backend.list_streams(
             request.tenant_id,
             prefix=request.stream_id_prefix,
@@ -167,7 +183,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetStream(
         self, request: storage_pb2.GetStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetStreamResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else None
         info, version = await self.backend.get_stream(request.tenant_id, request.stream_id, as_of)
         return storage_pb2.GetStreamResponse(stream=info, version_at_time=version)
@@ -175,7 +191,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def Subscribe(
         self, request: storage_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         params = SubscriptionParams(
             tenant_id=request.tenant_id,
             after_position=request.after_position,
@@ -201,7 +217,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetSnapshot(
         self, request: storage_pb2.GetSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetSnapshotResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         snap = await self.backend.get_snapshot(request.tenant_id, request.stream_id, request.max_version)
         if snap is None:
             return storage_pb2.GetSnapshotResponse(found=False)
@@ -212,7 +228,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def PutSnapshot(
         self, request: storage_pb2.PutSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.PutSnapshotResponse:
-        check_tenant(request.tenant_id)
+        self._check(request.tenant_id)
         await self.backend.put_snapshot(
             request.tenant_id,
             request.stream_id,
@@ -256,9 +272,64 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetStats(
         self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetStatsResponse:
+        _require_system("read suite-wide statistics")
         stats = await self.backend.stats()
         stats.subscriptions = self.subscriptions
         return storage_pb2.GetStatsResponse(stats=stats, started_at=to_timestamp(self.started_ns))
+
+    # -- tenants -------------------------------------------------------------------------------------
+
+    async def PutTenant(
+        self, request: storage_pb2.PutTenantRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.PutTenantResponse:
+        _require_system("create or change tenants")
+        revision = await self.backend.put_tenant(request.tenant, request.expected_revision)
+        return storage_pb2.PutTenantResponse(tenant=request.tenant, revision=revision)
+
+    async def GetTenant(
+        self, request: storage_pb2.GetTenantRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetTenantResponse:
+        # Any service may look a tenant up (its status decides whether calls for it are served); a
+        # tenant scope only its own.
+        require_tenant(_scope(), request.tenant_id)
+        tenant, revision = await self.backend.get_tenant(request.tenant_id)
+        return storage_pb2.GetTenantResponse(tenant=tenant, revision=revision)
+
+    async def ListTenants(
+        self, request: storage_pb2.ListTenantsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ListTenantsResponse:
+        _require_system("list tenants")
+        tenants, end = await self.backend.list_tenants(request.after, _limit(request.limit))
+        return storage_pb2.ListTenantsResponse(tenants=tenants, end=end)
+
+    async def DeleteTenant(
+        self, request: storage_pb2.DeleteTenantRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.DeleteTenantResponse:
+        _require_system("delete tenants")
+        events, deleted = await self.backend.delete_tenant(request.tenant_id)
+        return storage_pb2.DeleteTenantResponse(events_deleted=events, keys_deleted=deleted)
+
+    async def GetTenantUsage(
+        self, request: storage_pb2.GetTenantUsageRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetTenantUsageResponse:
+        check_tenant(request.tenant_id)
+        usage = await self.backend.tenant_usage(request.tenant_id)
+        return storage_pb2.GetTenantUsageResponse(
+            events=usage.events,
+            streams=usage.streams,
+            storage_bytes=usage.storage_bytes,
+            events_this_hour=usage.events_this_hour,
+            events_today=usage.events_today,
+            queries_this_hour=usage.queries_this_hour,
+        )
+
+    async def AddUsage(
+        self, request: storage_pb2.AddUsageRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.AddUsageResponse:
+        # Counted by the services for many tenants at once, so with their system scope.
+        require_tenant(_scope(), request.tenant_id)
+        await self.backend.add_usage(request.tenant_id, request.queries)
+        return storage_pb2.AddUsageResponse()
 
 
 def _record(r: Record) -> storage_pb2.Record:

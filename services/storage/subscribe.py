@@ -54,6 +54,7 @@ async def follow(
     while True:
         if closing.is_set():
             raise Unavailable("the server is shutting down; resume from the last position seen", reason="SHUTTING_DOWN")
+        backend.check_tenant_usable(p.tenant_id)  # a deactivated or deleted tenant's subscriptions end
         if cursor < backend.head_position(p.tenant_id):
             before = cursor
             run = await backend.read_events(

@@ -65,6 +65,12 @@ class TenantCursor:
     last_position: int
     last_recorded_ns: int
     streams: int
+    # Bytes of keys and values this writer has stored for the tenant (events, indexes, stream heads,
+    # request results), and the events appended in the current UTC hour: kept exact, written with
+    # every batch (services.storage.keys.META_USAGE_BYTES / META_HOUR_EVENTS).
+    stored_bytes: int = 0
+    hour: int = 0
+    hour_events: int = 0
     # The stored events' tenant_id field, encoded once.
     field: bytes = b""
 
@@ -97,6 +103,10 @@ class _Overlay:
         default_factory=dict
     )
     requests: dict[tuple[int, str], tuple[bytes, ingest_pb2.AppendEventsResponse]] = field(default_factory=dict)
+    # tenant number -> (bytes stored, events appended) by this batch
+    usage: dict[int, list[int]] = field(default_factory=dict)
+    # expired request results this batch overwrites: their size, not to be counted twice
+    replaced: dict[tuple[int, str], int] = field(default_factory=dict)
     # recorded ns -> (encoded recorded_at field, Timestamp), computed once per batch
     times: dict[int, tuple[bytes, Any]] = field(default_factory=dict)
 
@@ -207,6 +217,16 @@ class GroupCommitWriter:
                 batch.put(
                     keys.META_STREAM_COUNT + keys.tenant_prefix(tenant_no), keys.pack_u64(streams), self._h["meta"]
                 )
+            hour = now // keys.HOUR_NS
+            cursors = {c.number: c for c in self.tenants.values()} if overlay.usage else {}
+            for tenant_no, (stored, appended) in overlay.usage.items():
+                cursor = cursors.get(tenant_no)
+                if cursor is None:
+                    continue  # deleted meanwhile; its range is purged after this batch
+                tp = keys.tenant_prefix(tenant_no)
+                batch.put(keys.META_USAGE_BYTES + tp, keys.pack_u64(cursor.stored_bytes + stored), self._h["meta"])
+                in_hour = (cursor.hour_events if cursor.hour == hour else 0) + appended
+                batch.put(keys.hour_events_key(tenant_no, hour), keys.pack_u64(in_hour), self._h["meta"])
             if wrote:
                 if batch.len() < INLINE_WRITE_ENTRIES:
                     self._db.write(batch, self._write_opt)
@@ -228,7 +248,7 @@ class GroupCommitWriter:
                 if not group.future.done():  # a caller that went away has cancelled its future
                     group.future.set_result([failure] * len(group.items))
             return
-        heads_changed = self._apply(overlay)
+        heads_changed = self._apply(overlay, now // keys.HOUR_NS)
         if heads_changed:
             self._on_commit(heads_changed)
         self.appends_committed += sum(
@@ -240,18 +260,36 @@ class GroupCommitWriter:
                 group.future.set_result(results[start : start + len(group.items)])
             start += len(group.items)
 
-    def _apply(self, overlay: _Overlay) -> dict[int, int]:
+    def _apply(self, overlay: _Overlay, hour: int) -> dict[int, int]:
         if len(self._heads) + len(overlay.heads) > self._cache_size:
             self._heads.clear()
         self._heads.update(overlay.heads)
         by_number = {c.number: c for c in self.tenants.values()}
         changed = {}
         for tenant_no, (last, recorded, streams) in overlay.cursors.items():
-            cursor = by_number[tenant_no]
+            cursor = by_number.get(tenant_no)
+            if cursor is None:
+                continue  # the tenant was deleted while this batch was written
             if last != cursor.last_position:
                 changed[tenant_no] = last
             cursor.last_position, cursor.last_recorded_ns, cursor.streams = last, recorded, streams
+        for tenant_no, (stored, appended) in overlay.usage.items():
+            cursor = by_number.get(tenant_no)
+            if cursor is not None:
+                cursor.stored_bytes += stored
+                cursor.hour_events = (cursor.hour_events if cursor.hour == hour else 0) + appended
+                cursor.hour = hour
         return changed
+
+    def forget_tenant(self, tenant_no: int) -> None:
+        """Drop cached stream heads of a deleted tenant."""
+        self._heads = {k: v for k, v in self._heads.items() if k[0] != tenant_no}
+
+    async def barrier(self) -> None:
+        """Return once everything queued before this call has been written (or rejected)."""
+        if self._task is None and not self._queue:
+            return
+        await self.submit([])
 
     # -- one append ----------------------------------------------------------------------------------
 
@@ -374,6 +412,8 @@ class GroupCommitWriter:
         given_map = dict(given)
         type_prefixes: dict[str, bytes] = {}
         event_ids: list[str] = []
+        # Bytes written: the event value and the type-index key vary per event; the rest is fixed.
+        varying = 0
         for index, ev in enumerate(req.events):
             pos = first_pos + index
             version = first_ver + index
@@ -393,11 +433,18 @@ class GroupCommitWriter:
             type_prefix = type_prefixes.get(event_type)
             if type_prefix is None:
                 type_prefix = type_prefixes[event_type] = tprefix + event_type.encode() + sep
-            put(tprefix + pos8, data + common + version_position(version, pos), h_events)
+            value = data + common + version_position(version, pos)
+            varying += len(value) + len(type_prefix)
+            put(tprefix + pos8, value, h_events)
             put(sprefix + pack(version), pos8, h_stream)
             put(type_prefix + pos8, b"", h_type)
             put(tprefix + raw_id, pos8, h_id)
         last = first_pos + count - 1
+        # per event: event key 12; stream index key and value len(sprefix) + 16; type index position 8;
+        # id index key and value 28. Per append: the stream head (key and value) when the stream is new.
+        stored = varying + count * (12 + len(sprefix) + 16 + 8 + 28)
+        if head is None:
+            stored += len(tprefix) + len(sid) + codec.HEAD_BYTES
         new_head = StreamHead(
             current + count,
             head.first_position if head else first_pos,
@@ -417,12 +464,17 @@ class GroupCommitWriter:
             recorded_at=encoded_time[1],
         )
         if req.request_id:
-            batch.put(
-                keys.request_key(t, req.request_id),
-                fingerprint + keys.pack_u64(recorded) + response.SerializeToString(),
-                self._h["requests"],
-            )
+            request_key = keys.request_key(t, req.request_id)
+            request_value = fingerprint + keys.pack_u64(recorded) + response.SerializeToString()
+            batch.put(request_key, request_value, self._h["requests"])
+            stored += len(request_key) + len(request_value) - overlay.replaced.pop((t, req.request_id), 0)
             overlay.requests[(t, req.request_id)] = (fingerprint, response)
+        usage = overlay.usage.get(t)
+        if usage is None:
+            overlay.usage[t] = [stored, count]
+        else:
+            usage[0] += stored
+            usage[1] += count
         return response
 
     def _previous_request(
@@ -431,11 +483,13 @@ class GroupCommitWriter:
         pending = overlay.requests.get((t, request_id))
         if pending is not None:
             return pending
-        raw = self._cf["requests"].get(keys.request_key(t, request_id))
+        request_key = keys.request_key(t, request_id)
+        raw = self._cf["requests"].get(request_key)
         if raw is None:
             return None
         recorded = keys.unpack_u64(raw, 16)
         if now - recorded > self._request_ttl_ns:
+            overlay.replaced[(t, request_id)] = len(request_key) + len(raw)  # overwritten: not counted twice
             return None
         return raw[:16], ingest_pb2.AppendEventsResponse.FromString(raw[24:])
 

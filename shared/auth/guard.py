@@ -15,19 +15,31 @@ import contextvars
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
 
 import grpc
 from allsource.control.v1 import control_pb2
 from allsource.storage.v1 import records_pb2
+from allsource.v1 import tenant_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
+from shared.audit import AuditEntry, AuditLog
 from shared.auth import api_keys, rbac
 from shared.auth.principal import ANONYMOUS_ADMIN, Principal, principal_var
 from shared.auth.rbac import Requirement
 from shared.auth.scopes import SCOPE_KEY, Scope, ScopeVerifier
 from shared.auth.state import AuthState
 from shared.auth.tokens import TokenVerifier
-from shared.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from shared.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from shared.logs import request_id_var
 from shared.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,7 @@ REFLECTION_PREFIX = "/grpc.reflection."
 scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("scope", default=None)
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
 MAX_CREDENTIAL_BYTES = 4096
+TENANT_HEADER = "x-allsource-tenant"
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> list[str]:
@@ -54,7 +67,7 @@ class ServiceGuard:
         self.verifier = verifier
         self.reflection_open = reflection_open
 
-    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def admit(self, method: str, context: grpc.aio.ServicerContext, request: Any = None) -> None:
         if self.reflection_open and method.startswith(REFLECTION_PREFIX):
             return
         values = _metadata(context, SCOPE_KEY)
@@ -77,6 +90,7 @@ class PublicGuard:
         verifier: TokenVerifier | None,
         pepper: bytes,
         internal: ServiceGuard,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.requirements = rbac.requirements(services)
@@ -84,13 +98,14 @@ class PublicGuard:
         self.verifier = verifier
         self.pepper = pepper
         self.internal = internal
+        self.audit = audit
         # API keys verified already: token -> (the record it matched, its principal, valid until ns).
         self._keys_seen: dict[str, tuple[records_pb2.ApiKeyRecord, Principal, int]] = {}
 
-    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def admit(self, method: str, context: grpc.aio.ServicerContext, request: Any = None) -> AuditEntry | None:
         if method.startswith(CONTROL_PREFIX):
             await self.internal.admit(method, context)
-            return
+            return None
         requirement = self.requirements.get(method)
         if requirement is None and method.startswith(REFLECTION_PREFIX):
             requirement = Requirement(
@@ -101,25 +116,75 @@ class PublicGuard:
         ):
             raise PermissionDenied(f"{method} declares no permission", reason="PERMISSION_NOT_DECLARED")
         if not self.settings.enabled:
-            principal_var.set(ANONYMOUS_ADMIN)
-            return
-        token = self._credential(context)
-        if token is None:
-            if requirement.allow_unauthenticated:
-                return
-            raise Unauthenticated(
-                "this call needs credentials: authorization: Bearer <access token or API key>",
-                reason="MISSING_CREDENTIALS",
-            )
-        principal = await self.authenticate(token, context.peer())
+            principal = ANONYMOUS_ADMIN
+        else:
+            token = self._credential(context)
+            if token is None:
+                if requirement.allow_unauthenticated:
+                    return None
+                raise Unauthenticated(
+                    "this call needs credentials: authorization: Bearer <access token or API key>",
+                    reason="MISSING_CREDENTIALS",
+                )
+            principal = await self.authenticate(token, context.peer())
+        principal, switched = self._acting_tenant(principal, context)
         principal_var.set(principal)
-        if requirement.allow_unauthenticated or requirement.permission in principal.permissions:
+        await self._check_tenant(principal, switched)
+        if not (requirement.allow_unauthenticated or requirement.permission in principal.permissions):
+            raise PermissionDenied(
+                f"{method} needs the {rbac.P.Permission.Name(requirement.permission)} permission",
+                reason="PERMISSION_DENIED",
+                metadata={"permission": rbac.P.Permission.Name(requirement.permission), "principal": principal.ref},
+            )
+        if self.audit is not None and (switched or requirement.audited):
+            acted_on = principal.tenant_id if switched else str(getattr(request, "tenant_id", "") or "")
+            return await self.audit.begin(
+                principal, method, acted_on, request_id=request_id_var.get(), peer=context.peer()
+            )
+        return None
+
+    @staticmethod
+    def _acting_tenant(principal: Principal, context: grpc.aio.ServicerContext) -> tuple[Principal, bool]:
+        """The principal as it acts: an operator naming another tenant in x-allsource-tenant acts on it."""
+        named = _metadata(context, TENANT_HEADER)
+        if not named:
+            return principal, False
+        if len(named) > 1 or not named[0]:
+            raise InvalidArgument(
+                f"{TENANT_HEADER} must be given once, with a tenant id",
+                reason="INVALID_TENANT_HEADER",
+                violations=[(TENANT_HEADER, "exactly one non-empty value")],
+            )
+        target = named[0]
+        if target == principal.tenant_id:
+            return principal, False
+        if rbac.P.PERMISSION_OPERATE not in principal.permissions:
+            raise PermissionDenied(
+                f"acting on another tenant ({TENANT_HEADER}) needs the PERMISSION_OPERATE permission",
+                reason="CROSS_TENANT_DENIED",
+                metadata={"permission": "PERMISSION_OPERATE", "principal": principal.ref},
+            )
+        return replace(principal, tenant_id=target, home_tenant_id=principal.tenant_id), True
+
+    async def _check_tenant(self, principal: Principal, switched: bool) -> None:
+        """The tenant acted on must exist and be active."""
+        if self.state is None:
             return
-        raise PermissionDenied(
-            f"{method} needs the {rbac.P.Permission.Name(requirement.permission)} permission",
-            reason="PERMISSION_DENIED",
-            metadata={"permission": rbac.P.Permission.Name(requirement.permission), "principal": principal.ref},
-        )
+        tenant = await self.state.tenant(principal.tenant_id)
+        if tenant is None:
+            if switched:
+                raise NotFound(
+                    f"tenant {principal.tenant_id!r} does not exist",
+                    reason="TENANT_NOT_FOUND",
+                    metadata={"tenant_id": principal.tenant_id},
+                )
+            raise Unauthenticated("the credential's tenant no longer exists", reason="TENANT_NOT_FOUND")
+        if tenant.status == tenant_pb2.TENANT_STATUS_INACTIVE:
+            raise FailedPrecondition(
+                f"tenant {principal.tenant_id!r} is inactive",
+                reason="TENANT_INACTIVE",
+                metadata={"tenant_id": principal.tenant_id},
+            )
 
     @staticmethod
     def _credential(context: grpc.aio.ServicerContext) -> str | None:
@@ -168,7 +233,7 @@ class PublicGuard:
             name=user.username,
             tenant_id=user.tenant_id,
             role=user.role,
-            permissions=rbac.permissions_of(user.role),
+            permissions=rbac.permissions_of(user.role, (), user.tenant_id),
             expires_at_ns=claims.expires_at * 1_000_000_000,
             jti=claims.jti,
             family=claims.family,
@@ -189,7 +254,8 @@ class PublicGuard:
             # Verified before against this very record object (the change feed replaces it when the key
             # is revoked or rotated), so only the time limits need checking again.
             record, principal, valid_until_ns = seen
-            if record is self.state.cached_api_key(principal.subject) and now < valid_until_ns:
+            unchanged = self.state.cached_api_key(principal.subject) is record
+            if unchanged and now < valid_until_ns:
                 self._check_key(record, now)
                 self.state.key_used(record.key_id)
                 return principal
@@ -230,7 +296,7 @@ class PublicGuard:
             name=record.name,
             tenant_id=record.tenant_id,
             role=record.role,
-            permissions=rbac.permissions_of(record.role, record.permissions),
+            permissions=rbac.permissions_of(record.role, record.permissions, record.tenant_id),
             expires_at_ns=record.expires_at_ns,
             stream_id_prefix=record.stream_id_prefix,
             event_types=frozenset(record.event_types),

@@ -25,6 +25,9 @@ class Principal:
     family: str = ""
     stream_id_prefix: str = ""
     event_types: frozenset[str] = field(default_factory=frozenset)
+    # Set when an operator acts on another tenant (x-allsource-tenant): the operator's own tenant, while
+    # tenant_id is the one acted on.
+    home_tenant_id: str = ""
 
     @property
     def ref(self) -> str:
@@ -49,7 +52,7 @@ ANONYMOUS_ADMIN = Principal(
     subject="anonymous",
     name="anonymous",
     tenant_id="default",
-    role=auth_pb2.ROLE_ADMIN,
+    role=auth_pb2.ROLE_OPERATOR,
     permissions=frozenset(
         {
             P.PERMISSION_AUTHENTICATED,
@@ -58,6 +61,7 @@ ANONYMOUS_ADMIN = Principal(
             P.PERMISSION_METRICS,
             P.PERMISSION_SCHEMAS,
             P.PERMISSION_ADMIN,
+            P.PERMISSION_OPERATE,
         }
     ),
 )

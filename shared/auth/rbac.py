@@ -17,10 +17,12 @@ ALL = frozenset(
         P.PERMISSION_METRICS,
         P.PERMISSION_SCHEMAS,
         P.PERMISSION_ADMIN,
+        P.PERMISSION_OPERATE,
     }
 )
 ROLE_PERMISSIONS: dict[int, frozenset[int]] = {
-    auth_pb2.ROLE_ADMIN: ALL,
+    auth_pb2.ROLE_OPERATOR: ALL,
+    auth_pb2.ROLE_ADMIN: ALL - {P.PERMISSION_OPERATE},
     auth_pb2.ROLE_DEVELOPER: frozenset(
         {P.PERMISSION_AUTHENTICATED, P.PERMISSION_READ, P.PERMISSION_WRITE, P.PERMISSION_METRICS, P.PERMISSION_SCHEMAS}
     ),
@@ -29,12 +31,14 @@ ROLE_PERMISSIONS: dict[int, frozenset[int]] = {
 }
 
 
-def permissions_of(role: int, explicit: Iterable[int] = ()) -> frozenset[int]:
-    """A credential's permissions: the explicit ones (scopes) if any, else its role's."""
+def permissions_of(role: int, explicit: Iterable[int] = (), tenant_id: str = "default") -> frozenset[int]:
+    """A credential's permissions: the explicit ones (scopes) if any, else its role's. PERMISSION_OPERATE
+    exists only in the default tenant: a credential of any other tenant never holds it."""
     chosen = frozenset(explicit)
-    if chosen:
-        return chosen | {P.PERMISSION_AUTHENTICATED}
-    return ROLE_PERMISSIONS.get(role, frozenset())
+    granted = chosen | {P.PERMISSION_AUTHENTICATED} if chosen else ROLE_PERMISSIONS.get(role, frozenset())
+    if tenant_id != "default" and P.PERMISSION_OPERATE in granted:
+        granted = granted - {P.PERMISSION_OPERATE}
+    return granted
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Requirement:
 
     permission: int  # PERMISSION_UNSPECIFIED: not declared, so refused
     allow_unauthenticated: bool
+    audited: bool = False  # operator acts that change the suite: written to the audit log
 
 
 def requirements(services: Iterable[ServiceDescriptor]) -> dict[str, Requirement]:
@@ -54,5 +59,6 @@ def requirements(services: Iterable[ServiceDescriptor]) -> dict[str, Requirement
             out[f"/{service.full_name}/{method.name}"] = Requirement(
                 permission=options.Extensions[options_pb2.required_permission],
                 allow_unauthenticated=options.Extensions[options_pb2.allow_unauthenticated],
+                audited=options.Extensions[options_pb2.audited],
             )
     return out

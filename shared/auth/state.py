@@ -19,6 +19,7 @@ from collections import defaultdict, deque
 from typing import Protocol
 
 from allsource.storage.v1 import records_pb2
+from allsource.v1 import tenant_pb2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.auth.tokens import load_public_key
@@ -53,6 +54,8 @@ class RecordStore(Protocol):
 
     async def delete(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None = None) -> bool: ...
 
+    async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None: ...
+
 
 class AuthState:
     """Credential state of one process."""
@@ -70,6 +73,7 @@ class AuthState:
         self.revoked_families: dict[str, int] = {}
         self._users: dict[tuple[str, str], object] = {}
         self._keys: dict[str, object] = {}
+        self._tenants: dict[str, object] = {}
         self._cursor = ""
         self._usage: dict[str, int] = {}
         self._key_failures: dict[str, deque[float]] = defaultdict(deque)
@@ -99,6 +103,9 @@ class AuthState:
             self._keys.pop(change.subject, None)
         elif change.kind == K.AUTH_CHANGE_KIND_SIGNING_KEY_ADDED:
             self._kid_misses.pop(change.subject, None)
+        elif change.kind == K.AUTH_CHANGE_KIND_TENANT_CHANGED:
+            self._tenants.pop(change.subject, None)
+            self._users = {k: v for k, v in self._users.items() if k[0] != change.subject}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the change feed and flush last-used times until stop is set."""
@@ -161,6 +168,16 @@ class AuthState:
             if len(self._keys) > 100_000:
                 self._keys.clear()
             self._keys[key_id] = cached
+        return None if cached is _MISSING else cached
+
+    async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None:
+        """A tenant's record (cached until the change feed says it changed); None when it does not exist."""
+        cached = self._tenants.get(tenant_id)
+        if cached is None:
+            cached = await self.records.tenant(tenant_id) or _MISSING
+            if len(self._tenants) > 100_000:
+                self._tenants.clear()
+            self._tenants[tenant_id] = cached
         return None if cached is _MISSING else cached
 
     def cached_api_key(self, key_id: str) -> object:

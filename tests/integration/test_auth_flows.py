@@ -403,7 +403,7 @@ def test_bootstrap_key_is_private_printed_once_and_not_recreated(fresh_suite: Su
     suite.start("admin")
     assert suite.log("admin").count(key) == 1 and suite.admin_key == key  # no second bootstrap
     me = auth_stub(suite).WhoAmI(auth_pb2.WhoAmIRequest())
-    assert (me.kind, me.role) == ("api_key", auth_pb2.ROLE_ADMIN)
+    assert (me.kind, me.role) == ("api_key", auth_pb2.ROLE_OPERATOR)
 
 
 def test_authentication_off_is_explicit_and_warned_at_every_start(fresh_suite: Suite) -> None:

@@ -24,53 +24,113 @@ _sym_db = _symbol_database.Default()
 
 from allsource.v1 import options_pb2 as allsource_dot_v1_dot_options__pb2
 from allsource.v1 import config_pb2 as allsource_dot_v1_dot_config__pb2
+from allsource.v1 import tenant_pb2 as allsource_dot_v1_dot_tenant__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/admin.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x19\x61llsource/v1/config.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetSystemInfoRequest\"\x96\x01\n\rServiceHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.allsource.v1.HealthStatus\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12*\n\x07latency\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd9\x01\n\x0cStorageStats\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\x0f\n\x07streams\x18\x03 \x01(\x04\x12\x0f\n\x07tenants\x18\x04 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x05 \x01(\x04\x12\x17\n\x0flive_data_bytes\x18\x06 \x01(\x04\x12\x19\n\x11\x61ppends_committed\x18\x07 \x01(\x04\x12\x15\n\rwrite_batches\x18\x08 \x01(\x04\x12\x15\n\rsubscriptions\x18\t \x01(\x04\x12\x10\n\x08\x64\x61ta_dir\x18\n \x01(\t\"\x92\x02\n\x15GetSystemInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x08services\x18\x04 \x03(\x0b\x32\x1b.allsource.v1.ServiceHealth\x12+\n\x07storage\x18\x05 \x01(\x0b\x32\x1a.allsource.v1.StorageStats\x12\x31\n\x0estorage_uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13ReloadConfigRequest\"C\n\x14ReloadConfigResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.allsource.v1.ReloadResult\"\x12\n\x10GetConfigRequest\"B\n\x11GetConfigResponse\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.allsource.v1.ServiceConfig\"\x19\n\x17ListFeatureFlagsRequest\"D\n\x18ListFeatureFlagsResponse\x12(\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x19.allsource.v1.FeatureFlag\"\x84\x01\n\x15SetFeatureFlagRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12)\n\tbucket_by\x18\x04 \x01(\x0e\x32\x16.allsource.v1.BucketBy\x12\r\n\x05\x63lear\x18\x05 \x01(\x08\"]\n\x16SetFeatureFlagResponse\x12\'\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x19.allsource.v1.FeatureFlag\x12\x1a\n\x12unreached_services\x18\x02 \x03(\t*\x86\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_SERVING\x10\x01\x12\x1d\n\x19HEALTH_STATUS_NOT_SERVING\x10\x02\x12\x1d\n\x19HEALTH_STATUS_UNREACHABLE\x10\x03\x32\xeb\x03\n\x0c\x41\x64minService\x12^\n\rGetSystemInfo\x12\".allsource.v1.GetSystemInfoRequest\x1a#.allsource.v1.GetSystemInfoResponse\"\x04\xc8\xf3\x18\x04\x12[\n\x0cReloadConfig\x12!.allsource.v1.ReloadConfigRequest\x1a\".allsource.v1.ReloadConfigResponse\"\x04\xc8\xf3\x18\x06\x12R\n\tGetConfig\x12\x1e.allsource.v1.GetConfigRequest\x1a\x1f.allsource.v1.GetConfigResponse\"\x04\xc8\xf3\x18\x06\x12g\n\x10ListFeatureFlags\x12%.allsource.v1.ListFeatureFlagsRequest\x1a&.allsource.v1.ListFeatureFlagsResponse\"\x04\xc8\xf3\x18\x04\x12\x61\n\x0eSetFeatureFlag\x12#.allsource.v1.SetFeatureFlagRequest\x1a$.allsource.v1.SetFeatureFlagResponse\"\x04\xc8\xf3\x18\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/admin.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x19\x61llsource/v1/config.proto\x1a\x19\x61llsource/v1/tenant.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetSystemInfoRequest\"\x96\x01\n\rServiceHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.allsource.v1.HealthStatus\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12*\n\x07latency\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd9\x01\n\x0cStorageStats\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\x0f\n\x07streams\x18\x03 \x01(\x04\x12\x0f\n\x07tenants\x18\x04 \x01(\x04\x12\x12\n\ndisk_bytes\x18\x05 \x01(\x04\x12\x17\n\x0flive_data_bytes\x18\x06 \x01(\x04\x12\x19\n\x11\x61ppends_committed\x18\x07 \x01(\x04\x12\x15\n\rwrite_batches\x18\x08 \x01(\x04\x12\x15\n\rsubscriptions\x18\t \x01(\x04\x12\x10\n\x08\x64\x61ta_dir\x18\n \x01(\t\"\x92\x02\n\x15GetSystemInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06uptime\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\x08services\x18\x04 \x03(\x0b\x32\x1b.allsource.v1.ServiceHealth\x12+\n\x07storage\x18\x05 \x01(\x0b\x32\x1a.allsource.v1.StorageStats\x12\x31\n\x0estorage_uptime\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13ReloadConfigRequest\"C\n\x14ReloadConfigResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.allsource.v1.ReloadResult\"\x12\n\x10GetConfigRequest\"B\n\x11GetConfigResponse\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.allsource.v1.ServiceConfig\"\x19\n\x17ListFeatureFlagsRequest\"D\n\x18ListFeatureFlagsResponse\x12(\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x19.allsource.v1.FeatureFlag\"\x84\x01\n\x15SetFeatureFlagRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x12\n\npercentage\x18\x03 \x01(\x01\x12)\n\tbucket_by\x18\x04 \x01(\x0e\x32\x16.allsource.v1.BucketBy\x12\r\n\x05\x63lear\x18\x05 \x01(\x08\"]\n\x16SetFeatureFlagResponse\x12\'\n\x04\x66lag\x18\x01 \x01(\x0b\x32\x19.allsource.v1.FeatureFlag\x12\x1a\n\x12unreached_services\x18\x02 \x03(\t\"\x8f\x02\n\x13\x43reateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0cquota_preset\x18\x03 \x01(\x0e\x32\x19.allsource.v1.QuotaPreset\x12*\n\x06quotas\x18\x04 \x01(\x0b\x32\x1a.allsource.v1.TenantQuotas\x12\x41\n\x08metadata\x18\x05 \x03(\x0b\x32/.allsource.v1.CreateTenantRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x14\x43reateTenantResponse\x12$\n\x06tenant\x18\x01 \x01(\x0b\x32\x14.allsource.v1.Tenant\"%\n\x10GetTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"9\n\x11GetTenantResponse\x12$\n\x06tenant\x18\x01 \x01(\x0b\x32\x14.allsource.v1.Tenant\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x13ListTenantsResponse\x12%\n\x07tenants\x18\x01 \x03(\x0b\x32\x14.allsource.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x13UpdateTenantRequest\x12$\n\x06tenant\x18\x01 \x01(\x0b\x32\x14.allsource.v1.Tenant\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"<\n\x14UpdateTenantResponse\x12$\n\x06tenant\x18\x01 \x01(\x0b\x32\x14.allsource.v1.Tenant\",\n\x17\x44\x65\x61\x63tivateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"@\n\x18\x44\x65\x61\x63tivateTenantResponse\x12$\n\x06tenant\x18\x01 \x01(\x0b\x32\x14.allsource.v1.Tenant\"*\n\x15\x41\x63tivateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\">\n\x16\x41\x63tivateTenantResponse\x12$\n\x06tenant\x18\x01 \x01(\x0b\x32\x14.allsource.v1.Tenant\"C\n\x13\x44\x65leteTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x19\n\x11\x63onfirm_tenant_id\x18\x02 \x01(\t\"f\n\x14\x44\x65leteTenantResponse\x12\x16\n\x0e\x65vents_deleted\x18\x01 \x01(\x04\x12\x18\n\x10\x61pi_keys_deleted\x18\x02 \x01(\x04\x12\x1c\n\x14storage_keys_deleted\x18\x03 \x01(\x04\"\x17\n\x15GetTenantStatsRequest\"B\n\x16GetTenantStatsResponse\x12(\n\x05stats\x18\x01 \x01(\x0b\x32\x19.allsource.v1.TenantStats\"\x82\x01\n\x16ListAuditEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\\\n\x17ListAuditEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.allsource.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x86\x01\n\x0cHealthStatus\x12\x1d\n\x19HEALTH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15HEALTH_STATUS_SERVING\x10\x01\x12\x1d\n\x19HEALTH_STATUS_NOT_SERVING\x10\x02\x12\x1d\n\x19HEALTH_STATUS_UNREACHABLE\x10\x03\x32\xe1\n\n\x0c\x41\x64minService\x12^\n\rGetSystemInfo\x12\".allsource.v1.GetSystemInfoRequest\x1a#.allsource.v1.GetSystemInfoResponse\"\x04\xc8\xf3\x18\x07\x12_\n\x0cReloadConfig\x12!.allsource.v1.ReloadConfigRequest\x1a\".allsource.v1.ReloadConfigResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12R\n\tGetConfig\x12\x1e.allsource.v1.GetConfigRequest\x1a\x1f.allsource.v1.GetConfigResponse\"\x04\xc8\xf3\x18\x07\x12g\n\x10ListFeatureFlags\x12%.allsource.v1.ListFeatureFlagsRequest\x1a&.allsource.v1.ListFeatureFlagsResponse\"\x04\xc8\xf3\x18\x07\x12\x65\n\x0eSetFeatureFlag\x12#.allsource.v1.SetFeatureFlagRequest\x1a$.allsource.v1.SetFeatureFlagResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12_\n\x0c\x43reateTenant\x12!.allsource.v1.CreateTenantRequest\x1a\".allsource.v1.CreateTenantResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12R\n\tGetTenant\x12\x1e.allsource.v1.GetTenantRequest\x1a\x1f.allsource.v1.GetTenantResponse\"\x04\xc8\xf3\x18\x07\x12X\n\x0bListTenants\x12 .allsource.v1.ListTenantsRequest\x1a!.allsource.v1.ListTenantsResponse\"\x04\xc8\xf3\x18\x07\x12_\n\x0cUpdateTenant\x12!.allsource.v1.UpdateTenantRequest\x1a\".allsource.v1.UpdateTenantResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12k\n\x10\x44\x65\x61\x63tivateTenant\x12%.allsource.v1.DeactivateTenantRequest\x1a&.allsource.v1.DeactivateTenantResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12\x65\n\x0e\x41\x63tivateTenant\x12#.allsource.v1.ActivateTenantRequest\x1a$.allsource.v1.ActivateTenantResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12_\n\x0c\x44\x65leteTenant\x12!.allsource.v1.DeleteTenantRequest\x1a\".allsource.v1.DeleteTenantResponse\"\x08\xc8\xf3\x18\x07\xd8\xf3\x18\x01\x12\x61\n\x0eGetTenantStats\x12#.allsource.v1.GetTenantStatsRequest\x1a$.allsource.v1.GetTenantStatsResponse\"\x04\xc8\xf3\x18\x04\x12\x64\n\x0fListAuditEvents\x12$.allsource.v1.ListAuditEventsRequest\x1a%.allsource.v1.ListAuditEventsResponse\"\x04\xc8\xf3\x18\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'allsource.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATETENANTREQUEST_METADATAENTRY']._loaded_options = None
+  _globals['_CREATETENANTREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_ADMINSERVICE'].methods_by_name['GetSystemInfo']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetSystemInfo']._serialized_options = b'\310\363\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['GetSystemInfo']._serialized_options = b'\310\363\030\007'
   _globals['_ADMINSERVICE'].methods_by_name['ReloadConfig']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ReloadConfig']._serialized_options = b'\310\363\030\006'
+  _globals['_ADMINSERVICE'].methods_by_name['ReloadConfig']._serialized_options = b'\310\363\030\007\330\363\030\001'
   _globals['_ADMINSERVICE'].methods_by_name['GetConfig']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['GetConfig']._serialized_options = b'\310\363\030\006'
+  _globals['_ADMINSERVICE'].methods_by_name['GetConfig']._serialized_options = b'\310\363\030\007'
   _globals['_ADMINSERVICE'].methods_by_name['ListFeatureFlags']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['ListFeatureFlags']._serialized_options = b'\310\363\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ListFeatureFlags']._serialized_options = b'\310\363\030\007'
   _globals['_ADMINSERVICE'].methods_by_name['SetFeatureFlag']._loaded_options = None
-  _globals['_ADMINSERVICE'].methods_by_name['SetFeatureFlag']._serialized_options = b'\310\363\030\006'
-  _globals['_HEALTHSTATUS']._serialized_start=1344
-  _globals['_HEALTHSTATUS']._serialized_end=1478
-  _globals['_GETSYSTEMINFOREQUEST']._serialized_start=162
-  _globals['_GETSYSTEMINFOREQUEST']._serialized_end=184
-  _globals['_SERVICEHEALTH']._serialized_start=187
-  _globals['_SERVICEHEALTH']._serialized_end=337
-  _globals['_STORAGESTATS']._serialized_start=340
-  _globals['_STORAGESTATS']._serialized_end=557
-  _globals['_GETSYSTEMINFORESPONSE']._serialized_start=560
-  _globals['_GETSYSTEMINFORESPONSE']._serialized_end=834
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=836
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=857
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=859
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=926
-  _globals['_GETCONFIGREQUEST']._serialized_start=928
-  _globals['_GETCONFIGREQUEST']._serialized_end=946
-  _globals['_GETCONFIGRESPONSE']._serialized_start=948
-  _globals['_GETCONFIGRESPONSE']._serialized_end=1014
-  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_start=1016
-  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_end=1041
-  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_start=1043
-  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_end=1111
-  _globals['_SETFEATUREFLAGREQUEST']._serialized_start=1114
-  _globals['_SETFEATUREFLAGREQUEST']._serialized_end=1246
-  _globals['_SETFEATUREFLAGRESPONSE']._serialized_start=1248
-  _globals['_SETFEATUREFLAGRESPONSE']._serialized_end=1341
-  _globals['_ADMINSERVICE']._serialized_start=1481
-  _globals['_ADMINSERVICE']._serialized_end=1972
+  _globals['_ADMINSERVICE'].methods_by_name['SetFeatureFlag']._serialized_options = b'\310\363\030\007\330\363\030\001'
+  _globals['_ADMINSERVICE'].methods_by_name['CreateTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['CreateTenant']._serialized_options = b'\310\363\030\007\330\363\030\001'
+  _globals['_ADMINSERVICE'].methods_by_name['GetTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['GetTenant']._serialized_options = b'\310\363\030\007'
+  _globals['_ADMINSERVICE'].methods_by_name['ListTenants']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListTenants']._serialized_options = b'\310\363\030\007'
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['UpdateTenant']._serialized_options = b'\310\363\030\007\330\363\030\001'
+  _globals['_ADMINSERVICE'].methods_by_name['DeactivateTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['DeactivateTenant']._serialized_options = b'\310\363\030\007\330\363\030\001'
+  _globals['_ADMINSERVICE'].methods_by_name['ActivateTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ActivateTenant']._serialized_options = b'\310\363\030\007\330\363\030\001'
+  _globals['_ADMINSERVICE'].methods_by_name['DeleteTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['DeleteTenant']._serialized_options = b'\310\363\030\007\330\363\030\001'
+  _globals['_ADMINSERVICE'].methods_by_name['GetTenantStats']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['GetTenantStats']._serialized_options = b'\310\363\030\004'
+  _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\310\363\030\006'
+  _globals['_HEALTHSTATUS']._serialized_start=2872
+  _globals['_HEALTHSTATUS']._serialized_end=3006
+  _globals['_GETSYSTEMINFOREQUEST']._serialized_start=223
+  _globals['_GETSYSTEMINFOREQUEST']._serialized_end=245
+  _globals['_SERVICEHEALTH']._serialized_start=248
+  _globals['_SERVICEHEALTH']._serialized_end=398
+  _globals['_STORAGESTATS']._serialized_start=401
+  _globals['_STORAGESTATS']._serialized_end=618
+  _globals['_GETSYSTEMINFORESPONSE']._serialized_start=621
+  _globals['_GETSYSTEMINFORESPONSE']._serialized_end=895
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=897
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=918
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=920
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=987
+  _globals['_GETCONFIGREQUEST']._serialized_start=989
+  _globals['_GETCONFIGREQUEST']._serialized_end=1007
+  _globals['_GETCONFIGRESPONSE']._serialized_start=1009
+  _globals['_GETCONFIGRESPONSE']._serialized_end=1075
+  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_start=1077
+  _globals['_LISTFEATUREFLAGSREQUEST']._serialized_end=1102
+  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_start=1104
+  _globals['_LISTFEATUREFLAGSRESPONSE']._serialized_end=1172
+  _globals['_SETFEATUREFLAGREQUEST']._serialized_start=1175
+  _globals['_SETFEATUREFLAGREQUEST']._serialized_end=1307
+  _globals['_SETFEATUREFLAGRESPONSE']._serialized_start=1309
+  _globals['_SETFEATUREFLAGRESPONSE']._serialized_end=1402
+  _globals['_CREATETENANTREQUEST']._serialized_start=1405
+  _globals['_CREATETENANTREQUEST']._serialized_end=1676
+  _globals['_CREATETENANTREQUEST_METADATAENTRY']._serialized_start=1629
+  _globals['_CREATETENANTREQUEST_METADATAENTRY']._serialized_end=1676
+  _globals['_CREATETENANTRESPONSE']._serialized_start=1678
+  _globals['_CREATETENANTRESPONSE']._serialized_end=1738
+  _globals['_GETTENANTREQUEST']._serialized_start=1740
+  _globals['_GETTENANTREQUEST']._serialized_end=1777
+  _globals['_GETTENANTRESPONSE']._serialized_start=1779
+  _globals['_GETTENANTRESPONSE']._serialized_end=1836
+  _globals['_LISTTENANTSREQUEST']._serialized_start=1838
+  _globals['_LISTTENANTSREQUEST']._serialized_end=1897
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=1899
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=1984
+  _globals['_UPDATETENANTREQUEST']._serialized_start=1986
+  _globals['_UPDATETENANTREQUEST']._serialized_end=2094
+  _globals['_UPDATETENANTRESPONSE']._serialized_start=2096
+  _globals['_UPDATETENANTRESPONSE']._serialized_end=2156
+  _globals['_DEACTIVATETENANTREQUEST']._serialized_start=2158
+  _globals['_DEACTIVATETENANTREQUEST']._serialized_end=2202
+  _globals['_DEACTIVATETENANTRESPONSE']._serialized_start=2204
+  _globals['_DEACTIVATETENANTRESPONSE']._serialized_end=2268
+  _globals['_ACTIVATETENANTREQUEST']._serialized_start=2270
+  _globals['_ACTIVATETENANTREQUEST']._serialized_end=2312
+  _globals['_ACTIVATETENANTRESPONSE']._serialized_start=2314
+  _globals['_ACTIVATETENANTRESPONSE']._serialized_end=2376
+  _globals['_DELETETENANTREQUEST']._serialized_start=2378
+  _globals['_DELETETENANTREQUEST']._serialized_end=2445
+  _globals['_DELETETENANTRESPONSE']._serialized_start=2447
+  _globals['_DELETETENANTRESPONSE']._serialized_end=2549
+  _globals['_GETTENANTSTATSREQUEST']._serialized_start=2551
+  _globals['_GETTENANTSTATSREQUEST']._serialized_end=2574
+  _globals['_GETTENANTSTATSRESPONSE']._serialized_start=2576
+  _globals['_GETTENANTSTATSRESPONSE']._serialized_end=2642
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=2645
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=2775
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=2777
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=2869
+  _globals['_ADMINSERVICE']._serialized_start=3009
+  _globals['_ADMINSERVICE']._serialized_end=4386
 # @@protoc_insertion_point(module_scope)

@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """AdminService is the operator's entry point: system information now; tenants, users, keys, quotas,
-    backups, configuration and diagnostics as they arrive.
+    """AdminService is the operator's entry point: system information, tenants, configuration, feature
+    flags and the audit log. Suite-wide operations need PERMISSION_OPERATE, which only operators of the
+    default tenant hold; an operator acts on another tenant's data by naming it in `x-allsource-tenant`
+    metadata on any call, which is audited.
     """
 
     def __init__(self, channel):
@@ -61,11 +63,58 @@ class AdminServiceStub:
                 request_serializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagResponse.FromString,
                 _registered_method=True)
+        self.CreateTenant = channel.unary_unary(
+                '/allsource.v1.AdminService/CreateTenant',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.CreateTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.CreateTenantResponse.FromString,
+                _registered_method=True)
+        self.GetTenant = channel.unary_unary(
+                '/allsource.v1.AdminService/GetTenant',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.GetTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.GetTenantResponse.FromString,
+                _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/allsource.v1.AdminService/ListTenants',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.UpdateTenant = channel.unary_unary(
+                '/allsource.v1.AdminService/UpdateTenant',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.UpdateTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.UpdateTenantResponse.FromString,
+                _registered_method=True)
+        self.DeactivateTenant = channel.unary_unary(
+                '/allsource.v1.AdminService/DeactivateTenant',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.DeactivateTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.DeactivateTenantResponse.FromString,
+                _registered_method=True)
+        self.ActivateTenant = channel.unary_unary(
+                '/allsource.v1.AdminService/ActivateTenant',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.ActivateTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.ActivateTenantResponse.FromString,
+                _registered_method=True)
+        self.DeleteTenant = channel.unary_unary(
+                '/allsource.v1.AdminService/DeleteTenant',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.DeleteTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.DeleteTenantResponse.FromString,
+                _registered_method=True)
+        self.GetTenantStats = channel.unary_unary(
+                '/allsource.v1.AdminService/GetTenantStats',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.GetTenantStatsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.GetTenantStatsResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/allsource.v1.AdminService/ListAuditEvents',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """AdminService is the operator's entry point: system information now; tenants, users, keys, quotas,
-    backups, configuration and diagnostics as they arrive.
+    """AdminService is the operator's entry point: system information, tenants, configuration, feature
+    flags and the audit log. Suite-wide operations need PERMISSION_OPERATE, which only operators of the
+    default tenant hold; an operator acts on another tenant's data by naming it in `x-allsource-tenant`
+    metadata on any call, which is audited.
     """
 
     def GetSystemInfo(self, request, context):
@@ -105,6 +154,74 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTenant(self, request, context):
+        """Creates a tenant. ALREADY_EXISTS (reason TENANT_ALREADY_EXISTS) when the id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenant(self, request, context):
+        """Returns a tenant. NOT_FOUND (reason TENANT_NOT_FOUND) when absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenants(self, request, context):
+        """Lists tenants by id, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTenant(self, request, context):
+        """Changes a tenant's display name, quotas or metadata, as named by the update mask.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateTenant(self, request, context):
+        """Deactivates a tenant: its calls fail with FAILED_PRECONDITION (reason TENANT_INACTIVE) and its live
+        subscriptions end, within a second on every service; its data is kept. The default tenant cannot
+        be deactivated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateTenant(self, request, context):
+        """Activates a deactivated tenant again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTenant(self, request, context):
+        """Deletes a tenant and purges all its data: events, every index, snapshots, users, API keys and
+        records. Irreversible; needs the tenant id repeated in `confirm_tenant_id`. The default tenant
+        cannot be deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenantStats(self, request, context):
+        """Returns the statistics of the caller's tenant (an operator names another with x-allsource-tenant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Lists audit events, oldest first, a page at a time: an operator sees every tenant's (optionally
+        filtered by tenant), a tenant's administrator the acts of operators on their own tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +250,51 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_admin__pb2.SetFeatureFlagResponse.SerializeToString,
             ),
+            'CreateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTenant,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.CreateTenantRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.CreateTenantResponse.SerializeToString,
+            ),
+            'GetTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenant,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.GetTenantRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.GetTenantResponse.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.ListTenantsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'UpdateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTenant,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.UpdateTenantRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.UpdateTenantResponse.SerializeToString,
+            ),
+            'DeactivateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateTenant,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.DeactivateTenantRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.DeactivateTenantResponse.SerializeToString,
+            ),
+            'ActivateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateTenant,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.ActivateTenantRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.ActivateTenantResponse.SerializeToString,
+            ),
+            'DeleteTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTenant,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.DeleteTenantRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.DeleteTenantResponse.SerializeToString,
+            ),
+            'GetTenantStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantStats,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.GetTenantStatsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.GetTenantStatsResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'allsource.v1.AdminService', rpc_method_handlers)
@@ -142,8 +304,10 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """AdminService is the operator's entry point: system information now; tenants, users, keys, quotas,
-    backups, configuration and diagnostics as they arrive.
+    """AdminService is the operator's entry point: system information, tenants, configuration, feature
+    flags and the audit log. Suite-wide operations need PERMISSION_OPERATE, which only operators of the
+    default tenant hold; an operator acts on another tenant's data by naming it in `x-allsource-tenant`
+    metadata on any call, which is audited.
     """
 
     @staticmethod
@@ -271,6 +435,249 @@ class AdminService:
             '/allsource.v1.AdminService/SetFeatureFlag',
             allsource_dot_v1_dot_admin__pb2.SetFeatureFlagRequest.SerializeToString,
             allsource_dot_v1_dot_admin__pb2.SetFeatureFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/CreateTenant',
+            allsource_dot_v1_dot_admin__pb2.CreateTenantRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.CreateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/GetTenant',
+            allsource_dot_v1_dot_admin__pb2.GetTenantRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.GetTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/ListTenants',
+            allsource_dot_v1_dot_admin__pb2.ListTenantsRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/UpdateTenant',
+            allsource_dot_v1_dot_admin__pb2.UpdateTenantRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.UpdateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/DeactivateTenant',
+            allsource_dot_v1_dot_admin__pb2.DeactivateTenantRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.DeactivateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/ActivateTenant',
+            allsource_dot_v1_dot_admin__pb2.ActivateTenantRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.ActivateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/DeleteTenant',
+            allsource_dot_v1_dot_admin__pb2.DeleteTenantRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.DeleteTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/GetTenantStats',
+            allsource_dot_v1_dot_admin__pb2.GetTenantStatsRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.GetTenantStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/ListAuditEvents',
+            allsource_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

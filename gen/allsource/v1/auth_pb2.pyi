@@ -19,11 +19,13 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_DEVELOPER: _ClassVar[Role]
     ROLE_READ_ONLY: _ClassVar[Role]
     ROLE_SERVICE_ACCOUNT: _ClassVar[Role]
+    ROLE_OPERATOR: _ClassVar[Role]
 ROLE_UNSPECIFIED: Role
 ROLE_ADMIN: Role
 ROLE_DEVELOPER: Role
 ROLE_READ_ONLY: Role
 ROLE_SERVICE_ACCOUNT: Role
+ROLE_OPERATOR: Role
 
 class User(_message.Message):
     __slots__ = ("user_id", "username", "tenant_id", "role", "disabled", "created_at", "password_changed_at")

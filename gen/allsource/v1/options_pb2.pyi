@@ -14,6 +14,7 @@ class Permission(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PERMISSION_METRICS: _ClassVar[Permission]
     PERMISSION_SCHEMAS: _ClassVar[Permission]
     PERMISSION_ADMIN: _ClassVar[Permission]
+    PERMISSION_OPERATE: _ClassVar[Permission]
 PERMISSION_UNSPECIFIED: Permission
 PERMISSION_AUTHENTICATED: Permission
 PERMISSION_READ: Permission
@@ -21,7 +22,10 @@ PERMISSION_WRITE: Permission
 PERMISSION_METRICS: Permission
 PERMISSION_SCHEMAS: Permission
 PERMISSION_ADMIN: Permission
+PERMISSION_OPERATE: Permission
 REQUIRED_PERMISSION_FIELD_NUMBER: _ClassVar[int]
 required_permission: _descriptor.FieldDescriptor
 ALLOW_UNAUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
 allow_unauthenticated: _descriptor.FieldDescriptor
+AUDITED_FIELD_NUMBER: _ClassVar[int]
+audited: _descriptor.FieldDescriptor

@@ -3,6 +3,7 @@ import datetime
 from allsource.v1 import admin_pb2 as _admin_pb2
 from allsource.v1 import event_pb2 as _event_pb2
 from allsource.v1 import ingest_pb2 as _ingest_pb2
+from allsource.v1 import tenant_pb2 as _tenant_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
@@ -310,3 +311,97 @@ class DeleteRecordResponse(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     deleted: bool
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class PutTenantRequest(_message.Message):
+    __slots__ = ("tenant", "expected_revision")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    tenant: _tenant_pb2.Tenant
+    expected_revision: int
+    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class PutTenantResponse(_message.Message):
+    __slots__ = ("tenant", "revision")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    tenant: _tenant_pb2.Tenant
+    revision: int
+    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class GetTenantRequest(_message.Message):
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class GetTenantResponse(_message.Message):
+    __slots__ = ("tenant", "revision")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    tenant: _tenant_pb2.Tenant
+    revision: int
+    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ListTenantsRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    limit: int
+    def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListTenantsResponse(_message.Message):
+    __slots__ = ("tenants", "end")
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    tenants: _containers.RepeatedCompositeFieldContainer[_tenant_pb2.Tenant]
+    end: bool
+    def __init__(self, tenants: _Optional[_Iterable[_Union[_tenant_pb2.Tenant, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
+
+class DeleteTenantRequest(_message.Message):
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTenantResponse(_message.Message):
+    __slots__ = ("events_deleted", "keys_deleted")
+    EVENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    KEYS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    events_deleted: int
+    keys_deleted: int
+    def __init__(self, events_deleted: _Optional[int] = ..., keys_deleted: _Optional[int] = ...) -> None: ...
+
+class GetTenantUsageRequest(_message.Message):
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class GetTenantUsageResponse(_message.Message):
+    __slots__ = ("events", "streams", "storage_bytes", "events_this_hour", "events_today", "queries_this_hour")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_THIS_HOUR_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_TODAY_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_THIS_HOUR_FIELD_NUMBER: _ClassVar[int]
+    events: int
+    streams: int
+    storage_bytes: int
+    events_this_hour: int
+    events_today: int
+    queries_this_hour: int
+    def __init__(self, events: _Optional[int] = ..., streams: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., events_this_hour: _Optional[int] = ..., events_today: _Optional[int] = ..., queries_this_hour: _Optional[int] = ...) -> None: ...
+
+class AddUsageRequest(_message.Message):
+    __slots__ = ("tenant_id", "queries")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    queries: int
+    def __init__(self, tenant_id: _Optional[str] = ..., queries: _Optional[int] = ...) -> None: ...
+
+class AddUsageResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

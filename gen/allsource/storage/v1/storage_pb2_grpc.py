@@ -108,6 +108,36 @@ class StorageServiceStub:
                 request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.SerializeToString,
                 response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.FromString,
                 _registered_method=True)
+        self.PutTenant = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/PutTenant',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantResponse.FromString,
+                _registered_method=True)
+        self.GetTenant = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetTenant',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantResponse.FromString,
+                _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ListTenants',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.DeleteTenant = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/DeleteTenant',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteTenantRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteTenantResponse.FromString,
+                _registered_method=True)
+        self.GetTenantUsage = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetTenantUsage',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantUsageRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantUsageResponse.FromString,
+                _registered_method=True)
+        self.AddUsage = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/AddUsage',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -218,6 +248,49 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutTenant(self, request, context):
+        """Creates a tenant (allocating its internal key prefix) or replaces one, compare-and-set on its
+        revision. Deactivating a tenant ends its live subscriptions. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenant(self, request, context):
+        """Returns a tenant. NOT_FOUND (reason TENANT_NOT_FOUND) when absent. A tenant scope reads only its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenants(self, request, context):
+        """Lists tenants by id after a given id. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTenant(self, request, context):
+        """Deletes a tenant and every key of its range in every column family. Admin service, system scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenantUsage(self, request, context):
+        """Returns a tenant's measured usage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddUsage(self, request, context):
+        """Adds to a tenant's usage counters (query calls), as counted by a service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +363,36 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DeleteRecord,
                     request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.FromString,
                     response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.SerializeToString,
+            ),
+            'PutTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutTenant,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantResponse.SerializeToString,
+            ),
+            'GetTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenant,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantResponse.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListTenantsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'DeleteTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTenant,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteTenantRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteTenantResponse.SerializeToString,
+            ),
+            'GetTenantUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantUsage,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantUsageRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantUsageResponse.SerializeToString,
+            ),
+            'AddUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddUsage,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -674,6 +777,168 @@ class StorageService:
             '/allsource.storage.v1.StorageService/DeleteRecord',
             allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.SerializeToString,
             allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/PutTenant',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetTenant',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ListTenants',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.ListTenantsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/DeleteTenant',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteTenantRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetTenantUsage',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantUsageRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetTenantUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/AddUsage',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
