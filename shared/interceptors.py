@@ -30,7 +30,7 @@ from opentelemetry import context as otel_context
 
 from shared import tracing
 from shared.errors import AllSourceError, Internal
-from shared.logs import AccessLog, request_id_var
+from shared.logs import AccessLog, request_id_var, tenant_var
 
 log = logging.getLogger("allsource.rpc")
 
@@ -138,7 +138,13 @@ class CallChain:
         else:
             code_name, reason = "CANCELLED", ""  # the client went away: leave the context alone
         self.access_log.record(
-            call.method, code_name, reason, (time.perf_counter() - call.started) * 1000, call.peer, call.request_id
+            call.method,
+            code_name,
+            reason,
+            (time.perf_counter() - call.started) * 1000,
+            call.peer,
+            call.request_id,
+            tenant_var.get(),
         )
 
     async def _fail(self, context: grpc.aio.ServicerContext, call: _Call, exc: BaseException) -> None:

@@ -14,6 +14,8 @@ import orjson
 from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# The tenant (or tenants, comma-separated) the current call acted on, for its access-log line.
+tenant_var: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="")
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -87,7 +89,9 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
 
-    def record(self, method: str, code: str, reason: str, duration_ms: float, peer: str, request_id: str) -> None:
+    def record(
+        self, method: str, code: str, reason: str, duration_ms: float, peer: str, request_id: str, tenant: str = ""
+    ) -> None:
         """Queue the line for one finished call."""
         now = time.time()
         second = int(now)
@@ -107,6 +111,8 @@ class AccessLog:
         }
         if reason:
             entry["reason"] = reason
+        if tenant:
+            entry["tenant"] = tenant
         trace_id = _current_trace_id()
         if trace_id:
             entry["trace_id"] = trace_id

@@ -47,3 +47,22 @@ def test_the_grpcurl_session_works_as_written(suite: Suite, unique: str) -> None
     assert '"kind": "api_key"' in out and '"role": "ROLE_OPERATOR"' in out
     assert out.count("HEALTH_STATUS_SERVING") == 4
     assert "Failed" not in err and "command not found" not in err
+
+
+def test_the_tenant_commands_work_as_written(suite: Suite, unique: str) -> None:
+    session = README.split("<!-- session")[1]
+    setup = "\n".join(line for line in code_blocks(session)[0].splitlines()[:3])
+    script = setup + "\n" + code_blocks(README.split("<!-- tenants")[1])[0]
+    tenant = f"acme-{unique[:8].lower()}"
+    script = script.replace('"acme"', f'"{tenant}"').replace(
+        "x-allsource-tenant: acme", f"x-allsource-tenant: {tenant}"
+    )
+    script = script.replace("localhost:50053", suite.address("admin"))
+    script = script.replace("data/bootstrap-admin.key", str(suite.data_dir / "bootstrap-admin.key"))
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out, err = result.stdout, result.stderr
+    assert result.returncode == 0 and not err, err
+    assert f'"tenantId": "{tenant}"' in out or f'"tenant_id": "{tenant}"' in out
+    assert '"displayName": "Acme"' in out or '"display_name": "Acme"' in out
+    assert '"secret": "as_' in out
+    assert "/allsource.v1.AuthService/CreateApiKey" in out and "/allsource.v1.AdminService/CreateTenant" in out

@@ -22,6 +22,7 @@ from services.storage.subscribe import SubscriptionParams, follow
 from shared.auth.guard import scope_var
 from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant
 from shared.errors import AllSourceError, InvalidArgument, PermissionDenied
+from shared.logs import tenant_var
 from shared.streams import until_closed
 from shared.timestamps import from_timestamp, to_timestamp
 from shared.wire import varint
@@ -40,8 +41,19 @@ def _scope() -> Scope:
     return scope
 
 
+def touched(tenant_id: str) -> None:
+    """Note a tenant the current call acts on (its access-log line names them)."""
+    if tenant_id:
+        seen = tenant_var.get()
+        if not seen:
+            tenant_var.set(tenant_id)
+        elif tenant_id not in seen.split(","):
+            tenant_var.set(f"{seen},{tenant_id}")
+
+
 def check_tenant(tenant_id: str, scope: Scope | None = None) -> None:
     """The request's tenant must be the scope's; the system scope is the admin service's alone."""
+    touched(tenant_id)
     scope = scope or _scope()
     if scope.tenant_id == SYSTEM_TENANT:
         if scope.service != "admin":
@@ -54,6 +66,7 @@ def check_tenant(tenant_id: str, scope: Scope | None = None) -> None:
 
 def check_records(tenant_id: str, namespace: str, *, write: bool) -> None:
     """Access policy of control-plane records."""
+    touched(tenant_id)
     scope = _scope()
     if tenant_id:
         if scope.tenant_id not in (SYSTEM_TENANT, tenant_id):
@@ -272,6 +285,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetStats(
         self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetStatsResponse:
+        touched(SYSTEM_TENANT)  # every tenant's figures
         _require_system("read suite-wide statistics")
         stats = await self.backend.stats()
         stats.subscriptions = self.subscriptions
@@ -282,6 +296,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def PutTenant(
         self, request: storage_pb2.PutTenantRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.PutTenantResponse:
+        touched(request.tenant.tenant_id)
         _require_system("create or change tenants")
         revision = await self.backend.put_tenant(request.tenant, request.expected_revision)
         return storage_pb2.PutTenantResponse(tenant=request.tenant, revision=revision)
@@ -291,6 +306,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> storage_pb2.GetTenantResponse:
         # Any service may look a tenant up (its status decides whether calls for it are served); a
         # tenant scope only its own.
+        touched(request.tenant_id)
         require_tenant(_scope(), request.tenant_id)
         tenant, revision = await self.backend.get_tenant(request.tenant_id)
         return storage_pb2.GetTenantResponse(tenant=tenant, revision=revision)
@@ -298,6 +314,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def ListTenants(
         self, request: storage_pb2.ListTenantsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListTenantsResponse:
+        touched(SYSTEM_TENANT)
         _require_system("list tenants")
         tenants, end = await self.backend.list_tenants(request.after, _limit(request.limit))
         return storage_pb2.ListTenantsResponse(tenants=tenants, end=end)
@@ -305,6 +322,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def DeleteTenant(
         self, request: storage_pb2.DeleteTenantRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.DeleteTenantResponse:
+        touched(request.tenant_id)
         _require_system("delete tenants")
         events, deleted = await self.backend.delete_tenant(request.tenant_id)
         return storage_pb2.DeleteTenantResponse(events_deleted=events, keys_deleted=deleted)
@@ -327,6 +345,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self, request: storage_pb2.AddUsageRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.AddUsageResponse:
         # Counted by the services for many tenants at once, so with their system scope.
+        touched(request.tenant_id)
         require_tenant(_scope(), request.tenant_id)
         await self.backend.add_usage(request.tenant_id, request.queries)
         return storage_pb2.AddUsageResponse()

@@ -39,7 +39,7 @@ from shared.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from shared.logs import request_id_var
+from shared.logs import request_id_var, tenant_var
 from shared.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class PublicGuard:
             principal = await self.authenticate(token, context.peer())
         principal, switched = self._acting_tenant(principal, context)
         principal_var.set(principal)
+        tenant_var.set(principal.tenant_id)
         await self._check_tenant(principal, switched)
         if not (requirement.allow_unauthenticated or requirement.permission in principal.permissions):
             raise PermissionDenied(
