@@ -408,6 +408,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise Unauthenticated(
                 "this refresh token was already used; its whole family is now revoked", reason="REFRESH_TOKEN_REUSED"
             )
+        # An inactive tenant's sessions are refused, not spent: they work again once it is activated.
+        await self._tenant_active(claims.tenant_id)
         record.used = True
         try:
             await self.records.put(
@@ -424,7 +426,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         user = await self.state.user(claims.tenant_id, claims.subject)
         if user is None or user.disabled or claims.issued_at_ns < user.tokens_not_before_ns:
             raise Unauthenticated("the session has ended", reason="TOKEN_REVOKED")
-        await self._tenant_active(claims.tenant_id)
         return auth_pb2.RefreshTokenResponse(tokens=await self._issue(user, family=claims.family))
 
     async def Logout(

@@ -138,7 +138,7 @@ class PublicGuard:
                 metadata={"permission": rbac.P.Permission.Name(requirement.permission), "principal": principal.ref},
             )
         if self.audit is not None and (switched or requirement.audited):
-            acted_on = principal.tenant_id if switched else str(getattr(request, "tenant_id", "") or "")
+            acted_on = principal.tenant_id if switched else _named_tenant(request)
             return await self.audit.begin(
                 principal, method, acted_on, request_id=request_id_var.get(), peer=context.peer()
             )
@@ -302,3 +302,12 @@ class PublicGuard:
             stream_id_prefix=record.stream_id_prefix,
             event_types=frozenset(record.event_types),
         )
+
+
+def _named_tenant(request: object) -> str:
+    """The tenant an audited request names: its tenant_id, or the tenant_id of the tenant it carries
+    (UpdateTenant); "" when it names none."""
+    named = getattr(request, "tenant_id", "")
+    if not named:
+        named = getattr(getattr(request, "tenant", None), "tenant_id", "")
+    return str(named or "")

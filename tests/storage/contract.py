@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from allsource.v1 import event_pb2, ingest_pb2
+from allsource.v1 import event_pb2, ingest_pb2, tenant_pb2
 
 from services.storage.backend import AppendOp, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
@@ -260,6 +260,100 @@ class StorageContract:
             run_ = await b.read_events("nobody", event_pb2.EventFilter(), after_position=0, limit=10, max_scan=10)
             assert run_.events == [] and run_.end_of_range
             assert b.head_position("nobody") == 0
+
+        run(body)
+
+    # -- tenants ------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def new_tenant(b: StorageBackend, tenant_id: str) -> None:
+        assert await b.put_tenant(tenant_pb2.Tenant(tenant_id=tenant_id, display_name=tenant_id), 0) == 1
+
+    def test_tenants_are_registered_once_and_have_their_own_positions(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            listed, done = await b.list_tenants("", 10)
+            assert [t.tenant_id for t in listed] == [T] and done  # the default tenant exists from the start
+            await self.new_tenant(b, "acme")
+            with pytest.raises(AllSourceError) as err:
+                await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+            assert err.value.reason == "TENANT_ALREADY_EXISTS"
+            with pytest.raises(AllSourceError):
+                await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme", display_name="x"), 5)  # stale revision
+            assert await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme", display_name="Acme"), 1) == 2
+            tenant, revision = await b.get_tenant("acme")
+            assert (tenant.display_name, revision) == ("Acme", 2)
+            a = await self.append_one(b, req("s", ev(), ev()), tenant=T)
+            c = await self.append_one(b, req("s", ev()), tenant="acme")
+            assert (a.first_position, c.first_position, c.first_version) == (1, 1, 1)
+            assert b.head_position("acme") == 1 and b.head_position(T) == 2
+            # Each tenant's reads see only its own events, even for the same stream id and event id.
+            run_ = await b.read_events("acme", event_pb2.EventFilter(), after_position=0, limit=10, max_scan=100)
+            assert [decode(e).tenant_id for e in run_.events] == ["acme"]
+            with pytest.raises(AllSourceError) as err:
+                await b.get_event("acme", a.event_ids[0])
+            assert err.value.reason == "EVENT_NOT_FOUND"
+
+        run(body)
+
+    def test_an_inactive_tenant_is_refused_and_kept(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.new_tenant(b, "acme")
+            await self.append_one(b, req("s", ev()), tenant="acme")
+            b.check_tenant_usable("acme")
+            inactive = tenant_pb2.Tenant(tenant_id="acme", status=tenant_pb2.TENANT_STATUS_INACTIVE)
+            await b.put_tenant(inactive, 1)
+            with pytest.raises(AllSourceError) as err:
+                b.check_tenant_usable("acme")
+            assert err.value.reason == "TENANT_INACTIVE"
+            await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme", status=tenant_pb2.TENANT_STATUS_ACTIVE), 2)
+            b.check_tenant_usable("acme")
+            assert len((await b.read_stream("acme", "s", from_version=0, backward=False, limit=10)).events) == 1
+
+        run(body)
+
+    def test_usage_counts_exactly(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.new_tenant(b, "acme")
+            empty = await b.tenant_usage("acme")
+            assert (empty.events, empty.streams, empty.storage_bytes, empty.events_today) == (0, 0, 0, 0)
+            await b.append([AppendOp("acme", req(f"s{i % 3}", ev(), ev())) for i in range(6)])
+            await b.add_usage("acme", 4)
+            await b.add_usage("acme", 3)
+            used = await b.tenant_usage("acme")
+            assert (used.events, used.streams, used.events_this_hour, used.events_today) == (12, 3, 12, 12)
+            assert used.queries_this_hour == 7
+            assert used.storage_bytes > 12 * 64  # events, their index entries, stream heads
+            # Another tenant's traffic changes none of it.
+            await self.append_one(b, req("s0", ev()), tenant=T)
+            assert await b.tenant_usage("acme") == used
+
+        run(body)
+
+    def test_deleting_a_tenant_removes_everything_and_the_id_starts_afresh(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.new_tenant(b, "acme")
+            first = await self.append_one(b, req("s", ev(), ev(), request_id="r"), tenant="acme")
+            await b.put_record("acme", "users", "u1", b"x", None)
+            keep = await self.append_one(b, req("s", ev()), tenant=T)
+            with pytest.raises(AllSourceError) as err:
+                await b.delete_tenant(T)
+            assert err.value.reason == "DEFAULT_TENANT_PROTECTED"
+            events, deleted = await b.delete_tenant("acme")
+            assert events == 2 and deleted > 0
+            with pytest.raises(AllSourceError) as err:
+                await b.get_tenant("acme")
+            assert err.value.reason == "TENANT_NOT_FOUND"
+            result = await self.append_one(b, req("s", ev()), tenant="acme")
+            assert isinstance(result, AllSourceError) and result.reason == "TENANT_NOT_FOUND"
+            await self.new_tenant(b, "acme")
+            usage = await b.tenant_usage("acme")
+            assert (usage.events, usage.streams, usage.storage_bytes) == (0, 0, 0)
+            assert (await b.list_records("acme", "users", "", 10))[0] == []
+            with pytest.raises(AllSourceError):
+                await b.get_event("acme", first.event_ids[0])
+            again = await self.append_one(b, req("s", ev(), request_id="r"), tenant="acme")
+            assert (again.first_position, again.first_version, again.deduplicated) == (1, 1, False)
+            assert decode(await b.get_event(T, keep.event_ids[0])).tenant_id == T
 
         run(body)
 
