@@ -15,6 +15,7 @@ of what the whole call costs in an echo server.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
 import logging
@@ -42,6 +43,26 @@ _ID_COUNTER = itertools.count(1)
 INFRA_PREFIXES = ("/grpc.health.",)
 Behavior = Callable[..., Any]
 
+# The call's metadata and peer, read once by the chain: the guard reads them again for credentials and
+# the tenant header, and each read from grpc builds new objects (measured: ~2 us per metadata read and
+# ~4 us per peer() on a call that costs ~200 us in an echo server).
+_call_metadata: contextvars.ContextVar[tuple[tuple[str, Any], ...] | None] = contextvars.ContextVar(
+    "call_metadata", default=None
+)
+_call_peer: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_peer", default=None)
+
+
+def call_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, Any], ...]:
+    """The invocation metadata of the current call (read once per call)."""
+    cached = _call_metadata.get()
+    return cached if cached is not None else tuple(context.invocation_metadata() or ())
+
+
+def call_peer(context: grpc.aio.ServicerContext) -> str:
+    """The peer of the current call (read once per call)."""
+    cached = _call_peer.get()
+    return cached if cached is not None else (context.peer() or "")
+
 
 class Audit(Protocol):
     """An act being audited (shared.audit.AuditEntry): completed with the call's outcome."""
@@ -58,7 +79,7 @@ class Guard(Protocol):
 
 def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
     """The first value of an invocation metadata key, or ''."""
-    for k, v in context.invocation_metadata() or ():
+    for k, v in call_metadata(context):
         if k == key:
             return v if isinstance(v, str) else v.decode()
     return ""
@@ -90,7 +111,9 @@ class CallChain:
     def _begin(self, context: grpc.aio.ServicerContext, method: str) -> _Call:
         request_id = ""
         trace_headers = []
-        for key, value in context.invocation_metadata() or ():
+        metadata = tuple(context.invocation_metadata() or ())
+        _call_metadata.set(metadata)  # each RPC runs in its own task: the values die with it
+        for key, value in metadata:
             if key == REQUEST_ID_KEY and value:
                 request_id = (value if isinstance(value, str) else value.decode())[:128]
             elif key in ("traceparent", "tracestate"):
@@ -104,7 +127,9 @@ class CallChain:
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         # The peer is read now: once a call is cancelled its context must not be touched (asking a
         # cancelled call for its peer crashed the process in grpcio 1.85).
-        return _Call(method, request_id, context.peer() if self.access_log is not None else "", time.perf_counter())
+        peer = context.peer() or ""
+        _call_peer.set(peer)
+        return _Call(method, request_id, peer if self.access_log is not None else "", time.perf_counter())
 
     def _error_for(self, call: _Call, exc: BaseException) -> AllSourceError | None:
         if isinstance(exc, AllSourceError):

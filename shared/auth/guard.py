@@ -39,6 +39,7 @@ from shared.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from shared.interceptors import call_metadata, call_peer
 from shared.logs import request_id_var, tenant_var
 from shared.settings import AuthSettings
 
@@ -54,7 +55,7 @@ TENANT_HEADER = "x-allsource-tenant"
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> list[str]:
     values = []
-    for k, v in context.invocation_metadata() or ():
+    for k, v in call_metadata(context):
         if k == key:
             values.append(v if isinstance(v, str) else v.decode(errors="replace"))
     return values
@@ -126,7 +127,7 @@ class PublicGuard:
                     "this call needs credentials: authorization: Bearer <access token or API key>",
                     reason="MISSING_CREDENTIALS",
                 )
-            principal = await self.authenticate(token, context.peer())
+            principal = await self.authenticate(token, call_peer(context))
         principal, switched = self._acting_tenant(principal, context)
         principal_var.set(principal)
         tenant_var.set(principal.tenant_id)
@@ -140,7 +141,7 @@ class PublicGuard:
         if self.audit is not None and (switched or requirement.audited):
             acted_on = principal.tenant_id if switched else _named_tenant(request)
             return await self.audit.begin(
-                principal, method, acted_on, request_id=request_id_var.get(), peer=context.peer()
+                principal, method, acted_on, request_id=request_id_var.get(), peer=call_peer(context)
             )
         return None
 
