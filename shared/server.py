@@ -186,7 +186,10 @@ class StorageBackedService(Service):
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:
             reply = await self.storage.call(
-                "ListRecords", storage_pb2.ListRecordsRequest(namespace=FLAG_NAMESPACE, limit=1000), timeout=5.0
+                "ListRecords",
+                storage_pb2.ListRecordsRequest(namespace=FLAG_NAMESPACE, limit=1000),
+                timeout=5.0,
+                system=True,
             )
         except AllSourceError:
             return None

@@ -221,7 +221,9 @@ class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
         who = caller_of(context)
         if request.clear:
             await self.storage.call(
-                "DeleteRecord", storage_pb2.DeleteRecordRequest(namespace=FLAG_NAMESPACE, key=request.name)
+                "DeleteRecord",
+                storage_pb2.DeleteRecordRequest(namespace=FLAG_NAMESPACE, key=request.name),
+                system=True,
             )
         else:
             if not 0 <= request.percentage <= 100:
@@ -243,6 +245,7 @@ class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
                         namespace=FLAG_NAMESPACE, key=request.name, value=stored.SerializeToString()
                     )
                 ),
+                system=True,  # flags are suite-wide records (the caller is an operator)
             )
 
         async def remote(stub: Any) -> bool:

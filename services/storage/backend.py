@@ -182,6 +182,10 @@ class StorageBackend(abc.ABC):
         """Raise FailedPrecondition(TENANT_INACTIVE) for an inactive tenant (cheap: called per request)."""
 
     @abc.abstractmethod
+    def tenant_incarnation(self, tenant_id: str) -> int:
+        """Which tenant of that id this is (0: none): a tenant deleted and created again is another one."""
+
+    @abc.abstractmethod
     async def put_tenant(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> int:
         """Create (expected_revision 0; AlreadyExists(TENANT_ALREADY_EXISTS) when it exists) or replace a
         tenant at its revision; returns the new revision. Deactivation ends its live subscriptions."""

@@ -88,6 +88,7 @@ def record_prefix(tenant_no: int, namespace: str) -> bytes:
 # meta: named records of the storage service itself
 META_TENANT = b"tenant/"  # + tenant_id -> tenant number
 META_TENANT_RECORD = b"tenantrec/"  # + tenant_id -> revision + serialized allsource.v1.Tenant
+META_TENANT_DELETING = b"tenant-deleting/"  # + tenant_id -> the number being purged (resumed at start)
 META_TENANT_SEQ = b"tenant-seq"  # -> the last tenant number allocated (numbers are never reused)
 META_STREAM_COUNT = b"streams/"  # + T -> number of streams
 # Usage, per tenant, kept exact on every write (see TenantStats):

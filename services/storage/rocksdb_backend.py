@@ -99,6 +99,9 @@ class RocksBackend(StorageBackend):
         self._tenants: dict[str, TenantCursor] = {}
         self._tenant_records: dict[str, tuple[tenant_pb2.Tenant, int]] = {}
         self._inactive: set[str] = set()
+        # Tenants whose purge has begun and not finished: id -> number. The id cannot be created again
+        # until the purge is done (its registry keys are deleted with the range).
+        self._deleting: dict[str, int] = {}
         self._tenant_seq = 1
         # Bytes of snapshots and control-plane records per tenant number (see keys.META_OTHER_BYTES).
         self._other_bytes: dict[int, int] = {}
@@ -122,6 +125,10 @@ class RocksBackend(StorageBackend):
             self._cf = {n: self._db.get_column_family(n) for n in FAMILIES}
             self._h = {n: self._db.get_column_family_handle(n) for n in FAMILIES}
             self._load_tenants()
+            for tenant_id, number in list(self._deleting.items()):
+                log.info("resuming an interrupted tenant deletion", extra={"tenant": tenant_id})
+                self._purge(tenant_id, number)
+                del self._deleting[tenant_id]
         except Exception as exc:
             raise StorageOpenError(f"cannot open the database at {self.path}: {exc}") from exc
         for cursor in self._tenants.values():
@@ -154,11 +161,17 @@ class RocksBackend(StorageBackend):
 
     def _load_tenants(self) -> None:
         meta = self._cf["meta"]
+        for key, value in meta.items(from_key=keys.META_TENANT_DELETING):
+            if not key.startswith(keys.META_TENANT_DELETING):
+                break
+            self._deleting[key[len(keys.META_TENANT_DELETING) :].decode()] = keys.TENANT.unpack(value)[0]
         registered: dict[str, int] = {}
         for key, value in meta.items(from_key=keys.META_TENANT):
             if not key.startswith(keys.META_TENANT):
                 break
-            registered[key[len(keys.META_TENANT) :].decode()] = keys.TENANT.unpack(value)[0]
+            tenant_id = key[len(keys.META_TENANT) :].decode()
+            if tenant_id not in self._deleting:
+                registered[tenant_id] = keys.TENANT.unpack(value)[0]
         if DEFAULT_TENANT not in registered:
             meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1))
             registered[DEFAULT_TENANT] = 1
@@ -166,7 +179,8 @@ class RocksBackend(StorageBackend):
             if not key.startswith(keys.META_TENANT_RECORD):
                 break
             tenant = tenant_pb2.Tenant.FromString(value[8:])
-            self._tenant_records[tenant.tenant_id] = (tenant, keys.unpack_u64(value))
+            if tenant.tenant_id not in self._deleting:
+                self._tenant_records[tenant.tenant_id] = (tenant, keys.unpack_u64(value))
         raw_seq = meta.get(keys.META_TENANT_SEQ)
         self._tenant_seq = max([keys.unpack_u64(raw_seq) if raw_seq else 0, *registered.values()])
         hour = time.time_ns() // keys.HOUR_NS
@@ -258,10 +272,12 @@ class RocksBackend(StorageBackend):
         return self._hub.head(t) if t is not None and self._hub else 0
 
     async def wait_for_commit(self, tenant_id: str, after_position: int, timeout: float) -> bool:
-        t = self._tenant_no(tenant_id)
-        if t is None or self._hub is None:
+        if self._hub is None:
             await asyncio.sleep(timeout)
             return False
+        t = self._tenant_no(tenant_id)
+        if t is None or tenant_id in self._inactive:
+            return False  # the reader re-checks the tenant and ends (the hub's wake came before this wait)
         return await self._hub.wait(t, after_position, timeout)
 
     async def get_event(self, tenant_id: str, event_id: str) -> bytes:
@@ -673,6 +689,9 @@ class RocksBackend(StorageBackend):
                 f"tenant {tenant_id!r} is inactive", reason="TENANT_INACTIVE", metadata={"tenant_id": tenant_id}
             )
 
+    def tenant_incarnation(self, tenant_id: str) -> int:
+        return self._tenant_no(tenant_id) or 0  # tenant numbers are never reused
+
     def _tenant_missing(self, tenant_id: str) -> NotFound:
         return NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
 
@@ -685,6 +704,12 @@ class RocksBackend(StorageBackend):
         batch = WriteBatch(raw_mode=True)
         number = 0
         if expected_revision == 0:
+            if tenant_id in self._deleting:
+                raise FailedPrecondition(
+                    f"tenant {tenant_id!r} is still being deleted; create it again once that has finished",
+                    reason="TENANT_BEING_DELETED",
+                    metadata={"tenant_id": tenant_id},
+                )
             if current is not None or tenant_id in self._tenants:
                 raise AlreadyExists(
                     f"tenant {tenant_id!r} already exists",
@@ -748,18 +773,35 @@ class RocksBackend(StorageBackend):
     async def delete_tenant(self, tenant_id: str) -> tuple[int, int]:
         if tenant_id == DEFAULT_TENANT:
             raise FailedPrecondition("the default tenant cannot be deleted", reason="DEFAULT_TENANT_PROTECTED")
-        cursor = self._tenants.get(tenant_id)
-        if cursor is None:
-            raise self._tenant_missing(tenant_id)
-        number = cursor.number
-        # From here on the tenant is unknown: new calls fail with TENANT_NOT_FOUND and the writer refuses
-        # its appends. Appends already in a batch being written are written first (the barrier), then
-        # the whole key range goes.
-        del self._tenants[tenant_id]
-        self._tenant_records.pop(tenant_id, None)
-        self._inactive.discard(tenant_id)
-        if self._hub is not None:
-            self._hub.wake(number)
+        number = self._deleting.get(tenant_id)
+        events = 0
+        if number is None:
+            cursor = self._tenants.get(tenant_id)
+            if cursor is None:
+                raise self._tenant_missing(tenant_id)
+            number, events = cursor.number, cursor.last_position
+            # The deletion is recorded first, so that it finishes even if this process stops halfway
+            # (start() resumes it) and the id cannot be created again until the range is gone.
+            with engine_errors("deleting a tenant"):
+                self._cf["meta"].put(
+                    keys.META_TENANT_DELETING + tenant_id.encode(), keys.tenant_prefix(number), self._synced
+                )
+            self._deleting[tenant_id] = number
+            # From here on the tenant is unknown: new calls fail with TENANT_NOT_FOUND and the writer
+            # refuses its appends.
+            del self._tenants[tenant_id]
+            self._tenant_records.pop(tenant_id, None)
+            self._inactive.discard(tenant_id)
+            if self._hub is not None:
+                self._hub.wake(number)
+        # The purge runs to its end even if the caller goes away (a retry of a failed purge resumes it).
+        deleted = await asyncio.shield(self._finish_delete(tenant_id, number))
+        log.info("tenant deleted", extra={"tenant": tenant_id, "events": events, "keys": deleted})
+        return events, deleted
+
+    async def _finish_delete(self, tenant_id: str, number: int) -> int:
+        # Appends already in a batch being written are written first (the barrier), then the whole
+        # key range goes.
         if self._writer is not None:
             await self._writer.barrier()
             self._writer.forget_tenant(number)
@@ -767,8 +809,8 @@ class RocksBackend(StorageBackend):
         with engine_errors("deleting a tenant"):
             deleted = await loop.run_in_executor(None, self._purge, tenant_id, number)
         self._other_bytes.pop(number, None)
-        log.info("tenant deleted", extra={"tenant": tenant_id, "events": cursor.last_position, "keys": deleted})
-        return cursor.last_position, deleted
+        self._deleting.pop(tenant_id, None)
+        return deleted
 
     def _purge(self, tenant_id: str, number: int) -> int:
         """Delete every key of a tenant, in one synced batch of range deletions; returns how many there were."""
@@ -791,6 +833,7 @@ class RocksBackend(StorageBackend):
             if self._cf["meta"].get(key) is not None:
                 counted += 1
             batch.delete(key, self._h["meta"])
+        batch.delete(keys.META_TENANT_DELETING + tenant_id.encode(), self._h["meta"])
         self._db.write(batch, self._synced)
         for name, begin, end in ranges:  # give the space back now rather than at some later compaction
             self._cf[name].compact_range(begin, end)

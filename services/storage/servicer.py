@@ -71,6 +71,9 @@ def check_records(tenant_id: str, namespace: str, *, write: bool) -> None:
     if tenant_id:
         if scope.tenant_id not in (SYSTEM_TENANT, tenant_id):
             require_tenant(scope, tenant_id, what="record")
+    elif scope.tenant_id != SYSTEM_TENANT:
+        # Suite-wide records (API keys, the audit log, the change feed) are no tenant's to reach.
+        raise PermissionDenied("suite-wide records need the system scope", reason="TENANT_SCOPE_MISMATCH")
     if scope.service == "admin":
         return
     if namespace in ADMIN_ONLY_READ or (write and namespace not in ANY_SERVICE_WRITES):

@@ -18,7 +18,7 @@ from allsource.v1 import event_pb2
 
 from services.storage import codec
 from services.storage.backend import StorageBackend
-from shared.errors import Unavailable
+from shared.errors import NotFound, Unavailable
 from shared.wire import varint
 
 
@@ -46,6 +46,7 @@ async def follow(
     backend: StorageBackend, p: SubscriptionParams, closing: asyncio.Event
 ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
     """Yield the subscription's messages until the client goes away or the server shuts down."""
+    incarnation = backend.tenant_incarnation(p.tenant_id)
     cursor = backend.head_position(p.tenant_id) if p.from_end else p.after_position
     event_filter = event_pb2.EventFilter(event_types=p.event_types, stream_id_prefix=p.stream_id_prefix)
     caught_up = False
@@ -55,6 +56,8 @@ async def follow(
         if closing.is_set():
             raise Unavailable("the server is shutting down; resume from the last position seen", reason="SHUTTING_DOWN")
         backend.check_tenant_usable(p.tenant_id)  # a deactivated or deleted tenant's subscriptions end
+        if backend.tenant_incarnation(p.tenant_id) != incarnation:  # deleted and created again meanwhile
+            raise NotFound(f"tenant {p.tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
         if cursor < backend.head_position(p.tenant_id):
             before = cursor
             run = await backend.read_events(
@@ -80,6 +83,7 @@ async def follow(
             caught_up = True
             yield storage_pb2.SubscribeResponse(caught_up=event_pb2.CaughtUp(position=cursor))
             last_message = time.monotonic()
+            continue  # look at the tenant again: it may have changed while the reader was away
         wait_for = p.checkpoint_interval_s - (time.monotonic() - last_message)
         if wait_for > 0:
             committed = asyncio.ensure_future(backend.wait_for_commit(p.tenant_id, cursor, wait_for))

@@ -42,6 +42,7 @@ from shared.errors import (
 from shared.interceptors import call_metadata, call_peer
 from shared.logs import request_id_var, tenant_var
 from shared.settings import AuthSettings
+from shared.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ class PublicGuard:
                 metadata={"permission": rbac.P.Permission.Name(requirement.permission), "principal": principal.ref},
             )
         if self.audit is not None and (switched or requirement.audited):
-            acted_on = principal.tenant_id if switched else _named_tenant(request)
+            # The tenant a lifecycle request names is the one acted on, whatever the header says.
+            acted_on = _named_tenant(request) or (principal.tenant_id if switched else "")
             return await self.audit.begin(
                 principal, method, acted_on, request_id=request_id_var.get(), peer=call_peer(context)
             )
@@ -180,6 +182,14 @@ class PublicGuard:
                     reason="TENANT_NOT_FOUND",
                     metadata={"tenant_id": principal.tenant_id},
                 )
+            raise Unauthenticated("the credential's tenant no longer exists", reason="TENANT_NOT_FOUND")
+        if (
+            not switched
+            and principal.tenant_id != DEFAULT_TENANT  # never deleted; it may predate its own record
+            and tenant.HasField("created_at")
+            and 0 < principal.issued_at_ns < tenant.created_at.ToNanoseconds()
+        ):
+            # A credential of an earlier tenant of this id (deleted, then created again) that outlived it.
             raise Unauthenticated("the credential's tenant no longer exists", reason="TENANT_NOT_FOUND")
         if tenant.status == tenant_pb2.TENANT_STATUS_INACTIVE:
             raise FailedPrecondition(
@@ -239,6 +249,7 @@ class PublicGuard:
             expires_at_ns=claims.expires_at * 1_000_000_000,
             jti=claims.jti,
             family=claims.family,
+            issued_at_ns=claims.issued_at_ns,
         )
 
     async def _api_key(self, token: str, peer: str) -> Principal:
@@ -302,6 +313,7 @@ class PublicGuard:
             expires_at_ns=record.expires_at_ns,
             stream_id_prefix=record.stream_id_prefix,
             event_types=frozenset(record.event_types),
+            issued_at_ns=record.created_at_ns,
         )
 
 

@@ -28,6 +28,9 @@ class Principal:
     # Set when an operator acts on another tenant (x-allsource-tenant): the operator's own tenant, while
     # tenant_id is the one acted on.
     home_tenant_id: str = ""
+    # When the credential was made (API key creation, token issue): a tenant deleted and created again
+    # under the same id does not honour credentials older than itself.
+    issued_at_ns: int = 0
 
     @property
     def ref(self) -> str:

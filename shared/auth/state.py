@@ -74,6 +74,9 @@ class AuthState:
         self._users: dict[tuple[str, str], object] = {}
         self._keys: dict[str, object] = {}
         self._tenants: dict[str, object] = {}
+        # Bumped by every change to a user, key or tenant: a record fetched while a change arrived may be
+        # the old one, so it is used for that call but not cached.
+        self._changes = 0
         self._cursor = ""
         self._usage: dict[str, int] = {}
         self._key_failures: dict[str, deque[float]] = defaultdict(deque)
@@ -93,6 +96,7 @@ class AuthState:
         self.ready = True
 
     def _apply(self, change: records_pb2.AuthChange) -> None:
+        self._changes += 1
         if change.kind == K.AUTH_CHANGE_KIND_TOKEN_REVOKED:
             self.revoked_jtis[change.subject] = change.until_ns
         elif change.kind == K.AUTH_CHANGE_KIND_FAMILY_REVOKED:
@@ -154,30 +158,36 @@ class AuthState:
         """The user's record (cached until the change feed says it changed)."""
         cached = self._users.get((tenant_id, user_id))
         if cached is None:
+            changes = self._changes
             found = await self.records.get(tenant_id, NS_USERS, user_id)
             cached = records_pb2.UserRecord.FromString(found[0]) if found else _MISSING
-            self._users[(tenant_id, user_id)] = cached
+            if changes == self._changes:
+                self._users[(tenant_id, user_id)] = cached
         return None if cached is _MISSING else cached
 
     async def api_key(self, key_id: str) -> records_pb2.ApiKeyRecord | None:
         """An API key's record (cached until the change feed says it changed)."""
         cached = self._keys.get(key_id)
         if cached is None:
+            changes = self._changes
             found = await self.records.get("", NS_API_KEYS, key_id)
             cached = records_pb2.ApiKeyRecord.FromString(found[0]) if found else _MISSING
             if len(self._keys) > 100_000:
                 self._keys.clear()
-            self._keys[key_id] = cached
+            if changes == self._changes:
+                self._keys[key_id] = cached
         return None if cached is _MISSING else cached
 
     async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None:
         """A tenant's record (cached until the change feed says it changed); None when it does not exist."""
         cached = self._tenants.get(tenant_id)
         if cached is None:
+            changes = self._changes
             cached = await self.records.tenant(tenant_id) or _MISSING
             if len(self._tenants) > 100_000:
                 self._tenants.clear()
-            self._tenants[tenant_id] = cached
+            if changes == self._changes:
+                self._tenants[tenant_id] = cached
         return None if cached is _MISSING else cached
 
     def cached_api_key(self, key_id: str) -> object:

@@ -826,6 +826,18 @@ def test_only_the_admin_service_has_the_system_scope_and_private_records(suite: 
     assert (answer.code, answer.reason) == (PERMISSION_DENIED, "RECORD_ACCESS_DENIED")
 
 
+def test_a_tenant_scope_cannot_reach_suite_wide_records(suite: Suite) -> None:
+    """API keys, the audit log and the change feed belong to no tenant: a tenant's scope reaches none."""
+    tenant_scope = scope_metadata(ScopeSigner(DEV_SERVICE_SECRET, "admin", 60).mint("default", "user:someone"))
+    for namespace in ("api_keys", "audit", "auth_changes"):
+        listing = storage_pb2.ListRecordsRequest(tenant_id="", namespace=namespace)
+        answer = refused(storage_call, suite, "ListRecords", listing, tenant_scope)
+        assert (answer.code, answer.reason) == (PERMISSION_DENIED, "TENANT_SCOPE_MISMATCH"), namespace
+    write = storage_pb2.PutRecordRequest(tenant_id="", record=storage_pb2.Record(namespace="api_keys", key="x"))
+    answer = refused(storage_call, suite, "PutRecord", write, tenant_scope)
+    assert (answer.code, answer.reason) == (PERMISSION_DENIED, "TENANT_SCOPE_MISMATCH")
+
+
 def test_append_scope_for_one_tenant_cannot_write_another(suite: Suite, unique: str) -> None:
     other = ScopeSigner(DEV_SERVICE_SECRET, "ingest", 60).mint("other", "user:someone")
     operation = storage_pb2.AppendOperation(

@@ -1109,3 +1109,47 @@ def test_tenant_admin_sees_operator_acts_on_its_own_tenant(suite: Suite) -> None
     finally:
         for stubs in (mine, op, on_it):
             stubs.close()
+
+
+def test_audit_names_the_tenant_a_lifecycle_call_acts_on_and_signing_key_rotation_is_audited(suite: Suite) -> None:
+    """A lifecycle call names its tenant in the request: that tenant is the one acted on, whatever the
+    x-allsource-tenant header says. Rotating the suite's signing key is an operator's audited act."""
+    s = suffix()
+    victim, bystander = make_tenant(suite, f"victim-{s}"), make_tenant(suite, f"bystander-{s}")
+    op = operator(suite)
+    via_other = Stubs(suite, acting_on(suite, bystander.tenant_id))
+    update_id, rotate_id = f"upd-{uuid.uuid4().hex}", f"rot-{uuid.uuid4().hex}"
+    try:
+        via_other.admin.UpdateTenant(
+            admin_pb2.UpdateTenantRequest(
+                tenant=tenant_pb2.Tenant(tenant_id=victim.tenant_id, display_name="Renamed"),
+                update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+            ),
+            timeout=10,
+            metadata=(("x-request-id", update_id),),
+        )
+        op.auth.RotateSigningKey(
+            auth_pb2.RotateSigningKeyRequest(), timeout=10, metadata=(("x-request-id", rotate_id),)
+        )
+        # A tenant's own administrator may not rotate the suite's signing key.
+        mine = Stubs(suite, victim.key)
+        try:
+            code, reason, _ = refusal(mine.auth.RotateSigningKey, auth_pb2.RotateSigningKeyRequest())
+            assert (code, reason) == ("PERMISSION_DENIED", "PERMISSION_DENIED")
+        finally:
+            mine.close()
+
+        def audited(request_id: str) -> tenant_pb2.AuditEvent | None:
+            listed = op.admin.ListAuditEvents(admin_pb2.ListAuditEventsRequest(page_size=1000), timeout=10).events
+            return next((e for e in listed if e.request_id == request_id and e.outcome != "PENDING"), None)
+
+        deadline = time.monotonic() + 10
+        while (audited(update_id) is None or audited(rotate_id) is None) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        update, rotate = audited(update_id), audited(rotate_id)
+        assert update is not None and update.tenant_id == victim.tenant_id and update.outcome == "OK"
+        assert rotate is not None and rotate.action == "/allsource.v1.AuthService/RotateSigningKey"
+        assert rotate.outcome == "OK"
+    finally:
+        op.close()
+        via_other.close()

@@ -357,6 +357,58 @@ class StorageContract:
 
         run(body)
 
+    def test_a_subscription_ends_when_its_tenant_goes_even_while_paused(self, run: Any) -> None:
+        """Deactivation, or deletion and re-creation of the id, while the reader is paused between
+        messages still ends the subscription at once (not after the checkpoint interval)."""
+
+        async def body(b: StorageBackend) -> None:
+            for reason in ("TENANT_INACTIVE", "TENANT_NOT_FOUND"):
+                tenant_id = f"acme-{reason.lower()[7:]}"
+                await self.new_tenant(b, tenant_id)
+                params = SubscriptionParams(tenant_id, 0, False, (), "", 1000, 600.0, 100)
+                messages = follow(b, params, asyncio.Event())
+                first = await messages.__anext__()  # paused at the caught-up marker
+                assert first.WhichOneof("content") == "caught_up"
+                if reason == "TENANT_INACTIVE":
+                    inactive = tenant_pb2.Tenant(tenant_id=tenant_id, status=tenant_pb2.TENANT_STATUS_INACTIVE)
+                    await b.put_tenant(inactive, 1)
+                else:
+                    await b.delete_tenant(tenant_id)
+                    await self.new_tenant(b, tenant_id)  # the same id, another tenant
+                started = time.monotonic()
+                with pytest.raises(AllSourceError) as err:
+                    await asyncio.wait_for(messages.__anext__(), 5)
+                assert err.value.reason == reason and time.monotonic() - started < 1
+            assert await asyncio.wait_for(b.wait_for_commit("acme-inactive", 0, 600.0), 1) is False
+
+        run(body)
+
+    def test_an_id_being_deleted_cannot_be_created_and_a_cancelled_delete_still_finishes(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.new_tenant(b, "acme")
+            await self.append_one(b, req("s", ev()), tenant="acme")
+            deleting = asyncio.ensure_future(b.delete_tenant("acme"))
+            await asyncio.sleep(0)  # the deletion has begun: the id is no longer usable
+            with pytest.raises(AllSourceError) as err:
+                await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+            assert err.value.reason in ("TENANT_BEING_DELETED", "TENANT_ALREADY_EXISTS")
+            deleting.cancel()  # the caller goes away: the purge goes on
+            with pytest.raises(asyncio.CancelledError):
+                await deleting
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    await self.new_tenant(b, "acme")
+                    break
+                except AllSourceError as exc:
+                    assert exc.reason == "TENANT_BEING_DELETED"
+                    assert time.monotonic() < deadline, "the cancelled deletion never finished"
+                    await asyncio.sleep(0.01)
+            usage = await b.tenant_usage("acme")
+            assert (usage.events, usage.storage_bytes) == (0, 0)
+
+        run(body)
+
     # -- reads --------------------------------------------------------------------------------------
 
     def test_read_stream_directions_and_paging(self, run: Any) -> None:

@@ -102,3 +102,45 @@ def test_second_process_cannot_open_the_same_database(tmp_path: Path) -> None:
             await first.close()
 
     asyncio.run(body())
+
+
+def test_an_interrupted_tenant_deletion_finishes_at_the_next_start(tmp_path: Path) -> None:
+    """A crash after the deletion was recorded and before the range was purged: the next start purges
+    it, so no key of the tenant survives and the id can be created again."""
+    from allsource.v1 import tenant_pb2
+
+    from services.storage import keys
+
+    async def first() -> int:
+        b = RocksBackend(StorageSettings(data_dir=str(tmp_path)))
+        await b.start()
+        await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+        await b.append([AppendOp("acme", req("s", ev(), ev()))])
+        await b.put_record("acme", "users", "u1", b"x", None)
+        number = b.tenant_incarnation("acme")
+        # What delete_tenant records before it starts purging, then "crash".
+        b._cf["meta"].put(keys.META_TENANT_DELETING + b"acme", keys.tenant_prefix(number))
+        await b.close()
+        return number
+
+    async def second(number: int) -> None:
+        b = RocksBackend(StorageSettings(data_dir=str(tmp_path)))
+        await b.start()
+        try:
+            prefix = keys.tenant_prefix(number)
+            for name, cf in b._cf.items():
+                if name == "meta":
+                    left = [k for k, _ in cf.items() if b"acme" in k or prefix in k[:20]]
+                else:
+                    left = [k for k, _ in cf.items() if k.startswith(prefix)]
+                assert not left, (name, left)
+            with pytest.raises(AllSourceError):
+                await b.get_tenant("acme")
+            await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+            assert b.tenant_incarnation("acme") > number
+            assert (await b.tenant_usage("acme")).events == 0
+        finally:
+            await b.close()
+
+    number = asyncio.run(first())
+    asyncio.run(second(number))

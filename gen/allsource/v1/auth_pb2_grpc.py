@@ -276,7 +276,8 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RotateSigningKey(self, request, context):
-        """Starts signing tokens with a new key. Tokens signed by earlier keys verify until they expire.
+        """Starts signing tokens with a new key (suite-wide: operators only, audited). Tokens signed by earlier
+        keys verify until they expire.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
