@@ -73,9 +73,10 @@ class IngestSettings(Endpoint):
     storage_calls_in_flight: int = Reloadable(2, ge=1, le=64)
     coalesce_parallel_bytes: int = Reloadable(1024 * 1024, ge=0)
     # Commit delay: under load (the previous storage call carried several appends), wait up to this long
-    # for coalesce_linger_until appends to queue before the next call. 0 turns it off.
-    coalesce_linger_ms: float = Reloadable(1.0, ge=0, le=50)
-    coalesce_linger_until: int = Reloadable(16, ge=1)
+    # for as many appends as that call carried plus those queued, at most coalesce_linger_until, before
+    # the next call. 0 turns it off.
+    coalesce_linger_ms: float = Reloadable(3.0, ge=0, le=50)
+    coalesce_linger_until: int = Reloadable(20, ge=1)
     # One storage call carries at most this many appends and bytes.
     coalesce_max_appends: int = Reloadable(1024, ge=1)
     coalesce_max_bytes: int = Reloadable(8 * MiB, ge=64 * 1024)

@@ -14,10 +14,13 @@ A second call (up to `in_flight`) starts only when at least `parallel_bytes` are
 then keeps storage busy while the next call is assembled, while small appends keep batching behind a
 single call (measured here: one call in flight gives 35% more single appends per second than two).
 
-Under load (the previous call carried several appends) the next call waits up to `linger_s` for
-`linger_until` appends to queue, like PostgreSQL's commit_delay: a storage call costs about 1 ms of CPU
-whatever it carries, so fuller calls leave more CPU for the appends themselves (+4% single appends/s
-here). An idle store never waits.
+Under load (the previous call carried several appends) the next call waits up to `linger_s` for more
+appends to queue, like PostgreSQL's commit_delay: a storage call costs far more CPU than the small
+appends it carries, so fuller calls leave more CPU for the appends themselves. It waits for as many
+appends as the previous call carried plus those already queued (at most `linger_until`): the writers
+just answered are the ones likely to come back, so a few sequential writers are held only until they
+have, while under many concurrent clients calls grow to `linger_until` (32 clients here: about 15
+appends per call instead of 8, +10-15% single appends/s). An idle store never waits.
 
 The storage request is assembled from each append's serialized bytes; nothing is re-encoded.
 """
@@ -70,6 +73,8 @@ class AppendCoalescer:
         self.linger_s = linger_s  # commit delay, see the module doc
         self.linger_until = linger_until
         self._lingering = False
+        self._linger_target = 0  # how many queued appends end the current wait
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._last_batch = 0
         self.storage = storage
         self.in_flight_limit = in_flight
@@ -97,19 +102,15 @@ class AppendCoalescer:
         return outcome.success
 
     def _flush(self) -> None:
-        if (
-            self.linger_s
-            and self._in_flight == 0
-            and self._last_batch > 1
-            and len(self._queue) < self.linger_until
-            and self._queued_bytes < self.parallel_bytes  # bulk never waits
-            and not self._lingering
-        ):
-            # Under load (the last call carried several appends) wait briefly for more to join.
-            self._lingering = True
-            asyncio.get_running_loop().call_later(self.linger_s, self._end_linger)
-            return
-        if self._lingering and len(self._queue) < self.linger_until and self._queued_bytes < self.parallel_bytes:
+        if self.linger_s and self._in_flight == 0 and self._last_batch > 1 and not self._lingering:
+            target = min(self.linger_until, self._last_batch + len(self._queue))
+            if len(self._queue) < target and self._queued_bytes < self.parallel_bytes:  # bulk never waits
+                # Under load (the last call carried several appends) wait briefly for more to join.
+                self._lingering = True
+                self._linger_target = target
+                self._linger_timer = asyncio.get_running_loop().call_later(self.linger_s, self._end_linger)
+                return
+        if self._lingering and len(self._queue) < self._linger_target and self._queued_bytes < self.parallel_bytes:
             return
         while self._queue and (
             self._in_flight == 0
@@ -131,7 +132,10 @@ class AppendCoalescer:
                 size += len(waiting.operation)
             if not batch:
                 return  # everything queued waits for a stream in flight
-            self._lingering = False
+            if self._lingering:
+                self._lingering = False
+                if self._linger_timer is not None:
+                    self._linger_timer.cancel()  # or it would cut the next wait short
             self._last_batch = len(batch)
             self._queue = held
             self._queued_bytes -= size

@@ -151,3 +151,42 @@ def test_a_second_call_never_carries_a_stream_already_in_flight() -> None:
         assert sum(len(call) for call in storage.calls) == 10
 
     asyncio.run(body())
+
+
+def test_few_sequential_writers_are_not_held_for_company_that_cannot_come() -> None:
+    """Three writers each waiting for their answer: the wait ends when all three are back, not at the
+    commit-delay deadline (the previous call's writers are the only ones that can join)."""
+
+    async def body() -> None:
+        storage = FakeStorage(delay=0.002)
+        c = make(storage, in_flight=1, linger_s=0.2, linger_until=20)
+
+        async def writer(n: int) -> None:
+            for i in range(10):
+                await c.append("default", append(f"w{n}-{i}"))
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(*(writer(n) for n in range(3)))
+        assert loop.time() - started < 0.5, "calls waited for the commit-delay deadline"
+        assert sum(len(call) for call in storage.calls) == 30
+
+    asyncio.run(body())
+
+
+def test_many_concurrent_writers_fill_calls_up_to_linger_until() -> None:
+    async def body() -> None:
+        storage = FakeStorage(delay=0.002)
+        c = make(storage, in_flight=1, linger_s=0.05, linger_until=16)
+
+        async def writer(n: int) -> None:
+            for i in range(20):
+                await c.append("default", append(f"w{n}-{i}"))
+                await asyncio.sleep(0.0005 * (n % 3))  # writers come back at different times
+
+        await asyncio.gather(*(writer(n) for n in range(32)))
+        sizes = [len(call) for call in storage.calls]
+        assert sum(sizes) == 640
+        assert sum(sizes) / len(sizes) >= 12, sizes
+
+    asyncio.run(body())
