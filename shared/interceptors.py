@@ -77,12 +77,9 @@ class Guard(Protocol):
     async def admit(self, method: str, context: grpc.aio.ServicerContext, request: Any = None) -> Audit | None: ...
 
 
-def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
-    """The first value of an invocation metadata key, or ''."""
-    for k, v in call_metadata(context):
-        if k == key:
-            return v if isinstance(v, str) else v.decode()
-    return ""
+def metadata_values(context: grpc.aio.ServicerContext, key: str) -> list[str]:
+    """Every value of an invocation metadata key of the current call, in order."""
+    return [v if isinstance(v, str) else v.decode(errors="replace") for k, v in call_metadata(context) if k == key]
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: AllSourceError, request_id: str = "") -> None:

@@ -161,23 +161,16 @@ class RocksBackend(StorageBackend):
 
     def _load_tenants(self) -> None:
         meta = self._cf["meta"]
-        for key, value in meta.items(from_key=keys.META_TENANT_DELETING):
-            if not key.startswith(keys.META_TENANT_DELETING):
-                break
-            self._deleting[key[len(keys.META_TENANT_DELETING) :].decode()] = keys.TENANT.unpack(value)[0]
+        for tenant_id, value in self._meta_under(keys.META_TENANT_DELETING):
+            self._deleting[tenant_id] = keys.TENANT.unpack(value)[0]
         registered: dict[str, int] = {}
-        for key, value in meta.items(from_key=keys.META_TENANT):
-            if not key.startswith(keys.META_TENANT):
-                break
-            tenant_id = key[len(keys.META_TENANT) :].decode()
+        for tenant_id, value in self._meta_under(keys.META_TENANT):
             if tenant_id not in self._deleting:
                 registered[tenant_id] = keys.TENANT.unpack(value)[0]
         if DEFAULT_TENANT not in registered:
             meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1))
             registered[DEFAULT_TENANT] = 1
-        for key, value in meta.items(from_key=keys.META_TENANT_RECORD):
-            if not key.startswith(keys.META_TENANT_RECORD):
-                break
+        for _, value in self._meta_under(keys.META_TENANT_RECORD):
             tenant = tenant_pb2.Tenant.FromString(value[8:])
             if tenant.tenant_id not in self._deleting:
                 self._tenant_records[tenant.tenant_id] = (tenant, keys.unpack_u64(value))
@@ -230,6 +223,13 @@ class RocksBackend(StorageBackend):
         self._inactive = {
             tid for tid, (t, _) in self._tenant_records.items() if t.status == tenant_pb2.TENANT_STATUS_INACTIVE
         }
+
+    def _meta_under(self, prefix: bytes) -> Iterator[tuple[str, bytes]]:
+        """(the rest of the key as text, value) for every meta key under a prefix."""
+        for key, value in self._cf["meta"].items(from_key=prefix):
+            if not key.startswith(prefix):
+                return
+            yield key[len(prefix) :].decode(), value
 
     def _meta_u64(self, key: bytes) -> int:
         raw = self._cf["meta"].get(key)

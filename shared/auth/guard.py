@@ -39,7 +39,7 @@ from shared.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from shared.interceptors import call_metadata, call_peer
+from shared.interceptors import call_peer, metadata_values
 from shared.logs import request_id_var, tenant_var
 from shared.settings import AuthSettings
 from shared.tenancy import DEFAULT_TENANT
@@ -54,14 +54,6 @@ MAX_CREDENTIAL_BYTES = 4096
 TENANT_HEADER = "x-allsource-tenant"
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> list[str]:
-    values = []
-    for k, v in call_metadata(context):
-        if k == key:
-            values.append(v if isinstance(v, str) else v.decode(errors="replace"))
-    return values
-
-
 class ServiceGuard:
     """Admits internal calls carrying a valid scope; ControlService calls only from the admin service."""
 
@@ -72,7 +64,7 @@ class ServiceGuard:
     async def admit(self, method: str, context: grpc.aio.ServicerContext, request: Any = None) -> None:
         if self.reflection_open and method.startswith(REFLECTION_PREFIX):
             return
-        values = _metadata(context, SCOPE_KEY)
+        values = metadata_values(context, SCOPE_KEY)
         if len(values) != 1:
             raise Unauthenticated("internal calls need exactly one service scope", reason="SERVICE_CREDENTIALS_MISSING")
         scope = self.verifier.verify(values[0])
@@ -150,7 +142,7 @@ class PublicGuard:
     @staticmethod
     def _acting_tenant(principal: Principal, context: grpc.aio.ServicerContext) -> tuple[Principal, bool]:
         """The principal as it acts: an operator naming another tenant in x-allsource-tenant acts on it."""
-        named = _metadata(context, TENANT_HEADER)
+        named = metadata_values(context, TENANT_HEADER)
         if not named:
             return principal, False
         if len(named) > 1 or not named[0]:
@@ -200,7 +192,7 @@ class PublicGuard:
 
     @staticmethod
     def _credential(context: grpc.aio.ServicerContext) -> str | None:
-        values = _metadata(context, "authorization")
+        values = metadata_values(context, "authorization")
         if not values:
             return None
         if len(values) > 1:
