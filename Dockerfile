@@ -16,14 +16,17 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Only what the wheel needs: the metadata, the generated protobuf code (gen/, a package root in
-# pyproject) and the sources. README.m[d] is a glob so the build works while the README (named as the
+# Only what the wheels need: the client package, the metadata, the generated protobuf code (gen/, a
+# package root in pyproject) and the sources. README.m[d] is a glob so the build works while the README (named as the
 # project's readme) is absent; BuildKit allows a wildcard that matches nothing.
+COPY clients/python/ clients/python/
 COPY pyproject.toml README.m[d] ./
 COPY gen/ gen/
 COPY shared/ shared/
 COPY services/ services/
-# Non-editable: the runtime stage gets the venv, not /src.
+# Non-editable: the runtime stage gets the venv, not /src. The client package (the public API's
+# generated code) first: the suite depends on it.
+RUN pip install ./clients/python
 RUN pip install .
 
 # --- runtime ----------------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test test-all generate lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev]'
 	@touch $@
 
 node_modules/.installed-stamp: package.json package-lock.json
@@ -31,8 +31,9 @@ generate: $(STAMP)
 
 ## lint: ruff, mypy and buf lint
 lint: $(STAMP) node_modules/.installed-stamp
-	$(BIN)/ruff check services shared tools tests bench
-	$(BIN)/mypy services shared tools
+	$(BIN)/ruff check services shared tools tests bench clients/python/src/allsource_client
+	$(BIN)/ruff format --check services shared tools tests bench clients/python/src/allsource_client
+	$(BIN)/mypy services shared tools clients/python/src/allsource_client
 	cd protos && ../node_modules/.bin/buf lint
 
 ## bench: the benchmark suite through a running suite (see docs/PERFORMANCE.md)

@@ -7,7 +7,7 @@ Two measurements in one run:
 1. End to end: sequential AuthService.WhoAmI calls (answered by the admin service without touching
    storage) against a suite with authentication on (JWT, API key) and one with it off, interleaved in
    rounds; p50 and p99 latency, and the difference.
-2. The authentication stage alone, in-process: PublicGuard.admit for a JWT (verification cached after
+2. The authentication stage alone, in-process: Authentication.authenticate for a JWT (verification cached after
    the first call) and an API key, microseconds per call; the machine's noise barely touches it.
 Target: at most 0.3 ms added at p99 for a cached JWT.
 """
@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,51 +51,31 @@ def latencies(address: str, metadata: tuple[tuple[str, str], ...], calls: int) -
         return out
 
 
-class _Context:
-    """The little of a grpc.aio.ServicerContext the guard reads."""
-
-    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
-        self._metadata = metadata
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
-
-    def peer(self) -> str:
-        return "ipv4:127.0.0.1:1"
-
-
 async def guard_cost(suite: Suite, jwt: str, key: str, calls: int) -> dict[str, float]:
-    """µs per PublicGuard.admit in this process, against the suite's storage (warm caches)."""
-    from allsource.v1 import admin_pb2
-
-    from shared.auth.guard import PublicGuard, ServiceGuard
-    from shared.auth.scopes import ScopeVerifier
+    """µs per authentication in this process, against the suite's storage (warm caches)."""
     from shared.auth.state import AuthState
     from shared.auth.tokens import TokenVerifier
-    from shared.config import load_settings
-    from shared.storage_client import StorageClient, StorageRecords
+    from shared.config.loader import load_settings
+    from shared.stages.authentication import Authentication
+    from shared.storage.client import StorageClient, StorageRecords
 
     settings = load_settings(environ={"ALLSOURCE_STORAGE__PORT": str(suite.ports["storage"])}).settings
     storage = StorageClient(settings, "bench")
     state = AuthState(StorageRecords(storage), poll_s=0.5, api_key_max_failures=1000)
     await state.poll()
     pepper = settings.auth.api_key_pepper
-    guard = PublicGuard(
+    stage = Authentication(
         settings.auth,
-        [admin_pb2.DESCRIPTOR.services_by_name["AdminService"], auth_pb2.DESCRIPTOR.services_by_name["AuthService"]],
         state,
         TokenVerifier(settings.auth, state.public_key),
         pepper.get_secret_value().encode() if pepper else b"",
-        ServiceGuard(ScopeVerifier(b"")),
     )
     out = {}
-    method = "/allsource.v1.AuthService/WhoAmI"
     for name, token in (("jwt", jwt), ("api_key", key)):
-        context: Any = _Context((("authorization", f"Bearer {token}"),))
-        await guard.admit(method, context)  # warm: key fetch, user record, verification cache
+        await stage.authenticate(token, "ipv4:127.0.0.1:1")  # warm: key fetch, user record, verification cache
         started = time.perf_counter()
         for _ in range(calls):
-            await guard.admit(method, context)
+            await stage.authenticate(token, "ipv4:127.0.0.1:1")
         out[name] = (time.perf_counter() - started) / calls * 1e6
     await storage.close()
     return out

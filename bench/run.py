@@ -150,7 +150,7 @@ async def concurrent_unary(
 
 def start_echo_server() -> tuple[subprocess.Popen[bytes], str]:
     """A bare gRPC echo server on the services' event loop implementation."""
-    from shared.config import load_settings
+    from shared.config.loader import load_settings
 
     port = free_port()
     event_loop = load_settings(environ={}).settings.grpc.event_loop

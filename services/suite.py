@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.server import add_config_arguments, load_or_exit
-from shared.settings import TlsSettings
+from shared.config.settings import TlsSettings
+from shared.harness.server import add_config_arguments, load_or_exit
 
 ORDER = ("storage", "ingest", "query", "admin")
 SERVICE_NAMES = {

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from allsource_client import AllSourceClient
 
-from shared.client import AllSourceClient
 from tests.harness import Suite
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from allsource_client import AllSourceClient
 
 from services.suite import ORDER, SERVICE_NAMES, wait_serving
-from shared.client import AllSourceClient
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -36,8 +36,8 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.suite import ORDER, SERVICE_NAMES
-from shared.config import SettingsError, load_settings
-from shared.settings import Settings
+from shared.config.loader import SettingsError, load_settings
+from shared.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -1,4 +1,5 @@
-"""Generated artefacts stay true: gen/ matches the protos, and the settings table matches the model."""
+"""Generated artefacts stay true: gen/ and the client package's generated code match the protos, and the
+settings table matches the model."""
 
 from __future__ import annotations
 
@@ -9,21 +10,32 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ROOT
-from tools.gen_protos import generate
+from tools.gen_protos import CLIENT_SRC, generate
 
 BUF = ROOT / "node_modules" / ".bin" / "buf"
 
 
-def test_generated_code_matches_the_protos(tmp_path: Path) -> None:
-    generate(tmp_path)
-    fresh, committed = tmp_path / "allsource", ROOT / "gen" / "allsource"
-    fresh_files = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    committed_files = sorted(
-        p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    )
-    assert fresh_files == committed_files, "gen/ has missing or extra files: run `make generate`"
+@pytest.mark.parametrize(
+    ("fresh_part", "committed"),
+    [
+        ("gen/allsource", ROOT / "gen" / "allsource"),
+        ("client/allsource", CLIENT_SRC / "allsource"),
+        ("client/allsource_client/reasons.py", CLIENT_SRC / "allsource_client" / "reasons.py"),
+    ],
+)
+def test_generated_code_matches_the_protos(tmp_path: Path, fresh_part: str, committed: Path) -> None:
+    generate(tmp_path / "gen", tmp_path / "client")
+    fresh = tmp_path / fresh_part
+
+    def files(root: Path) -> list[Path]:
+        if root.is_file():
+            return [Path()]
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+    fresh_files, committed_files = files(fresh), files(committed)
+    assert fresh_files == committed_files, f"{committed} has missing or extra files: run `make generate`"
     stale = [str(p) for p in fresh_files if not filecmp.cmp(fresh / p, committed / p, shallow=False)]
-    assert not stale, f"gen/ is stale for {stale}: run `make generate`"
+    assert not stale, f"{committed} is stale for {stale}: run `make generate`"
 
 
 def test_buf_lint_passes() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-from shared.config import SECRET_KEYS, is_reloadable
-from shared.settings import Settings
+from shared.config.loader import SECRET_KEYS, is_reloadable
+from shared.config.settings import Settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "CONFIGURATION.md"
 BEGIN, END = "<!-- settings-table:begin -->", "<!-- settings-table:end -->"

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from pathlib import Path
+from typing import cast
 
 import grpc
 from allsource.storage.v1 import records_pb2
@@ -22,9 +23,7 @@ from allsource.v1 import auth_pb2, auth_pb2_grpc, options_pb2, tenant_pb2
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from google.protobuf import timestamp_pb2
 
-from shared import pagination
 from shared.auth import api_keys, rbac
 from shared.auth.passwords import Passwords
 from shared.auth.principal import Principal, current
@@ -43,7 +42,9 @@ from shared.auth.state import (
     RecordStore,
 )
 from shared.auth.tokens import ACCESS, REFRESH, SigningKey, TokenIssuer, TokenVerifier
-from shared.errors import (
+from shared.config.settings import AuthSettings
+from shared.core import pagination
+from shared.core.errors import (
     AllSourceError,
     AlreadyExists,
     FailedPrecondition,
@@ -53,22 +54,17 @@ from shared.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from shared.settings import AuthSettings
-from shared.validation import CONTROL
+from shared.core.reasons import Reason
+from shared.core.tenant_ids import DEFAULT_TENANT
+from shared.core.text import CONTROL
+from shared.core.timestamps import optional_timestamp
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("allsource.audit")
 
 K = records_pb2.AuthChangeKind
 USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
-DEFAULT_TENANT = "default"
 BOOTSTRAP_KEY_FILE = "bootstrap-admin.key"
-
-
-def _ts(ns: int) -> timestamp_pb2.Timestamp | None:
-    if not ns:
-        return None
-    return timestamp_pb2.Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
 def user_view(u: records_pb2.UserRecord) -> auth_pb2.User:
@@ -78,8 +74,8 @@ def user_view(u: records_pb2.UserRecord) -> auth_pb2.User:
         tenant_id=u.tenant_id,
         role=u.role,
         disabled=u.disabled,
-        created_at=_ts(u.created_at_ns),
-        password_changed_at=_ts(u.password_changed_at_ns),
+        created_at=optional_timestamp(u.created_at_ns),
+        password_changed_at=optional_timestamp(u.password_changed_at_ns),
     )
 
 
@@ -92,12 +88,12 @@ def key_view(k: records_pb2.ApiKeyRecord, last_used_ns: int = 0) -> auth_pb2.Api
         permissions=k.permissions,
         stream_id_prefix=k.stream_id_prefix,
         event_types=k.event_types,
-        expires_at=_ts(k.expires_at_ns),
-        created_at=_ts(k.created_at_ns),
+        expires_at=optional_timestamp(k.expires_at_ns),
+        created_at=optional_timestamp(k.created_at_ns),
         created_by=k.created_by,
-        last_used_at=_ts(last_used_ns),
+        last_used_at=optional_timestamp(last_used_ns),
         revoked=k.revoked,
-        previous_secret_valid_until=_ts(k.previous_valid_until_ns),
+        previous_secret_valid_until=optional_timestamp(k.previous_valid_until_ns),
     )
 
 
@@ -126,14 +122,14 @@ class Keyring:
         kid = found[0].decode()
         record = await self.records.get("", NS_SIGNING_KEYS, kid)
         if record is None:
-            raise FailedPrecondition(f"signing key {kid} is missing from storage", reason="SIGNING_KEY_MISSING")
+            raise FailedPrecondition(f"signing key {kid} is missing from storage", reason=Reason.SIGNING_KEY_MISSING)
         sealed = records_pb2.SigningKeyRecord.FromString(record[0]).private_pem
         try:
             pem = self._seal.decrypt(sealed)
         except InvalidToken:
             raise FailedPrecondition(
                 "the signing key cannot be unsealed: internal.service_secret differs from the one it was sealed with",
-                reason="SIGNING_KEY_SEALED",
+                reason=Reason.SIGNING_KEY_SEALED,
             ) from None
         self.current = SigningKey.from_pem(kid, pem)
 
@@ -159,7 +155,7 @@ class Keyring:
                 "", NS_AUTH_META, "current_kid", key.kid.encode(), expected_revision=expected_revision
             )
         except AllSourceError as exc:
-            if exc.reason != "RECORD_REVISION_MISMATCH":
+            if exc.reason != Reason.RECORD_REVISION_MISMATCH:
                 raise
             # another admin replica installed the first key at the same moment: use theirs
 
@@ -173,7 +169,11 @@ class ChangeFeed:
 
     async def publish(self, kind: int, subject: str, *, tenant_id: str = "", until_ns: int = 0) -> None:
         change = records_pb2.AuthChange(
-            kind=kind, tenant_id=tenant_id, subject=subject, until_ns=until_ns, at_ns=time.time_ns()
+            kind=cast(records_pb2.AuthChangeKind, kind),
+            tenant_id=tenant_id,
+            subject=subject,
+            until_ns=until_ns,
+            at_ns=time.time_ns(),
         )
         for _ in range(50):
             found = await self.records.get("", NS_AUTH_META, "feed_seq")
@@ -181,13 +181,15 @@ class ChangeFeed:
             try:
                 await self.records.put("", NS_AUTH_META, "feed_seq", str(seq + 1).encode(), expected_revision=revision)
             except AllSourceError as exc:
-                if exc.reason == "RECORD_REVISION_MISMATCH":
+                if exc.reason == Reason.RECORD_REVISION_MISMATCH:
                     continue
                 raise
             await self.records.put("", NS_CHANGES, f"{seq + 1:020d}", change.SerializeToString())
             await self.state.poll()  # this process applies it at once
             return
-        raise ResourceExhausted("the auth change feed is contended; retry", reason="FEED_CONTENDED", retry_after=0.1)
+        raise ResourceExhausted(
+            "the auth change feed is contended; retry", reason=Reason.FEED_CONTENDED, retry_after=0.1
+        )
 
 
 class LoginThrottle:
@@ -263,7 +265,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def _user(self, tenant_id: str, user_id: str) -> records_pb2.UserRecord:
         found = await self.records.get(tenant_id, NS_USERS, user_id) if user_id else None
         if found is None:
-            raise NotFound(f"user {user_id!r} not found", reason="USER_NOT_FOUND", metadata={"user_id": user_id})
+            raise NotFound(f"user {user_id!r} not found", reason=Reason.USER_NOT_FOUND, metadata={"user_id": user_id})
         return records_pb2.UserRecord.FromString(found[0])
 
     async def _user_by_name(self, tenant_id: str, username: str) -> records_pb2.UserRecord | None:
@@ -286,13 +288,15 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         found = await self.records.get("", NS_API_KEYS, key_id) if key_id else None
         record = records_pb2.ApiKeyRecord.FromString(found[0]) if found else None
         if record is None or record.tenant_id != tenant_id:  # another tenant's key answers as absent
-            raise NotFound(f"API key {key_id!r} not found", reason="API_KEY_NOT_FOUND", metadata={"key_id": key_id})
+            raise NotFound(
+                f"API key {key_id!r} not found", reason=Reason.API_KEY_NOT_FOUND, metadata={"key_id": key_id}
+            )
         return record
 
     def _caller(self) -> Principal:
         principal = current()
         if principal is None:
-            raise Unauthenticated("this call needs credentials", reason="MISSING_CREDENTIALS")
+            raise Unauthenticated("this call needs credentials", reason=Reason.MISSING_CREDENTIALS)
         return principal
 
     @staticmethod
@@ -305,33 +309,37 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         someone the target's powers, so the caller must hold every permission and all the scope it has.
         """
         if not permissions <= caller.permissions:
-            raise PermissionDenied(f"{what} would grant permissions its caller lacks", reason="PERMISSION_ESCALATION")
+            raise PermissionDenied(
+                f"{what} would grant permissions its caller lacks", reason=Reason.PERMISSION_ESCALATION
+            )
         if rbac.P.PERMISSION_OPERATE in permissions and caller.tenant_id != DEFAULT_TENANT:
             raise PermissionDenied(
-                f"{what} would grant PERMISSION_OPERATE outside the default tenant", reason="OPERATOR_TENANT_ONLY"
+                f"{what} would grant PERMISSION_OPERATE outside the default tenant", reason=Reason.OPERATOR_TENANT_ONLY
             )
         if caller.stream_id_prefix and not stream_id_prefix.startswith(caller.stream_id_prefix):
             raise PermissionDenied(
-                f"{what} would reach streams beyond {caller.stream_id_prefix!r}*", reason="SCOPE_RESTRICTED"
+                f"{what} would reach streams beyond {caller.stream_id_prefix!r}*", reason=Reason.SCOPE_RESTRICTED
             )
         if caller.event_types and not (event_types and event_types <= caller.event_types):
-            raise PermissionDenied(f"{what} would reach event types beyond the caller's", reason="SCOPE_RESTRICTED")
+            raise PermissionDenied(
+                f"{what} would reach event types beyond the caller's", reason=Reason.SCOPE_RESTRICTED
+            )
 
     async def _tenant_active(self, tenant_id: str) -> None:
         """Refuse sessions for a deactivated tenant (checked only once the credentials are proven, so that
         nobody learns a tenant's status without them)."""
         tenant = await self.state.tenant(tenant_id)
         if tenant is None:
-            raise Unauthenticated("invalid username or password", reason="INVALID_CREDENTIALS")
+            raise Unauthenticated("invalid username or password", reason=Reason.INVALID_CREDENTIALS)
         if tenant.status == tenant_pb2.TENANT_STATUS_INACTIVE:
             raise FailedPrecondition(
-                f"tenant {tenant_id!r} is inactive", reason="TENANT_INACTIVE", metadata={"tenant_id": tenant_id}
+                f"tenant {tenant_id!r} is inactive", reason=Reason.TENANT_INACTIVE, metadata={"tenant_id": tenant_id}
             )
 
     def _password_problem(self, field: str, password: str) -> None:
         problem = self.passwords.problem(password)
         if problem:
-            raise InvalidArgument(f"{field} {problem}", reason="WEAK_PASSWORD", violations=[(field, problem)])
+            raise InvalidArgument(f"{field} {problem}", reason=Reason.WEAK_PASSWORD, violations=[(field, problem)])
 
     # -- tokens -------------------------------------------------------------------------------------
 
@@ -356,9 +364,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         return auth_pb2.TokenPair(
             access_token=access,
-            access_token_expires_at=_ts(access_claims.expires_at * 1_000_000_000),
+            access_token_expires_at=optional_timestamp(access_claims.expires_at * 1_000_000_000),
             refresh_token=refresh,
-            refresh_token_expires_at=_ts(refresh_claims.expires_at * 1_000_000_000),
+            refresh_token_expires_at=optional_timestamp(refresh_claims.expires_at * 1_000_000_000),
         )
 
     async def _revoke_family(self, family: str, tenant_id: str, why: str) -> None:
@@ -373,7 +381,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         wait = self.throttle.wait(who, address)
         if wait > 0:
             raise ResourceExhausted(
-                "too many failed logins; try again later", reason="LOGIN_THROTTLED", retry_after=wait
+                "too many failed logins; try again later", reason=Reason.LOGIN_THROTTLED, retry_after=wait
             )
         user = await self._user_by_name(tenant, request.username)
         # The password is checked even for an unknown user (against a dummy hash of the same cost):
@@ -382,9 +390,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if not ok or user is None:
             self.throttle.failed(who, address)
             audit.info("login failed", extra={"tenant": tenant, "username": request.username[:64], "address": address})
-            raise Unauthenticated("invalid username or password", reason="INVALID_CREDENTIALS")
+            raise Unauthenticated("invalid username or password", reason=Reason.INVALID_CREDENTIALS)
         if user.disabled:
-            raise Unauthenticated("the user is disabled", reason="USER_DISABLED")
+            raise Unauthenticated("the user is disabled", reason=Reason.USER_DISABLED)
         await self._tenant_active(tenant)
         self.throttle.succeeded(who)
         tokens = await self._issue(user, family=uuid.uuid4().hex)
@@ -398,15 +406,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         await self.state.ensure_public_key(self.verifier.header_kid(token))
         claims = self.verifier.verify(token, token_type=REFRESH)
         if self.state.revoked(claims.jti, claims.family):
-            raise Unauthenticated("the refresh token has been revoked", reason="TOKEN_REVOKED")
+            raise Unauthenticated("the refresh token has been revoked", reason=Reason.TOKEN_REVOKED)
         found = await self.records.get(claims.tenant_id, NS_REFRESH, claims.jti)
         if found is None:
-            raise Unauthenticated("unknown refresh token", reason="INVALID_TOKEN")
+            raise Unauthenticated("unknown refresh token", reason=Reason.INVALID_TOKEN)
         record = records_pb2.RefreshTokenRecord.FromString(found[0])
         if record.used:
             await self._revoke_family(claims.family, claims.tenant_id, "refresh token reused")
             raise Unauthenticated(
-                "this refresh token was already used; its whole family is now revoked", reason="REFRESH_TOKEN_REUSED"
+                "this refresh token was already used; its whole family is now revoked",
+                reason=Reason.REFRESH_TOKEN_REUSED,
             )
         # An inactive tenant's sessions are refused, not spent: they work again once it is activated.
         await self._tenant_active(claims.tenant_id)
@@ -416,16 +425,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 claims.tenant_id, NS_REFRESH, claims.jti, record.SerializeToString(), expected_revision=found[1]
             )
         except AllSourceError as exc:
-            if exc.reason != "RECORD_REVISION_MISMATCH":
+            if exc.reason != Reason.RECORD_REVISION_MISMATCH:
                 raise
             # Two refreshes raced with the same token: one of them is a replay.
             await self._revoke_family(claims.family, claims.tenant_id, "refresh token used twice at once")
             raise Unauthenticated(
-                "this refresh token was already used; its whole family is now revoked", reason="REFRESH_TOKEN_REUSED"
+                "this refresh token was already used; its whole family is now revoked",
+                reason=Reason.REFRESH_TOKEN_REUSED,
             ) from None
         user = await self.state.user(claims.tenant_id, claims.subject)
         if user is None or user.disabled or claims.issued_at_ns < user.tokens_not_before_ns:
-            raise Unauthenticated("the session has ended", reason="TOKEN_REVOKED")
+            raise Unauthenticated("the session has ended", reason=Reason.TOKEN_REVOKED)
         return auth_pb2.RefreshTokenResponse(tokens=await self._issue(user, family=claims.family))
 
     async def Logout(
@@ -434,7 +444,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = self._caller()
         if caller.kind != "user":
             raise FailedPrecondition(
-                "only token sessions log out; revoke API keys with RevokeApiKey", reason="NOT_A_SESSION"
+                "only token sessions log out; revoke API keys with RevokeApiKey", reason=Reason.NOT_A_SESSION
             )
         await self.feed.publish(
             K.AUTH_CHANGE_KIND_TOKEN_REVOKED, caller.jti, tenant_id=caller.tenant_id, until_ns=caller.expires_at_ns
@@ -455,16 +465,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         try:
             claims = self.verifier.verify(request.token, token_type=ACCESS)
         except Unauthenticated as exc:
-            if exc.reason == "WRONG_TOKEN_TYPE":
+            if exc.reason == Reason.WRONG_TOKEN_TYPE:
                 claims = self.verifier.verify(request.token, token_type=REFRESH)
-            elif exc.reason == "TOKEN_EXPIRED":
+            elif exc.reason == Reason.TOKEN_EXPIRED:
                 return auth_pb2.RevokeTokenResponse()  # nothing left to revoke
             else:
                 raise
         own = caller.kind == "user" and claims.subject == caller.subject
         admin_here = rbac.P.PERMISSION_ADMIN in caller.permissions and claims.tenant_id == caller.tenant_id
         if not (own or admin_here):
-            raise PermissionDenied("only the token's user or an administrator may revoke it", reason="NOT_TOKEN_OWNER")
+            raise PermissionDenied(
+                "only the token's user or an administrator may revoke it", reason=Reason.NOT_TOKEN_OWNER
+            )
         await self.feed.publish(
             K.AUTH_CHANGE_KIND_TOKEN_REVOKED,
             claims.jti,
@@ -484,9 +496,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             subject=caller.subject,
             name=caller.name,
             tenant_id=caller.tenant_id,
-            role=caller.role,
-            permissions=sorted(caller.permissions),
-            expires_at=_ts(caller.expires_at_ns),
+            role=cast(auth_pb2.Role, caller.role),
+            permissions=cast(list[options_pb2.Permission], sorted(caller.permissions)),
+            expires_at=optional_timestamp(caller.expires_at_ns),
             stream_id_prefix=caller.stream_id_prefix,
             event_types=sorted(caller.event_types),
         )
@@ -505,7 +517,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if request.role not in rbac.ROLE_PERMISSIONS:
             violations.append(("role", "must be a role"))
         if violations:
-            raise InvalidArgument("the user is invalid", reason="INVALID_USER", violations=violations)
+            raise InvalidArgument("the user is invalid", reason=Reason.INVALID_USER, violations=violations)
         self._within_reach(caller, rbac.permissions_of(request.role, []), "", frozenset(), "creating this user")
         now = time.time_ns()
         user = records_pb2.UserRecord(
@@ -522,10 +534,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 caller.tenant_id, NS_USERNAMES, user.username, user.user_id.encode(), expected_revision=0
             )
         except AllSourceError as exc:
-            if exc.reason == "RECORD_REVISION_MISMATCH":
+            if exc.reason == Reason.RECORD_REVISION_MISMATCH:
                 raise AlreadyExists(
                     f"username {user.username!r} is taken",
-                    reason="USERNAME_TAKEN",
+                    reason=Reason.USERNAME_TAKEN,
                     metadata={"username": user.username},
                 ) from None
             raise
@@ -562,7 +574,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = self._caller()
         user = await self._user(caller.tenant_id, request.user_id)
         if caller.kind == "user" and user.user_id == caller.subject:
-            raise FailedPrecondition("users cannot delete themselves", reason="CANNOT_DELETE_SELF")
+            raise FailedPrecondition("users cannot delete themselves", reason=Reason.CANNOT_DELETE_SELF)
         await self.records.delete(caller.tenant_id, NS_USERNAMES, user.username)
         await self.records.delete(caller.tenant_id, NS_USERS, user.user_id)
         await self.feed.publish(K.AUTH_CHANGE_KIND_USER_CHANGED, user.user_id, tenant_id=caller.tenant_id)
@@ -602,10 +614,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.ChangePasswordResponse:
         caller = self._caller()
         if caller.kind != "user":
-            raise FailedPrecondition("only users have passwords", reason="NOT_A_USER")
+            raise FailedPrecondition("only users have passwords", reason=Reason.NOT_A_USER)
         user = await self._user(caller.tenant_id, caller.subject)
         if not await self.passwords.verify(user.password_hash, request.current_password[:1024]):
-            raise Unauthenticated("the current password is wrong", reason="INVALID_CREDENTIALS")
+            raise Unauthenticated("the current password is wrong", reason=Reason.INVALID_CREDENTIALS)
         self._password_problem("new_password", request.new_password)
         await self._set_password(user, request.new_password)
         audit.info("password changed", extra={"tenant": caller.tenant_id, "user_id": user.user_id})
@@ -628,7 +640,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = self._caller()
         user = await self._user(caller.tenant_id, request.user_id)
         if caller.kind == "user" and user.user_id == caller.subject:
-            raise FailedPrecondition("users cannot disable themselves", reason="CANNOT_DISABLE_SELF")
+            raise FailedPrecondition("users cannot disable themselves", reason=Reason.CANNOT_DISABLE_SELF)
         user.disabled = True
         user.tokens_not_before_ns = time.time_ns()
         await self._save_user(user)
@@ -667,8 +679,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             key_id=key_id,
             tenant_id=tenant_id,
             name=name,
-            role=role,
-            permissions=permissions,
+            role=cast(auth_pb2.Role, role),
+            permissions=cast(list[options_pb2.Permission], permissions),
             stream_id_prefix=stream_id_prefix,
             event_types=event_types or [],
             expires_at_ns=now + ttl_ns if ttl_ns else 0,
@@ -702,7 +714,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if ttl_ns < 0:
             violations.append(("ttl", "must not be negative"))
         if violations:
-            raise InvalidArgument("the API key is invalid", reason="INVALID_API_KEY_REQUEST", violations=violations)
+            raise InvalidArgument(
+                "the API key is invalid", reason=Reason.INVALID_API_KEY_REQUEST, violations=violations
+            )
         # A scoped creator's keys inherit its scope unless they narrow it further.
         prefix = request.stream_id_prefix or caller.stream_id_prefix
         event_types = sorted(set(request.event_types) or caller.event_types)
@@ -759,7 +773,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         caller = self._caller()
         record = await self._key(caller.tenant_id, request.key_id)
         if record.revoked:
-            raise FailedPrecondition("a revoked key cannot be rotated", reason="API_KEY_REVOKED")
+            raise FailedPrecondition("a revoked key cannot be rotated", reason=Reason.API_KEY_REVOKED)
         self._within_reach(
             caller,
             rbac.permissions_of(record.role, list(record.permissions)),
@@ -813,7 +827,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         try:
             await self.records.put("", NS_AUTH_META, "bootstrap", str(time.time_ns()).encode(), expected_revision=0)
         except AllSourceError as exc:
-            if exc.reason == "RECORD_REVISION_MISMATCH":
+            if exc.reason == Reason.RECORD_REVISION_MISMATCH:
                 return  # done before (or by another admin replica)
             raise
         password = self.settings.bootstrap_admin_password

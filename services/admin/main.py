@@ -11,10 +11,10 @@ from allsource.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc
 
 from services.admin.auth import AuthServicer
 from services.admin.servicer import ADMIN_SERVICE, AdminServicer, LocalControl
-from shared import server
-from shared.errors import AllSourceError
-from shared.settings import Endpoint, Settings
-from shared.storage_client import StorageRecords
+from shared.config.settings import Endpoint, Settings
+from shared.core.errors import AllSourceError
+from shared.harness import server
+from shared.storage.client import StorageRecords
 
 log = logging.getLogger(__name__)
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name

@@ -18,14 +18,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.admin.tenants import TenantAdmin
 from shared.auth.scopes import SCOPE_KEY
-from shared.control import FLAG_NAMESPACE, flag_to_proto, flags_response, now_ns
-from shared.errors import AllSourceError, InvalidArgument
-from shared.flags import DEFINITIONS, FLAGS
-from shared.settings import Settings
-from shared.storage_client import StorageClient
-from shared.timestamps import to_timestamp
-from shared.transport import open_channel
-from shared.version import VERSION
+from shared.config.flag_registry import DEFINITIONS
+from shared.config.flags import FLAGS
+from shared.config.settings import Settings
+from shared.core.errors import AllSourceError, InvalidArgument
+from shared.core.reasons import Reason
+from shared.core.timestamps import now_ns, to_timestamp
+from shared.core.version import VERSION
+from shared.rpc.control import FLAG_NAMESPACE, flag_to_proto, flags_response
+from shared.rpc.transport import open_channel
+from shared.storage.client import StorageClient
 
 if TYPE_CHECKING:
     from services.admin.auth import AuthServicer
@@ -215,7 +217,7 @@ class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
         if definition is None:
             raise InvalidArgument(
                 f"unknown feature flag {request.name!r}",
-                reason="UNKNOWN_FEATURE_FLAG",
+                reason=Reason.UNKNOWN_FEATURE_FLAG,
                 violations=[("name", f"must be one of {', '.join(sorted(DEFINITIONS))}")],
             )
         who = caller_of(context)

@@ -15,25 +15,20 @@ import grpc
 from allsource.storage.v1 import records_pb2, storage_pb2
 from allsource.v1 import admin_pb2, options_pb2, tenant_pb2
 
-from shared import pagination
-from shared.audit import NS_AUDIT
 from shared.auth.principal import Principal, current
 from shared.auth.state import NS_API_KEYS, NS_KEY_USAGE, NS_TENANT_KEYS, NS_USERS
-from shared.errors import AllSourceError, FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
-from shared.tenants import (
-    DEFAULT_TENANT,
-    QUOTA_FIELDS,
-    metadata_violations,
-    quota_usage,
-    quotas_for,
-    tenant_id_problem,
-)
-from shared.timestamps import to_timestamp
-from shared.validation import CONTROL
+from shared.core import pagination
+from shared.core.errors import AllSourceError, FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
+from shared.core.reasons import Reason
+from shared.core.tenant_ids import DEFAULT_TENANT, tenant_id_problem
+from shared.core.text import CONTROL
+from shared.core.timestamps import to_timestamp
+from shared.tenancy.audit import NS_AUDIT
+from shared.tenancy.tenants import QUOTA_FIELDS, metadata_violations, quota_usage, quotas_for
 
 if TYPE_CHECKING:
     from services.admin.auth import AuthServicer
-    from shared.storage_client import StorageClient
+    from shared.storage.client import StorageClient
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("allsource.audit")
@@ -58,7 +53,7 @@ class TenantAdmin:
     def _operator(self) -> Principal:
         principal = current()
         if principal is None:
-            raise Unauthenticated("this call needs credentials", reason="MISSING_CREDENTIALS")
+            raise Unauthenticated("this call needs credentials", reason=Reason.MISSING_CREDENTIALS)
         return principal
 
     async def _get(self, tenant_id: str) -> tuple[tenant_pb2.Tenant, int]:
@@ -82,13 +77,13 @@ class TenantAdmin:
                     system=True,
                 )
             except AllSourceError as exc:
-                if exc.reason == "RECORD_REVISION_MISMATCH":
+                if exc.reason == Reason.RECORD_REVISION_MISMATCH:
                     continue
                 raise
             await self._changed(tenant_id)
             audit.info(what, extra={"by": self._operator().ref, "tenant": tenant_id})
             return tenant
-        raise FailedPrecondition("the tenant keeps changing; try again", reason="TENANT_CONTENDED")
+        raise FailedPrecondition("the tenant keeps changing; try again", reason=Reason.TENANT_CONTENDED)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -105,7 +100,7 @@ class TenantAdmin:
             violations.append(("quota_preset", "must be a QuotaPreset"))
         violations += metadata_violations(dict(request.metadata), "metadata")
         if violations:
-            raise InvalidArgument("the tenant is invalid", reason="INVALID_TENANT", violations=violations)
+            raise InvalidArgument("the tenant is invalid", reason=Reason.INVALID_TENANT, violations=violations)
         now = to_timestamp(time.time_ns())
         tenant = tenant_pb2.Tenant(
             tenant_id=request.tenant_id,
@@ -162,7 +157,7 @@ class TenantAdmin:
         if "metadata" in paths:
             violations += metadata_violations(dict(given.metadata), "tenant.metadata")
         if violations:
-            raise InvalidArgument("the update is invalid", reason="INVALID_TENANT", violations=violations)
+            raise InvalidArgument("the update is invalid", reason=Reason.INVALID_TENANT, violations=violations)
 
         def change(tenant: tenant_pb2.Tenant) -> None:
             if "display_name" in paths:
@@ -190,7 +185,7 @@ class TenantAdmin:
         self, request: admin_pb2.DeactivateTenantRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.DeactivateTenantResponse:
         if request.tenant_id == DEFAULT_TENANT:
-            raise FailedPrecondition("the default tenant cannot be deactivated", reason="DEFAULT_TENANT_PROTECTED")
+            raise FailedPrecondition("the default tenant cannot be deactivated", reason=Reason.DEFAULT_TENANT_PROTECTED)
 
         def change(tenant: tenant_pb2.Tenant) -> None:
             if tenant.status != tenant_pb2.TENANT_STATUS_INACTIVE:
@@ -217,11 +212,11 @@ class TenantAdmin:
         if not request.confirm_tenant_id or request.confirm_tenant_id != tenant_id:
             raise InvalidArgument(
                 "confirm the deletion by repeating the tenant id in confirm_tenant_id",
-                reason="DELETE_NOT_CONFIRMED",
+                reason=Reason.DELETE_NOT_CONFIRMED,
                 violations=[("confirm_tenant_id", "must equal tenant_id")],
             )
         if tenant_id == DEFAULT_TENANT:
-            raise FailedPrecondition("the default tenant cannot be deleted", reason="DEFAULT_TENANT_PROTECTED")
+            raise FailedPrecondition("the default tenant cannot be deleted", reason=Reason.DEFAULT_TENANT_PROTECTED)
         await self._get(tenant_id)  # NOT_FOUND before anything changes
 
         # First stop it everywhere (storage refuses its data at once; the services within a second), then
@@ -322,7 +317,9 @@ class TenantAdmin:
         else:
             # A tenant's administrator reads the copy kept in their own tenant.
             if request.tenant_id and request.tenant_id != caller.tenant_id:
-                raise PermissionDenied("only operators read other tenants' audit events", reason="CROSS_TENANT_DENIED")
+                raise PermissionDenied(
+                    "only operators read other tenants' audit events", reason=Reason.CROSS_TENANT_DENIED
+                )
             log_tenant, wanted = caller.tenant_id, ""
         size = pagination.page_size(request.page_size, 100, 1000)
         start_ns = request.start_time.ToNanoseconds() if request.HasField("start_time") else 0

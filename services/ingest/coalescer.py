@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import ingest_pb2
 
-from shared.errors import AllSourceError, from_status
-from shared.storage_client import StorageClient
-from shared.wire import varint
+from shared.core.errors import AllSourceError, from_status
+from shared.core.wire import varint
+from shared.storage.client import StorageClient
 
 
 @dataclass(slots=True)

@@ -10,9 +10,9 @@ from allsource.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.ingest.coalescer import AppendCoalescer
 from services.ingest.servicer import IngestServicer
-from shared import server
-from shared.settings import Endpoint, Settings
-from shared.validation import AppendValidator
+from services.ingest.validation import AppendValidator
+from shared.config.settings import Endpoint, Settings
+from shared.harness import server
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import grpc
 from allsource.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.ingest.coalescer import AppendCoalescer
-from shared.errors import AllSourceError
-from shared.tenancy import require_stream, require_types, tenant_of
-from shared.validation import AppendValidator
+from services.ingest.validation import AppendValidator
+from shared.core.errors import AllSourceError
+from shared.tenancy.scope import require_stream, require_types, tenant_of
 
 
 @dataclass(slots=True)

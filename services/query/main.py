@@ -9,9 +9,10 @@ import grpc
 from allsource.v1 import query_pb2, query_pb2_grpc
 
 from services.query.servicer import QueryServicer
-from shared import server
-from shared.settings import Endpoint, Settings
-from shared.usage import QueryCounter
+from shared.config.settings import Endpoint, Settings
+from shared.harness import chains, server
+from shared.rpc.chain import Stage
+from shared.tenancy.usage import QueryCounter
 
 
 class QueryProcess(server.StorageBackedService):
@@ -22,10 +23,13 @@ class QueryProcess(server.StorageBackedService):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.usage = QueryCounter(self.storage)
-        self.servicer = QueryServicer(self.storage, settings.query, self.usage)
+        self.servicer = QueryServicer(self.storage, settings.query)
 
     def endpoint(self) -> Endpoint:
         return self.settings.query
+
+    def stages(self) -> list[Stage]:
+        return chains.public_chain(self, count_queries=(self.usage, self.service_names))
 
     def register(self, srv: grpc.aio.Server) -> list[str]:
         query_pb2_grpc.add_QueryServiceServicer_to_server(self.servicer, srv)

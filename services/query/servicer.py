@@ -4,32 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import grpc
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from services.query.state import fold_stream
-from shared import pagination
-from shared.errors import InvalidArgument, NotFound
-from shared.settings import QuerySettings
-from shared.storage_client import StorageClient
-from shared.streams import until_closed
-from shared.tenancy import narrow, require_stream, require_whole_streams, tenant_of, visible
-from shared.usage import QueryCounter
-from shared.validation import CONTROL, text_problem
+from shared.config.settings import QuerySettings
+from shared.core import pagination
+from shared.core.errors import InvalidArgument, NotFound
+from shared.core.reasons import Reason
+from shared.core.text import CONTROL, UUID_PATTERN, text_problem, timestamp_problem
+from shared.rpc.streams import until_closed
+from shared.storage.client import StorageClient
+from shared.tenancy.scope import narrow, require_stream, require_whole_streams, tenant_of, visible
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 500, 2000
 MAX_SCAN = 10_000
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DIRECTIONS = set(query_pb2.ReadDirection.values())
 
 
@@ -64,14 +61,7 @@ def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
     if f.to_position and f.from_position > f.to_position:
         violations.append((f"{path}.to_position", "must not be below from_position"))
     if violations:
-        raise InvalidArgument("the filter is invalid", reason="INVALID_FILTER", violations=violations)
-
-
-def timestamp_problem(ts: timestamp_pb2.Timestamp) -> str | None:
-    """What is wrong with a Timestamp, or None."""
-    if not 0 <= ts.nanos < 1_000_000_000 or not -62135596800 <= ts.seconds <= 253402300799:
-        return "must be a valid timestamp (nanos 0-999999999, years 1-9999)"
-    return None
+        raise InvalidArgument("the filter is invalid", reason=Reason.INVALID_FILTER, violations=violations)
 
 
 def check_stream_id(stream_id: str) -> None:
@@ -83,11 +73,10 @@ def check_stream_id(stream_id: str) -> None:
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """The public read API."""
 
-    def __init__(self, storage: StorageClient, settings: QuerySettings, usage: QueryCounter | None = None) -> None:
+    def __init__(self, storage: StorageClient, settings: QuerySettings) -> None:
         self.storage = storage
         self.settings = settings
         self.closing = asyncio.Event()
-        self.usage = usage or QueryCounter(storage)
 
     def _page_size(self, requested: int) -> int:
         return pagination.page_size(requested, self.settings.default_page_size, self.settings.max_page_size)
@@ -95,11 +84,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEvent(
         self, request: query_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEventResponse:
-        self.usage.count(tenant_of())
-        if not _UUID.fullmatch(request.event_id):
+        if not UUID_PATTERN.fullmatch(request.event_id):
             raise InvalidArgument(
                 "event_id must be a UUID",
-                reason="INVALID_EVENT_ID",
+                reason=Reason.INVALID_EVENT_ID,
                 violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")],
             )
         found, raw = await self.storage.read(
@@ -108,13 +96,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if not visible(found.event):
             # Answer exactly as storage answers an absent event, so a scoped key cannot probe for ids.
             event_id = request.event_id.lower()
-            raise NotFound(f"event {event_id} not found", reason="EVENT_NOT_FOUND", metadata={"event_id": event_id})
+            raise NotFound(
+                f"event {event_id} not found", reason=Reason.EVENT_NOT_FOUND, metadata={"event_id": event_id}
+            )
         return forward(query_pb2.GetEventResponse, raw)
 
     async def ReadStream(
         self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ReadStreamResponse:
-        self.usage.count(tenant_of())
         check_stream_id(request.stream_id)
         require_stream(request.stream_id)
         if request.direction not in _DIRECTIONS:
@@ -147,7 +136,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ListEvents(
         self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListEventsResponse:
-        self.usage.count(tenant_of())
         check_filter(request.filter)
         narrow(request.filter)
         tenant = tenant_of(context)
@@ -169,7 +157,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def StreamEvents(
         self, request: query_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.StreamEventsResponse]:
-        self.usage.count(tenant_of())
         check_filter(request.filter)
         tenant = tenant_of(context)
         batch = pagination.page_size(request.batch_size, STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX, "batch_size")
@@ -198,7 +185,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEntityState(
         self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEntityStateResponse:
-        self.usage.count(tenant_of())
         check_stream_id(request.stream_id)
         require_stream(request.stream_id)
         require_whole_streams("read folded entity state")
@@ -217,7 +203,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def Subscribe(
         self, request: query_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.SubscribeResponse]:
-        self.usage.count(tenant_of())
         check_filter(
             event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix), ""
         )
@@ -256,7 +241,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ListStreams(
         self, request: query_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListStreamsResponse:
-        self.usage.count(tenant_of())
         if CONTROL.search(request.stream_id_prefix):
             raise InvalidArgument(
                 "stream_id_prefix must not contain control characters",

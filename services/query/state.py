@@ -14,10 +14,11 @@ from allsource.storage.v1 import storage_pb2
 from allsource.v1 import event_pb2, query_pb2
 from google.protobuf import timestamp_pb2
 
-from shared.errors import AllSourceError, FailedPrecondition
-from shared.flags import FLAGS
-from shared.storage_client import StorageClient
-from shared.validation import dump_json, exact_json, is_json
+from shared.config.flags import FLAGS
+from shared.core.errors import AllSourceError, FailedPrecondition
+from shared.core.reasons import Reason
+from shared.core.text import dump_json, exact_json, is_json
+from shared.storage.client import StorageClient
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1000
@@ -34,7 +35,7 @@ def apply(state: dict[str, Any], event: event_pb2.Event) -> None:
     if not isinstance(value, dict):
         raise FailedPrecondition(
             f"event at version {event.version} of stream {event.stream_id!r} is not a JSON object and cannot be folded",
-            reason="PAYLOAD_NOT_OBJECT",
+            reason=Reason.PAYLOAD_NOT_OBJECT,
             metadata={"stream_id": event.stream_id, "version": str(event.version)},
         )
     state.update(value)

@@ -1,7 +1,7 @@
 """The interface every storage backend implements; the gRPC servicer talks only to this.
 
 Events cross this interface as serialized allsource.v1.Event bytes, so the servicer can forward them
-without parsing. Backends convert their driver's exceptions into shared.errors types at the boundary.
+without parsing. Backends convert their driver's exceptions into shared.core.errors types at the boundary.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import TypeAlias
 
 from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, tenant_pb2
 
-from shared.errors import AllSourceError
-from shared.settings import StorageSettings
+from shared.config.settings import StorageSettings
+from shared.core.errors import AllSourceError
 
 AppendResult: TypeAlias = ingest_pb2.AppendEventsResponse | AllSourceError
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from allsource.v1 import event_pb2
 
-from shared.wire import length_delimited, varint
+from shared.core.wire import length_delimited, varint
 
 # Wire tags (field_number << 3 | wire_type).
 _TAG_EVENT_ID = b"\x0a"  # 1, length-delimited

@@ -10,11 +10,11 @@ from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
 from services.storage.backend import StorageBackend
 from services.storage.rocksdb_backend import RocksBackend, StorageOpenError
 from services.storage.servicer import StorageServicer
-from shared import server
-from shared.control import FLAG_NAMESPACE, flag_from_record
-from shared.errors import AllSourceError
-from shared.flags import FlagState
-from shared.settings import Endpoint, Settings
+from shared.config.flags import FlagState
+from shared.config.settings import Endpoint, Settings
+from shared.core.errors import AllSourceError
+from shared.harness import server
+from shared.rpc.control import FLAG_NAMESPACE, flag_from_record
 
 
 class StorageProcess(server.Service):

@@ -36,7 +36,8 @@ from services.storage.backend import (
 from services.storage.codec import StreamHead
 from services.storage.hub import CommitHub
 from services.storage.writer import GroupCommitWriter, TenantCursor
-from shared.errors import (
+from shared.config.settings import StorageSettings
+from shared.core.errors import (
     Aborted,
     AllSourceError,
     AlreadyExists,
@@ -45,8 +46,9 @@ from shared.errors import (
     NotFound,
     Unavailable,
 )
-from shared.settings import StorageSettings
-from shared.timestamps import from_timestamp, to_timestamp
+from shared.core.reasons import Reason
+from shared.core.tenant_ids import DEFAULT_TENANT
+from shared.core.timestamps import from_timestamp, to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ FAMILIES = ("events", "stream_idx", "type_idx", "id_idx", "requests", "streams",
 DATA_FAMILIES = tuple(n for n in FAMILIES if n != "meta")
 # Point-lookup families get bloom filters: an id-index miss drops from ~2.5 us to ~0.5 us here.
 _BLOOM = {"id_idx", "requests", "streams"}
-DEFAULT_TENANT = "default"
 
 
 class StorageOpenError(Exception):
@@ -71,7 +72,7 @@ def engine_errors(action: str) -> Iterator[None]:
         raise
     except Exception as exc:
         log.exception("storage engine error while %s", action)
-        raise Unavailable(f"the storage engine failed while {action}", reason="STORAGE_ENGINE_ERROR") from exc
+        raise Unavailable(f"the storage engine failed while {action}", reason=Reason.STORAGE_ENGINE_ERROR) from exc
 
 
 def _family_options(name: str) -> Options:
@@ -258,7 +259,7 @@ class RocksBackend(StorageBackend):
     async def append(self, ops: Sequence[AppendOp]) -> list[AppendResult]:
         writer = self._writer
         if writer is None:
-            raise Unavailable("storage is not open", reason="STORAGE_CLOSED")
+            raise Unavailable("storage is not open", reason=Reason.STORAGE_CLOSED)
         return await writer.submit([(op.tenant_id, op.request) for op in ops])
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -287,7 +288,9 @@ class RocksBackend(StorageBackend):
             pos = self._cf["id_idx"].get(keys.id_key(t, raw)) if t is not None and raw is not None else None
             data = self._cf["events"].get(keys.tenant_prefix(t) + pos) if pos is not None and t is not None else None
         if data is None:
-            raise NotFound(f"event {event_id} not found", reason="EVENT_NOT_FOUND", metadata={"event_id": event_id})
+            raise NotFound(
+                f"event {event_id} not found", reason=Reason.EVENT_NOT_FOUND, metadata={"event_id": event_id}
+            )
         return bytes(data)
 
     def _stream_head(self, t: int | None, stream_id: str) -> StreamHead | None:
@@ -297,7 +300,9 @@ class RocksBackend(StorageBackend):
         return StreamHead.decode(raw) if raw is not None else None
 
     def _not_found(self, stream_id: str) -> NotFound:
-        return NotFound(f"stream {stream_id!r} not found", reason="STREAM_NOT_FOUND", metadata={"stream_id": stream_id})
+        return NotFound(
+            f"stream {stream_id!r} not found", reason=Reason.STREAM_NOT_FOUND, metadata={"stream_id": stream_id}
+        )
 
     async def read_stream(
         self,
@@ -562,13 +567,13 @@ class RocksBackend(StorageBackend):
     async def put_snapshot(self, tenant_id: str, stream_id: str, snapshot: Snapshot) -> None:
         t = self._tenant_no(tenant_id)
         if t is None:
-            raise NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
+            raise NotFound(f"tenant {tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
         with engine_errors("reading a stream head"):
             head = self._stream_head(t, stream_id)
         if head is None or snapshot.version < 1 or snapshot.version > head.version:
             raise InvalidArgument(
                 "a snapshot must be at an existing version of an existing stream",
-                reason="INVALID_SNAPSHOT",
+                reason=Reason.INVALID_SNAPSHOT,
                 violations=[("version", f"must be between 1 and the stream version ({head.version if head else 0})")],
             )
         key = keys.snapshot_key(t, stream_id, snapshot.version)
@@ -601,13 +606,13 @@ class RocksBackend(StorageBackend):
             return 0
         t = self._tenant_no(tenant_id)
         if t is None:
-            raise NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
+            raise NotFound(f"tenant {tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
         return t
 
     def _revision_mismatch(self, namespace: str, key: str, expected: int, actual: int) -> Aborted:
         return Aborted(
             f"record {namespace}/{key} is at revision {actual}, not {expected}",
-            reason="RECORD_REVISION_MISMATCH",
+            reason=Reason.RECORD_REVISION_MISMATCH,
             metadata={"expected_revision": str(expected), "actual_revision": str(actual)},
         )
 
@@ -634,7 +639,9 @@ class RocksBackend(StorageBackend):
         with engine_errors("reading a record"):
             raw = self._cf["records"].get(full)
         if raw is None:
-            raise NotFound(f"no record {namespace}/{key}", reason="RECORD_NOT_FOUND", metadata={"namespace": namespace})
+            raise NotFound(
+                f"no record {namespace}/{key}", reason=Reason.RECORD_NOT_FOUND, metadata={"namespace": namespace}
+            )
         return Record(namespace, key, raw[8:], keys.unpack_u64(raw))
 
     async def list_records(self, tenant_id: str, namespace: str, after: str, limit: int) -> tuple[list[Record], bool]:
@@ -686,14 +693,14 @@ class RocksBackend(StorageBackend):
             raise self._tenant_missing(tenant_id)
         if tenant_id in self._inactive:
             raise FailedPrecondition(
-                f"tenant {tenant_id!r} is inactive", reason="TENANT_INACTIVE", metadata={"tenant_id": tenant_id}
+                f"tenant {tenant_id!r} is inactive", reason=Reason.TENANT_INACTIVE, metadata={"tenant_id": tenant_id}
             )
 
     def tenant_incarnation(self, tenant_id: str) -> int:
         return self._tenant_no(tenant_id) or 0  # tenant numbers are never reused
 
     def _tenant_missing(self, tenant_id: str) -> NotFound:
-        return NotFound(f"tenant {tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
+        return NotFound(f"tenant {tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
 
     async def put_tenant(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> int:
         tenant_id = tenant.tenant_id
@@ -707,18 +714,18 @@ class RocksBackend(StorageBackend):
             if tenant_id in self._deleting:
                 raise FailedPrecondition(
                     f"tenant {tenant_id!r} is still being deleted; create it again once that has finished",
-                    reason="TENANT_BEING_DELETED",
+                    reason=Reason.TENANT_BEING_DELETED,
                     metadata={"tenant_id": tenant_id},
                 )
             if current is not None or tenant_id in self._tenants:
                 raise AlreadyExists(
                     f"tenant {tenant_id!r} already exists",
-                    reason="TENANT_ALREADY_EXISTS",
+                    reason=Reason.TENANT_ALREADY_EXISTS,
                     metadata={"tenant_id": tenant_id},
                 )
             number = self._tenant_seq + 1  # numbers are never reused, so no stale key can ever match
             if number > keys.MAX_TENANT - 1:
-                raise FailedPrecondition("no tenant numbers are left", reason="TENANT_NUMBERS_EXHAUSTED")
+                raise FailedPrecondition("no tenant numbers are left", reason=Reason.TENANT_NUMBERS_EXHAUSTED)
             batch.put(keys.META_TENANT + tenant_id.encode(), keys.tenant_prefix(number), h)
             batch.put(keys.META_TENANT_SEQ, keys.pack_u64(number), h)
             tp = keys.tenant_prefix(number)
@@ -772,7 +779,7 @@ class RocksBackend(StorageBackend):
 
     async def delete_tenant(self, tenant_id: str) -> tuple[int, int]:
         if tenant_id == DEFAULT_TENANT:
-            raise FailedPrecondition("the default tenant cannot be deleted", reason="DEFAULT_TENANT_PROTECTED")
+            raise FailedPrecondition("the default tenant cannot be deleted", reason=Reason.DEFAULT_TENANT_PROTECTED)
         number = self._deleting.get(tenant_id)
         events = 0
         if number is None:

@@ -19,13 +19,13 @@ from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
 from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
-from shared.auth.guard import scope_var
-from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant
-from shared.errors import AllSourceError, InvalidArgument, PermissionDenied
-from shared.logs import tenant_var
-from shared.streams import until_closed
-from shared.timestamps import from_timestamp, to_timestamp
-from shared.wire import varint
+from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant, scope_var
+from shared.core.errors import AllSourceError, InvalidArgument, PermissionDenied
+from shared.core.reasons import Reason
+from shared.core.timestamps import from_timestamp, to_timestamp
+from shared.core.wire import varint
+from shared.rpc.streams import until_closed
+from shared.telemetry.logs import tenant_var
 
 MAX_LIMIT = 2000
 
@@ -37,7 +37,7 @@ ANY_SERVICE_WRITES = frozenset({"api_key_usage", "audit"})
 def _scope() -> Scope:
     scope = scope_var.get()
     if scope is None:  # the guard always sets it; refuse rather than assume
-        raise PermissionDenied("no service scope", reason="SERVICE_CREDENTIALS_MISSING")
+        raise PermissionDenied("no service scope", reason=Reason.SERVICE_CREDENTIALS_MISSING)
     return scope
 
 
@@ -58,7 +58,7 @@ def check_tenant(tenant_id: str, scope: Scope | None = None) -> None:
     if scope.tenant_id == SYSTEM_TENANT:
         if scope.service != "admin":
             raise PermissionDenied(
-                "only the admin service may act on a tenant without acting for it", reason="TENANT_SCOPE_MISMATCH"
+                "only the admin service may act on a tenant without acting for it", reason=Reason.TENANT_SCOPE_MISMATCH
             )
         return
     require_tenant(scope, tenant_id)
@@ -73,20 +73,20 @@ def check_records(tenant_id: str, namespace: str, *, write: bool) -> None:
             require_tenant(scope, tenant_id, what="record")
     elif scope.tenant_id != SYSTEM_TENANT:
         # Suite-wide records (API keys, the audit log, the change feed) are no tenant's to reach.
-        raise PermissionDenied("suite-wide records need the system scope", reason="TENANT_SCOPE_MISMATCH")
+        raise PermissionDenied("suite-wide records need the system scope", reason=Reason.TENANT_SCOPE_MISMATCH)
     if scope.service == "admin":
         return
     if namespace in ADMIN_ONLY_READ or (write and namespace not in ANY_SERVICE_WRITES):
         raise PermissionDenied(
             f"the {scope.service} service may not {'write' if write else 'read'} {namespace} records",
-            reason="RECORD_ACCESS_DENIED",
+            reason=Reason.RECORD_ACCESS_DENIED,
         )
 
 
 def _require_system(what: str, *, admin_only: bool = True) -> Scope:
     scope = _scope()
     if scope.tenant_id != SYSTEM_TENANT or (admin_only and scope.service != "admin"):
-        raise PermissionDenied(f"only the admin service may {what}", reason="TENANT_SCOPE_MISMATCH")
+        raise PermissionDenied(f"only the admin service may {what}", reason=Reason.TENANT_SCOPE_MISMATCH)
     return scope
 
 
@@ -120,7 +120,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             try:
                 scope = self.scopes.verify(op.scope) if op.scope else call_scope
                 if scope.service != call_scope.service:
-                    raise PermissionDenied("an operation's scope is another service's", reason="SERVICE_NOT_ALLOWED")
+                    raise PermissionDenied(
+                        "an operation's scope is another service's", reason=Reason.SERVICE_NOT_ALLOWED
+                    )
                 check_tenant(op.tenant_id, scope)
                 self.backend.check_tenant_usable(op.tenant_id)
             except AllSourceError as exc:

@@ -18,8 +18,9 @@ from allsource.v1 import event_pb2
 
 from services.storage import codec
 from services.storage.backend import StorageBackend
-from shared.errors import NotFound, Unavailable
-from shared.wire import varint
+from shared.core.errors import NotFound, Unavailable
+from shared.core.reasons import Reason
+from shared.core.wire import varint
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +55,12 @@ async def follow(
     last_message = time.monotonic()
     while True:
         if closing.is_set():
-            raise Unavailable("the server is shutting down; resume from the last position seen", reason="SHUTTING_DOWN")
+            raise Unavailable(
+                "the server is shutting down; resume from the last position seen", reason=Reason.SHUTTING_DOWN
+            )
         backend.check_tenant_usable(p.tenant_id)  # a deactivated or deleted tenant's subscriptions end
         if backend.tenant_incarnation(p.tenant_id) != incarnation:  # deleted and created again meanwhile
-            raise NotFound(f"tenant {p.tenant_id!r} does not exist", reason="TENANT_NOT_FOUND")
+            raise NotFound(f"tenant {p.tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
         if cursor < backend.head_position(p.tenant_id):
             before = cursor
             run = await backend.read_events(

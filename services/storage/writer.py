@@ -33,7 +33,7 @@ from rocksdict import WriteBatch, WriteOptions
 from services.storage import codec, keys
 from services.storage.backend import AppendResult
 from services.storage.codec import StreamHead
-from shared.errors import (
+from shared.core.errors import (
     Aborted,
     AllSourceError,
     AlreadyExists,
@@ -41,7 +41,8 @@ from shared.errors import (
     NotFound,
     Unavailable,
 )
-from shared.timestamps import to_timestamp
+from shared.core.reasons import Reason
+from shared.core.timestamps import to_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class GroupCommitWriter:
         future: asyncio.Future[list[AppendResult]] = self._loop.create_future()
         items = [_Item(tenant_id, request) for tenant_id, request in appends]
         if self._stopping:
-            future.set_result([Unavailable("storage is shutting down", reason="SHUTTING_DOWN")] * len(items))
+            future.set_result([Unavailable("storage is shutting down", reason=Reason.SHUTTING_DOWN)] * len(items))
             return future
         self._queue.append(_Group(items, future, sum(4 * len(i.request.events) + 2 for i in items)))
         if self._task is None:
@@ -241,7 +242,7 @@ class GroupCommitWriter:
                 if isinstance(exc, AllSourceError)
                 else Unavailable(
                     "the storage engine failed to write; nothing of this append was stored",
-                    reason="STORAGE_WRITE_FAILED",
+                    reason=Reason.STORAGE_WRITE_FAILED,
                 )
             )
             for group in groups:
@@ -309,13 +310,13 @@ class GroupCommitWriter:
         if cursor is None:
             return NotFound(
                 f"tenant {item.tenant_id!r} does not exist",
-                reason="TENANT_NOT_FOUND",
+                reason=Reason.TENANT_NOT_FOUND,
                 metadata={"tenant_id": item.tenant_id},
             )
         t = cursor.number
         stream_id = req.stream_id
         if not stream_id or "\x00" in stream_id or not req.events:
-            return InvalidArgument("stream_id and at least one event are required", reason="INVALID_APPEND")
+            return InvalidArgument("stream_id and at least one event are required", reason=Reason.INVALID_APPEND)
 
         fingerprint = b""
         if req.request_id:
@@ -326,7 +327,7 @@ class GroupCommitWriter:
                 if old_fingerprint != fingerprint:
                     return InvalidArgument(
                         "request_id was already used for a different request",
-                        reason="REQUEST_ID_REUSED",
+                        reason=Reason.REQUEST_ID_REUSED,
                         metadata={"request_id": req.request_id},
                         violations=[("request_id", "already used for a different request")],
                     )
@@ -347,14 +348,14 @@ class GroupCommitWriter:
                 if raw is None:
                     return InvalidArgument(
                         "event_id must be a UUID",
-                        reason="INVALID_EVENT_ID",
+                        reason=Reason.INVALID_EVENT_ID,
                         violations=[(f"events[{index}].event_id", "must be a UUID in 8-4-4-4-12 form")],
                     )
                 given.append((index, raw))
         if given:
             if len({raw for _, raw in given}) != len(given):
                 return InvalidArgument(
-                    "event ids must be unique within an append", reason="DUPLICATE_EVENT_ID_IN_REQUEST"
+                    "event ids must be unique within an append", reason=Reason.DUPLICATE_EVENT_ID_IN_REQUEST
                 )
             replay_or_error = self._check_ids(t, req, given, overlay)
             if replay_or_error is not None:
@@ -370,7 +371,7 @@ class GroupCommitWriter:
             return Aborted(
                 f"stream {stream_id!r} is at version {current}, which does not satisfy the expected "
                 f"version ({_EK.Name(kind)}" + (f" {expected})" if kind == _EXACT else ")"),
-                reason="WRONG_EXPECTED_VERSION",
+                reason=Reason.WRONG_EXPECTED_VERSION,
                 metadata={
                     "stream_id": stream_id,
                     "expected_kind": _EK.Name(kind),
@@ -529,12 +530,12 @@ class GroupCommitWriter:
             for i, f in enumerate(found)
         )
         if not consistent:
-            index, pos, sid, _, ev = found[0]
-            same = sid == req.stream_id and _same_content(req.events[index], ev)
+            index, pos, sid, _, stored_event = found[0]
+            same = sid == req.stream_id and _same_content(req.events[index], stored_event)
             return AlreadyExists(
                 f"event id {req.events[index].event_id} was already appended"
                 + ("" if same else " with different content or to another stream"),
-                reason="DUPLICATE_EVENT_ID",
+                reason=Reason.DUPLICATE_EVENT_ID,
                 metadata={"event_id": req.events[index].event_id, "event_index": str(index)},
                 violations=[(f"events[{index}].event_id", "already used by another event")],
             )

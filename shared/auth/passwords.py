@@ -13,7 +13,7 @@ import secrets
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from shared.settings import AuthSettings
+from shared.config.settings import AuthSettings
 
 
 class Passwords:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from allsource.v1 import auth_pb2, options_pb2
 
+from shared.core.tenant_ids import DEFAULT_TENANT
+
 P = options_pb2  # Permission values: P.PERMISSION_READ, ...
 
 
@@ -54,7 +56,7 @@ ANONYMOUS_ADMIN = Principal(
     kind="anonymous",
     subject="anonymous",
     name="anonymous",
-    tenant_id="default",
+    tenant_id=DEFAULT_TENANT,
     role=auth_pb2.ROLE_OPERATOR,
     permissions=frozenset(
         {

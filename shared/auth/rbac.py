@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from allsource.v1 import auth_pb2, options_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
+from shared.core.tenant_ids import DEFAULT_TENANT
+
 P = options_pb2
 ALL = frozenset(
     {
@@ -31,12 +33,12 @@ ROLE_PERMISSIONS: dict[int, frozenset[int]] = {
 }
 
 
-def permissions_of(role: int, explicit: Iterable[int] = (), tenant_id: str = "default") -> frozenset[int]:
+def permissions_of(role: int, explicit: Iterable[int] = (), tenant_id: str = DEFAULT_TENANT) -> frozenset[int]:
     """A credential's permissions: the explicit ones (scopes) if any, else its role's. PERMISSION_OPERATE
     exists only in the default tenant: a credential of any other tenant never holds it."""
     chosen = frozenset(explicit)
     granted = chosen | {P.PERMISSION_AUTHENTICATED} if chosen else ROLE_PERMISSIONS.get(role, frozenset())
-    if tenant_id != "default" and P.PERMISSION_OPERATE in granted:
+    if tenant_id != DEFAULT_TENANT and P.PERMISSION_OPERATE in granted:
         granted = granted - {P.PERMISSION_OPERATE}
     return granted
 

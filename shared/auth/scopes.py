@@ -13,12 +13,14 @@ tenant per call, which a transport identity cannot. mTLS can be enabled as well 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import time
 from typing import NamedTuple
 
-from shared.errors import PermissionDenied, Unauthenticated
+from shared.core.errors import PermissionDenied, Unauthenticated
+from shared.core.reasons import Reason
 
 SCOPE_KEY = "x-allsource-scope"
 SYSTEM_TENANT = "*"
@@ -32,6 +34,10 @@ class Scope(NamedTuple):
     tenant_id: str
     principal: str
     expires: int
+
+
+# The verified scope of the internal call being handled (set by the service-authentication stage).
+scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("scope", default=None)
 
 
 def _mac(secret: bytes, body: str) -> str:
@@ -77,19 +83,19 @@ class ScopeVerifier:
             parts = token.split(_SEP)
             if len(parts) != 6 or parts[0] != "v1" or not parts[4].isdigit():
                 raise Unauthenticated(
-                    "internal call without a valid service scope", reason="SERVICE_CREDENTIALS_INVALID"
+                    "internal call without a valid service scope", reason=Reason.SERVICE_CREDENTIALS_INVALID
                 )
             body = token[: token.rfind(_SEP)]
             if not hmac.compare_digest(_mac(self.secret, body), parts[5]):
                 raise Unauthenticated(
-                    "internal call without a valid service scope", reason="SERVICE_CREDENTIALS_INVALID"
+                    "internal call without a valid service scope", reason=Reason.SERVICE_CREDENTIALS_INVALID
                 )
             scope = Scope(parts[1], parts[2], parts[3], int(parts[4]))
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[token] = scope
         if scope.expires < now:
-            raise Unauthenticated("the service scope has expired", reason="SERVICE_CREDENTIALS_EXPIRED")
+            raise Unauthenticated("the service scope has expired", reason=Reason.SERVICE_CREDENTIALS_EXPIRED)
         return scope
 
 
@@ -98,5 +104,5 @@ def require_tenant(scope: Scope, tenant_id: str, *, what: str = "request") -> No
     if scope.tenant_id != SYSTEM_TENANT and scope.tenant_id != tenant_id:
         raise PermissionDenied(
             f"the {what} is for tenant {tenant_id!r} but the call acts for tenant {scope.tenant_id!r}",
-            reason="TENANT_SCOPE_MISMATCH",
+            reason=Reason.TENANT_SCOPE_MISMATCH,
         )

@@ -16,14 +16,14 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from typing import Protocol
+from typing import Protocol, cast
 
 from allsource.storage.v1 import records_pb2
 from allsource.v1 import tenant_pb2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.auth.tokens import load_public_key
-from shared.errors import AllSourceError
+from shared.core.errors import AllSourceError
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class AuthState:
             cached = records_pb2.UserRecord.FromString(found[0]) if found else _MISSING
             if changes == self._changes:
                 self._users[(tenant_id, user_id)] = cached
-        return None if cached is _MISSING else cached
+        return None if cached is _MISSING else cast(records_pb2.UserRecord, cached)
 
     async def api_key(self, key_id: str) -> records_pb2.ApiKeyRecord | None:
         """An API key's record (cached until the change feed says it changed)."""
@@ -176,7 +176,7 @@ class AuthState:
                 self._keys.clear()
             if changes == self._changes:
                 self._keys[key_id] = cached
-        return None if cached is _MISSING else cached
+        return None if cached is _MISSING else cast(records_pb2.ApiKeyRecord, cached)
 
     async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None:
         """A tenant's record (cached until the change feed says it changed); None when it does not exist."""
@@ -188,7 +188,7 @@ class AuthState:
                 self._tenants.clear()
             if changes == self._changes:
                 self._tenants[tenant_id] = cached
-        return None if cached is _MISSING else cached
+        return None if cached is _MISSING else cast(tenant_pb2.Tenant, cached)
 
     def cached_api_key(self, key_id: str) -> object:
         """The cached record object of a key (None when not cached): identity changes when the key does."""

@@ -19,8 +19,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.errors import Unauthenticated
-from shared.settings import AuthSettings
+from shared.config.settings import AuthSettings
+from shared.core.errors import Unauthenticated
+from shared.core.reasons import Reason
 
 ALGORITHM = "EdDSA"
 ACCESS, REFRESH = "access", "refresh"
@@ -142,16 +143,16 @@ class TokenVerifier:
     def header_kid(self, token: str) -> str:
         """The kid a token names (before its signature is checked), refusing malformed headers."""
         if len(token) > MAX_TOKEN_BYTES:
-            raise Unauthenticated("token too large", reason="MALFORMED_CREDENTIALS")
+            raise Unauthenticated("token too large", reason=Reason.MALFORMED_CREDENTIALS)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise Unauthenticated("malformed token", reason="INVALID_TOKEN") from None
+            raise Unauthenticated("malformed token", reason=Reason.INVALID_TOKEN) from None
         if header.get("alg") != ALGORITHM:
-            raise Unauthenticated("token algorithm not accepted", reason="INVALID_ALGORITHM")
+            raise Unauthenticated("token algorithm not accepted", reason=Reason.INVALID_ALGORITHM)
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid or len(kid) > 64 or not kid.isascii() or not kid.isprintable():
-            raise Unauthenticated("token without a valid kid", reason="UNKNOWN_SIGNING_KEY")
+            raise Unauthenticated("token without a valid kid", reason=Reason.UNKNOWN_SIGNING_KEY)
         return kid
 
     def verify(self, token: str, *, token_type: str = ACCESS) -> Claims:
@@ -165,18 +166,18 @@ class TokenVerifier:
             self._cache[token] = claims
         skew = self.settings.clock_skew_s
         if claims.expires_at + skew < now:
-            raise Unauthenticated("token expired", reason="TOKEN_EXPIRED")
+            raise Unauthenticated("token expired", reason=Reason.TOKEN_EXPIRED)
         if claims.issued_at - skew > now:
-            raise Unauthenticated("token not yet valid", reason="TOKEN_NOT_YET_VALID")
+            raise Unauthenticated("token not yet valid", reason=Reason.TOKEN_NOT_YET_VALID)
         if claims.token_type != token_type:
-            raise Unauthenticated(f"a {claims.token_type} token cannot be used here", reason="WRONG_TOKEN_TYPE")
+            raise Unauthenticated(f"a {claims.token_type} token cannot be used here", reason=Reason.WRONG_TOKEN_TYPE)
         return claims
 
     def _verify_signature(self, token: str) -> Claims:
         kid = self.header_kid(token)
         key = self.public_key(kid)
         if key is None:
-            raise Unauthenticated("token signed by an unknown key", reason="UNKNOWN_SIGNING_KEY")
+            raise Unauthenticated("token signed by an unknown key", reason=Reason.UNKNOWN_SIGNING_KEY)
         try:
             payload: dict[str, Any] = jwt.decode(
                 token,
@@ -193,13 +194,13 @@ class TokenVerifier:
                 },
             )
         except jwt.InvalidAudienceError:
-            raise Unauthenticated("token for another audience", reason="INVALID_AUDIENCE") from None
+            raise Unauthenticated("token for another audience", reason=Reason.INVALID_AUDIENCE) from None
         except jwt.InvalidIssuerError:
-            raise Unauthenticated("token from another issuer", reason="INVALID_ISSUER") from None
+            raise Unauthenticated("token from another issuer", reason=Reason.INVALID_ISSUER) from None
         except jwt.InvalidAlgorithmError:
-            raise Unauthenticated("token algorithm not accepted", reason="INVALID_ALGORITHM") from None
+            raise Unauthenticated("token algorithm not accepted", reason=Reason.INVALID_ALGORITHM) from None
         except jwt.InvalidTokenError:
-            raise Unauthenticated("invalid token", reason="INVALID_TOKEN") from None
+            raise Unauthenticated("invalid token", reason=Reason.INVALID_TOKEN) from None
         try:
             nbf = int(payload["nbf"])
             claims = Claims(
@@ -214,5 +215,5 @@ class TokenVerifier:
                 issued_at_ns=int(payload.get("iatn") or int(payload["iat"]) * 1_000_000_000),
             )
         except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-            raise Unauthenticated("invalid token claims", reason="INVALID_TOKEN") from None
+            raise Unauthenticated("invalid token claims", reason=Reason.INVALID_TOKEN) from None
         return claims

@@ -38,13 +38,13 @@ import pytest
 from allsource.control.v1 import control_pb2, control_pb2_grpc
 from allsource.storage.v1 import records_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import auth_pb2, auth_pb2_grpc, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+from allsource_client import event
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
 from shared.auth.tokens import SigningKey
-from shared.client import event
-from shared.errors import DOMAIN, error_info
+from shared.core.errors import DOMAIN, error_info
 from tests.harness import ROOT, Suite
 
 TIMEOUT = 20

@@ -29,11 +29,11 @@ from allsource.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
+from allsource_client import error_from_rpc, event
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from shared.client import error_from_rpc, event
 from tests.harness import Suite, free_port
 
 FAST = {

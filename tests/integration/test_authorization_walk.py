@@ -34,6 +34,7 @@ from allsource.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
+from allsource_client import ANY, event
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -43,7 +44,6 @@ from grpc_status import rpc_status
 
 from services.suite import ORDER
 from shared.auth import rbac
-from shared.client import ANY, event
 from tests.harness import Suite
 
 P = options_pb2

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, event_pb2, query_pb2, query_pb2_grpc
+from allsource_client import InvalidRequest, event
 
-from shared.client import InvalidRequest, event
-from shared.flags import BUCKETS, bucket
+from shared.config.flags import BUCKETS, bucket
 from tests.harness import Suite
 
 SERVICES = {"storage", "ingest", "query", "admin"}

@@ -17,10 +17,17 @@ from pathlib import Path
 import grpc
 import pytest
 from allsource.v1 import event_pb2, query_pb2
+from allsource_client import (
+    AllSourceClient,
+    AllSourceClientError,
+    ServiceUnavailable,
+    WrongExpectedVersion,
+    event,
+    exact,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.suite import SERVICE_NAMES
-from shared.client import AllSourceClient, AllSourceClientError, ServiceUnavailable, WrongExpectedVersion, event, exact
 from tests.harness import Suite, free_port
 
 

@@ -10,10 +10,7 @@ import uuid
 import grpc
 import pytest
 from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
-from google.protobuf import duration_pb2
-from grpc_status import rpc_status
-
-from shared.client import (
+from allsource_client import (
     NO_STREAM,
     AllSourceClient,
     AllSourceClientError,
@@ -25,6 +22,9 @@ from shared.client import (
     event,
     exact,
 )
+from google.protobuf import duration_pb2
+from grpc_status import rpc_status
+
 from tests.harness import Suite
 
 

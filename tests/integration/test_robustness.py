@@ -11,10 +11,10 @@ import time
 import grpc
 import pytest
 from allsource.v1 import event_pb2, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+from allsource_client import event, exact
 from google.protobuf import timestamp_pb2
 
 from services.suite import ORDER
-from shared.client import event, exact
 from tests.harness import Suite
 
 

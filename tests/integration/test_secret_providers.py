@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from shared.config import LoadedSettings, SettingsError, load_settings
+from shared.config.loader import LoadedSettings, SettingsError, load_settings
 from tests.external import AWS_TEST_ENV, OpenBao, moto_server, openbao_dev_server
 from tests.harness import free_port
 

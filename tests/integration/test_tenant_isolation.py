@@ -29,8 +29,8 @@ from allsource.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
+from allsource_client import AllSourceClient, AllSourceClientError, error_from_rpc, event
 
-from shared.client import AllSourceClient, AllSourceClientError, error_from_rpc, event
 from tests.harness import Suite
 
 FAST = {"ALLSOURCE_AUTH__ARGON2_MEMORY_KIB": "8192", "ALLSOURCE_AUTH__ARGON2_TIME_COST": "1"}

@@ -31,6 +31,7 @@ from allsource.v1 import (
     query_pb2_grpc,
     tenant_pb2,
 )
+from allsource_client import event
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,7 +41,6 @@ from rocksdict import AccessType, Options, Rdict
 from services.storage import keys
 from services.storage.rocksdb_backend import DATA_FAMILIES, FAMILIES
 from services.suite import SERVICE_NAMES
-from shared.client import event
 from tests.harness import Suite
 
 FAST = {"ALLSOURCE_AUTH__ARGON2_MEMORY_KIB": "8192", "ALLSOURCE_AUTH__ARGON2_TIME_COST": "1"}

@@ -33,10 +33,10 @@ from allsource.v1 import (
     query_pb2,
     tenant_pb2,
 )
+from allsource_client import event
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
-from shared.client import event
 from tests.harness import Suite
 
 PUBLIC_MODULES = (ingest_pb2, query_pb2, admin_pb2, auth_pb2)

@@ -21,11 +21,11 @@ from pathlib import Path
 import grpc
 import pytest
 from allsource.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc, config_pb2, ingest_pb2, ingest_pb2_grpc
+from allsource_client import AllSourceClient, StreamNotFound, event
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.suite import ORDER, SERVICE_NAMES
-from shared.client import AllSourceClient, StreamNotFound, event
-from shared.config import SECRET_KEYS
+from shared.config.loader import SECRET_KEYS
 from tests.external import SERVER_NAME, OpenBao, Pki, make_pki, openbao_dev_server, pem_body_slice
 from tests.harness import Suite
 

@@ -17,8 +17,8 @@ from allsource.v1 import event_pb2, ingest_pb2, tenant_pb2
 
 from services.storage.backend import AppendOp, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
-from shared.errors import AllSourceError
-from shared.timestamps import from_timestamp
+from shared.core.errors import AllSourceError
+from shared.core.timestamps import from_timestamp
 
 T = "default"
 K = ingest_pb2.ExpectedVersionKind

@@ -10,8 +10,8 @@ import pytest
 
 from services.storage.backend import AppendOp, StorageBackend
 from services.storage.rocksdb_backend import RocksBackend, StorageOpenError
-from shared.errors import AllSourceError
-from shared.settings import StorageSettings
+from shared.config.settings import StorageSettings
+from shared.core.errors import AllSourceError
 from tests.storage.contract import StorageContract, T, ev, req
 
 

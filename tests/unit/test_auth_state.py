@@ -1,19 +1,18 @@
-"""The per-process credential cache and the guard's tenant checks, against in-memory records."""
+"""The per-process credential cache and the tenant stage's checks, against in-memory records."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from allsource.storage.v1 import records_pb2
 from allsource.v1 import tenant_pb2
 
-from shared.auth.guard import PublicGuard
 from shared.auth.principal import Principal
 from shared.auth.state import NS_API_KEYS, AuthState
-from shared.errors import AllSourceError
-from shared.timestamps import to_timestamp
+from shared.core.errors import AllSourceError
+from shared.core.timestamps import to_timestamp
+from shared.stages.tenant import TenantResolution
 
 K = records_pb2.AuthChangeKind
 
@@ -120,14 +119,13 @@ def principal(tenant_id: str, issued_at_ns: int) -> Principal:
 def test_credentials_older_than_their_tenant_are_refused(
     tenant_id: str, issued: int, switched: bool, refused: bool
 ) -> None:
-    guard: Any = PublicGuard.__new__(PublicGuard)
     tenant = tenant_pb2.Tenant(
         tenant_id=tenant_id, status=tenant_pb2.TENANT_STATUS_ACTIVE, created_at=to_timestamp(1000)
     )
-    guard.state = FixedTenants(tenant)
+    stage = TenantResolution(FixedTenants(tenant))  # type: ignore[arg-type]
 
     async def check() -> None:
-        await guard._check_tenant(principal(tenant_id, issued), switched)
+        await stage.check(principal(tenant_id, issued), switched)
 
     if refused:
         with pytest.raises(AllSourceError) as err:

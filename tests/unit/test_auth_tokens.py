@@ -26,8 +26,8 @@ from shared.auth import api_keys, scopes
 from shared.auth.passwords import Passwords
 from shared.auth.scopes import Scope, ScopeSigner, ScopeVerifier, require_tenant
 from shared.auth.tokens import ACCESS, MAX_TOKEN_BYTES, REFRESH, SigningKey, TokenIssuer, TokenVerifier
-from shared.errors import PermissionDenied, Unauthenticated
-from shared.settings import AuthSettings
+from shared.config.settings import AuthSettings
+from shared.core.errors import PermissionDenied, Unauthenticated
 
 NOW = 1_800_000_000.0
 SETTINGS = AuthSettings()  # issuer and audience "allsource", 30 s skew, 900 s access tokens

@@ -10,10 +10,7 @@ import grpc
 import grpc_testing
 import pytest
 from allsource.v1 import event_pb2, ingest_pb2, query_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
-
-from shared.client import (
+from allsource_client import (
     NO_STREAM,
     AllSourceClient,
     DuplicateEventId,
@@ -23,6 +20,8 @@ from shared.client import (
     WrongExpectedVersion,
     event,
 )
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 INGEST = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"]
 QUERY = query_pb2.DESCRIPTOR.services_by_name["QueryService"]

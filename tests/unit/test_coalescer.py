@@ -10,7 +10,7 @@ from allsource.storage.v1 import storage_pb2
 from allsource.v1 import event_pb2, ingest_pb2
 
 from services.ingest.coalescer import AppendCoalescer
-from shared.errors import AllSourceError, Unavailable
+from shared.core.errors import AllSourceError, Unavailable
 
 
 class FakeStorage:

@@ -1,4 +1,4 @@
-"""Layered configuration (shared.config): precedence, presets, errors, the production guard, reloads, dumps.
+"""Layered configuration (shared.config.loader): precedence, presets, errors, the production guard, reloads, dumps.
 
 Every test passes `environ=` explicitly, so the process environment never leaks in, and tests that need a
 preset of their own point ALLSOURCE_PRESET_DIR at a temporary directory.
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from shared import config
-from shared.config import (
+from shared.config import loader as config
+from shared.config.loader import (
     REDACTED,
     SECRET_KEYS,
     SettingsError,
@@ -28,9 +28,9 @@ from shared.config import (
     load_settings,
     with_values_of,
 )
-from shared.settings import Settings
+from shared.config.settings import Settings
 
-REPO_CONFIG = Path(config.__file__).resolve().parent.parent / "config"
+REPO_CONFIG = config.preset_dir({})
 
 # A private key as an operator might paste it into a file. The refusal must never echo it.
 SECRET_MARKER = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-not-really-a-key"

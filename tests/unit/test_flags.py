@@ -1,4 +1,4 @@
-"""Feature flags (shared.flags): deterministic bucketing, rollout percentages and value precedence."""
+"""Feature flags (shared.config.flags): deterministic bucketing, rollout percentages and value precedence."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
-from shared.flags import BUCKETS, DEFINITIONS, FeatureFlags, FlagState, bucket
-from shared.settings import FlagSettings
+from shared.config.flag_registry import DEFINITIONS
+from shared.config.flags import BUCKETS, FeatureFlags, FlagState, bucket
+from shared.config.settings import FlagSettings
 
 TENANT_FLAG = "json_payload_validation"  # bucketed by tenant
 STREAM_FLAG = "entity_state_snapshots"  # bucketed by stream
@@ -230,7 +231,7 @@ def test_states_are_copies() -> None:
     assert set(ff.states_by_name()) == set(DEFINITIONS)
 
 
-FLAGS_LOGGER = "shared.flags"
+FLAGS_LOGGER = "shared.config.flags"
 
 
 def changes(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -8,7 +8,7 @@ import uuid
 from allsource.v1 import event_pb2
 
 from services.storage import codec, keys
-from shared.wire import varint
+from shared.core.wire import varint
 
 
 def test_event_keys_sort_numerically_and_stay_inside_their_tenant() -> None:

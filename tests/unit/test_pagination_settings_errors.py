@@ -9,9 +9,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from shared import pagination
-from shared.config import SettingsError, load_settings
-from shared.errors import Aborted, AllSourceError, InvalidArgument, from_status
+from shared.config.loader import SettingsError, load_settings
+from shared.core import pagination
+from shared.core.errors import Aborted, AllSourceError, InvalidArgument, from_status
 
 
 def test_page_size_rules() -> None:

@@ -7,9 +7,10 @@ import uuid
 import pytest
 from allsource.v1 import event_pb2, ingest_pb2
 
-from shared.errors import InvalidArgument
-from shared.settings import LimitsSettings
-from shared.validation import AppendValidator, is_json, json_error
+from services.ingest.validation import AppendValidator
+from shared.config.settings import LimitsSettings
+from shared.core.errors import InvalidArgument
+from shared.core.text import is_json, json_error
 
 
 def request(**kw: object) -> ingest_pb2.AppendEventsRequest:

@@ -1,0 +1,184 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    INVALID_ARGUMENT: _ClassVar[ErrorReason]
+    NOT_FOUND: _ClassVar[ErrorReason]
+    ALREADY_EXISTS: _ClassVar[ErrorReason]
+    FAILED_PRECONDITION: _ClassVar[ErrorReason]
+    ABORTED: _ClassVar[ErrorReason]
+    RESOURCE_EXHAUSTED: _ClassVar[ErrorReason]
+    UNAVAILABLE: _ClassVar[ErrorReason]
+    DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
+    INTERNAL: _ClassVar[ErrorReason]
+    UNAUTHENTICATED: _ClassVar[ErrorReason]
+    PERMISSION_DENIED: _ClassVar[ErrorReason]
+    SHUTTING_DOWN: _ClassVar[ErrorReason]
+    INVALID_APPEND: _ClassVar[ErrorReason]
+    INVALID_FILTER: _ClassVar[ErrorReason]
+    INVALID_PAGE_TOKEN: _ClassVar[ErrorReason]
+    INVALID_EVENT_ID: _ClassVar[ErrorReason]
+    INVALID_SNAPSHOT: _ClassVar[ErrorReason]
+    WRONG_EXPECTED_VERSION: _ClassVar[ErrorReason]
+    DUPLICATE_EVENT_ID: _ClassVar[ErrorReason]
+    DUPLICATE_EVENT_ID_IN_REQUEST: _ClassVar[ErrorReason]
+    REQUEST_ID_REUSED: _ClassVar[ErrorReason]
+    STREAM_NOT_FOUND: _ClassVar[ErrorReason]
+    EVENT_NOT_FOUND: _ClassVar[ErrorReason]
+    PAYLOAD_NOT_OBJECT: _ClassVar[ErrorReason]
+    STORAGE_UNAVAILABLE: _ClassVar[ErrorReason]
+    STORAGE_ERROR: _ClassVar[ErrorReason]
+    STORAGE_WRITE_FAILED: _ClassVar[ErrorReason]
+    STORAGE_ENGINE_ERROR: _ClassVar[ErrorReason]
+    STORAGE_CLOSED: _ClassVar[ErrorReason]
+    RECORD_NOT_FOUND: _ClassVar[ErrorReason]
+    RECORD_REVISION_MISMATCH: _ClassVar[ErrorReason]
+    RECORD_ACCESS_DENIED: _ClassVar[ErrorReason]
+    TENANT_NOT_FOUND: _ClassVar[ErrorReason]
+    TENANT_INACTIVE: _ClassVar[ErrorReason]
+    TENANT_ALREADY_EXISTS: _ClassVar[ErrorReason]
+    TENANT_BEING_DELETED: _ClassVar[ErrorReason]
+    TENANT_CONTENDED: _ClassVar[ErrorReason]
+    TENANT_NUMBERS_EXHAUSTED: _ClassVar[ErrorReason]
+    TENANT_SCOPE_MISMATCH: _ClassVar[ErrorReason]
+    INVALID_TENANT: _ClassVar[ErrorReason]
+    INVALID_TENANT_HEADER: _ClassVar[ErrorReason]
+    CROSS_TENANT_DENIED: _ClassVar[ErrorReason]
+    DEFAULT_TENANT_PROTECTED: _ClassVar[ErrorReason]
+    DELETE_NOT_CONFIRMED: _ClassVar[ErrorReason]
+    OPERATOR_TENANT_ONLY: _ClassVar[ErrorReason]
+    AUDIT_UNAVAILABLE: _ClassVar[ErrorReason]
+    UNKNOWN_FEATURE_FLAG: _ClassVar[ErrorReason]
+    MISSING_CREDENTIALS: _ClassVar[ErrorReason]
+    MALFORMED_CREDENTIALS: _ClassVar[ErrorReason]
+    INVALID_TOKEN: _ClassVar[ErrorReason]
+    INVALID_ALGORITHM: _ClassVar[ErrorReason]
+    INVALID_AUDIENCE: _ClassVar[ErrorReason]
+    INVALID_ISSUER: _ClassVar[ErrorReason]
+    UNKNOWN_SIGNING_KEY: _ClassVar[ErrorReason]
+    WRONG_TOKEN_TYPE: _ClassVar[ErrorReason]
+    TOKEN_EXPIRED: _ClassVar[ErrorReason]
+    TOKEN_NOT_YET_VALID: _ClassVar[ErrorReason]
+    TOKEN_REVOKED: _ClassVar[ErrorReason]
+    REFRESH_TOKEN_REUSED: _ClassVar[ErrorReason]
+    INVALID_API_KEY: _ClassVar[ErrorReason]
+    API_KEY_REVOKED: _ClassVar[ErrorReason]
+    API_KEY_EXPIRED: _ClassVar[ErrorReason]
+    API_KEY_NOT_FOUND: _ClassVar[ErrorReason]
+    INVALID_API_KEY_REQUEST: _ClassVar[ErrorReason]
+    TOO_MANY_FAILED_ATTEMPTS: _ClassVar[ErrorReason]
+    INVALID_CREDENTIALS: _ClassVar[ErrorReason]
+    LOGIN_THROTTLED: _ClassVar[ErrorReason]
+    USER_DISABLED: _ClassVar[ErrorReason]
+    USER_NOT_FOUND: _ClassVar[ErrorReason]
+    INVALID_USER: _ClassVar[ErrorReason]
+    USERNAME_TAKEN: _ClassVar[ErrorReason]
+    WEAK_PASSWORD: _ClassVar[ErrorReason]
+    NOT_A_SESSION: _ClassVar[ErrorReason]
+    NOT_A_USER: _ClassVar[ErrorReason]
+    NOT_TOKEN_OWNER: _ClassVar[ErrorReason]
+    CANNOT_DELETE_SELF: _ClassVar[ErrorReason]
+    CANNOT_DISABLE_SELF: _ClassVar[ErrorReason]
+    PERMISSION_NOT_DECLARED: _ClassVar[ErrorReason]
+    PERMISSION_ESCALATION: _ClassVar[ErrorReason]
+    SCOPE_RESTRICTED: _ClassVar[ErrorReason]
+    FEED_CONTENDED: _ClassVar[ErrorReason]
+    SIGNING_KEY_MISSING: _ClassVar[ErrorReason]
+    SIGNING_KEY_SEALED: _ClassVar[ErrorReason]
+    SERVICE_CREDENTIALS_MISSING: _ClassVar[ErrorReason]
+    SERVICE_CREDENTIALS_INVALID: _ClassVar[ErrorReason]
+    SERVICE_CREDENTIALS_EXPIRED: _ClassVar[ErrorReason]
+    SERVICE_NOT_ALLOWED: _ClassVar[ErrorReason]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+INVALID_ARGUMENT: ErrorReason
+NOT_FOUND: ErrorReason
+ALREADY_EXISTS: ErrorReason
+FAILED_PRECONDITION: ErrorReason
+ABORTED: ErrorReason
+RESOURCE_EXHAUSTED: ErrorReason
+UNAVAILABLE: ErrorReason
+DEADLINE_EXCEEDED: ErrorReason
+INTERNAL: ErrorReason
+UNAUTHENTICATED: ErrorReason
+PERMISSION_DENIED: ErrorReason
+SHUTTING_DOWN: ErrorReason
+INVALID_APPEND: ErrorReason
+INVALID_FILTER: ErrorReason
+INVALID_PAGE_TOKEN: ErrorReason
+INVALID_EVENT_ID: ErrorReason
+INVALID_SNAPSHOT: ErrorReason
+WRONG_EXPECTED_VERSION: ErrorReason
+DUPLICATE_EVENT_ID: ErrorReason
+DUPLICATE_EVENT_ID_IN_REQUEST: ErrorReason
+REQUEST_ID_REUSED: ErrorReason
+STREAM_NOT_FOUND: ErrorReason
+EVENT_NOT_FOUND: ErrorReason
+PAYLOAD_NOT_OBJECT: ErrorReason
+STORAGE_UNAVAILABLE: ErrorReason
+STORAGE_ERROR: ErrorReason
+STORAGE_WRITE_FAILED: ErrorReason
+STORAGE_ENGINE_ERROR: ErrorReason
+STORAGE_CLOSED: ErrorReason
+RECORD_NOT_FOUND: ErrorReason
+RECORD_REVISION_MISMATCH: ErrorReason
+RECORD_ACCESS_DENIED: ErrorReason
+TENANT_NOT_FOUND: ErrorReason
+TENANT_INACTIVE: ErrorReason
+TENANT_ALREADY_EXISTS: ErrorReason
+TENANT_BEING_DELETED: ErrorReason
+TENANT_CONTENDED: ErrorReason
+TENANT_NUMBERS_EXHAUSTED: ErrorReason
+TENANT_SCOPE_MISMATCH: ErrorReason
+INVALID_TENANT: ErrorReason
+INVALID_TENANT_HEADER: ErrorReason
+CROSS_TENANT_DENIED: ErrorReason
+DEFAULT_TENANT_PROTECTED: ErrorReason
+DELETE_NOT_CONFIRMED: ErrorReason
+OPERATOR_TENANT_ONLY: ErrorReason
+AUDIT_UNAVAILABLE: ErrorReason
+UNKNOWN_FEATURE_FLAG: ErrorReason
+MISSING_CREDENTIALS: ErrorReason
+MALFORMED_CREDENTIALS: ErrorReason
+INVALID_TOKEN: ErrorReason
+INVALID_ALGORITHM: ErrorReason
+INVALID_AUDIENCE: ErrorReason
+INVALID_ISSUER: ErrorReason
+UNKNOWN_SIGNING_KEY: ErrorReason
+WRONG_TOKEN_TYPE: ErrorReason
+TOKEN_EXPIRED: ErrorReason
+TOKEN_NOT_YET_VALID: ErrorReason
+TOKEN_REVOKED: ErrorReason
+REFRESH_TOKEN_REUSED: ErrorReason
+INVALID_API_KEY: ErrorReason
+API_KEY_REVOKED: ErrorReason
+API_KEY_EXPIRED: ErrorReason
+API_KEY_NOT_FOUND: ErrorReason
+INVALID_API_KEY_REQUEST: ErrorReason
+TOO_MANY_FAILED_ATTEMPTS: ErrorReason
+INVALID_CREDENTIALS: ErrorReason
+LOGIN_THROTTLED: ErrorReason
+USER_DISABLED: ErrorReason
+USER_NOT_FOUND: ErrorReason
+INVALID_USER: ErrorReason
+USERNAME_TAKEN: ErrorReason
+WEAK_PASSWORD: ErrorReason
+NOT_A_SESSION: ErrorReason
+NOT_A_USER: ErrorReason
+NOT_TOKEN_OWNER: ErrorReason
+CANNOT_DELETE_SELF: ErrorReason
+CANNOT_DISABLE_SELF: ErrorReason
+PERMISSION_NOT_DECLARED: ErrorReason
+PERMISSION_ESCALATION: ErrorReason
+SCOPE_RESTRICTED: ErrorReason
+FEED_CONTENDED: ErrorReason
+SIGNING_KEY_MISSING: ErrorReason
+SIGNING_KEY_SEALED: ErrorReason
+SERVICE_CREDENTIALS_MISSING: ErrorReason
+SERVICE_CREDENTIALS_INVALID: ErrorReason
+SERVICE_CREDENTIALS_EXPIRED: ErrorReason
+SERVICE_NOT_ALLOWED: ErrorReason

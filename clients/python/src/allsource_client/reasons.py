@@ -1,0 +1,268 @@
+"""Generated from protos/ by tools/gen_protos.py; do not edit."""
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """The reason of the ErrorInfo every AllSource error carries (allsource.v1.ErrorReason)."""
+
+    # INVALID_ARGUMENT: a request field is malformed; BadRequest violations name it.
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+
+    # NOT_FOUND: the named resource does not exist in the caller's tenant.
+    NOT_FOUND = "NOT_FOUND"
+
+    # ALREADY_EXISTS: the resource to create exists already.
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+
+    # FAILED_PRECONDITION: the system is not in a state the request needs.
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+
+    # ABORTED: a concurrency conflict; re-read and retry.
+    ABORTED = "ABORTED"
+
+    # RESOURCE_EXHAUSTED: a limit was exceeded.
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+
+    # UNAVAILABLE: a dependency is down; retry later.
+    UNAVAILABLE = "UNAVAILABLE"
+
+    # DEADLINE_EXCEEDED: the call ran out of time.
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+
+    # INTERNAL: a bug or an unexpected failure; the server log has details under the request id (metadata request_id).
+    INTERNAL = "INTERNAL"
+
+    # UNAUTHENTICATED: no valid credential.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+
+    # PERMISSION_DENIED: the credential does not hold the permission the RPC declares (metadata permission).
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+
+    # UNAVAILABLE: the service is draining; reconnect (to another replica) and resume.
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+
+    # INVALID_ARGUMENT: an append is malformed; violations name each field (events[3].payload).
+    INVALID_APPEND = "INVALID_APPEND"
+
+    # INVALID_ARGUMENT: an event filter is malformed or contradictory.
+    INVALID_FILTER = "INVALID_FILTER"
+
+    # INVALID_ARGUMENT: a page token is damaged, or was issued for other parameters or another tenant.
+    INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN"
+
+    # INVALID_ARGUMENT: an event id is not a UUID.
+    INVALID_EVENT_ID = "INVALID_EVENT_ID"
+
+    # INVALID_ARGUMENT: a snapshot is not at an existing version of an existing stream (internal).
+    INVALID_SNAPSHOT = "INVALID_SNAPSHOT"
+
+    # ABORTED: the stream is not at the expected version; metadata actual_version says where it is.
+    WRONG_EXPECTED_VERSION = "WRONG_EXPECTED_VERSION"
+
+    # ALREADY_EXISTS: an event id was appended before with different content or to another stream.
+    DUPLICATE_EVENT_ID = "DUPLICATE_EVENT_ID"
+
+    # INVALID_ARGUMENT: an event id appears twice in one append.
+    DUPLICATE_EVENT_ID_IN_REQUEST = "DUPLICATE_EVENT_ID_IN_REQUEST"
+
+    # INVALID_ARGUMENT: a request id was used before for a different request.
+    REQUEST_ID_REUSED = "REQUEST_ID_REUSED"
+
+    # NOT_FOUND: the stream has no events.
+    STREAM_NOT_FOUND = "STREAM_NOT_FOUND"
+
+    # NOT_FOUND: the tenant has no event with that id.
+    EVENT_NOT_FOUND = "EVENT_NOT_FOUND"
+
+    # FAILED_PRECONDITION: a JSON payload of the stream is not an object and cannot be folded.
+    PAYLOAD_NOT_OBJECT = "PAYLOAD_NOT_OBJECT"
+
+    # UNAVAILABLE: the storage service cannot be reached; nothing was written.
+    STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"
+
+    # UNKNOWN: the storage service failed without details.
+    STORAGE_ERROR = "STORAGE_ERROR"
+
+    # UNAVAILABLE: the storage engine failed to write; nothing of the append was stored.
+    STORAGE_WRITE_FAILED = "STORAGE_WRITE_FAILED"
+
+    # UNAVAILABLE: the storage engine failed while reading or writing.
+    STORAGE_ENGINE_ERROR = "STORAGE_ENGINE_ERROR"
+
+    # UNAVAILABLE: the storage engine is not open (starting or stopping).
+    STORAGE_CLOSED = "STORAGE_CLOSED"
+
+    # NOT_FOUND: a control-plane record does not exist (internal).
+    RECORD_NOT_FOUND = "RECORD_NOT_FOUND"
+
+    # ABORTED: a control-plane record changed since it was read (internal compare-and-set).
+    RECORD_REVISION_MISMATCH = "RECORD_REVISION_MISMATCH"
+
+    # PERMISSION_DENIED: a service may not read or write these control-plane records (internal).
+    RECORD_ACCESS_DENIED = "RECORD_ACCESS_DENIED"
+
+    # NOT_FOUND: the tenant does not exist (UNAUTHENTICATED when it is the credential's own).
+    TENANT_NOT_FOUND = "TENANT_NOT_FOUND"
+
+    # FAILED_PRECONDITION: the tenant is deactivated; its calls are refused until it is activated.
+    TENANT_INACTIVE = "TENANT_INACTIVE"
+
+    # ALREADY_EXISTS: a tenant with that id exists.
+    TENANT_ALREADY_EXISTS = "TENANT_ALREADY_EXISTS"
+
+    # FAILED_PRECONDITION: the id belongs to a tenant whose deletion has not finished.
+    TENANT_BEING_DELETED = "TENANT_BEING_DELETED"
+
+    # FAILED_PRECONDITION: the tenant kept changing while it was being updated; retry.
+    TENANT_CONTENDED = "TENANT_CONTENDED"
+
+    # FAILED_PRECONDITION: no internal tenant numbers are left.
+    TENANT_NUMBERS_EXHAUSTED = "TENANT_NUMBERS_EXHAUSTED"
+
+    # PERMISSION_DENIED: an internal call acts for another tenant than its scope (internal).
+    TENANT_SCOPE_MISMATCH = "TENANT_SCOPE_MISMATCH"
+
+    # INVALID_ARGUMENT: a tenant's fields are malformed.
+    INVALID_TENANT = "INVALID_TENANT"
+
+    # INVALID_ARGUMENT: x-allsource-tenant is given twice or empty.
+    INVALID_TENANT_HEADER = "INVALID_TENANT_HEADER"
+
+    # PERMISSION_DENIED: acting on another tenant needs PERMISSION_OPERATE.
+    CROSS_TENANT_DENIED = "CROSS_TENANT_DENIED"
+
+    # FAILED_PRECONDITION: the default tenant cannot be deactivated or deleted.
+    DEFAULT_TENANT_PROTECTED = "DEFAULT_TENANT_PROTECTED"
+
+    # INVALID_ARGUMENT: confirm_tenant_id must repeat the tenant id.
+    DELETE_NOT_CONFIRMED = "DELETE_NOT_CONFIRMED"
+
+    # PERMISSION_DENIED: PERMISSION_OPERATE exists only in the default tenant.
+    OPERATOR_TENANT_ONLY = "OPERATOR_TENANT_ONLY"
+
+    # UNAVAILABLE: the audit log cannot be written, so the act is refused.
+    AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+
+    # INVALID_ARGUMENT: no feature flag has that name.
+    UNKNOWN_FEATURE_FLAG = "UNKNOWN_FEATURE_FLAG"
+
+    # UNAUTHENTICATED: the call needs authorization: Bearer <access token or API key>.
+    MISSING_CREDENTIALS = "MISSING_CREDENTIALS"
+
+    # UNAUTHENTICATED: the authorization header is not a well-formed bearer credential.
+    MALFORMED_CREDENTIALS = "MALFORMED_CREDENTIALS"
+
+    # UNAUTHENTICATED: the token is not one this suite issued.
+    INVALID_TOKEN = "INVALID_TOKEN"
+
+    # UNAUTHENTICATED: the token is signed with an algorithm the suite does not accept.
+    INVALID_ALGORITHM = "INVALID_ALGORITHM"
+
+    # UNAUTHENTICATED: the token is for another audience.
+    INVALID_AUDIENCE = "INVALID_AUDIENCE"
+
+    # UNAUTHENTICATED: the token comes from another issuer.
+    INVALID_ISSUER = "INVALID_ISSUER"
+
+    # UNAUTHENTICATED: the token names a signing key the suite does not have.
+    UNKNOWN_SIGNING_KEY = "UNKNOWN_SIGNING_KEY"
+
+    # UNAUTHENTICATED: a refresh token where an access token is needed, or the other way round.
+    WRONG_TOKEN_TYPE = "WRONG_TOKEN_TYPE"
+
+    # UNAUTHENTICATED: the token has expired; refresh it or log in again.
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+
+    # UNAUTHENTICATED: the token is not valid yet.
+    TOKEN_NOT_YET_VALID = "TOKEN_NOT_YET_VALID"
+
+    # UNAUTHENTICATED: the token, or its session, has been revoked.
+    TOKEN_REVOKED = "TOKEN_REVOKED"
+
+    # UNAUTHENTICATED: a refresh token was used twice; the whole session is revoked.
+    REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"
+
+    # UNAUTHENTICATED: no API key matches.
+    INVALID_API_KEY = "INVALID_API_KEY"
+
+    # UNAUTHENTICATED: the API key has been revoked.
+    API_KEY_REVOKED = "API_KEY_REVOKED"
+
+    # UNAUTHENTICATED: the API key has expired.
+    API_KEY_EXPIRED = "API_KEY_EXPIRED"
+
+    # NOT_FOUND: the tenant has no API key with that id.
+    API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND"
+
+    # INVALID_ARGUMENT: an API key's fields are malformed.
+    INVALID_API_KEY_REQUEST = "INVALID_API_KEY_REQUEST"
+
+    # RESOURCE_EXHAUSTED: too many invalid API keys were tried; RetryInfo says when to try again.
+    TOO_MANY_FAILED_ATTEMPTS = "TOO_MANY_FAILED_ATTEMPTS"
+
+    # UNAUTHENTICATED: wrong username or password.
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+
+    # RESOURCE_EXHAUSTED: too many failed logins; RetryInfo says when to try again.
+    LOGIN_THROTTLED = "LOGIN_THROTTLED"
+
+    # UNAUTHENTICATED: the user is disabled.
+    USER_DISABLED = "USER_DISABLED"
+
+    # NOT_FOUND: the tenant has no such user (UNAUTHENTICATED when it is the token's own).
+    USER_NOT_FOUND = "USER_NOT_FOUND"
+
+    # INVALID_ARGUMENT: a user's fields are malformed.
+    INVALID_USER = "INVALID_USER"
+
+    # ALREADY_EXISTS: the username is in use in the tenant.
+    USERNAME_TAKEN = "USERNAME_TAKEN"
+
+    # INVALID_ARGUMENT: the password does not meet the policy.
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+
+    # FAILED_PRECONDITION: only token sessions log out; API keys are revoked instead.
+    NOT_A_SESSION = "NOT_A_SESSION"
+
+    # FAILED_PRECONDITION: only users have passwords.
+    NOT_A_USER = "NOT_A_USER"
+
+    # PERMISSION_DENIED: only the token's user or an administrator may revoke it.
+    NOT_TOKEN_OWNER = "NOT_TOKEN_OWNER"
+
+    # FAILED_PRECONDITION: users cannot delete themselves.
+    CANNOT_DELETE_SELF = "CANNOT_DELETE_SELF"
+
+    # FAILED_PRECONDITION: users cannot disable themselves.
+    CANNOT_DISABLE_SELF = "CANNOT_DISABLE_SELF"
+
+    # PERMISSION_DENIED: the RPC declares no permission, so nobody may call it.
+    PERMISSION_NOT_DECLARED = "PERMISSION_NOT_DECLARED"
+
+    # PERMISSION_DENIED: the credential to make or change could do more than its maker.
+    PERMISSION_ESCALATION = "PERMISSION_ESCALATION"
+
+    # PERMISSION_DENIED: the credential is limited to other streams or event types.
+    SCOPE_RESTRICTED = "SCOPE_RESTRICTED"
+
+    # RESOURCE_EXHAUSTED: the auth change feed is contended; retry.
+    FEED_CONTENDED = "FEED_CONTENDED"
+
+    # FAILED_PRECONDITION: the current signing key is missing from storage.
+    SIGNING_KEY_MISSING = "SIGNING_KEY_MISSING"
+
+    # FAILED_PRECONDITION: the signing key cannot be unsealed with this internal.service_secret.
+    SIGNING_KEY_SEALED = "SIGNING_KEY_SEALED"
+
+    # UNAUTHENTICATED: an internal call carries no service scope (internal).
+    SERVICE_CREDENTIALS_MISSING = "SERVICE_CREDENTIALS_MISSING"
+
+    # UNAUTHENTICATED: an internal call carries a forged or malformed scope (internal).
+    SERVICE_CREDENTIALS_INVALID = "SERVICE_CREDENTIALS_INVALID"
+
+    # UNAUTHENTICATED: an internal call's scope has expired (internal).
+    SERVICE_CREDENTIALS_EXPIRED = "SERVICE_CREDENTIALS_EXPIRED"
+
+    # PERMISSION_DENIED: this service may not make this internal call (internal).
+    SERVICE_NOT_ALLOWED = "SERVICE_NOT_ALLOWED"

@@ -1,0 +1,309 @@
+"""The typed settings model shared by every service (loaded and layered by shared.config.loader).
+
+A field marked `reloadable` takes effect on a configuration reload (SIGHUP or AdminService.ReloadConfig)
+without a restart; a change to any other field is reported as needing a restart and is not applied.
+Fields of type SecretStr are secrets: they may hold a reference (env:, file:, vault:, aws-sm:) that is
+resolved at start and on reload, and they are redacted wherever configuration is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from shared.config.flag_registry import DEFINITIONS
+
+MiB = 1024 * 1024
+
+
+def Reloadable(default: Any, **kw: Any) -> Any:
+    """A Field whose new value a reload applies without a restart."""
+    return Field(default, json_schema_extra={"reloadable": True}, **kw)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Endpoint(_Section):
+    """Where a service listens, and the address other services use to reach it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    # Address other services dial; empty means host:port (with 0.0.0.0 / :: dialled as loopback).
+    address: str = ""
+
+    def bind(self) -> str:
+        """The address to listen on."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+    def dial(self) -> str:
+        """The address to connect to."""
+        if self.address:
+            return self.address
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{host}:{self.port}"
+
+
+class StorageSettings(Endpoint):
+    """The storage service: the only process that opens the database."""
+
+    port: int = Field(default=50054, ge=0, le=65535)
+    data_dir: str = "./data"
+    # fsync the WAL on every group commit. Off trades the last moments of acknowledged writes on a
+    # machine crash (not a process crash) for throughput.
+    sync_writes: bool = Reloadable(True)
+    # A write batch closes once it holds this many key writes (events x 4 + heads); one append is never split.
+    group_commit_max_entries: int = Reloadable(4000, ge=1)
+    # Stream heads kept in memory by the writer.
+    stream_cache_size: int = Reloadable(100_000, ge=0)
+    # Keep request-id results (idempotent retries) this long.
+    request_id_ttl_s: int = Reloadable(7 * 24 * 3600, ge=60)
+    # Largest read response, in bytes; reads return fewer events rather than exceed it.
+    max_read_bytes: int = Reloadable(4 * MiB, ge=64 * 1024)
+
+
+class IngestSettings(Endpoint):
+    """The ingest service."""
+
+    port: int = Field(default=50051, ge=0, le=65535)
+    # Concurrent appends are coalesced into one storage call; a second one (up to this many) starts only
+    # when coalesce_parallel_bytes are waiting (bulk ingest).
+    storage_calls_in_flight: int = Reloadable(2, ge=1, le=64)
+    coalesce_parallel_bytes: int = Reloadable(1024 * 1024, ge=0)
+    # Commit delay: under load (the previous storage call carried several appends), wait up to this long
+    # for as many appends as that call carried plus those queued, at most coalesce_linger_until, before
+    # the next call. 0 turns it off.
+    coalesce_linger_ms: float = Reloadable(3.0, ge=0, le=50)
+    coalesce_linger_until: int = Reloadable(20, ge=1)
+    # One storage call carries at most this many appends and bytes.
+    coalesce_max_appends: int = Reloadable(1024, ge=1)
+    coalesce_max_bytes: int = Reloadable(8 * MiB, ge=64 * 1024)
+    # BatchAppend stops reading a client's stream while this many of its requests are unanswered.
+    batch_append_window: int = Reloadable(8, ge=1, le=1024)
+
+
+class QuerySettings(Endpoint):
+    """The query service."""
+
+    port: int = Field(default=50052, ge=0, le=65535)
+    default_page_size: int = Reloadable(100, ge=1)
+    max_page_size: int = Reloadable(1000, ge=1)
+    # GetEntityState stores a snapshot when it had to fold at least this many events.
+    snapshot_after_events: int = Reloadable(100, ge=1)
+    # Subscribe defaults.
+    checkpoint_every_events: int = Reloadable(1000, ge=1)
+    checkpoint_interval_s: float = Reloadable(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _page_sizes(self) -> QuerySettings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self
+
+
+class AdminSettings(Endpoint):
+    """The admin service."""
+
+    port: int = Field(default=50053, ge=0, le=65535)
+
+
+class GrpcSettings(_Section):
+    """Transport settings applied to every server and channel."""
+
+    max_message_bytes: int = Field(default=16 * MiB, ge=64 * 1024)
+    keepalive_time_s: float = Field(default=30.0, gt=0)
+    keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    # Pings from clients closer together than this (without data) are refused by servers.
+    min_ping_interval_s: float = Field(default=10.0, gt=0)
+    max_concurrent_streams: int = Field(default=1000, ge=1)
+    # SIGTERM: stop accepting calls, let in-flight calls finish for this long, then cancel.
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # Deadline for one internal call to storage.
+    storage_timeout_s: float = Reloadable(30.0, gt=0)
+    # The asyncio event loop implementation. uvloop costs ~15% less CPU per call here.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+
+class LimitsSettings(_Section):
+    """Validation limits for appended data."""
+
+    max_event_bytes: int = Reloadable(MiB, ge=1)
+    max_batch_events: int = Reloadable(10_000, ge=1)
+    max_batch_bytes: int = Reloadable(8 * MiB, ge=1)
+    max_stream_id_bytes: int = Reloadable(256, ge=1, le=4096)
+    max_event_type_bytes: int = Reloadable(256, ge=1, le=4096)
+    max_metadata_entries: int = Reloadable(64, ge=0)
+    max_metadata_bytes: int = Reloadable(16 * 1024, ge=0)
+    max_request_id_bytes: int = Reloadable(128, ge=1)
+
+
+class LogSettings(_Section):
+    """Logging: JSON lines on stderr."""
+
+    level: str = Reloadable("INFO")
+    # One line per RPC with method, status code, duration, peer and request id.
+    access_log: bool = Reloadable(True)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return value.upper()
+
+
+class TracingSettings(_Section):
+    """OpenTelemetry tracing.
+
+    When enabled, trace context (W3C traceparent) passes through every service call and trace ids appear
+    in the logs; spans are recorded and exported only when an exporter is set.
+    """
+
+    enabled: bool = True
+    # Fraction of new traces sampled (child spans follow their parent's decision).
+    sample_ratio: float = Reloadable(1.0, ge=0.0, le=1.0)
+    exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str = "127.0.0.1:4317"
+
+
+class TlsSettings(_Section):
+    """Transport security for every service and for the calls between them."""
+
+    # Serve TLS (and use it when calling other services of the suite).
+    enabled: bool = False
+    # PEM certificate chain of this service.
+    cert_file: str = ""
+    # PEM private key: a reference (file:/path/key.pem, vault:..., aws-sm:..., env:NAME) or the PEM itself.
+    key: SecretStr | None = None
+    # PEM CA bundle that signs the suite's certificates: verifies servers, and clients under mTLS.
+    ca_file: str = ""
+    # mTLS: services accept only clients presenting a certificate signed by ca_file.
+    require_client_cert: bool = False
+    # Name to verify in the certificates of the suite's services when calling them (default: the host
+    # of the address dialled).
+    server_name: str = ""
+    # Plaintext h2c on purpose: a service-mesh sidecar terminates TLS (and mTLS) in front of each
+    # service. Required to run the production preset without TLS.
+    mesh_sidecar: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if self.enabled and (not self.cert_file or self.key is None):
+            raise ValueError("tls.enabled needs tls.cert_file and tls.key")
+        if self.require_client_cert and not (self.enabled and self.ca_file):
+            raise ValueError("tls.require_client_cert needs tls.enabled and tls.ca_file")
+        if self.enabled and self.mesh_sidecar:
+            raise ValueError("tls.mesh_sidecar means plaintext behind a sidecar; it contradicts tls.enabled")
+        return self
+
+
+class AuthSettings(_Section):
+    """Authentication and authorization of every public call."""
+
+    # Off only by this explicit setting; every start then logs a warning (and production refuses it).
+    enabled: bool = True
+    issuer: str = "allsource"
+    audience: str = "allsource"
+    access_token_ttl_s: int = Reloadable(900, ge=30, le=24 * 3600)
+    refresh_token_ttl_s: int = Reloadable(7 * 24 * 3600, ge=300)
+    # Tolerated clock difference when checking iat / nbf / exp.
+    clock_skew_s: int = Reloadable(30, ge=0, le=600)
+    password_min_length: int = Reloadable(12, ge=8, le=1024)
+    # argon2id cost.
+    argon2_time_cost: int = Reloadable(3, ge=1)
+    argon2_memory_kib: int = Reloadable(65536, ge=8192)
+    argon2_parallelism: int = Reloadable(1, ge=1)
+    # Login throttling: this many failures within the window lock the username, or the source address
+    # (at twice the count), until the window has passed.
+    login_max_failures: int = Reloadable(5, ge=1)
+    login_window_s: int = Reloadable(300, ge=1)
+    # Unknown or wrong API keys from one source address per minute before further attempts are refused.
+    api_key_max_failures: int = Reloadable(20, ge=1)
+    # Keyed hash of API-key secrets: required when auth is on (a reference in production).
+    api_key_pepper: SecretStr | None = None
+    api_key_rotation_grace_s: int = Reloadable(3600, ge=0)
+    # The bootstrap administrator created on first start when no user exists. In production its password
+    # must come from configuration (start-up fails without it); in development an API key is generated
+    # and written to <storage.data_dir>/bootstrap-admin.key as well.
+    bootstrap_admin_username: str = "admin"
+    bootstrap_admin_password: SecretStr | None = None
+    # Server reflection: open to anyone, or only to authenticated callers.
+    reflection: Literal["open", "authenticated"] = "open"
+    # How often each service reads the revocation / user / key change feed (revocations apply within this).
+    change_poll_s: float = Reloadable(0.5, gt=0, le=1.0)
+    # How often each service writes the API keys' last-used times (never a write per request).
+    key_usage_flush_s: float = Reloadable(60.0, gt=0)
+
+
+class InternalSettings(_Section):
+    """How the suite's services prove to each other (to storage above all) that they belong to the suite."""
+
+    # Shared secret that signs the scope every internal call carries (service, tenant, end user).
+    service_secret: SecretStr | None = None
+    # Lifetime of a signed scope.
+    scope_ttl_s: int = Field(default=60, ge=5, le=3600)
+
+
+class SecretsSettings(_Section):
+    """Where `vault:` and `aws-sm:` secret references are resolved."""
+
+    # HashiCorp Vault or OpenBao (KV version 2).
+    vault_address: str = "http://127.0.0.1:8200"
+    # Token for Vault; itself a secret (env:VAULT_TOKEN by default, or file:/path).
+    vault_token: SecretStr = SecretStr("env:VAULT_TOKEN")
+    vault_namespace: str = ""
+    # Verify Vault's TLS certificate (a CA bundle path, or true/false).
+    vault_verify: str = "true"
+    # AWS Secrets Manager; credentials come from the usual AWS environment / profile.
+    aws_region: str = "us-east-1"
+    # A different Secrets Manager endpoint (for example a local emulator).
+    aws_endpoint_url: str = ""
+
+
+class FlagSettings(_Section):
+    """A feature flag's configured value (AdminService.SetFeatureFlag overrides it at run time)."""
+
+    enabled: bool = True
+    percentage: float = Field(default=100.0, ge=0.0, le=100.0)
+    bucket_by: Literal["tenant", "stream"] | None = None
+
+
+class Settings(_Section):
+    """Every setting of the suite. Each service reads the sections it needs."""
+
+    storage: StorageSettings = StorageSettings()
+    ingest: IngestSettings = IngestSettings()
+    query: QuerySettings = QuerySettings()
+    admin: AdminSettings = AdminSettings()
+    grpc: GrpcSettings = GrpcSettings()
+    limits: LimitsSettings = LimitsSettings()
+    log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings()
+    tls: TlsSettings = TlsSettings()
+    auth: AuthSettings = AuthSettings()
+    internal: InternalSettings = InternalSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    # Feature flags by name (see shared.config.flags for the known flags).
+    flags: dict[str, FlagSettings] = Reloadable({})
+    # How often every service re-reads flag overrides from storage (besides being told at once).
+    flags_refresh_s: float = Reloadable(30.0, gt=0)
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, flags: dict[str, FlagSettings]) -> dict[str, FlagSettings]:
+        unknown = sorted(set(flags) - set(DEFINITIONS))
+        if unknown:
+            raise ValueError(f"unknown feature flag(s) {', '.join(unknown)}; known: {', '.join(sorted(DEFINITIONS))}")
+        return flags
+
+    @model_validator(mode="after")
+    def _limits_fit_transport(self) -> Settings:
+        if self.limits.max_batch_bytes > self.grpc.max_message_bytes:
+            raise ValueError("limits.max_batch_bytes must not exceed grpc.max_message_bytes")
+        if self.limits.max_event_bytes > self.limits.max_batch_bytes:
+            raise ValueError("limits.max_event_bytes must not exceed limits.max_batch_bytes")
+        return self

@@ -1,0 +1,96 @@
+"""Text rules shared by every service: identifiers, UUIDs, JSON payloads, timestamps."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+from google.protobuf import timestamp_pb2
+
+JSON = "application/json"
+# Control characters, and characters that change how text is displayed without being visible (bidi
+# overrides and marks, line / paragraph separators, zero-width and byte-order marks): refused in ids.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# A UUID in its canonical 8-4-4-4-12 form (either case).
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Timestamp range allowed by google.protobuf.Timestamp: 0001-01-01 to 9999-12-31.
+MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS = -62135596800, 253402300799
+
+
+def timestamp_problem(ts: timestamp_pb2.Timestamp) -> str | None:
+    """What is wrong with a Timestamp, or None."""
+    if not 0 <= ts.nanos < 1_000_000_000 or not MIN_TIMESTAMP_SECONDS <= ts.seconds <= MAX_TIMESTAMP_SECONDS:
+        return "must be a valid timestamp (nanos 0-999999999, years 1-9999)"
+    return None
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a content type is JSON (application/json, or a +json suffix), ignoring parameters."""
+    if not content_type:
+        return True
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base == JSON or base.endswith("+json")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(payload: bytes) -> Any:
+    """Parse JSON text strictly; raises ValueError saying what is wrong.
+
+    orjson decides quickly for almost every document; what it refuses (for example integers beyond 64
+    bits) is decided by the stdlib, refusing NaN and Infinity, numbers that overflow to infinity, lone
+    surrogates, and nesting deeper than the interpreter's recursion limit.
+    """
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        first = exc
+    try:
+        return exact_json(payload)
+    except ValueError:
+        raise ValueError(str(first)) from None
+
+
+def exact_json(payload: bytes | str) -> Any:
+    """Parse JSON keeping every number exact (integers of any size); refuses what is not portable JSON."""
+    try:
+        value = json.loads(payload, parse_constant=_reject_constant)
+        # Infinity from an overflowing number, and unpaired surrogates, cannot be written back as JSON.
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except (UnicodeError, TypeError) as exc:
+        raise ValueError(f"not portable JSON ({type(exc).__name__})") from None
+    return value
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact JSON bytes, exact for integers of any size."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_error(payload: bytes) -> str | None:
+    """None when payload is valid JSON text, else what is wrong with it."""
+    try:
+        parse_json(payload)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def text_problem(value: str, max_bytes: int) -> str | None:
+    """What is wrong with a required identifier-like string, or None."""
+    if not value:
+        return "must not be empty"
+    if len(value) * 4 > max_bytes and len(value.encode()) > max_bytes:
+        return f"must be at most {max_bytes} bytes of UTF-8"
+    if CONTROL.search(value):
+        return "must not contain control or invisible formatting characters"
+    return None

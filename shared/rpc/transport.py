@@ -1,0 +1,77 @@
+"""gRPC transport from settings: options, TLS credentials, and channels between services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from shared.config.settings import GrpcSettings, TlsSettings
+
+
+def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
+    """Transport options for servers: message limits, keepalive, stream limits."""
+    return [
+        ("grpc.max_receive_message_length", g.max_message_bytes),
+        ("grpc.max_send_message_length", g.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(g.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(g.min_ping_interval_s * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_concurrent_streams", g.max_concurrent_streams),
+        # Two servers must never share a port silently.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
+    """Transport options for channels between services."""
+    return [
+        ("grpc.max_receive_message_length", g.max_message_bytes),
+        ("grpc.max_send_message_length", g.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(max(g.keepalive_time_s, g.min_ping_interval_s) * 1000)),
+        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
+def _read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
+    """TLS (or mTLS) server credentials, or None for plaintext."""
+    if not tls.enabled or tls.key is None:
+        return None
+    return grpc.ssl_server_credentials(
+        [(tls.key.get_secret_value().encode(), _read(tls.cert_file))],
+        root_certificates=_read(tls.ca_file) if tls.ca_file else None,
+        require_client_auth=tls.require_client_cert,
+    )
+
+
+def channel_options_for(g: GrpcSettings, tls: TlsSettings) -> list[tuple[str, Any]]:
+    """Channel options, with the TLS name override when one is configured."""
+    options: list[tuple[str, Any]] = list(channel_options(g))
+    if tls.enabled and tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return options
+
+
+def open_channel(address: str, g: GrpcSettings, tls: TlsSettings, interceptors: Any = None) -> grpc.aio.Channel:
+    """A channel to another service of the suite: TLS when the suite uses it (presenting this service's
+    certificate, for mTLS), plaintext otherwise."""
+    options = channel_options_for(g, tls)
+    if not tls.enabled or tls.key is None:
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file) if tls.ca_file else None,
+        private_key=tls.key.get_secret_value().encode(),
+        certificate_chain=_read(tls.cert_file),
+    )
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
