@@ -21,18 +21,19 @@ node_modules/.installed-stamp: package.json package-lock.json
 run: $(STAMP)
 	$(BIN)/allsource-suite
 
-## test: the whole test suite (unit, contract, integration, cross-language); bounded load sizes
-test: $(STAMP) node_modules/.installed-stamp
+## test: lint (ruff, mypy, buf), then the whole test suite (unit, contract, integration, cross-language)
+test: lint
 	$(BIN)/pytest
 
 ## generate: regenerate gen/ from protos/ (a test fails when gen/ is stale)
 generate: $(STAMP)
 	$(BIN)/python tools/gen_protos.py
 
-## lint: ruff, mypy and buf lint
+## lint: ruff (lint and format), mypy and buf lint; any finding fails
+LINTED := services shared tools tests bench clients/python/src/allsource_client
 lint: $(STAMP) node_modules/.installed-stamp
-	$(BIN)/ruff check services shared tools tests bench clients/python/src/allsource_client
-	$(BIN)/ruff format --check services shared tools tests bench clients/python/src/allsource_client
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy services shared tools clients/python/src/allsource_client
 	cd protos && ../node_modules/.bin/buf lint
 

@@ -57,7 +57,8 @@ async def guard_cost(suite: Suite, jwt: str, key: str, calls: int) -> dict[str, 
     from shared.auth.tokens import TokenVerifier
     from shared.config.loader import load_settings
     from shared.stages.authentication import Authentication
-    from shared.storage.client import StorageClient, StorageRecords
+    from shared.storage.client import StorageClient
+    from shared.storage.records import StorageRecords
 
     settings = load_settings(environ={"ALLSOURCE_STORAGE__PORT": str(suite.ports["storage"])}).settings
     storage = StorageClient(settings, "bench")

@@ -14,7 +14,7 @@ from services.admin.servicer import ADMIN_SERVICE, AdminServicer, LocalControl
 from shared.config.settings import Endpoint, Settings
 from shared.core.errors import AllSourceError
 from shared.harness import server
-from shared.storage.client import StorageRecords
+from shared.storage.records import StorageRecords
 
 log = logging.getLogger(__name__)
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -57,6 +57,7 @@ class AdminProcess(server.StorageBackedService):
         while True:
             try:
                 await self.auth.keyring.load()
+                await self.servicer.complete_default_tenant()
                 if self.settings.auth.enabled:
                     assert self.config is not None
                     await self.auth.bootstrap(self.settings.storage.data_dir, self.config.loaded.preset)

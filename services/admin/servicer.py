@@ -25,6 +25,7 @@ from shared.core.errors import AllSourceError, InvalidArgument
 from shared.core.reasons import Reason
 from shared.core.timestamps import now_ns, to_timestamp
 from shared.core.version import VERSION
+from shared.core.wire import recast
 from shared.rpc.control import FLAG_NAMESPACE, flag_to_proto, flags_response
 from shared.rpc.transport import open_channel
 from shared.storage.client import StorageClient
@@ -123,10 +124,10 @@ class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
             services=checks,
         )
         try:
-            stats = await self.storage.call("GetStats", storage_pb2.GetStatsRequest(), timeout=2.0, system=True)
+            stats = await self.storage.get_stats(storage_pb2.GetStatsRequest(), timeout=2.0)
         except AllSourceError:
             return response  # storage is reported unreachable above; the rest of the answer still helps
-        response.storage.CopyFrom(stats.stats)
+        response.storage.CopyFrom(recast(stats.stats, admin_pb2.StorageStats))
         response.storage_uptime.CopyFrom(_duration((time.time_ns() - stats.started_at.ToNanoseconds()) / 1e9))
         return response
 
@@ -222,10 +223,8 @@ class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
             )
         who = caller_of(context)
         if request.clear:
-            await self.storage.call(
-                "DeleteRecord",
-                storage_pb2.DeleteRecordRequest(namespace=FLAG_NAMESPACE, key=request.name),
-                system=True,
+            await self.storage.delete_record(
+                storage_pb2.DeleteRecordRequest(namespace=FLAG_NAMESPACE, key=request.name)
             )
         else:
             if not 0 <= request.percentage <= 100:
@@ -240,14 +239,13 @@ class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
                 updated_by=who,
             )
             stored.updated_at.FromNanoseconds(now_ns())
-            await self.storage.call(
-                "PutRecord",
+            # Flags are suite-wide records (the caller is an operator).
+            await self.storage.put_record(
                 storage_pb2.PutRecordRequest(
                     record=storage_pb2.Record(
                         namespace=FLAG_NAMESPACE, key=request.name, value=stored.SerializeToString()
                     )
-                ),
-                system=True,  # flags are suite-wide records (the caller is an operator)
+                )
             )
 
         async def remote(stub: Any) -> bool:

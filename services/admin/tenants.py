@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 import grpc
-from allsource.storage.v1 import records_pb2, storage_pb2
+from allsource.storage.v1 import model_pb2, records_pb2, storage_pb2
 from allsource.v1 import admin_pb2, options_pb2, tenant_pb2
 
 from shared.auth.principal import Principal, current
@@ -23,6 +23,7 @@ from shared.core.reasons import Reason
 from shared.core.tenant_ids import DEFAULT_TENANT, tenant_id_problem
 from shared.core.text import CONTROL
 from shared.core.timestamps import to_timestamp
+from shared.core.wire import recast
 from shared.tenancy.audit import NS_AUDIT
 from shared.tenancy.tenants import QUOTA_FIELDS, metadata_violations, quota_usage, quotas_for
 
@@ -57,8 +58,15 @@ class TenantAdmin:
         return principal
 
     async def _get(self, tenant_id: str) -> tuple[tenant_pb2.Tenant, int]:
-        reply = await self.storage.call("GetTenant", storage_pb2.GetTenantRequest(tenant_id=tenant_id), system=True)
-        return reply.tenant, reply.revision
+        reply = await self.storage.get_tenant(storage_pb2.GetTenantRequest(tenant_id=tenant_id))
+        return recast(reply.tenant, tenant_pb2.Tenant), reply.revision
+
+    async def _put(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> None:
+        await self.storage.put_tenant(
+            storage_pb2.PutTenantRequest(
+                tenant=recast(tenant, model_pb2.TenantRecord), expected_revision=expected_revision
+            )
+        )
 
     async def _changed(self, tenant_id: str) -> None:
         """Tell every service to forget its copy of the tenant."""
@@ -71,11 +79,7 @@ class TenantAdmin:
             change(tenant)  # type: ignore[operator]
             tenant.updated_at.CopyFrom(to_timestamp(time.time_ns()))
             try:
-                await self.storage.call(
-                    "PutTenant",
-                    storage_pb2.PutTenantRequest(tenant=tenant, expected_revision=revision),
-                    system=True,
-                )
+                await self._put(tenant, revision)
             except AllSourceError as exc:
                 if exc.reason == Reason.RECORD_REVISION_MISMATCH:
                     continue
@@ -84,6 +88,22 @@ class TenantAdmin:
             audit.info(what, extra={"by": self._operator().ref, "tenant": tenant_id})
             return tenant
         raise FailedPrecondition("the tenant keeps changing; try again", reason=Reason.TENANT_CONTENDED)
+
+    async def complete_default_tenant(self) -> None:
+        """Give the default tenant (which storage makes at its first start, knowing only its id and status)
+        its name and unlimited quotas, once."""
+        tenant, revision = await self._get(DEFAULT_TENANT)
+        if tenant.quota_preset != tenant_pb2.QUOTA_PRESET_UNSPECIFIED:
+            return
+        tenant.display_name = tenant.display_name or "Default"
+        tenant.quota_preset = tenant_pb2.QUOTA_PRESET_UNLIMITED
+        tenant.quotas.CopyFrom(quotas_for(tenant_pb2.QUOTA_PRESET_UNLIMITED))
+        tenant.updated_at.CopyFrom(to_timestamp(time.time_ns()))
+        try:
+            await self._put(tenant, revision)
+        except AllSourceError as exc:
+            if exc.reason != Reason.RECORD_REVISION_MISMATCH:  # another admin replica did it meanwhile
+                raise
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -112,9 +132,7 @@ class TenantAdmin:
             created_at=now,
             updated_at=now,
         )
-        await self.storage.call(
-            "PutTenant", storage_pb2.PutTenantRequest(tenant=tenant, expected_revision=0), system=True
-        )
+        await self._put(tenant, 0)
         await self._changed(tenant.tenant_id)  # services may have cached "no such tenant"
         audit.info("tenant created", extra={"by": self._operator().ref, "tenant": tenant.tenant_id})
         return admin_pb2.CreateTenantResponse(tenant=tenant)
@@ -131,10 +149,8 @@ class TenantAdmin:
         size = pagination.page_size(request.page_size, 100, 1000)
         bound = pagination.fingerprint("ListTenants")
         after = pagination.cursor_str(pagination.decode(request.page_token, bound), "t") if request.page_token else ""
-        reply = await self.storage.call(
-            "ListTenants", storage_pb2.ListTenantsRequest(after=after, limit=size), system=True
-        )
-        response = admin_pb2.ListTenantsResponse(tenants=reply.tenants)
+        reply = await self.storage.list_tenants(storage_pb2.ListTenantsRequest(after=after, limit=size))
+        response = admin_pb2.ListTenantsResponse(tenants=[recast(t, tenant_pb2.Tenant) for t in reply.tenants])
         if not reply.end and reply.tenants:
             response.next_page_token = pagination.encode(bound, {"t": reply.tenants[-1].tenant_id})
         return response
@@ -240,9 +256,7 @@ class TenantAdmin:
             if len(page) < 1000:
                 break
             after = page[-1][0]
-        purged = await self.storage.call(
-            "DeleteTenant", storage_pb2.DeleteTenantRequest(tenant_id=tenant_id), system=True
-        )
+        purged = await self.storage.delete_tenant(storage_pb2.DeleteTenantRequest(tenant_id=tenant_id))
         await self._changed(tenant_id)
         audit.info(
             "tenant deleted",
@@ -260,7 +274,7 @@ class TenantAdmin:
         self, request: admin_pb2.GetTenantStatsRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.GetTenantStatsResponse:
         tenant_id = self._operator().tenant_id
-        usage = await self.storage.call("GetTenantUsage", storage_pb2.GetTenantUsageRequest(tenant_id=tenant_id))
+        usage = await self.storage.get_tenant_usage(storage_pb2.GetTenantUsageRequest(tenant_id=tenant_id))
         tenant, _ = await self._get(tenant_id)
         records = self.auth.records
         api_keys = users = 0

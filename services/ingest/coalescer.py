@@ -34,7 +34,7 @@ from allsource.storage.v1 import storage_pb2
 from allsource.v1 import ingest_pb2
 
 from shared.core.errors import AllSourceError, from_status
-from shared.core.wire import varint
+from shared.core.wire import recast, varint
 from shared.storage.client import StorageClient
 
 
@@ -99,7 +99,8 @@ class AppendCoalescer:
         outcome = await future
         if outcome.HasField("error"):
             raise from_status(outcome.error)
-        return outcome.success
+        # The storage service's AppendResult has AppendEventsResponse's wire format.
+        return recast(outcome.success, ingest_pb2.AppendEventsResponse)
 
     def _flush(self) -> None:
         if self.linger_s and self._in_flight == 0 and self._last_batch > 1 and not self._lingering:

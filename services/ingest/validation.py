@@ -6,6 +6,8 @@ the offending event. Validation runs before anything is sent to storage: a rejec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from allsource.v1 import ingest_pb2
 
 from shared.config.flags import FLAGS
@@ -107,7 +109,7 @@ class AppendValidator:
             out.append((f"{prefix}events", f"payloads must total at most {lim.max_batch_bytes} bytes (have {total})"))
         return out
 
-    def _metadata(self, metadata: dict[str, str], path: str) -> list[tuple[str, str]]:
+    def _metadata(self, metadata: Mapping[str, str], path: str) -> list[tuple[str, str]]:
         lim = self.limits
         out = []
         if len(metadata) > lim.max_metadata_entries:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import grpc
-from allsource.storage.v1 import storage_pb2
+from allsource.storage.v1 import model_pb2, storage_pb2
 from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
@@ -18,6 +18,7 @@ from shared.core import pagination
 from shared.core.errors import InvalidArgument, NotFound
 from shared.core.reasons import Reason
 from shared.core.text import CONTROL, UUID_PATTERN, text_problem, timestamp_problem
+from shared.core.wire import recast
 from shared.rpc.streams import until_closed
 from shared.storage.client import StorageClient
 from shared.tenancy.scope import narrow, require_stream, require_whole_streams, tenant_of, visible
@@ -90,8 +91,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 reason=Reason.INVALID_EVENT_ID,
                 violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")],
             )
-        found, raw = await self.storage.read(
-            "GetEvent", storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
+        found, raw = await self.storage.get_event(
+            storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
         )
         if not visible(found.event):
             # Answer exactly as storage answers an absent event, so a scoped key cannot probe for ids.
@@ -117,8 +118,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         from_version = request.from_version
         if request.page_token:
             from_version = pagination.cursor_int(pagination.decode(request.page_token, bound), "v")
-        piece, raw = await self.storage.read(
-            "ReadStream",
+        piece, raw = await self.storage.read_stream(
             storage_pb2.ReadStreamRequest(
                 tenant_id=tenant, stream_id=request.stream_id, backward=backward, from_version=from_version, limit=size
             ),
@@ -144,10 +144,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         after = 0
         if request.page_token:
             after = pagination.cursor_int(pagination.decode(request.page_token, bound), "p")
-        run, raw = await self.storage.read(
-            "ReadEvents",
+        run, raw = await self.storage.read_events(
             storage_pb2.ReadEventsRequest(
-                tenant_id=tenant, filter=request.filter, after_position=after, limit=size, max_scan=MAX_SCAN
+                tenant_id=tenant,
+                filter=recast(request.filter, model_pb2.EventFilter),
+                after_position=after,
+                limit=size,
+                max_scan=MAX_SCAN,
             ),
         )
         response = forward(query_pb2.ListEventsResponse, raw)
@@ -165,10 +168,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         narrow(event_filter)
         after = 0
         while True:
-            run, raw = await self.storage.read(
-                "ReadEvents",
+            run, raw = await self.storage.read_events(
                 storage_pb2.ReadEventsRequest(
-                    tenant_id=tenant, filter=event_filter, after_position=after, limit=batch, max_scan=MAX_SCAN
+                    tenant_id=tenant,
+                    filter=recast(event_filter, model_pb2.EventFilter),
+                    after_position=after,
+                    limit=batch,
+                    max_scan=MAX_SCAN,
                 ),
             )
             if run.events:
@@ -254,8 +260,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         after = ""
         if request.page_token:
             after = pagination.cursor_str(pagination.decode(request.page_token, bound), "s")
-        reply = await self.storage.call(
-            "ListStreams",
+        reply = await self.storage.list_streams(
             storage_pb2.ListStreamsRequest(
                 tenant_id=tenant, stream_id_prefix=scoped.stream_id_prefix, after_stream_id=after, limit=size
             ),
@@ -263,4 +268,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         token = ""
         if not reply.end and reply.streams:
             token = pagination.encode(bound, {"s": reply.streams[-1].stream_id})
-        return query_pb2.ListStreamsResponse(streams=reply.streams, next_page_token=token)
+        return query_pb2.ListStreamsResponse(
+            streams=[recast(s, event_pb2.StreamInfo) for s in reply.streams], next_page_token=token
+        )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from allsource.storage.v1 import storage_pb2
-from allsource.v1 import event_pb2, query_pb2
+from allsource.storage.v1 import model_pb2, storage_pb2
+from allsource.v1 import query_pb2
 from google.protobuf import timestamp_pb2
 
 from shared.config.flags import FLAGS
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 1000
 
 
-def apply(state: dict[str, Any], event: event_pb2.Event) -> None:
+def apply(state: dict[str, Any], event: model_pb2.StoredEvent) -> None:
     """Merge one event's payload into the state."""
     if not is_json(event.content_type):
         return
@@ -51,8 +51,8 @@ async def fold_stream(
     snapshot_after: int,
 ) -> query_pb2.GetEntityStateResponse:
     """Fold the stream up to the requested version or time, starting from the newest usable snapshot."""
-    info = await storage.call(
-        "GetStream", storage_pb2.GetStreamRequest(tenant_id=tenant_id, stream_id=stream_id, as_of_time=as_of_time)
+    info = await storage.get_stream(
+        storage_pb2.GetStreamRequest(tenant_id=tenant_id, stream_id=stream_id, as_of_time=as_of_time)
     )
     target = info.version_at_time
     if as_of_version is not None:
@@ -61,16 +61,15 @@ async def fold_stream(
     version = snapshot_version = folded = 0
     updated_at = timestamp_pb2.Timestamp()
     if target:
-        snap = await storage.call(
-            "GetSnapshot", storage_pb2.GetSnapshotRequest(tenant_id=tenant_id, stream_id=stream_id, max_version=target)
+        snap = await storage.get_snapshot(
+            storage_pb2.GetSnapshotRequest(tenant_id=tenant_id, stream_id=stream_id, max_version=target)
         )
         if snap.found:
             state = exact_json(snap.state)
             version = snapshot_version = snap.version
             updated_at.CopyFrom(snap.updated_at)
         while version < target:
-            piece, _ = await storage.read(
-                "ReadStream",
+            piece, _ = await storage.read_stream(
                 storage_pb2.ReadStreamRequest(
                     tenant_id=tenant_id,
                     stream_id=stream_id,
@@ -107,8 +106,7 @@ async def _save_snapshot(
     at: timestamp_pb2.Timestamp,
 ) -> None:
     try:
-        await storage.call(
-            "PutSnapshot",
+        await storage.put_snapshot(
             storage_pb2.PutSnapshotRequest(
                 tenant_id=tenant_id, stream_id=stream_id, version=version, state=dump_json(state), updated_at=at
             ),

@@ -1,7 +1,17 @@
-"""The interface every storage backend implements; the gRPC servicer talks only to this.
+"""What a storage backend provides, as small interfaces by concern; the servicer talks only to these.
 
-Events cross this interface as serialized allsource.v1.Event bytes, so the servicer can forward them
-without parsing. Backends convert their driver's exceptions into shared.core.errors types at the boundary.
+- EventLog: appends (the rules are services.storage.append_rules, the same for every backend), reads by
+  id, stream, filter and position, stream listing, and waiting for commits;
+- Snapshots: folded stream states;
+- Records: control-plane records (users, API-key hashes, flags, audit...) with compare-and-set;
+- TenantRegistry: tenants, their internal numbers and status, and their deletion;
+- UsageCounters: what each tenant uses;
+- StorageBackend: all of them, with a lifecycle and statistics.
+
+Everything is typed with the storage service's own types (allsource.storage.v1, and the dataclasses
+here), and every method is awaitable. Events cross these interfaces as serialized StoredEvent bytes,
+so the servicer forwards them without parsing. Backends convert their driver's exceptions into
+shared.core.errors types at the boundary: no driver exception escapes.
 """
 
 from __future__ import annotations
@@ -11,12 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, tenant_pb2
+from allsource.storage.v1 import model_pb2
 
 from shared.config.settings import StorageSettings
 from shared.core.errors import AllSourceError
 
-AppendResult: TypeAlias = ingest_pb2.AppendEventsResponse | AllSourceError
+AppendResult: TypeAlias = model_pb2.AppendResult | AllSourceError
+
+
+class StorageOpenError(Exception):
+    """The backend could not be opened (locked by another process, corrupt, no permission...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +38,7 @@ class AppendOp:
     """One atomic append for one tenant."""
 
     tenant_id: str
-    request: ingest_pb2.AppendEventsRequest
+    request: model_pb2.AppendInput
 
 
 @dataclass(slots=True)
@@ -76,18 +90,8 @@ class TenantUsage:
     queries_this_hour: int
 
 
-class StorageBackend(abc.ABC):
-    """An event log with stream, type, id and position access, live notification and snapshots."""
-
-    name: str
-
-    @abc.abstractmethod
-    async def start(self) -> None:
-        """Open the backend; after this every other method may be called."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Finish pending writes and release the backend."""
+class EventLog(abc.ABC):
+    """Each tenant's log of events, with stream, type, id and position access."""
 
     @abc.abstractmethod
     async def append(self, ops: Sequence[AppendOp]) -> list[AppendResult]:
@@ -114,7 +118,7 @@ class StorageBackend(abc.ABC):
     async def read_events(
         self,
         tenant_id: str,
-        event_filter: event_pb2.EventFilter,
+        event_filter: model_pb2.EventFilter,
         *,
         after_position: int,
         limit: int,
@@ -125,22 +129,26 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     async def list_streams(
         self, tenant_id: str, *, prefix: str, after: str, limit: int
-    ) -> tuple[list[event_pb2.StreamInfo], bool]:
+    ) -> tuple[list[model_pb2.StreamInfo], bool]:
         """Streams in id order after `after`; the flag says there are no more."""
 
     @abc.abstractmethod
     async def get_stream(
         self, tenant_id: str, stream_id: str, as_of_ns: int | None
-    ) -> tuple[event_pb2.StreamInfo, int]:
+    ) -> tuple[model_pb2.StreamInfo, int]:
         """A stream's info and its version at as_of_ns (its current version when None)."""
 
     @abc.abstractmethod
-    def head_position(self, tenant_id: str) -> int:
+    async def head_position(self, tenant_id: str) -> int:
         """The tenant's last committed position (0 when it has no events)."""
 
     @abc.abstractmethod
     async def wait_for_commit(self, tenant_id: str, after_position: int, timeout: float) -> bool:
         """Wait until the tenant's head passes after_position; False on timeout."""
+
+
+class Snapshots(abc.ABC):
+    """Folded states of streams."""
 
     @abc.abstractmethod
     async def get_snapshot(self, tenant_id: str, stream_id: str, max_version: int) -> Snapshot | None:
@@ -150,12 +158,9 @@ class StorageBackend(abc.ABC):
     async def put_snapshot(self, tenant_id: str, stream_id: str, snapshot: Snapshot) -> None:
         """Store a snapshot."""
 
-    def apply_settings(self, settings: StorageSettings) -> None:  # noqa: B027 - optional hook
-        """Take reloaded storage settings (the reloadable ones) into use."""
 
-    @abc.abstractmethod
-    async def stats(self) -> admin_pb2.StorageStats:
-        """Measured statistics."""
+class Records(abc.ABC):
+    """Control-plane records; tenant "" holds suite-wide ones."""
 
     @abc.abstractmethod
     async def put_record(
@@ -175,32 +180,38 @@ class StorageBackend(abc.ABC):
     async def delete_record(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None) -> bool:
         """Delete a record (with expected_revision, only at that revision); False when there was none."""
 
-    # -- tenants -------------------------------------------------------------------------------------
+
+class TenantRegistry(abc.ABC):
+    """The tenants, each with its own internal number (never reused) and status."""
 
     @abc.abstractmethod
-    def check_tenant_usable(self, tenant_id: str) -> None:
-        """Raise FailedPrecondition(TENANT_INACTIVE) for an inactive tenant (cheap: called per request)."""
+    async def check_tenant_usable(self, tenant_id: str) -> None:
+        """Raise NotFound(TENANT_NOT_FOUND) or FailedPrecondition(TENANT_INACTIVE) (cheap: called per request)."""
 
     @abc.abstractmethod
-    def tenant_incarnation(self, tenant_id: str) -> int:
+    async def tenant_incarnation(self, tenant_id: str) -> int:
         """Which tenant of that id this is (0: none): a tenant deleted and created again is another one."""
 
     @abc.abstractmethod
-    async def put_tenant(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> int:
+    async def put_tenant(self, tenant: model_pb2.TenantRecord, expected_revision: int) -> int:
         """Create (expected_revision 0; AlreadyExists(TENANT_ALREADY_EXISTS) when it exists) or replace a
         tenant at its revision; returns the new revision. Deactivation ends its live subscriptions."""
 
     @abc.abstractmethod
-    async def get_tenant(self, tenant_id: str) -> tuple[tenant_pb2.Tenant, int]:
+    async def get_tenant(self, tenant_id: str) -> tuple[model_pb2.TenantRecord, int]:
         """A tenant and its revision; NotFound(TENANT_NOT_FOUND) when absent."""
 
     @abc.abstractmethod
-    async def list_tenants(self, after: str, limit: int) -> tuple[list[tenant_pb2.Tenant], bool]:
+    async def list_tenants(self, after: str, limit: int) -> tuple[list[model_pb2.TenantRecord], bool]:
         """Tenants in id order after `after`; the flag says there are no more."""
 
     @abc.abstractmethod
     async def delete_tenant(self, tenant_id: str) -> tuple[int, int]:
         """Delete a tenant and all of its data; returns (events deleted, keys deleted)."""
+
+
+class UsageCounters(abc.ABC):
+    """What each tenant uses."""
 
     @abc.abstractmethod
     async def tenant_usage(self, tenant_id: str) -> TenantUsage:
@@ -209,3 +220,24 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     async def add_usage(self, tenant_id: str, queries: int) -> None:
         """Add query calls to the tenant's current hour."""
+
+
+class StorageBackend(EventLog, Snapshots, Records, TenantRegistry, UsageCounters):
+    """A whole backend: every interface above, opened and closed as one."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Open the backend; after this every other method may be called."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release the backend."""
+
+    @abc.abstractmethod
+    async def stats(self) -> model_pb2.StorageStats:
+        """Measured statistics."""
+
+    def apply_settings(self, settings: StorageSettings) -> None:
+        """Take reloaded storage settings (the reloadable ones) into use."""

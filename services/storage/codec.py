@@ -1,8 +1,9 @@
 """Encoding of stored events and stream heads.
 
-A stored event is a serialized allsource.v1.Event. EventData shares Event's first six field numbers, so
-the stored bytes are the client's EventData bytes followed by the fields the server assigns (tenant,
-stream, version, position, recorded_at and, when the client gave none, event_id), encoded here by hand:
+A stored event is a serialized StoredEvent (the wire format of allsource.v1.Event). EventInput shares its
+first six field numbers, so the stored bytes are the client's EventData bytes followed by the fields the
+server assigns (tenant, stream, version, position, recorded_at and, when the client gave none, event_id),
+encoded here by hand:
 this runs once per appended event and is far cheaper than building an Event message.
 """
 
@@ -15,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from allsource.v1 import event_pb2
+from allsource.storage.v1 import model_pb2
 
 from shared.core.wire import length_delimited, varint
 
@@ -97,9 +98,9 @@ def repeated_events(serialized: list[bytes]) -> bytes:
     return b"".join(_TAG_REPEATED_EVENTS + varint(len(b)) + b for b in serialized)
 
 
-def decode_event(data: bytes) -> event_pb2.Event:
+def decode_event(data: bytes) -> model_pb2.StoredEvent:
     """Parse stored event bytes."""
-    return event_pb2.Event.FromString(data)
+    return model_pb2.StoredEvent.FromString(data)
 
 
 class UuidV7:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import grpc
 from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
 
-from services.storage.backend import StorageBackend
-from services.storage.rocksdb_backend import RocksBackend, StorageOpenError
+from services.storage.backend import StorageBackend, StorageOpenError
+from services.storage.factory import open_backend
 from services.storage.servicer import StorageServicer
 from shared.config.flags import FlagState
 from shared.config.settings import Endpoint, Settings
@@ -24,7 +24,7 @@ class StorageProcess(server.Service):
 
     def __init__(self, settings: Settings, backend: StorageBackend | None = None) -> None:
         super().__init__(settings)
-        self.backend = backend or RocksBackend(settings.storage)
+        self.backend = backend or open_backend(settings.storage)
         self.servicer = StorageServicer(self.backend, self.scope_verifier())
 
     def endpoint(self) -> Endpoint:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, tenant_pb2
+from allsource.storage.v1 import model_pb2
 from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from services.storage import codec, keys
@@ -30,6 +30,7 @@ from services.storage.backend import (
     Record,
     Snapshot,
     StorageBackend,
+    StorageOpenError,
     StreamSlice,
     TenantUsage,
 )
@@ -57,10 +58,6 @@ FAMILIES = ("events", "stream_idx", "type_idx", "id_idx", "requests", "streams",
 DATA_FAMILIES = tuple(n for n in FAMILIES if n != "meta")
 # Point-lookup families get bloom filters: an id-index miss drops from ~2.5 us to ~0.5 us here.
 _BLOOM = {"id_idx", "requests", "streams"}
-
-
-class StorageOpenError(Exception):
-    """The database could not be opened (locked by another process, corrupt, no permission...)."""
 
 
 @contextmanager
@@ -98,7 +95,7 @@ class RocksBackend(StorageBackend):
         self._cf: dict[str, Any] = {}
         self._h: dict[str, Any] = {}
         self._tenants: dict[str, TenantCursor] = {}
-        self._tenant_records: dict[str, tuple[tenant_pb2.Tenant, int]] = {}
+        self._tenant_records: dict[str, tuple[model_pb2.TenantRecord, int]] = {}
         self._inactive: set[str] = set()
         # Tenants whose purge has begun and not finished: id -> number. The id cannot be created again
         # until the purge is done (its registry keys are deleted with the range).
@@ -172,7 +169,7 @@ class RocksBackend(StorageBackend):
             meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1))
             registered[DEFAULT_TENANT] = 1
         for _, value in self._meta_under(keys.META_TENANT_RECORD):
-            tenant = tenant_pb2.Tenant.FromString(value[8:])
+            tenant = model_pb2.TenantRecord.FromString(value[8:])
             if tenant.tenant_id not in self._deleting:
                 self._tenant_records[tenant.tenant_id] = (tenant, keys.unpack_u64(value))
         raw_seq = meta.get(keys.META_TENANT_SEQ)
@@ -209,20 +206,14 @@ class RocksBackend(StorageBackend):
             )
         if DEFAULT_TENANT not in self._tenant_records:
             # The default tenant exists from the first start; data written before tenants belongs to it.
-            now = to_timestamp(time.time_ns())
-            tenant = tenant_pb2.Tenant(
-                tenant_id=DEFAULT_TENANT,
-                display_name="Default",
-                status=tenant_pb2.TENANT_STATUS_ACTIVE,
-                quota_preset=tenant_pb2.QUOTA_PRESET_UNLIMITED,
-                quotas=tenant_pb2.TenantQuotas(),
-                created_at=now,
-                updated_at=now,
+            # (The admin service fills in the fields storage does not read: its name, its quotas.)
+            tenant = model_pb2.TenantRecord(
+                tenant_id=DEFAULT_TENANT, status=model_pb2.TENANT_STATUS_ACTIVE, created_at=to_timestamp(time.time_ns())
             )
             meta.put(keys.META_TENANT_RECORD + DEFAULT_TENANT.encode(), keys.pack_u64(1) + tenant.SerializeToString())
             self._tenant_records[DEFAULT_TENANT] = (tenant, 1)
         self._inactive = {
-            tid for tid, (t, _) in self._tenant_records.items() if t.status == tenant_pb2.TENANT_STATUS_INACTIVE
+            tid for tid, (t, _) in self._tenant_records.items() if t.status == model_pb2.TENANT_STATUS_INACTIVE
         }
 
     def _meta_under(self, prefix: bytes) -> Iterator[tuple[str, bytes]]:
@@ -268,7 +259,7 @@ class RocksBackend(StorageBackend):
         cursor = self._tenants.get(tenant_id)
         return cursor.number if cursor else None
 
-    def head_position(self, tenant_id: str) -> int:
+    async def head_position(self, tenant_id: str) -> int:
         t = self._tenant_no(tenant_id)
         return self._hub.head(t) if t is not None and self._hub else 0
 
@@ -373,7 +364,7 @@ class RocksBackend(StorageBackend):
     async def read_events(
         self,
         tenant_id: str,
-        event_filter: event_pb2.EventFilter,
+        event_filter: model_pb2.EventFilter,
         *,
         after_position: int,
         limit: int,
@@ -400,7 +391,7 @@ class RocksBackend(StorageBackend):
                 return self._scan_types(t, f, lo, hi, limit, max_scan)
             return self._scan_log(t, f, lo, hi, limit, max_scan)
 
-    def _accept(self, f: event_pb2.EventFilter, data: bytes, check_types: bool) -> bool:
+    def _accept(self, f: model_pb2.EventFilter, data: bytes, check_types: bool) -> bool:
         if not (f.stream_id_prefix or check_types):
             return True
         ev = codec.decode_event(data)
@@ -408,7 +399,7 @@ class RocksBackend(StorageBackend):
             return False
         return not check_types or ev.event_type in f.event_types
 
-    def _scan_log(self, t: int, f: event_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    def _scan_log(self, t: int, f: model_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
         it = self._cf["events"].iter(ro)
@@ -429,7 +420,7 @@ class RocksBackend(StorageBackend):
             last = hi  # the log is gapless up to the head, so the range is done
         return EventRun(out, last, last >= hi)
 
-    def _scan_types(self, t: int, f: event_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    def _scan_types(self, t: int, f: model_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
         def positions(event_type: str) -> Iterator[int]:
             prefix = keys.type_prefix(t, event_type)
             ro = ReadOptions()
@@ -469,7 +460,7 @@ class RocksBackend(StorageBackend):
             last = hi
         return EventRun(out, last, last >= hi)
 
-    def _scan_stream(self, t: int, f: event_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    def _scan_stream(self, t: int, f: model_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
         head = self._stream_head(t, f.stream_id)
         if head is None or head.last_position < lo or head.first_position > hi:
             return EventRun([], hi, True)
@@ -504,7 +495,7 @@ class RocksBackend(StorageBackend):
 
     async def list_streams(
         self, tenant_id: str, *, prefix: str, after: str, limit: int
-    ) -> tuple[list[event_pb2.StreamInfo], bool]:
+    ) -> tuple[list[model_pb2.StreamInfo], bool]:
         t = self._tenant_no(tenant_id)
         if t is None:
             return [], True
@@ -513,7 +504,7 @@ class RocksBackend(StorageBackend):
         if after and after >= prefix:
             lower = max(lower, tp + after.encode() + keys.SEP)
         upper = keys.next_key(tp + prefix.encode()) if prefix else keys.tenant_upper(t)
-        out: list[event_pb2.StreamInfo] = []
+        out: list[model_pb2.StreamInfo] = []
         with engine_errors("listing streams"):
             ro = ReadOptions()
             ro.set_iterate_upper_bound(upper)
@@ -527,7 +518,7 @@ class RocksBackend(StorageBackend):
 
     async def get_stream(
         self, tenant_id: str, stream_id: str, as_of_ns: int | None
-    ) -> tuple[event_pb2.StreamInfo, int]:
+    ) -> tuple[model_pb2.StreamInfo, int]:
         t = self._tenant_no(tenant_id)
         with engine_errors("reading a stream head"):
             head = self._stream_head(t, stream_id)
@@ -688,7 +679,7 @@ class RocksBackend(StorageBackend):
 
     # -- tenants -------------------------------------------------------------------------------------
 
-    def check_tenant_usable(self, tenant_id: str) -> None:
+    async def check_tenant_usable(self, tenant_id: str) -> None:
         if tenant_id not in self._tenants:
             raise self._tenant_missing(tenant_id)
         if tenant_id in self._inactive:
@@ -696,13 +687,13 @@ class RocksBackend(StorageBackend):
                 f"tenant {tenant_id!r} is inactive", reason=Reason.TENANT_INACTIVE, metadata={"tenant_id": tenant_id}
             )
 
-    def tenant_incarnation(self, tenant_id: str) -> int:
+    async def tenant_incarnation(self, tenant_id: str) -> int:
         return self._tenant_no(tenant_id) or 0  # tenant numbers are never reused
 
     def _tenant_missing(self, tenant_id: str) -> NotFound:
         return NotFound(f"tenant {tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
 
-    async def put_tenant(self, tenant: tenant_pb2.Tenant, expected_revision: int) -> int:
+    async def put_tenant(self, tenant: model_pb2.TenantRecord, expected_revision: int) -> int:
         tenant_id = tenant.tenant_id
         if not tenant_id or keys.SEP.decode() in tenant_id:
             raise InvalidArgument("a tenant needs an id", violations=[("tenant.tenant_id", "required")])
@@ -738,7 +729,7 @@ class RocksBackend(StorageBackend):
             if current[1] != expected_revision:
                 raise self._revision_mismatch("tenants", tenant_id, expected_revision, current[1])
             revision = current[1] + 1
-        stored = tenant_pb2.Tenant()
+        stored = model_pb2.TenantRecord()
         stored.CopyFrom(tenant)
         batch.put(keys.META_TENANT_RECORD + tenant_id.encode(), keys.pack_u64(revision) + stored.SerializeToString(), h)
         with engine_errors("writing a tenant"):
@@ -751,7 +742,7 @@ class RocksBackend(StorageBackend):
             if self._hub is not None:
                 self._hub.set_head(number, 0)
         self._tenant_records[tenant_id] = (stored, revision)
-        if stored.status == tenant_pb2.TENANT_STATUS_INACTIVE:
+        if stored.status == model_pb2.TENANT_STATUS_INACTIVE:
             self._inactive.add(tenant_id)
             cursor = self._tenants.get(tenant_id)
             if cursor is not None and self._hub is not None:
@@ -760,19 +751,19 @@ class RocksBackend(StorageBackend):
             self._inactive.discard(tenant_id)
         return revision
 
-    async def get_tenant(self, tenant_id: str) -> tuple[tenant_pb2.Tenant, int]:
+    async def get_tenant(self, tenant_id: str) -> tuple[model_pb2.TenantRecord, int]:
         found = self._tenant_records.get(tenant_id)
         if found is None:
             raise self._tenant_missing(tenant_id)
-        copy = tenant_pb2.Tenant()
+        copy = model_pb2.TenantRecord()
         copy.CopyFrom(found[0])
         return copy, found[1]
 
-    async def list_tenants(self, after: str, limit: int) -> tuple[list[tenant_pb2.Tenant], bool]:
+    async def list_tenants(self, after: str, limit: int) -> tuple[list[model_pb2.TenantRecord], bool]:
         ids = sorted(t for t in self._tenant_records if t > after)
         out = []
         for tenant_id in ids[:limit]:
-            copy = tenant_pb2.Tenant()
+            copy = model_pb2.TenantRecord()
             copy.CopyFrom(self._tenant_records[tenant_id][0])
             out.append(copy)
         return out, len(ids) <= limit
@@ -890,7 +881,7 @@ class RocksBackend(StorageBackend):
 
     # -- statistics ----------------------------------------------------------------------------------
 
-    async def stats(self) -> admin_pb2.StorageStats:
+    async def stats(self) -> model_pb2.StorageStats:
         writer = self._writer
         with engine_errors("measuring"):
             live = sum(int(self._cf[n].property_int_value("rocksdb.estimate-live-data-size") or 0) for n in FAMILIES)
@@ -901,7 +892,7 @@ class RocksBackend(StorageBackend):
                     disk += os.stat(os.path.join(root, name)).st_size
                 except FileNotFoundError:  # compaction removed it meanwhile
                     pass
-        return admin_pb2.StorageStats(
+        return model_pb2.StorageStats(
             backend=self.name,
             events=sum(c.last_position for c in list(self._tenants.values())),
             streams=sum(c.streams for c in self._tenants.values()),
@@ -914,8 +905,8 @@ class RocksBackend(StorageBackend):
         )
 
 
-def _stream_info(stream_id: str, head: StreamHead) -> event_pb2.StreamInfo:
-    return event_pb2.StreamInfo(
+def _stream_info(stream_id: str, head: StreamHead) -> model_pb2.StreamInfo:
+    return model_pb2.StreamInfo(
         stream_id=stream_id,
         version=head.version,
         first_position=head.first_position,
@@ -925,4 +916,4 @@ def _stream_info(stream_id: str, head: StreamHead) -> event_pb2.StreamInfo:
     )
 
 
-__all__ = ["DEFAULT_TENANT", "RocksBackend", "StorageOpenError", "ingest_pb2"]
+__all__ = ["RocksBackend"]

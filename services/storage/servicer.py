@@ -100,13 +100,13 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.subscriptions = 0
         self.started_ns = time.time_ns()
 
-    def _check(self, tenant_id: str) -> None:
+    async def _check(self, tenant_id: str) -> None:
         """The request's tenant is the scope's, and exists and is active (the admin service's system scope
         may touch an inactive tenant: that is how it is managed)."""
         scope = _scope()
         check_tenant(tenant_id, scope)
         if scope.tenant_id != SYSTEM_TENANT:
-            self.backend.check_tenant_usable(tenant_id)
+            await self.backend.check_tenant_usable(tenant_id)
 
     async def Append(
         self, request: storage_pb2.AppendRequest, context: grpc.aio.ServicerContext
@@ -124,7 +124,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                         "an operation's scope is another service's", reason=Reason.SERVICE_NOT_ALLOWED
                     )
                 check_tenant(op.tenant_id, scope)
-                self.backend.check_tenant_usable(op.tenant_id)
+                await self.backend.check_tenant_usable(op.tenant_id)
             except AllSourceError as exc:
                 refused[i] = exc
                 continue
@@ -143,14 +143,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetEvent(
         self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetEventResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         data = await self.backend.get_event(request.tenant_id, request.event_id)
         return storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
 
     async def ReadStream(
         self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadStreamResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         piece = await self.backend.read_stream(
             request.tenant_id,
             request.stream_id,
@@ -167,7 +167,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def ReadEvents(
         self, request: storage_pb2.ReadEventsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadEventsResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         if request.filter.stream_id and request.filter.stream_id_prefix:
             raise InvalidArgument(
                 "stream_id and stream_id_prefix are exclusive",
@@ -183,13 +183,13 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         response = storage_pb2.ReadEventsResponse.FromString(codec.repeated_events(run.events))
         response.scanned_to_position = run.scanned_to
         response.end_of_range = run.end_of_range
-        response.head_position = self.backend.head_position(request.tenant_id)
+        response.head_position = await self.backend.head_position(request.tenant_id)
         return response
 
     async def ListStreams(
         self, request: storage_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ListStreamsResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         streams, end = await self.backend.list_streams(
             request.tenant_id,
             prefix=request.stream_id_prefix,
@@ -201,7 +201,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetStream(
         self, request: storage_pb2.GetStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetStreamResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else None
         info, version = await self.backend.get_stream(request.tenant_id, request.stream_id, as_of)
         return storage_pb2.GetStreamResponse(stream=info, version_at_time=version)
@@ -209,7 +209,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def Subscribe(
         self, request: storage_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         params = SubscriptionParams(
             tenant_id=request.tenant_id,
             after_position=request.after_position,
@@ -226,7 +226,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.subscriptions += 1
         try:
             async for message in until_closed(
-                follow(self.backend, params, self.closing), ended, error=asyncio.CancelledError
+                follow(self.backend, self.backend, params, self.closing), ended, error=asyncio.CancelledError
             ):
                 yield message
         finally:
@@ -235,7 +235,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def GetSnapshot(
         self, request: storage_pb2.GetSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetSnapshotResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         snap = await self.backend.get_snapshot(request.tenant_id, request.stream_id, request.max_version)
         if snap is None:
             return storage_pb2.GetSnapshotResponse(found=False)
@@ -246,7 +246,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     async def PutSnapshot(
         self, request: storage_pb2.PutSnapshotRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.PutSnapshotResponse:
-        self._check(request.tenant_id)
+        await self._check(request.tenant_id)
         await self.backend.put_snapshot(
             request.tenant_id,
             request.stream_id,

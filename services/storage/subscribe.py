@@ -1,4 +1,4 @@
-"""The subscription loop, written once against the StorageBackend interface.
+"""The subscription loop, written once against the EventLog and TenantRegistry interfaces.
 
 Catch-up reads committed events after the cursor in bounded runs; once the cursor reaches the tenant's
 committed head a CaughtUp marker is sent and the loop waits for commits. The cursor only advances over
@@ -13,11 +13,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from allsource.storage.v1 import storage_pb2
-from allsource.v1 import event_pb2
+from allsource.storage.v1 import model_pb2, storage_pb2
 
 from services.storage import codec
-from services.storage.backend import StorageBackend
+from services.storage.backend import EventLog, TenantRegistry
 from shared.core.errors import NotFound, Unavailable
 from shared.core.reasons import Reason
 from shared.core.wire import varint
@@ -44,12 +43,12 @@ def events_message(events: list[bytes]) -> storage_pb2.SubscribeResponse:
 
 
 async def follow(
-    backend: StorageBackend, p: SubscriptionParams, closing: asyncio.Event
+    log: EventLog, tenants: TenantRegistry, p: SubscriptionParams, closing: asyncio.Event
 ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
     """Yield the subscription's messages until the client goes away or the server shuts down."""
-    incarnation = backend.tenant_incarnation(p.tenant_id)
-    cursor = backend.head_position(p.tenant_id) if p.from_end else p.after_position
-    event_filter = event_pb2.EventFilter(event_types=p.event_types, stream_id_prefix=p.stream_id_prefix)
+    incarnation = await tenants.tenant_incarnation(p.tenant_id)
+    cursor = await log.head_position(p.tenant_id) if p.from_end else p.after_position
+    event_filter = model_pb2.EventFilter(event_types=p.event_types, stream_id_prefix=p.stream_id_prefix)
     caught_up = False
     passed_over = 0  # events examined since the last message without being sent
     last_message = time.monotonic()
@@ -58,12 +57,12 @@ async def follow(
             raise Unavailable(
                 "the server is shutting down; resume from the last position seen", reason=Reason.SHUTTING_DOWN
             )
-        backend.check_tenant_usable(p.tenant_id)  # a deactivated or deleted tenant's subscriptions end
-        if backend.tenant_incarnation(p.tenant_id) != incarnation:  # deleted and created again meanwhile
+        await tenants.check_tenant_usable(p.tenant_id)  # a deactivated or deleted tenant's subscriptions end
+        if await tenants.tenant_incarnation(p.tenant_id) != incarnation:  # deleted and created again meanwhile
             raise NotFound(f"tenant {p.tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
-        if cursor < backend.head_position(p.tenant_id):
+        if cursor < await log.head_position(p.tenant_id):
             before = cursor
-            run = await backend.read_events(
+            run = await log.read_events(
                 p.tenant_id,
                 event_filter,
                 after_position=cursor,
@@ -78,18 +77,18 @@ async def follow(
             else:
                 passed_over += cursor - before
                 if passed_over >= p.checkpoint_every_events:
-                    yield storage_pb2.SubscribeResponse(checkpoint=event_pb2.Checkpoint(position=cursor))
+                    yield storage_pb2.SubscribeResponse(checkpoint=model_pb2.Checkpoint(position=cursor))
                     passed_over = 0
                     last_message = time.monotonic()
             continue
         if not caught_up:
             caught_up = True
-            yield storage_pb2.SubscribeResponse(caught_up=event_pb2.CaughtUp(position=cursor))
+            yield storage_pb2.SubscribeResponse(caught_up=model_pb2.CaughtUp(position=cursor))
             last_message = time.monotonic()
             continue  # look at the tenant again: it may have changed while the reader was away
         wait_for = p.checkpoint_interval_s - (time.monotonic() - last_message)
         if wait_for > 0:
-            committed = asyncio.ensure_future(backend.wait_for_commit(p.tenant_id, cursor, wait_for))
+            committed = asyncio.ensure_future(log.wait_for_commit(p.tenant_id, cursor, wait_for))
             stopping = asyncio.ensure_future(closing.wait())
             try:
                 await asyncio.wait((committed, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -97,6 +96,6 @@ async def follow(
                 committed.cancel()
                 stopping.cancel()
             continue
-        yield storage_pb2.SubscribeResponse(checkpoint=event_pb2.Checkpoint(position=cursor))
+        yield storage_pb2.SubscribeResponse(checkpoint=model_pb2.Checkpoint(position=cursor))
         passed_over = 0
         last_message = time.monotonic()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import logging
 import time
 from collections import deque
@@ -27,17 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from allsource.v1 import event_pb2, ingest_pb2
+from allsource.storage.v1 import model_pb2
 from rocksdict import WriteBatch, WriteOptions
 
+from services.storage import append_rules as rules
 from services.storage import codec, keys
 from services.storage.backend import AppendResult
 from services.storage.codec import StreamHead
 from shared.core.errors import (
-    Aborted,
     AllSourceError,
-    AlreadyExists,
-    InvalidArgument,
     NotFound,
     Unavailable,
 )
@@ -48,13 +45,6 @@ log = logging.getLogger(__name__)
 
 # Batches with fewer key writes than this are written on the event loop itself (see the module doc).
 INLINE_WRITE_ENTRIES = 1000
-
-JSON = "application/json"
-_EK = ingest_pb2.ExpectedVersionKind
-# Module constants: attribute lookups on the enum wrapper are slow enough to show up per append.
-_NO_STREAM = ingest_pb2.EXPECTED_VERSION_KIND_NO_STREAM
-_STREAM_EXISTS = ingest_pb2.EXPECTED_VERSION_KIND_STREAM_EXISTS
-_EXACT = ingest_pb2.EXPECTED_VERSION_KIND_EXACT
 
 
 @dataclass(slots=True)
@@ -82,7 +72,7 @@ class TenantCursor:
 @dataclass(slots=True)
 class _Item:
     tenant_id: str
-    request: ingest_pb2.AppendEventsRequest
+    request: model_pb2.AppendInput
 
 
 @dataclass(slots=True)
@@ -100,10 +90,8 @@ class _Overlay:
 
     heads: dict[tuple[int, str], StreamHead] = field(default_factory=dict)
     cursors: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # last pos, recorded ns, streams
-    ids: dict[tuple[int, bytes], tuple[int, str, int, ingest_pb2.AppendEventsRequest, int]] = field(
-        default_factory=dict
-    )
-    requests: dict[tuple[int, str], tuple[bytes, ingest_pb2.AppendEventsResponse]] = field(default_factory=dict)
+    ids: dict[tuple[int, bytes], tuple[int, str, int, model_pb2.AppendInput, int]] = field(default_factory=dict)
+    requests: dict[tuple[int, str], tuple[bytes, model_pb2.AppendResult]] = field(default_factory=dict)
     # tenant number -> (bytes stored, events appended) by this batch
     usage: dict[int, list[int]] = field(default_factory=dict)
     # expired request results this batch overwrites: their size, not to be counted twice
@@ -162,7 +150,7 @@ class GroupCommitWriter:
         """Bind to the running event loop."""
         self._loop = asyncio.get_running_loop()
 
-    def submit(self, appends: list[tuple[str, ingest_pb2.AppendEventsRequest]]) -> asyncio.Future[list[AppendResult]]:
+    def submit(self, appends: list[tuple[str, model_pb2.AppendInput]]) -> asyncio.Future[list[AppendResult]]:
         """Queue appends (tenant, request); the future resolves to their results once durable or rejected."""
         assert self._loop is not None, "start() first"
         future: asyncio.Future[list[AppendResult]] = self._loop.create_future()
@@ -209,7 +197,7 @@ class GroupCommitWriter:
             for item in items:
                 result = self._prepare(item, batch, overlay, now)
                 results.append(result)
-                if isinstance(result, ingest_pb2.AppendEventsResponse) and not result.deduplicated:
+                if isinstance(result, model_pb2.AppendResult) and not result.deduplicated:
                     wrote = True
                 if time.perf_counter() - slice_started > 0.005:
                     await asyncio.sleep(0)  # a big batch must not stall reads; only this task writes
@@ -253,7 +241,7 @@ class GroupCommitWriter:
         if heads_changed:
             self._on_commit(heads_changed)
         self.appends_committed += sum(
-            1 for r in results if isinstance(r, ingest_pb2.AppendEventsResponse) and not r.deduplicated
+            1 for r in results if isinstance(r, model_pb2.AppendResult) and not r.deduplicated
         )
         start = 0
         for group in groups:
@@ -315,81 +303,36 @@ class GroupCommitWriter:
             )
         t = cursor.number
         stream_id = req.stream_id
-        if not stream_id or "\x00" in stream_id or not req.events:
-            return InvalidArgument("stream_id and at least one event are required", reason=Reason.INVALID_APPEND)
-
-        fingerprint = b""
-        if req.request_id:
-            fingerprint = _fingerprint(req)
-            previous = self._previous_request(t, req.request_id, overlay, now)
-            if previous is not None:
-                old_fingerprint, response = previous
-                if old_fingerprint != fingerprint:
-                    return InvalidArgument(
-                        "request_id was already used for a different request",
-                        reason=Reason.REQUEST_ID_REUSED,
-                        metadata={"request_id": req.request_id},
-                        violations=[("request_id", "already used for a different request")],
-                    )
-                replay = ingest_pb2.AppendEventsResponse()
-                replay.CopyFrom(response)
-                replay.deduplicated = True
-                return replay
-
+        given = rules.given_ids(req)
+        if isinstance(given, AllSourceError):
+            return given
+        # What the rules need: the stream head, an earlier append with this request id, stored events
+        # under the given ids (pending in this batch first, then on disk).
+        fingerprint = rules.fingerprint(req) if req.request_id else b""
+        prior = self._previous_request(t, req.request_id, overlay, now) if req.request_id else None
         head = self._head(t, stream_id, overlay)
         current = head.version if head else 0
-
-        # Client-chosen event ids: an id seen before makes this a replay (all ids, same stream, same
-        # content, same order) or an error.
-        given: list[tuple[int, bytes]] = []
-        for index, ev in enumerate(req.events):
-            if ev.event_id:
-                raw = codec.parse_uuid(ev.event_id)
-                if raw is None:
-                    return InvalidArgument(
-                        "event_id must be a UUID",
-                        reason=Reason.INVALID_EVENT_ID,
-                        violations=[(f"events[{index}].event_id", "must be a UUID in 8-4-4-4-12 form")],
-                    )
-                given.append((index, raw))
-        if given:
-            if len({raw for _, raw in given}) != len(given):
-                return InvalidArgument(
-                    "event ids must be unique within an append", reason=Reason.DUPLICATE_EVENT_ID_IN_REQUEST
-                )
-            replay_or_error = self._check_ids(t, req, given, overlay)
-            if replay_or_error is not None:
-                return replay_or_error
-
-        kind = req.expected_version.kind
-        expected = req.expected_version.version
-        if (
-            (kind == _NO_STREAM and current != 0)
-            or (kind == _STREAM_EXISTS and current == 0)
-            or (kind == _EXACT and current != expected)
-        ):
-            return Aborted(
-                f"stream {stream_id!r} is at version {current}, which does not satisfy the expected "
-                f"version ({_EK.Name(kind)}" + (f" {expected})" if kind == _EXACT else ")"),
-                reason=Reason.WRONG_EXPECTED_VERSION,
-                metadata={
-                    "stream_id": stream_id,
-                    "expected_kind": _EK.Name(kind),
-                    "actual_version": str(current),
-                    **({"expected_version": str(expected)} if kind == _EXACT else {}),
-                },
-            )
-
-        # All checks passed: from here on only puts.
         last_pos, last_rec, streams = overlay.cursors.get(t) or (
             cursor.last_position,
             cursor.last_recorded_ns,
             cursor.streams,
         )
+        decision = rules.decide(
+            req,
+            stream_version=current,
+            last_position=last_pos,
+            request_fingerprint=fingerprint,
+            prior=prior,
+            found=self._found(t, given, overlay) if given and prior is None else (),
+        )
+        if not isinstance(decision, rules.Accepted):
+            return decision
+
+        # Accepted: from here on only puts.
         recorded = now if now > last_rec else last_rec
-        first_pos = last_pos + 1
-        first_ver = current + 1
-        count = len(req.events)
+        first_pos = decision.first_position
+        first_ver = decision.first_version
+        count = decision.count
         encoded_time = overlay.times.get(recorded)
         if encoded_time is None:
             encoded_time = overlay.times[recorded] = (codec.recorded_field(recorded), to_timestamp(recorded))
@@ -456,7 +399,7 @@ class GroupCommitWriter:
         batch.put(tprefix + sid, new_head.encode(), self._h["streams"])
         overlay.heads[(t, stream_id)] = new_head
         overlay.cursors[t] = (last, recorded, streams + (0 if head else 1))
-        response = ingest_pb2.AppendEventsResponse(
+        response = model_pb2.AppendResult(
             first_version=first_ver,
             last_version=current + count,
             first_position=first_pos,
@@ -478,12 +421,10 @@ class GroupCommitWriter:
             usage[1] += count
         return response
 
-    def _previous_request(
-        self, t: int, request_id: str, overlay: _Overlay, now: int
-    ) -> tuple[bytes, ingest_pb2.AppendEventsResponse] | None:
+    def _previous_request(self, t: int, request_id: str, overlay: _Overlay, now: int) -> rules.PriorRequest | None:
         pending = overlay.requests.get((t, request_id))
         if pending is not None:
-            return pending
+            return rules.PriorRequest(*pending)
         request_key = keys.request_key(t, request_id)
         raw = self._cf["requests"].get(request_key)
         if raw is None:
@@ -492,23 +433,17 @@ class GroupCommitWriter:
         if now - recorded > self._request_ttl_ns:
             overlay.replaced[(t, request_id)] = len(request_key) + len(raw)  # overwritten: not counted twice
             return None
-        return raw[:16], ingest_pb2.AppendEventsResponse.FromString(raw[24:])
+        return rules.PriorRequest(raw[:16], model_pb2.AppendResult.FromString(raw[24:]))
 
-    def _check_ids(
-        self,
-        t: int,
-        req: ingest_pb2.AppendEventsRequest,
-        given: list[tuple[int, bytes]],
-        overlay: _Overlay,
-    ) -> AppendResult | None:
-        """None when no given id exists yet; otherwise the replayed response or a DUPLICATE_EVENT_ID error."""
-        found: list[tuple[int, int, str, int, event_pb2.Event | None]] = []  # index, pos, stream, version, event
+    def _found(self, t: int, given: list[tuple[int, bytes]], overlay: _Overlay) -> list[rules.FoundEvent]:
+        """Events stored (or pending in this batch) under the given ids."""
+        found: list[rules.FoundEvent] = []
         missing: list[tuple[int, bytes]] = []
         for index, raw in given:
             pending = overlay.ids.get((t, raw))
             if pending is not None:
                 pos, sid, ver, other_req, other_index = pending
-                found.append((index, pos, sid, ver, _as_event(other_req.events[other_index])))
+                found.append(rules.FoundEvent(index, pos, sid, ver, rules.as_stored(other_req.events[other_index])))
             else:
                 missing.append((index, raw))
         if missing:
@@ -520,60 +455,5 @@ class GroupCommitWriter:
                 stored = self._cf["events"].get([keys.event_key(t, p) for _, p in hits])
                 for (index, pos), data in zip(hits, stored, strict=True):
                     ev = codec.decode_event(data)
-                    found.append((index, pos, ev.stream_id, ev.version, ev))
-        if not found:
-            return None
-        found.sort()
-        first = found[0]
-        consistent = len(found) == len(req.events) and all(
-            f[2] == req.stream_id and f[3] == first[3] + i and _same_content(req.events[f[0]], f[4])
-            for i, f in enumerate(found)
-        )
-        if not consistent:
-            index, pos, sid, _, stored_event = found[0]
-            same = sid == req.stream_id and _same_content(req.events[index], stored_event)
-            return AlreadyExists(
-                f"event id {req.events[index].event_id} was already appended"
-                + ("" if same else " with different content or to another stream"),
-                reason=Reason.DUPLICATE_EVENT_ID,
-                metadata={"event_id": req.events[index].event_id, "event_index": str(index)},
-                violations=[(f"events[{index}].event_id", "already used by another event")],
-            )
-        last = found[-1]
-        stored_events = [f[4] for f in found]
-        recorded = stored_events[-1].recorded_at if stored_events[-1] is not None else None
-        return ingest_pb2.AppendEventsResponse(
-            first_version=first[3],
-            last_version=last[3],
-            first_position=first[1],
-            last_position=last[1],
-            event_ids=[ev.event_id for ev in req.events],
-            recorded_at=recorded,
-            deduplicated=True,
-        )
-
-
-def _fingerprint(req: ingest_pb2.AppendEventsRequest) -> bytes:
-    copy = ingest_pb2.AppendEventsRequest()
-    copy.CopyFrom(req)
-    copy.request_id = ""
-    return hashlib.blake2b(copy.SerializeToString(deterministic=True), digest_size=16).digest()
-
-
-def _as_event(data: event_pb2.EventData) -> event_pb2.Event:
-    ev = event_pb2.Event.FromString(data.SerializeToString())
-    if not ev.content_type:
-        ev.content_type = JSON
-    return ev
-
-
-def _same_content(proposed: event_pb2.EventData, stored: event_pb2.Event | None) -> bool:
-    if stored is None:
-        return False
-    return (
-        proposed.event_type == stored.event_type
-        and proposed.payload == stored.payload
-        and (proposed.content_type or JSON) == stored.content_type
-        and dict(proposed.metadata) == dict(stored.metadata)
-        and proposed.occurred_at == stored.occurred_at
-    )
+                    found.append(rules.FoundEvent(index, pos, ev.stream_id, ev.version, ev))
+        return found

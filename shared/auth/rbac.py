@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from allsource.v1 import auth_pb2, options_pb2
 from google.protobuf.descriptor import ServiceDescriptor
@@ -57,7 +58,8 @@ def requirements(services: Iterable[ServiceDescriptor]) -> dict[str, Requirement
     out = {}
     for service in services:
         for method in service.methods:
-            options = method.GetOptions()
+            # The stubs type extension keys generically; these three are declared in options.proto.
+            options: Any = method.GetOptions()
             out[f"/{service.full_name}/{method.name}"] = Requirement(
                 permission=options.Extensions[options_pb2.required_permission],
                 allow_unauthenticated=options.Extensions[options_pb2.allow_unauthenticated],

@@ -52,6 +52,8 @@ class StorageSettings(Endpoint):
     """The storage service: the only process that opens the database."""
 
     port: int = Field(default=50054, ge=0, le=65535)
+    # The engine behind the storage service (services.storage.factory): RocksDB, embedded.
+    backend: Literal["rocksdb"] = "rocksdb"
     data_dir: str = "./data"
     # fsync the WAL on every group commit. Off trades the last moments of acknowledged writes on a
     # machine crash (not a process crash) for throughput.

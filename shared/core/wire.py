@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+M = TypeVar("M", bound=Message)
+
 
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint encoding of a non-negative integer."""
@@ -18,3 +24,9 @@ def varint(value: int) -> bytes:
 def length_delimited(tag: bytes, data: bytes) -> bytes:
     """A length-delimited field: tag, length, bytes."""
     return tag + varint(len(data)) + data
+
+
+def recast(message: Message, target: type[M]) -> M:
+    """A message as another type with the same wire format (the storage service's types and the public
+    API's mirror each other; tests/unit/test_wire_compat.py keeps them so)."""
+    return target.FromString(message.SerializeToString())

@@ -42,7 +42,8 @@ from shared.rpc.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, C
 from shared.rpc.transport import server_credentials, server_options
 from shared.stages.authentication import Authentication
 from shared.stages.request_log import RequestLog
-from shared.storage.client import StorageClient, StorageRecords
+from shared.storage.client import StorageClient
+from shared.storage.records import StorageRecords
 from shared.telemetry import logs, tracing
 from shared.tenancy.audit import AuditLog
 
@@ -179,11 +180,8 @@ class StorageBackedService(Service):
 
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:
-            reply = await self.storage.call(
-                "ListRecords",
-                storage_pb2.ListRecordsRequest(namespace=FLAG_NAMESPACE, limit=1000),
-                timeout=5.0,
-                system=True,
+            reply = await self.storage.list_records(
+                storage_pb2.ListRecordsRequest(namespace=FLAG_NAMESPACE, limit=1000), timeout=5.0
             )
         except AllSourceError:
             return None

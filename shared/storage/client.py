@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
-from allsource.v1 import query_pb2, tenant_pb2
+from allsource.v1 import query_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.auth.principal import current as current_principal
 from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
 from shared.config.settings import Settings
-from shared.core.errors import AllSourceError, from_rpc_error
-from shared.core.reasons import Reason
+from shared.core.errors import from_rpc_error
 from shared.rpc.chain import REQUEST_ID_KEY
 from shared.rpc.transport import open_channel
 from shared.telemetry import tracing
@@ -30,6 +29,7 @@ from shared.telemetry.logs import request_id_var
 
 STORAGE_SERVICE = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name
 M = TypeVar("M", bound=Message)
+R = TypeVar("R")
 
 
 class StorageClient:
@@ -95,30 +95,111 @@ class StorageClient:
             metadata += tracing.outgoing_metadata()
         return tuple(metadata)
 
-    async def call(self, method: str, request: Message, *, timeout: float | None = None, system: bool = False) -> Any:
-        """Call a unary StorageService method by name (with the system scope when `system`)."""
+    async def _unary(
+        self, method: Any, request: Message | bytes, returns: type[R], *, timeout: float | None = None, system: bool
+    ) -> R:
+        """One unary call (with the system scope when `system`), upstream errors turned into ours."""
         scope = self.system_scope() if system else None
         try:
-            return await getattr(self.stub, method)(
-                request, timeout=timeout or self.timeout, metadata=self._metadata(scope)
-            )
+            return cast(R, await method(request, timeout=timeout or self.timeout, metadata=self._metadata(scope)))
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
-    async def read(self, method: str, request: Message) -> tuple[Any, bytes]:
-        """A read (ReadStream, ReadEvents, GetEvent) returning the parsed response and its bytes."""
-        try:
-            return await self._raw_reads[method](request, timeout=self.timeout, metadata=self._metadata())
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+    # -- the event log ------------------------------------------------------------------------------
 
     async def append_raw(self, request: bytes) -> storage_pb2.AppendResponse:
         """StorageService.Append with an already serialized AppendRequest."""
-        try:
-            # Each operation carries its own scope; the call itself is the service's.
-            return await self._append_raw(request, timeout=self.timeout, metadata=self._metadata(self.system_scope()))
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+        # Each operation carries its own scope; the call itself is the service's.
+        return await self._unary(self._append_raw, request, storage_pb2.AppendResponse, system=True)
+
+    async def get_event(self, request: storage_pb2.GetEventRequest) -> tuple[storage_pb2.GetEventResponse, bytes]:
+        """One event by id, parsed and as the bytes storage sent."""
+        return cast(tuple[storage_pb2.GetEventResponse, bytes], await self._read("GetEvent", request))
+
+    async def read_stream(self, request: storage_pb2.ReadStreamRequest) -> tuple[storage_pb2.ReadStreamResponse, bytes]:
+        """A slice of one stream, parsed and as the bytes storage sent."""
+        return cast(tuple[storage_pb2.ReadStreamResponse, bytes], await self._read("ReadStream", request))
+
+    async def read_events(self, request: storage_pb2.ReadEventsRequest) -> tuple[storage_pb2.ReadEventsResponse, bytes]:
+        """A run of filtered events, parsed and as the bytes storage sent."""
+        return cast(tuple[storage_pb2.ReadEventsResponse, bytes], await self._read("ReadEvents", request))
+
+    async def _read(self, method: str, request: Message) -> tuple[Message, bytes]:
+        return await self._unary(self._raw_reads[method], request, tuple, system=False)
+
+    async def list_streams(self, request: storage_pb2.ListStreamsRequest) -> storage_pb2.ListStreamsResponse:
+        """Streams of a tenant in id order."""
+        return await self._unary(self.stub.ListStreams, request, storage_pb2.ListStreamsResponse, system=False)
+
+    async def get_stream(self, request: storage_pb2.GetStreamRequest) -> storage_pb2.GetStreamResponse:
+        """One stream's head, and its version at a time."""
+        return await self._unary(self.stub.GetStream, request, storage_pb2.GetStreamResponse, system=False)
+
+    # -- snapshots ----------------------------------------------------------------------------------
+
+    async def get_snapshot(self, request: storage_pb2.GetSnapshotRequest) -> storage_pb2.GetSnapshotResponse:
+        """The newest snapshot of a stream at or below a version."""
+        return await self._unary(self.stub.GetSnapshot, request, storage_pb2.GetSnapshotResponse, system=False)
+
+    async def put_snapshot(self, request: storage_pb2.PutSnapshotRequest) -> storage_pb2.PutSnapshotResponse:
+        """Store a snapshot of a stream."""
+        return await self._unary(self.stub.PutSnapshot, request, storage_pb2.PutSnapshotResponse, system=False)
+
+    # -- control-plane records (the admin and auth services' state) ----------------------------------
+
+    async def put_record(self, request: storage_pb2.PutRecordRequest) -> storage_pb2.PutRecordResponse:
+        """Write a record (compare-and-set with expected_revision)."""
+        return await self._unary(self.stub.PutRecord, request, storage_pb2.PutRecordResponse, system=True)
+
+    async def get_record(self, request: storage_pb2.GetRecordRequest) -> storage_pb2.GetRecordResponse:
+        """One record."""
+        return await self._unary(self.stub.GetRecord, request, storage_pb2.GetRecordResponse, system=True)
+
+    async def list_records(
+        self, request: storage_pb2.ListRecordsRequest, *, timeout: float | None = None
+    ) -> storage_pb2.ListRecordsResponse:
+        """Records of a namespace in key order."""
+        return await self._unary(
+            self.stub.ListRecords, request, storage_pb2.ListRecordsResponse, timeout=timeout, system=True
+        )
+
+    async def delete_record(self, request: storage_pb2.DeleteRecordRequest) -> storage_pb2.DeleteRecordResponse:
+        """Delete a record."""
+        return await self._unary(self.stub.DeleteRecord, request, storage_pb2.DeleteRecordResponse, system=True)
+
+    # -- tenants and usage ---------------------------------------------------------------------------
+
+    async def put_tenant(self, request: storage_pb2.PutTenantRequest) -> storage_pb2.PutTenantResponse:
+        """Create or replace a tenant (admin service only)."""
+        return await self._unary(self.stub.PutTenant, request, storage_pb2.PutTenantResponse, system=True)
+
+    async def get_tenant(self, request: storage_pb2.GetTenantRequest) -> storage_pb2.GetTenantResponse:
+        """One tenant."""
+        return await self._unary(self.stub.GetTenant, request, storage_pb2.GetTenantResponse, system=True)
+
+    async def list_tenants(self, request: storage_pb2.ListTenantsRequest) -> storage_pb2.ListTenantsResponse:
+        """Tenants in id order (admin service only)."""
+        return await self._unary(self.stub.ListTenants, request, storage_pb2.ListTenantsResponse, system=True)
+
+    async def delete_tenant(self, request: storage_pb2.DeleteTenantRequest) -> storage_pb2.DeleteTenantResponse:
+        """Delete a tenant and all of its data (admin service only)."""
+        return await self._unary(self.stub.DeleteTenant, request, storage_pb2.DeleteTenantResponse, system=True)
+
+    async def get_tenant_usage(self, request: storage_pb2.GetTenantUsageRequest) -> storage_pb2.GetTenantUsageResponse:
+        """A tenant's usage, in the scope of the current call's tenant."""
+        return await self._unary(self.stub.GetTenantUsage, request, storage_pb2.GetTenantUsageResponse, system=False)
+
+    async def add_usage(self, request: storage_pb2.AddUsageRequest) -> storage_pb2.AddUsageResponse:
+        """Add counted query calls to a tenant's usage."""
+        return await self._unary(self.stub.AddUsage, request, storage_pb2.AddUsageResponse, system=True)
+
+    async def get_stats(self, request: storage_pb2.GetStatsRequest, *, timeout: float) -> storage_pb2.GetStatsResponse:
+        """Suite-wide statistics (admin service only)."""
+        return await self._unary(
+            self.stub.GetStats, request, storage_pb2.GetStatsResponse, timeout=timeout, system=True
+        )
+
+    # -- live ---------------------------------------------------------------------------------------
 
     async def subscribe(self, request: storage_pb2.SubscribeRequest) -> AsyncIterator[query_pb2.SubscribeResponse]:
         """Follow a tenant's log; yields messages in the public SubscribeResponse type."""
@@ -145,61 +226,3 @@ class StorageClient:
     async def close(self) -> None:
         """Close the channel."""
         await self.channel.close()
-
-
-class StorageRecords:
-    """Control-plane records through the storage service, with the system scope (shared.auth.state.RecordStore)."""
-
-    def __init__(self, storage: StorageClient) -> None:
-        self.storage = storage
-
-    async def get(self, tenant_id: str, namespace: str, key: str) -> tuple[bytes, int] | None:
-        try:
-            reply = await self.storage.call(
-                "GetRecord",
-                storage_pb2.GetRecordRequest(tenant_id=tenant_id, namespace=namespace, key=key),
-                system=True,
-            )
-        except AllSourceError as exc:
-            # A record of a tenant that does not exist is as absent as any other (so that, for example,
-            # a login to an unknown tenant looks exactly like a wrong password).
-            if exc.reason in (Reason.RECORD_NOT_FOUND, Reason.TENANT_NOT_FOUND):
-                return None
-            raise
-        return reply.record.value, reply.record.revision
-
-    async def list(self, tenant_id: str, namespace: str, after: str, limit: int) -> list[tuple[str, bytes, int]]:
-        reply = await self.storage.call(
-            "ListRecords",
-            storage_pb2.ListRecordsRequest(tenant_id=tenant_id, namespace=namespace, after_key=after, limit=limit),
-            system=True,
-        )
-        return [(r.key, r.value, r.revision) for r in reply.records]
-
-    async def put(
-        self, tenant_id: str, namespace: str, key: str, value: bytes, expected_revision: int | None = None
-    ) -> int:
-        request = storage_pb2.PutRecordRequest(
-            tenant_id=tenant_id, record=storage_pb2.Record(namespace=namespace, key=key, value=value)
-        )
-        if expected_revision is not None:
-            request.expected_revision = expected_revision
-        reply = await self.storage.call("PutRecord", request, system=True)
-        return int(reply.record.revision)
-
-    async def delete(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None = None) -> bool:
-        request = storage_pb2.DeleteRecordRequest(tenant_id=tenant_id, namespace=namespace, key=key)
-        if expected_revision is not None:
-            request.expected_revision = expected_revision
-        reply = await self.storage.call("DeleteRecord", request, system=True)
-        return bool(reply.deleted)
-
-    async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None:
-        """A tenant, or None when it does not exist."""
-        try:
-            reply = await self.storage.call("GetTenant", storage_pb2.GetTenantRequest(tenant_id=tenant_id), system=True)
-        except AllSourceError as exc:
-            if exc.reason == Reason.TENANT_NOT_FOUND:
-                return None
-            raise
-        return reply.tenant

@@ -6,6 +6,8 @@ the request body. API keys restricted to a stream-id prefix or to event types ar
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import grpc
 from allsource.v1 import event_pb2
 
@@ -71,7 +73,12 @@ def narrow(event_filter: event_pb2.EventFilter) -> None:
             event_filter.event_types.extend(sorted(principal.event_types))
 
 
-def visible(event: event_pb2.Event) -> bool:
+class _Placed(Protocol):
+    stream_id: str
+    event_type: str
+
+
+def visible(event: _Placed) -> bool:
     """Whether the credential may see this event (out-of-scope events answer as absent)."""
     principal = current()
     return principal is None or (principal.allows_stream(event.stream_id) and principal.allows_type(event.event_type))

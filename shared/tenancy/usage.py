@@ -33,9 +33,7 @@ class QueryCounter:
         counts, self._counts = self._counts, Counter()
         for tenant_id, queries in counts.items():
             try:
-                await self.storage.call(
-                    "AddUsage", storage_pb2.AddUsageRequest(tenant_id=tenant_id, queries=queries), system=True
-                )
+                await self.storage.add_usage(storage_pb2.AddUsageRequest(tenant_id=tenant_id, queries=queries))
             except AllSourceError as exc:
                 if exc.reason != Reason.TENANT_NOT_FOUND:
                     self._counts[tenant_id] += queries

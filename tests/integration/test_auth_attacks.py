@@ -36,7 +36,7 @@ import grpc
 import jwt
 import pytest
 from allsource.control.v1 import control_pb2, control_pb2_grpc
-from allsource.storage.v1 import records_pb2, storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import model_pb2, records_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import auth_pb2, auth_pb2_grpc, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
 from allsource_client import event
 from google.rpc import error_details_pb2, status_pb2
@@ -45,6 +45,7 @@ from grpc_status import rpc_status
 from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
 from shared.auth.tokens import SigningKey
 from shared.core.errors import DOMAIN, error_info
+from shared.core.wire import recast
 from tests.harness import ROOT, Suite
 
 TIMEOUT = 20
@@ -842,7 +843,10 @@ def test_append_scope_for_one_tenant_cannot_write_another(suite: Suite, unique: 
     other = ScopeSigner(DEV_SERVICE_SECRET, "ingest", 60).mint("other", "user:someone")
     operation = storage_pb2.AppendOperation(
         tenant_id="default",
-        request=ingest_pb2.AppendEventsRequest(stream_id=unique + "injected", events=[event("Injected")]),
+        request=recast(
+            ingest_pb2.AppendEventsRequest(stream_id=unique + "injected", events=[event("Injected")]),
+            model_pb2.AppendInput,
+        ),
         scope=other,
     )
     reply = storage_call(suite, "Append", storage_pb2.AppendRequest(operations=[operation]), scope_metadata(other))

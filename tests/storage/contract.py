@@ -13,34 +13,41 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from allsource.v1 import event_pb2, ingest_pb2, tenant_pb2
+from allsource.storage.v1 import model_pb2
+from allsource.v1 import event_pb2, tenant_pb2
 
 from services.storage.backend import AppendOp, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.core.errors import AllSourceError
 from shared.core.timestamps import from_timestamp
+from shared.core.wire import recast
 
 T = "default"
-K = ingest_pb2.ExpectedVersionKind
+K = model_pb2.ExpectedVersionKind
 
 
-def ev(event_type: str = "Happened", payload: bytes = b"{}", event_id: str = "", **meta: str) -> event_pb2.EventData:
-    return event_pb2.EventData(event_id=event_id, event_type=event_type, payload=payload, metadata=meta)
+def ev(event_type: str = "Happened", payload: bytes = b"{}", event_id: str = "", **meta: str) -> model_pb2.EventInput:
+    return model_pb2.EventInput(event_id=event_id, event_type=event_type, payload=payload, metadata=meta)
 
 
 def req(
     stream: str,
-    *events: event_pb2.EventData,
+    *events: model_pb2.EventInput,
     kind: int = K.EXPECTED_VERSION_KIND_ANY,
     version: int = 0,
     request_id: str = "",
-) -> ingest_pb2.AppendEventsRequest:
-    return ingest_pb2.AppendEventsRequest(
+) -> model_pb2.AppendInput:
+    return model_pb2.AppendInput(
         stream_id=stream,
         events=list(events) or [ev()],
-        expected_version=ingest_pb2.ExpectedVersion(kind=kind, version=version),
+        expected_version=model_pb2.ExpectedVersion(kind=kind, version=version),
         request_id=request_id,
     )
+
+
+def tenant_record(tenant_id: str, display_name: str) -> model_pb2.TenantRecord:
+    """A tenant as the admin service writes it: its public Tenant, in storage's type."""
+    return recast(tenant_pb2.Tenant(tenant_id=tenant_id, display_name=display_name), model_pb2.TenantRecord)
 
 
 def decode(data: bytes) -> event_pb2.Event:
@@ -71,7 +78,7 @@ class StorageContract:
         return runner
 
     @staticmethod
-    async def append_one(b: StorageBackend, request: ingest_pb2.AppendEventsRequest, tenant: str = T) -> Any:
+    async def append_one(b: StorageBackend, request: model_pb2.AppendInput, tenant: str = T) -> Any:
         (result,) = await b.append([AppendOp(tenant, request)])
         return result
 
@@ -85,7 +92,7 @@ class StorageContract:
             assert (r1.first_version, r1.last_version, r1.first_position, r1.last_position) == (1, 3, 1, 3)
             assert (r2.first_version, r2.last_version, r2.first_position, r2.last_position) == (1, 1, 4, 4)
             assert (r3.first_version, r3.last_version, r3.first_position, r3.last_position) == (4, 5, 5, 6)
-            run_ = await b.read_events(T, event_pb2.EventFilter(), after_position=0, limit=100, max_scan=100)
+            run_ = await b.read_events(T, model_pb2.EventFilter(), after_position=0, limit=100, max_scan=100)
             events = [decode(e) for e in run_.events]
             assert [e.position for e in events] == [1, 2, 3, 4, 5, 6]
             assert [(e.stream_id, e.version) for e in events] == [
@@ -98,7 +105,7 @@ class StorageContract:
             ]
             times = [from_timestamp(e.recorded_at) for e in events]
             assert times == sorted(times)
-            assert b.head_position(T) == 6
+            assert await b.head_position(T) == 6
 
         run(body)
 
@@ -150,7 +157,7 @@ class StorageContract:
                 await self.append_one(b, req("s", *[ev() for _ in range(current)]))
             result = await self.append_one(b, req("s", ev(), kind=kind, version=version))
             if ok:
-                assert isinstance(result, ingest_pb2.AppendEventsResponse), result
+                assert isinstance(result, model_pb2.AppendResult), result
                 assert result.last_version == current + 1
             else:
                 assert isinstance(result, AllSourceError)
@@ -162,7 +169,7 @@ class StorageContract:
                     assert result.metadata["expected_version"] == str(version)
                 else:
                     assert "expected_version" not in result.metadata
-                assert b.head_position(T) == current  # nothing written
+                assert await b.head_position(T) == current  # nothing written
 
         run(body)
 
@@ -178,7 +185,7 @@ class StorageContract:
             assert again.deduplicated and not first.deduplicated
             assert (again.first_version, again.last_version, again.first_position, again.last_position) == (1, 3, 1, 3)
             assert list(again.event_ids) == ids
-            assert b.head_position(T) == 4  # the replay wrote nothing
+            assert await b.head_position(T) == 4  # the replay wrote nothing
 
         run(body)
 
@@ -195,7 +202,7 @@ class StorageContract:
                 result = await self.append_one(b, bad)
                 assert isinstance(result, AllSourceError) and result.reason == "DUPLICATE_EVENT_ID", result
                 assert result.code.name == "ALREADY_EXISTS"
-            assert b.head_position(T) == 1
+            assert await b.head_position(T) == 1
 
         run(body)
 
@@ -206,7 +213,7 @@ class StorageContract:
             assert retry.deduplicated
             assert list(retry.event_ids) == list(first.event_ids)
             assert (retry.first_position, retry.last_position) == (first.first_position, first.last_position)
-            assert b.head_position(T) == 2
+            assert await b.head_position(T) == 2
             reused = await self.append_one(b, req("s", ev("Different"), request_id="req-1"))
             assert isinstance(reused, AllSourceError) and reused.reason == "REQUEST_ID_REUSED"
 
@@ -228,7 +235,7 @@ class StorageContract:
             assert results[1].first_position == results[0].first_position
             assert not results[2].deduplicated and results[3].deduplicated
             assert isinstance(results[4], AllSourceError) and results[4].reason == "DUPLICATE_EVENT_ID"
-            assert b.head_position(T) == 2
+            assert await b.head_position(T) == 2
 
         run(body)
 
@@ -244,7 +251,7 @@ class StorageContract:
             piece = await b.read_stream(T, "s", backward=False, from_version=1, limit=10)
             assert piece.stream_version == 1 and len(piece.events) == 1
             run_ = await b.read_events(
-                T, event_pb2.EventFilter(event_types=["X"]), after_position=0, limit=10, max_scan=10
+                T, model_pb2.EventFilter(event_types=["X"]), after_position=0, limit=10, max_scan=10
             )
             assert run_.events == []
             # and the id is still free to use
@@ -257,9 +264,9 @@ class StorageContract:
         async def body(b: StorageBackend) -> None:
             result = await self.append_one(b, req("s", ev()), tenant="nobody")
             assert isinstance(result, AllSourceError) and result.reason == "TENANT_NOT_FOUND"
-            run_ = await b.read_events("nobody", event_pb2.EventFilter(), after_position=0, limit=10, max_scan=10)
+            run_ = await b.read_events("nobody", model_pb2.EventFilter(), after_position=0, limit=10, max_scan=10)
             assert run_.events == [] and run_.end_of_range
-            assert b.head_position("nobody") == 0
+            assert await b.head_position("nobody") == 0
 
         run(body)
 
@@ -267,7 +274,7 @@ class StorageContract:
 
     @staticmethod
     async def new_tenant(b: StorageBackend, tenant_id: str) -> None:
-        assert await b.put_tenant(tenant_pb2.Tenant(tenant_id=tenant_id, display_name=tenant_id), 0) == 1
+        assert await b.put_tenant(tenant_record(tenant_id, tenant_id), 0) == 1
 
     def test_tenants_are_registered_once_and_have_their_own_positions(self, run: Any) -> None:
         async def body(b: StorageBackend) -> None:
@@ -275,19 +282,20 @@ class StorageContract:
             assert [t.tenant_id for t in listed] == [T] and done  # the default tenant exists from the start
             await self.new_tenant(b, "acme")
             with pytest.raises(AllSourceError) as err:
-                await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+                await b.put_tenant(model_pb2.TenantRecord(tenant_id="acme"), 0)
             assert err.value.reason == "TENANT_ALREADY_EXISTS"
             with pytest.raises(AllSourceError):
-                await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme", display_name="x"), 5)  # stale revision
-            assert await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme", display_name="Acme"), 1) == 2
+                await b.put_tenant(tenant_record("acme", "x"), 5)  # stale revision
+            assert await b.put_tenant(tenant_record("acme", "Acme"), 1) == 2
             tenant, revision = await b.get_tenant("acme")
-            assert (tenant.display_name, revision) == ("Acme", 2)
+            # Fields storage does not declare pass through untouched (the admin service's Tenant).
+            assert (recast(tenant, tenant_pb2.Tenant).display_name, revision) == ("Acme", 2)
             a = await self.append_one(b, req("s", ev(), ev()), tenant=T)
             c = await self.append_one(b, req("s", ev()), tenant="acme")
             assert (a.first_position, c.first_position, c.first_version) == (1, 1, 1)
-            assert b.head_position("acme") == 1 and b.head_position(T) == 2
+            assert await b.head_position("acme") == 1 and await b.head_position(T) == 2
             # Each tenant's reads see only its own events, even for the same stream id and event id.
-            run_ = await b.read_events("acme", event_pb2.EventFilter(), after_position=0, limit=10, max_scan=100)
+            run_ = await b.read_events("acme", model_pb2.EventFilter(), after_position=0, limit=10, max_scan=100)
             assert [decode(e).tenant_id for e in run_.events] == ["acme"]
             with pytest.raises(AllSourceError) as err:
                 await b.get_event("acme", a.event_ids[0])
@@ -299,14 +307,14 @@ class StorageContract:
         async def body(b: StorageBackend) -> None:
             await self.new_tenant(b, "acme")
             await self.append_one(b, req("s", ev()), tenant="acme")
-            b.check_tenant_usable("acme")
-            inactive = tenant_pb2.Tenant(tenant_id="acme", status=tenant_pb2.TENANT_STATUS_INACTIVE)
+            await b.check_tenant_usable("acme")
+            inactive = model_pb2.TenantRecord(tenant_id="acme", status=model_pb2.TENANT_STATUS_INACTIVE)
             await b.put_tenant(inactive, 1)
             with pytest.raises(AllSourceError) as err:
-                b.check_tenant_usable("acme")
+                await b.check_tenant_usable("acme")
             assert err.value.reason == "TENANT_INACTIVE"
-            await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme", status=tenant_pb2.TENANT_STATUS_ACTIVE), 2)
-            b.check_tenant_usable("acme")
+            await b.put_tenant(model_pb2.TenantRecord(tenant_id="acme", status=model_pb2.TENANT_STATUS_ACTIVE), 2)
+            await b.check_tenant_usable("acme")
             assert len((await b.read_stream("acme", "s", from_version=0, backward=False, limit=10)).events) == 1
 
         run(body)
@@ -366,11 +374,11 @@ class StorageContract:
                 tenant_id = f"acme-{reason.lower()[7:]}"
                 await self.new_tenant(b, tenant_id)
                 params = SubscriptionParams(tenant_id, 0, False, (), "", 1000, 600.0, 100)
-                messages = follow(b, params, asyncio.Event())
+                messages = follow(b, b, params, asyncio.Event())
                 first = await messages.__anext__()  # paused at the caught-up marker
                 assert first.WhichOneof("content") == "caught_up"
                 if reason == "TENANT_INACTIVE":
-                    inactive = tenant_pb2.Tenant(tenant_id=tenant_id, status=tenant_pb2.TENANT_STATUS_INACTIVE)
+                    inactive = model_pb2.TenantRecord(tenant_id=tenant_id, status=model_pb2.TENANT_STATUS_INACTIVE)
                     await b.put_tenant(inactive, 1)
                 else:
                     await b.delete_tenant(tenant_id)
@@ -390,7 +398,7 @@ class StorageContract:
             deleting = asyncio.ensure_future(b.delete_tenant("acme"))
             await asyncio.sleep(0)  # the deletion has begun: the id is no longer usable
             with pytest.raises(AllSourceError) as err:
-                await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+                await b.put_tenant(model_pb2.TenantRecord(tenant_id="acme"), 0)
             assert err.value.reason in ("TENANT_BEING_DELETED", "TENANT_ALREADY_EXISTS")
             deleting.cancel()  # the caller goes away: the purge goes on
             with pytest.raises(asyncio.CancelledError):
@@ -444,7 +452,7 @@ class StorageContract:
             await self.append_one(b, req("order-10", ev("Placed")))
 
             async def positions(**kw: Any) -> list[int]:
-                run_ = await b.read_events(T, event_pb2.EventFilter(**kw), after_position=0, limit=100, max_scan=1000)
+                run_ = await b.read_events(T, model_pb2.EventFilter(**kw), after_position=0, limit=100, max_scan=1000)
                 assert run_.end_of_range
                 return [decode(e).position for e in run_.events]
 
@@ -457,7 +465,7 @@ class StorageContract:
             assert await positions(stream_id_prefix="order-", event_types=["Placed"]) == [1, 4, 6]
             assert await positions(from_position=2, to_position=4) == [2, 3, 4]
             assert await positions(stream_id="order-1", from_position=2) == [2, 5]
-            start = event_pb2.EventFilter()
+            start = model_pb2.EventFilter()
             start.start_time.FromNanoseconds(middle)
             assert await positions(start_time=start.start_time) == [5, 6]
             assert await positions(end_time=start.start_time) == [1, 2, 3, 4]
@@ -473,7 +481,7 @@ class StorageContract:
             while True:
                 run_ = await b.read_events(
                     T,
-                    event_pb2.EventFilter(stream_id_prefix="s", event_types=["Rare"]),
+                    model_pb2.EventFilter(stream_id_prefix="s", event_types=["Rare"]),
                     after_position=cursor,
                     limit=10,
                     max_scan=7,
@@ -489,7 +497,7 @@ class StorageContract:
             cursor, found, calls = 0, [], 0
             while True:
                 run_ = await b.read_events(
-                    T, event_pb2.EventFilter(stream_id_prefix="s"), after_position=cursor, limit=1000, max_scan=20
+                    T, model_pb2.EventFilter(stream_id_prefix="s"), after_position=cursor, limit=1000, max_scan=20
                 )
                 calls += 1
                 found += [decode(e).position for e in run_.events]
@@ -548,7 +556,7 @@ class StorageContract:
             kinds: list[str] = []
 
             async def consume(p: SubscriptionParams, stop_at: int) -> None:
-                async for message in follow(b, p, closing):
+                async for message in follow(b, b, p, closing):
                     kind = message.WhichOneof("content")
                     kinds.append(kind)
                     if kind == "events":
@@ -582,7 +590,7 @@ class StorageContract:
             messages: list[Any] = []
 
             async def consume() -> None:
-                async for message in follow(b, params, closing):
+                async for message in follow(b, b, params, closing):
                     messages.append(message)
                     if len([m for m in messages if m.WhichOneof("content") == "checkpoint"]) >= 2 and any(
                         m.WhichOneof("content") == "caught_up" for m in messages
@@ -605,7 +613,7 @@ class StorageContract:
             got: list[int] = []
 
             async def consume() -> None:
-                async for message in follow(b, params, closing):
+                async for message in follow(b, b, params, closing):
                     if message.WhichOneof("content") == "events":
                         got.extend(e.position for e in message.events.events)
                         closing.set()
@@ -634,7 +642,7 @@ class StorageContract:
             b = self.new_backend(tmp_path)
             await b.start()
             try:
-                assert b.head_position(T) == 3
+                assert await b.head_position(T) == 3
                 assert decode(await b.get_event(T, ids[1])).version == 2
                 replay = await self.append_one(b, req("t", ev(), request_id="r"))
                 assert replay.deduplicated

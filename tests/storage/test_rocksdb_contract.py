@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from allsource.storage.v1 import model_pb2
 
-from services.storage.backend import AppendOp, StorageBackend
-from services.storage.rocksdb_backend import RocksBackend, StorageOpenError
+from services.storage.backend import AppendOp, StorageBackend, StorageOpenError
+from services.storage.rocksdb_backend import RocksBackend
 from shared.config.settings import StorageSettings
 from shared.core.errors import AllSourceError
 from tests.storage.contract import StorageContract, T, ev, req
@@ -57,7 +58,7 @@ def test_failed_write_acknowledges_nothing_and_keeps_state(tmp_path: Path) -> No
             (failed,) = await b.append([AppendOp(T, req("s", ev()))])
             assert isinstance(failed, AllSourceError)
             assert failed.reason == "STORAGE_WRITE_FAILED" and failed.code.name == "UNAVAILABLE"
-            assert b.head_position(T) == 1
+            assert await b.head_position(T) == 1
             writer._db = real_db
             (ok,) = await b.append([AppendOp(T, req("s", ev()))])
             assert (ok.first_version, ok.first_position) == (2, 2)  # no gap left by the failure
@@ -107,17 +108,16 @@ def test_second_process_cannot_open_the_same_database(tmp_path: Path) -> None:
 def test_an_interrupted_tenant_deletion_finishes_at_the_next_start(tmp_path: Path) -> None:
     """A crash after the deletion was recorded and before the range was purged: the next start purges
     it, so no key of the tenant survives and the id can be created again."""
-    from allsource.v1 import tenant_pb2
 
     from services.storage import keys
 
     async def first() -> int:
         b = RocksBackend(StorageSettings(data_dir=str(tmp_path)))
         await b.start()
-        await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
+        await b.put_tenant(model_pb2.TenantRecord(tenant_id="acme"), 0)
         await b.append([AppendOp("acme", req("s", ev(), ev()))])
         await b.put_record("acme", "users", "u1", b"x", None)
-        number = b.tenant_incarnation("acme")
+        number = await b.tenant_incarnation("acme")
         # What delete_tenant records before it starts purging, then "crash".
         b._cf["meta"].put(keys.META_TENANT_DELETING + b"acme", keys.tenant_prefix(number))
         await b.close()
@@ -136,8 +136,8 @@ def test_an_interrupted_tenant_deletion_finishes_at_the_next_start(tmp_path: Pat
                 assert not left, (name, left)
             with pytest.raises(AllSourceError):
                 await b.get_tenant("acme")
-            await b.put_tenant(tenant_pb2.Tenant(tenant_id="acme"), 0)
-            assert b.tenant_incarnation("acme") > number
+            await b.put_tenant(model_pb2.TenantRecord(tenant_id="acme"), 0)
+            assert await b.tenant_incarnation("acme") > number
             assert (await b.tenant_usage("acme")).events == 0
         finally:
             await b.close()

@@ -58,7 +58,7 @@ def test_stored_event_bytes_parse_as_the_full_event() -> None:
         + codec.content_type_field("application/json")
         + codec.event_suffix(codec.common_suffix("default", "order-1", recorded), 7, 1234567)
     )
-    ev = codec.decode_event(stored)
+    ev = event_pb2.Event.FromString(stored)
     expected = event_pb2.Event(
         event_id="0190c3a0-0000-7000-8000-000000000001",
         event_type="OrderPlaced",

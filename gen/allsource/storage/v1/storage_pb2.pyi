@@ -1,9 +1,6 @@
 import datetime
 
-from allsource.v1 import admin_pb2 as _admin_pb2
-from allsource.v1 import event_pb2 as _event_pb2
-from allsource.v1 import ingest_pb2 as _ingest_pb2
-from allsource.v1 import tenant_pb2 as _tenant_pb2
+from allsource.storage.v1 import model_pb2 as _model_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
@@ -20,9 +17,9 @@ class AppendOperation(_message.Message):
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
-    request: _ingest_pb2.AppendEventsRequest
+    request: _model_pb2.AppendInput
     scope: str
-    def __init__(self, tenant_id: _Optional[str] = ..., request: _Optional[_Union[_ingest_pb2.AppendEventsRequest, _Mapping]] = ..., scope: _Optional[str] = ...) -> None: ...
+    def __init__(self, tenant_id: _Optional[str] = ..., request: _Optional[_Union[_model_pb2.AppendInput, _Mapping]] = ..., scope: _Optional[str] = ...) -> None: ...
 
 class AppendRequest(_message.Message):
     __slots__ = ("operations",)
@@ -34,9 +31,9 @@ class AppendOutcome(_message.Message):
     __slots__ = ("success", "error")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
-    success: _ingest_pb2.AppendEventsResponse
+    success: _model_pb2.AppendResult
     error: _status_pb2.Status
-    def __init__(self, success: _Optional[_Union[_ingest_pb2.AppendEventsResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+    def __init__(self, success: _Optional[_Union[_model_pb2.AppendResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class AppendResponse(_message.Message):
     __slots__ = ("outcomes",)
@@ -55,8 +52,8 @@ class GetEventRequest(_message.Message):
 class GetEventResponse(_message.Message):
     __slots__ = ("event",)
     EVENT_FIELD_NUMBER: _ClassVar[int]
-    event: _event_pb2.Event
-    def __init__(self, event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ...) -> None: ...
+    event: _model_pb2.StoredEvent
+    def __init__(self, event: _Optional[_Union[_model_pb2.StoredEvent, _Mapping]] = ...) -> None: ...
 
 class ReadStreamRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id", "backward", "from_version", "limit", "to_version")
@@ -79,10 +76,10 @@ class ReadStreamResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     NEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
-    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    events: _containers.RepeatedCompositeFieldContainer[_model_pb2.StoredEvent]
     stream_version: int
     next_version: int
-    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ...) -> None: ...
 
 class ReadEventsRequest(_message.Message):
     __slots__ = ("tenant_id", "filter", "after_position", "limit", "max_scan")
@@ -92,11 +89,11 @@ class ReadEventsRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     MAX_SCAN_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
-    filter: _event_pb2.EventFilter
+    filter: _model_pb2.EventFilter
     after_position: int
     limit: int
     max_scan: int
-    def __init__(self, tenant_id: _Optional[str] = ..., filter: _Optional[_Union[_event_pb2.EventFilter, _Mapping]] = ..., after_position: _Optional[int] = ..., limit: _Optional[int] = ..., max_scan: _Optional[int] = ...) -> None: ...
+    def __init__(self, tenant_id: _Optional[str] = ..., filter: _Optional[_Union[_model_pb2.EventFilter, _Mapping]] = ..., after_position: _Optional[int] = ..., limit: _Optional[int] = ..., max_scan: _Optional[int] = ...) -> None: ...
 
 class ReadEventsResponse(_message.Message):
     __slots__ = ("events", "scanned_to_position", "end_of_range", "head_position")
@@ -104,11 +101,11 @@ class ReadEventsResponse(_message.Message):
     SCANNED_TO_POSITION_FIELD_NUMBER: _ClassVar[int]
     END_OF_RANGE_FIELD_NUMBER: _ClassVar[int]
     HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
-    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    events: _containers.RepeatedCompositeFieldContainer[_model_pb2.StoredEvent]
     scanned_to_position: int
     end_of_range: bool
     head_position: int
-    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., scanned_to_position: _Optional[int] = ..., end_of_range: _Optional[bool] = ..., head_position: _Optional[int] = ...) -> None: ...
+    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., scanned_to_position: _Optional[int] = ..., end_of_range: _Optional[bool] = ..., head_position: _Optional[int] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id_prefix", "after_stream_id", "limit")
@@ -126,9 +123,9 @@ class ListStreamsResponse(_message.Message):
     __slots__ = ("streams", "end")
     STREAMS_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
-    streams: _containers.RepeatedCompositeFieldContainer[_event_pb2.StreamInfo]
+    streams: _containers.RepeatedCompositeFieldContainer[_model_pb2.StreamInfo]
     end: bool
-    def __init__(self, streams: _Optional[_Iterable[_Union[_event_pb2.StreamInfo, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
+    def __init__(self, streams: _Optional[_Iterable[_Union[_model_pb2.StreamInfo, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
 
 class GetStreamRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id", "as_of_time")
@@ -144,9 +141,9 @@ class GetStreamResponse(_message.Message):
     __slots__ = ("stream", "version_at_time")
     STREAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_AT_TIME_FIELD_NUMBER: _ClassVar[int]
-    stream: _event_pb2.StreamInfo
+    stream: _model_pb2.StreamInfo
     version_at_time: int
-    def __init__(self, stream: _Optional[_Union[_event_pb2.StreamInfo, _Mapping]] = ..., version_at_time: _Optional[int] = ...) -> None: ...
+    def __init__(self, stream: _Optional[_Union[_model_pb2.StreamInfo, _Mapping]] = ..., version_at_time: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("tenant_id", "after_position", "from_end", "event_types", "stream_id_prefix", "checkpoint_every_events", "checkpoint_interval_ms", "max_batch_size")
@@ -173,10 +170,10 @@ class SubscribeResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
-    events: _event_pb2.EventBatch
-    checkpoint: _event_pb2.Checkpoint
-    caught_up: _event_pb2.CaughtUp
-    def __init__(self, events: _Optional[_Union[_event_pb2.EventBatch, _Mapping]] = ..., checkpoint: _Optional[_Union[_event_pb2.Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[_event_pb2.CaughtUp, _Mapping]] = ...) -> None: ...
+    events: _model_pb2.EventBatch
+    checkpoint: _model_pb2.Checkpoint
+    caught_up: _model_pb2.CaughtUp
+    def __init__(self, events: _Optional[_Union[_model_pb2.EventBatch, _Mapping]] = ..., checkpoint: _Optional[_Union[_model_pb2.Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[_model_pb2.CaughtUp, _Mapping]] = ...) -> None: ...
 
 class GetSnapshotRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id", "max_version")
@@ -226,9 +223,9 @@ class GetStatsResponse(_message.Message):
     __slots__ = ("stats", "started_at")
     STATS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
-    stats: _admin_pb2.StorageStats
+    stats: _model_pb2.StorageStats
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, stats: _Optional[_Union[_admin_pb2.StorageStats, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, stats: _Optional[_Union[_model_pb2.StorageStats, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("namespace", "key", "value", "revision")
@@ -316,17 +313,17 @@ class PutTenantRequest(_message.Message):
     __slots__ = ("tenant", "expected_revision")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
-    tenant: _tenant_pb2.Tenant
+    tenant: _model_pb2.TenantRecord
     expected_revision: int
-    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[_Union[_model_pb2.TenantRecord, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class PutTenantResponse(_message.Message):
     __slots__ = ("tenant", "revision")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
-    tenant: _tenant_pb2.Tenant
+    tenant: _model_pb2.TenantRecord
     revision: int
-    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[_Union[_model_pb2.TenantRecord, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class GetTenantRequest(_message.Message):
     __slots__ = ("tenant_id",)
@@ -338,9 +335,9 @@ class GetTenantResponse(_message.Message):
     __slots__ = ("tenant", "revision")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
-    tenant: _tenant_pb2.Tenant
+    tenant: _model_pb2.TenantRecord
     revision: int
-    def __init__(self, tenant: _Optional[_Union[_tenant_pb2.Tenant, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[_Union[_model_pb2.TenantRecord, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ListTenantsRequest(_message.Message):
     __slots__ = ("after", "limit")
@@ -354,9 +351,9 @@ class ListTenantsResponse(_message.Message):
     __slots__ = ("tenants", "end")
     TENANTS_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
-    tenants: _containers.RepeatedCompositeFieldContainer[_tenant_pb2.Tenant]
+    tenants: _containers.RepeatedCompositeFieldContainer[_model_pb2.TenantRecord]
     end: bool
-    def __init__(self, tenants: _Optional[_Iterable[_Union[_tenant_pb2.Tenant, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
+    def __init__(self, tenants: _Optional[_Iterable[_Union[_model_pb2.TenantRecord, _Mapping]]] = ..., end: _Optional[bool] = ...) -> None: ...
 
 class DeleteTenantRequest(_message.Message):
     __slots__ = ("tenant_id",)
