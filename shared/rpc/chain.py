@@ -205,7 +205,10 @@ def _wrap(
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _begin(info, context, request)
             try:
-                await admit(call)
+                for enter in enters:  # inlined rather than a helper coroutine: this runs on every call
+                    pending = enter(call)
+                    if pending is not None:
+                        await pending
                 response = await behavior(request, context)
             except BaseException as exc:
                 await fail(call, exc)
