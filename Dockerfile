@@ -42,7 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 allsource \
     && useradd --system --uid 10001 --gid allsource --home-dir /var/lib/allsource --no-create-home \
         --shell /usr/sbin/nologin allsource \
-    && install -d -o allsource -g allsource -m 0750 /var/lib/allsource
+    && install -d -o allsource -g allsource -m 0750 /var/lib/allsource \
+    && install -d -o allsource -g allsource -m 0700 /run/allsource/secrets
 
 COPY --from=build /opt/venv /opt/venv
 # grpc.health.v1 probe for health checks: `python /usr/local/lib/allsource/health_probe.py PORT SERVICE`.

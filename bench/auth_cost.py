@@ -62,7 +62,7 @@ async def guard_cost(suite: Suite, jwt: str, key: str, calls: int) -> dict[str, 
 
     settings = load_settings(environ={"ALLSOURCE_STORAGE__PORT": str(suite.ports["storage"])}).settings
     storage = StorageClient(settings, "bench")
-    state = AuthState(StorageRecords(storage), poll_s=0.5, api_key_max_failures=1000)
+    state = AuthState(StorageRecords(storage), resync_s=30, api_key_max_failures=1000)
     await state.poll()
     pepper = settings.auth.api_key_pepper
     stage = Authentication(

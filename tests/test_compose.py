@@ -36,7 +36,7 @@ import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.suite import ORDER, SERVICE_NAMES
-from shared.config.loader import SettingsError, load_settings
+from shared.config.loader import DEVELOPMENT_SECRETS, SettingsError, load_settings
 from shared.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,16 +134,54 @@ def _effective_env(compose: Mapping[str, Any], name: str, instructions: list[tup
     return env
 
 
+SECRETS_MOUNT = "/run/allsource/secrets"
+
+
 @pytest.fixture(scope="module")
-def settings(compose: dict[str, Any], dockerfile: list[tuple[str, str]]) -> dict[str, Settings]:
+def secrets_dir(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The secrets volume as the one-shot `secrets` service fills it (its own command, run here)."""
+    folder = tmp_path_factory.mktemp("secrets")
+    command = compose["services"]["secrets"]["command"]
+    assert command[:2] == ["python", "-c"]
+    exec(command[2].replace(SECRETS_MOUNT, str(folder)), {})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def settings(compose: dict[str, Any], dockerfile: list[tuple[str, str]], secrets_dir: Path) -> dict[str, Settings]:
     """Each AllSource service's settings, built from its container environment the way it starts."""
     out = {}
     for name in ORDER:
+        env = {
+            k: v.replace(SECRETS_MOUNT, str(secrets_dir)) for k, v in _effective_env(compose, name, dockerfile).items()
+        }
         try:
-            out[name] = load_settings(environ=_effective_env(compose, name, dockerfile)).settings
+            out[name] = load_settings(environ=env).settings
         except SettingsError as exc:
             pytest.fail(f"service {name!r}: {exc}")
     return out
+
+
+def test_secrets_are_generated_per_deployment_and_never_the_development_ones(
+    compose: dict[str, Any], settings: dict[str, Settings], secrets_dir: Path
+) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for development_value in DEVELOPMENT_SECRETS.values():
+        assert development_value not in text
+    generated = {p.name: p.read_text() for p in secrets_dir.iterdir()}
+    assert set(generated) == {"service_secret", "api_key_pepper"} and all(len(v) == 64 for v in generated.values())
+    for name in ORDER:
+        s = settings[name]
+        assert s.internal.service_secret is not None and s.auth.api_key_pepper is not None
+        assert s.internal.service_secret.get_secret_value() == generated["service_secret"]
+        assert s.auth.api_key_pepper.get_secret_value() == generated["api_key_pepper"]
+        assert _environment(compose["services"][name]).get("ALLSOURCE_PRESET") == "staging"
+        depends = compose["services"][name].get("depends_on", {})
+        if name == "storage":
+            assert depends["secrets"]["condition"] == "service_completed_successfully"
+    assert settings["admin"].auth.bootstrap_api_key is True
+    admin_mounts = {v["target"]: v for v in compose["services"]["admin"]["volumes"]}
+    assert admin_mounts[settings["admin"].storage.data_dir]["type"] == "volume"
 
 
 def _exec_form(args: str) -> list[str]:

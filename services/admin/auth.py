@@ -821,9 +821,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     # -- bootstrap ----------------------------------------------------------------------------------
 
-    async def bootstrap(self, data_dir: str, preset: str) -> None:
-        """On first start with no users: create the bootstrap administrator (and, in development, an admin
-        API key written to <data_dir>/bootstrap-admin.key, mode 0600, and printed once)."""
+    async def bootstrap(self, data_dir: str) -> None:
+        """On first start with no users: create the bootstrap administrator (and, with
+        auth.bootstrap_api_key, an operator API key written to <data_dir>/bootstrap-admin.key, mode 0600,
+        and printed once)."""
         try:
             await self.records.put("", NS_AUTH_META, "bootstrap", str(time.time_ns()).encode(), expected_revision=0)
         except AllSourceError as exc:
@@ -844,7 +845,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         await self.records.put(DEFAULT_TENANT, NS_USERNAMES, user.username, user.user_id.encode())
         await self._save_user(user, changed=False)
         audit.info("bootstrap administrator created", extra={"user_id": user.user_id, "username": user.username})
-        if preset == "development":
+        if self.settings.bootstrap_api_key:
             _, secret = await self.create_key(
                 DEFAULT_TENANT,
                 f"user:{user.user_id}",
@@ -857,5 +858,5 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secret + "\n")
-            # Printed once, on stdout (not the log): the development bootstrap credential.
+            # Printed once, on stdout (not the log): the bootstrap credential.
             print(f"allsource-admin: bootstrap admin API key (shown once, also in {path}): {secret}", flush=True)

@@ -60,7 +60,7 @@ class AdminProcess(server.StorageBackedService):
                 await self.servicer.complete_default_tenant()
                 if self.settings.auth.enabled:
                     assert self.config is not None
-                    await self.auth.bootstrap(self.settings.storage.data_dir, self.config.loaded.preset)
+                    await self.auth.bootstrap(self.settings.storage.data_dir)
                 return
             except AllSourceError as exc:
                 if asyncio.get_running_loop().time() > deadline:

@@ -14,7 +14,15 @@ from shared.config.flags import FLAGS
 from shared.config.settings import LimitsSettings
 from shared.core.errors import InvalidArgument
 from shared.core.reasons import Reason
-from shared.core.text import CONTROL, UUID_PATTERN, is_json, json_error, text_problem, timestamp_problem
+from shared.core.text import (
+    CONTROL,
+    UUID_PATTERN,
+    is_json,
+    json_error,
+    json_too_deep,
+    text_problem,
+    timestamp_problem,
+)
 
 _KINDS = set(ingest_pb2.ExpectedVersionKind.values())
 _EXACT = ingest_pb2.EXPECTED_VERSION_KIND_EXACT
@@ -85,12 +93,11 @@ class AppendValidator:
             total += len(payload)
             if len(payload) > max_event:
                 out.append((f"{prefix}events[{i}].payload", f"must be at most {max_event} bytes (has {len(payload)})"))
-            elif (
-                check_json
-                and (not ev.content_type or is_json(ev.content_type))
-                and (error := json_error(payload)) is not None
-            ):
-                out.append((f"{prefix}events[{i}].payload", f"is not valid JSON ({error})"))
+            elif not ev.content_type or is_json(ev.content_type):
+                if check_json and (error := json_error(payload)) is not None:
+                    out.append((f"{prefix}events[{i}].payload", f"is not valid JSON ({error})"))
+                elif json_too_deep(payload, lim.max_json_depth):
+                    out.append((f"{prefix}events[{i}].payload", f"must nest at most {lim.max_json_depth} levels deep"))
             if ev.content_type and (len(ev.content_type) > 255 or CONTROL.search(ev.content_type)):
                 out.append((f"{prefix}events[{i}].content_type", "must be a MIME type of at most 255 characters"))
             if ev.event_id:

@@ -23,7 +23,7 @@ class QueryProcess(server.StorageBackedService):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.usage = QueryCounter(self.storage)
-        self.servicer = QueryServicer(self.storage, settings.query)
+        self.servicer = QueryServicer(self.storage, settings.query, settings.limits)
 
     def endpoint(self) -> Endpoint:
         return self.settings.query
@@ -38,6 +38,8 @@ class QueryProcess(server.StorageBackedService):
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         await super().apply_settings(settings, changed)
         self.servicer.settings = settings.query
+        self.servicer.limits = settings.limits
+        self.servicer.subscriptions.settings = settings.query
 
     def begin_shutdown(self) -> None:
         self.servicer.closing.set()

@@ -13,7 +13,8 @@ from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
 from services.query.state import fold_stream
-from shared.config.settings import QuerySettings
+from services.query.subscriptions import SubscriptionSlots
+from shared.config.settings import LimitsSettings, QuerySettings
 from shared.core import pagination
 from shared.core.errors import InvalidArgument, NotFound
 from shared.core.reasons import Reason
@@ -38,45 +39,60 @@ def forward(public_type: type[M], raw: bytes) -> M:
     return message
 
 
-def check_filter(f: event_pb2.EventFilter, path: str = "filter") -> None:
-    """Reject contradictory or malformed filters."""
+def prefix_problem(prefix: str, max_bytes: int) -> str | None:
+    """What is wrong with a stream-id prefix (empty is fine), or None; sizes are checked first."""
+    if len(prefix) > max_bytes or len(prefix.encode()) > max_bytes:
+        return f"must be at most {max_bytes} bytes of UTF-8"
+    if CONTROL.search(prefix):
+        return "must not contain control characters"
+    return None
+
+
+def check_filter(f: event_pb2.EventFilter, limits: LimitsSettings, path: str = "filter") -> None:
+    """Reject contradictory, malformed or oversized filters (every field is bounded, see LimitsSettings)."""
+    path = f"{path}." if path else ""
     violations = []
     if f.stream_id and f.stream_id_prefix:
-        violations.append((f"{path}.stream_id_prefix", "must be empty when stream_id is set"))
-    if f.stream_id and (problem := text_problem(f.stream_id, 4096)):
-        violations.append((f"{path}.stream_id", problem))
-    if CONTROL.search(f.stream_id_prefix):
-        violations.append((f"{path}.stream_id_prefix", "must not contain control characters"))
-    for i, event_type in enumerate(f.event_types):
-        if problem := text_problem(event_type, 4096):
-            violations.append((f"{path}.event_types[{i}]", problem))
+        violations.append((f"{path}stream_id_prefix", "must be empty when stream_id is set"))
+    if f.stream_id and (problem := text_problem(f.stream_id, limits.max_stream_id_bytes)):
+        violations.append((f"{path}stream_id", problem))
+    if problem := prefix_problem(f.stream_id_prefix, limits.max_stream_id_bytes):
+        violations.append((f"{path}stream_id_prefix", problem))
+    if len(f.event_types) > limits.max_filter_event_types:
+        violations.append((f"{path}event_types", f"must name at most {limits.max_filter_event_types} event types"))
+    else:
+        for i, event_type in enumerate(f.event_types):
+            if problem := text_problem(event_type, limits.max_event_type_bytes):
+                violations.append((f"{path}event_types[{i}]", problem))
     for name in ("start_time", "end_time"):
         if f.HasField(name) and (problem := timestamp_problem(getattr(f, name))):
-            violations.append((f"{path}.{name}", problem))
+            violations.append((f"{path}{name}", problem))
     if (
         f.HasField("start_time")
         and f.HasField("end_time")
         and f.end_time.ToNanoseconds() <= f.start_time.ToNanoseconds()
     ):
-        violations.append((f"{path}.end_time", "must be after start_time"))
+        violations.append((f"{path}end_time", "must be after start_time"))
     if f.to_position and f.from_position > f.to_position:
-        violations.append((f"{path}.to_position", "must not be below from_position"))
+        violations.append((f"{path}to_position", "must not be below from_position"))
     if violations:
         raise InvalidArgument("the filter is invalid", reason=Reason.INVALID_FILTER, violations=violations)
 
 
-def check_stream_id(stream_id: str) -> None:
-    """Reject an empty or malformed stream id."""
-    if problem := text_problem(stream_id, 4096):
+def check_stream_id(stream_id: str, limits: LimitsSettings) -> None:
+    """Reject an empty, malformed or oversized stream id."""
+    if problem := text_problem(stream_id, limits.max_stream_id_bytes):
         raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """The public read API."""
 
-    def __init__(self, storage: StorageClient, settings: QuerySettings) -> None:
+    def __init__(self, storage: StorageClient, settings: QuerySettings, limits: LimitsSettings) -> None:
         self.storage = storage
         self.settings = settings
+        self.limits = limits
+        self.subscriptions = SubscriptionSlots(settings)
         self.closing = asyncio.Event()
 
     def _page_size(self, requested: int) -> int:
@@ -105,7 +121,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ReadStream(
         self, request: query_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ReadStreamResponse:
-        check_stream_id(request.stream_id)
+        check_stream_id(request.stream_id, self.limits)
         require_stream(request.stream_id)
         if request.direction not in _DIRECTIONS:
             raise InvalidArgument(
@@ -136,7 +152,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def ListEvents(
         self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListEventsResponse:
-        check_filter(request.filter)
+        check_filter(request.filter, self.limits)
         narrow(request.filter)
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
@@ -160,7 +176,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def StreamEvents(
         self, request: query_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.StreamEventsResponse]:
-        check_filter(request.filter)
+        check_filter(request.filter, self.limits)
         tenant = tenant_of(context)
         batch = pagination.page_size(request.batch_size, STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX, "batch_size")
         event_filter = event_pb2.EventFilter()
@@ -191,7 +207,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def GetEntityState(
         self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.GetEntityStateResponse:
-        check_stream_id(request.stream_id)
+        check_stream_id(request.stream_id, self.limits)
         require_stream(request.stream_id)
         require_whole_streams("read folded entity state")
         as_of = request.WhichOneof("as_of")
@@ -210,7 +226,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[query_pb2.SubscribeResponse]:
         check_filter(
-            event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix), ""
+            event_pb2.EventFilter(event_types=request.event_types, stream_id_prefix=request.stream_id_prefix),
+            self.limits,
+            "",
         )
         if request.from_end and request.after_position:
             raise InvalidArgument(
@@ -241,16 +259,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             checkpoint_interval_ms=int(interval * 1000),
             max_batch_size=min(request.max_batch_size or STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX),
         )
-        async for message in until_closed(self.storage.subscribe(upstream), self.closing):
-            yield message
+        with self.subscriptions.hold(upstream.tenant_id):
+            async for message in until_closed(self.storage.subscribe(upstream), self.closing):
+                yield message
 
     async def ListStreams(
         self, request: query_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListStreamsResponse:
-        if CONTROL.search(request.stream_id_prefix):
+        if problem := prefix_problem(request.stream_id_prefix, self.limits.max_stream_id_bytes):
             raise InvalidArgument(
-                "stream_id_prefix must not contain control characters",
-                violations=[("stream_id_prefix", "must not contain control characters")],
+                f"stream_id_prefix {problem}", reason=Reason.INVALID_FILTER, violations=[("stream_id_prefix", problem)]
             )
         scoped = event_pb2.EventFilter(stream_id_prefix=request.stream_id_prefix)
         narrow(scoped)

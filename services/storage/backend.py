@@ -180,6 +180,10 @@ class Records(abc.ABC):
     async def delete_record(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None) -> bool:
         """Delete a record (with expected_revision, only at that revision); False when there was none."""
 
+    @abc.abstractmethod
+    async def wait_for_records(self, tenant_id: str, namespace: str, timeout: float) -> bool:
+        """Wait until a record of the namespace is written; False on timeout."""
+
 
 class TenantRegistry(abc.ABC):
     """The tenants, each with its own internal number (never reused) and status."""

@@ -25,7 +25,7 @@ class StorageProcess(server.Service):
     def __init__(self, settings: Settings, backend: StorageBackend | None = None) -> None:
         super().__init__(settings)
         self.backend = backend or open_backend(settings.storage)
-        self.servicer = StorageServicer(self.backend, self.scope_verifier())
+        self.servicer = StorageServicer(self.backend, self.scope_verifier(), settings.storage.max_subscriptions)
 
     def endpoint(self) -> Endpoint:
         return self.settings.storage
@@ -45,6 +45,7 @@ class StorageProcess(server.Service):
 
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         self.backend.apply_settings(settings.storage)
+        self.servicer.max_subscriptions = settings.storage.max_subscriptions
 
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:

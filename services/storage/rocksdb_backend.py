@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 FAMILIES = ("events", "stream_idx", "type_idx", "id_idx", "requests", "streams", "snapshots", "meta", "records")
 # Families whose every key starts with a tenant number.
 DATA_FAMILIES = tuple(n for n in FAMILIES if n != "meta")
+# A scan gives the event loop back after this long, so one call's scan cannot hold up another's append.
+SCAN_SLICE_S = 0.005
 # Point-lookup families get bloom filters: an id-index miss drops from ~2.5 us to ~0.5 us here.
 _BLOOM = {"id_idx", "requests", "streams"}
 
@@ -105,6 +107,8 @@ class RocksBackend(StorageBackend):
         self._other_bytes: dict[int, int] = {}
         self._writer: GroupCommitWriter | None = None
         self._hub: CommitHub | None = None
+        # Watchers of a namespace's records (WatchRecords): set, and replaced, when a record is written.
+        self._record_watchers: dict[tuple[int, str], asyncio.Event] = {}
         self._synced = WriteOptions()
         self._synced.sync = True
 
@@ -385,42 +389,39 @@ class RocksBackend(StorageBackend):
             if lo > hi:
                 return EventRun([], max(after_position, min(hi, head)), True)
             limit, max_scan = max(1, limit), max(1, max_scan)
+            match = _Match(f.stream_id_prefix, frozenset(f.event_types))
             if f.stream_id:
-                return self._scan_stream(t, f, lo, hi, limit, max_scan)
+                return await self._scan_stream(t, f.stream_id, match, lo, hi, limit, max_scan)
             if f.event_types:
-                return self._scan_types(t, f, lo, hi, limit, max_scan)
-            return self._scan_log(t, f, lo, hi, limit, max_scan)
+                return await self._scan_types(t, match, lo, hi, limit, max_scan)
+            return await self._scan_log(t, match, lo, hi, limit, max_scan)
 
-    def _accept(self, f: model_pb2.EventFilter, data: bytes, check_types: bool) -> bool:
-        if not (f.stream_id_prefix or check_types):
-            return True
-        ev = codec.decode_event(data)
-        if f.stream_id_prefix and not ev.stream_id.startswith(f.stream_id_prefix):
-            return False
-        return not check_types or ev.event_type in f.event_types
-
-    def _scan_log(self, t: int, f: model_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    async def _scan_log(self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
         it = self._cf["events"].iter(ro)
         it.seek(keys.event_key(t, lo))
         out: list[bytes] = []
         budget, used, scanned, last = self.settings.max_read_bytes, 0, 0, lo - 1
+        accept, slice_ends = match.accept, time.perf_counter() + SCAN_SLICE_S
         while it.valid() and scanned < max_scan and len(out) < limit:
             data = it.value()
             if out and used + len(data) > budget:
                 break
             last = keys.event_key_position(it.key())
             scanned += 1
-            if self._accept(f, data, False):
+            if accept(data):
                 out.append(data)
                 used += len(data)
             it.next()
+            if scanned % 64 == 0 and time.perf_counter() > slice_ends:
+                await asyncio.sleep(0)  # the iterator keeps its view; other calls get the loop meanwhile
+                slice_ends = time.perf_counter() + SCAN_SLICE_S
         if not it.valid():
             last = hi  # the log is gapless up to the head, so the range is done
         return EventRun(out, last, last >= hi)
 
-    def _scan_types(self, t: int, f: model_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    async def _scan_types(self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
         def positions(event_type: str) -> Iterator[int]:
             prefix = keys.type_prefix(t, event_type)
             ro = ReadOptions()
@@ -432,20 +433,25 @@ class RocksBackend(StorageBackend):
                 yield keys.unpack_u64(it.key(), cut)
                 it.next()
 
-        merged = heapq.merge(*(positions(et) for et in sorted(set(f.event_types))))
+        merged = heapq.merge(*(positions(et) for et in sorted(match.types)))
         tp = keys.tenant_prefix(t)
         out: list[bytes] = []
         budget, used, scanned, last = self.settings.max_read_bytes, 0, 0, lo - 1
         exhausted = True
         chunk: list[int] = []
+        slice_ends = time.perf_counter() + SCAN_SLICE_S
         for pos in merged:
             if scanned >= max_scan or len(chunk) >= limit:
                 exhausted = False
                 break
             chunk.append(pos)
             scanned += 1
+            if scanned % 256 == 0 and time.perf_counter() > slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + SCAN_SLICE_S
         if chunk:
             datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in chunk])
+            accept = match.accept_stream  # the index chose the types already
             for pos, data in zip(chunk, datas, strict=True):
                 if data is None:
                     continue
@@ -453,18 +459,20 @@ class RocksBackend(StorageBackend):
                     exhausted = False
                     break
                 last = pos
-                if self._accept(f, data, False):
+                if accept(data):
                     out.append(data)
                     used += len(data)
         if exhausted:
             last = hi
         return EventRun(out, last, last >= hi)
 
-    def _scan_stream(self, t: int, f: model_pb2.EventFilter, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
-        head = self._stream_head(t, f.stream_id)
+    async def _scan_stream(
+        self, t: int, stream_id: str, match: _Match, lo: int, hi: int, limit: int, max_scan: int
+    ) -> EventRun:
+        head = self._stream_head(t, stream_id)
         if head is None or head.last_position < lo or head.first_position > hi:
             return EventRun([], hi, True)
-        prefix = keys.stream_prefix(t, f.stream_id)
+        prefix = keys.stream_prefix(t, stream_id)
         idx = self._cf["stream_idx"]
         # First version whose position is >= lo: versions and positions rise together.
         a, b = 1, head.version + 1
@@ -481,12 +489,13 @@ class RocksBackend(StorageBackend):
         datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in in_range])
         out: list[bytes] = []
         used, last, stopped = 0, lo - 1, False
+        accept = match.accept_type  # the stream is chosen: only the types remain to check
         for pos, data in zip(in_range, datas, strict=True):
             if out and used + len(data) > self.settings.max_read_bytes:
                 stopped = True
                 break
             last = pos
-            if self._accept(f, data, bool(f.event_types)):
+            if accept(data):
                 out.append(data)
                 used += len(data)
         if not stopped and (len(in_range) < len(positions) or versions[-1] == head.version):
@@ -623,7 +632,21 @@ class RocksBackend(StorageBackend):
             counted = self._count_other(batch, tenant_no, len(stored) + (len(full) if old is None else -len(old)))
             self._db.write(batch, self._synced)
             self._other_bytes.update(counted)
+        watchers = self._record_watchers.pop((tenant_no, namespace), None)
+        if watchers is not None:
+            watchers.set()
         return Record(namespace, key, value, revision + 1)
+
+    async def wait_for_records(self, tenant_id: str, namespace: str, timeout: float) -> bool:
+        key = (self._record_tenant(tenant_id), namespace)
+        written = self._record_watchers.get(key)
+        if written is None:
+            written = self._record_watchers[key] = asyncio.Event()
+        try:
+            await asyncio.wait_for(written.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def get_record(self, tenant_id: str, namespace: str, key: str) -> Record:
         full = keys.record_prefix(self._record_tenant(tenant_id), namespace) + key.encode()
@@ -903,6 +926,28 @@ class RocksBackend(StorageBackend):
             write_batches=writer.write_batches if writer else 0,
             data_dir=str(self.path),
         )
+
+
+class _Match:
+    """A filter's stream prefix and event types, read once per scan (not once per event)."""
+
+    __slots__ = ("prefix", "types")
+
+    def __init__(self, prefix: str, types: frozenset[str]) -> None:
+        self.prefix = prefix
+        self.types = types
+
+    def accept(self, data: bytes) -> bool:
+        if not (self.prefix or self.types):
+            return True
+        ev = codec.decode_event(data)
+        return ev.stream_id.startswith(self.prefix) and (not self.types or ev.event_type in self.types)
+
+    def accept_stream(self, data: bytes) -> bool:
+        return not self.prefix or codec.decode_event(data).stream_id.startswith(self.prefix)
+
+    def accept_type(self, data: bytes) -> bool:
+        return not self.types or codec.decode_event(data).event_type in self.types
 
 
 def _stream_info(stream_id: str, head: StreamHead) -> model_pb2.StreamInfo:

@@ -20,7 +20,7 @@ from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant, scope_var
-from shared.core.errors import AllSourceError, InvalidArgument, PermissionDenied
+from shared.core.errors import AllSourceError, InvalidArgument, PermissionDenied, Unavailable
 from shared.core.reasons import Reason
 from shared.core.timestamps import from_timestamp, to_timestamp
 from shared.core.wire import varint
@@ -28,6 +28,8 @@ from shared.rpc.streams import until_closed
 from shared.telemetry.logs import tenant_var
 
 MAX_LIMIT = 2000
+# A record watch with nothing to send looks again this often (a write wakes it at once).
+WATCH_IDLE_S = 30.0
 
 
 ADMIN_ONLY_READ = frozenset({"signing_keys"})
@@ -93,9 +95,10 @@ def _require_system(what: str, *, admin_only: bool = True) -> Scope:
 class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     """The internal storage API."""
 
-    def __init__(self, backend: StorageBackend, scopes: ScopeVerifier) -> None:
+    def __init__(self, backend: StorageBackend, scopes: ScopeVerifier, max_subscriptions: int = 20_000) -> None:
         self.backend = backend
         self.scopes = scopes
+        self.max_subscriptions = max_subscriptions
         self.closing = asyncio.Event()
         self.subscriptions = 0
         self.started_ns = time.time_ns()
@@ -223,6 +226,13 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         # Stop following as soon as the call ends (the caller hung up), not at the next wake-up.
         ended = asyncio.Event()
         context.add_done_callback(lambda _: ended.set())
+        if self.subscriptions >= self.max_subscriptions:
+            raise Unavailable(
+                "storage follows as many subscriptions as it serves; retry later",
+                reason=Reason.OVERLOADED,
+                metadata={"limit": "storage.max_subscriptions", "value": str(self.max_subscriptions)},
+                retry_after=5.0,
+            )
         self.subscriptions += 1
         try:
             async for message in until_closed(
@@ -286,6 +296,27 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         expected = request.expected_revision if request.HasField("expected_revision") else None
         deleted = await self.backend.delete_record(request.tenant_id, request.namespace, request.key, expected)
         return storage_pb2.DeleteRecordResponse(deleted=deleted)
+
+    async def WatchRecords(
+        self, request: storage_pb2.WatchRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[storage_pb2.WatchRecordsResponse]:
+        check_records(request.tenant_id, request.namespace, write=False)
+        ended = asyncio.Event()
+        context.add_done_callback(lambda _: ended.set())
+
+        async def follow() -> AsyncIterator[storage_pb2.WatchRecordsResponse]:
+            cursor = request.after_key
+            while True:
+                records, _ = await self.backend.list_records(request.tenant_id, request.namespace, cursor, 1000)
+                if records:
+                    cursor = records[-1].key
+                    yield storage_pb2.WatchRecordsResponse(records=[_record(r) for r in records])
+                    continue
+                # No await separates the listing above from this wait: nothing written between is missed.
+                await self.backend.wait_for_records(request.tenant_id, request.namespace, WATCH_IDLE_S)
+
+        async for message in until_closed(until_closed(follow(), ended, error=asyncio.CancelledError), self.closing):
+            yield message
 
     async def GetStats(
         self, request: storage_pb2.GetStatsRequest, context: grpc.aio.ServicerContext

@@ -68,11 +68,17 @@ class ScopeSigner:
         return token
 
 
-class ScopeVerifier:
-    """Checks scopes presented to this service."""
+# Tolerated clock difference between the suite's hosts when checking a scope's expiry.
+CLOCK_SKEW_S = 30
 
-    def __init__(self, secret: bytes) -> None:
+
+class ScopeVerifier:
+    """Checks scopes presented to this service: signed with the secret, not expired, and not valid for
+    longer than the suite mints scopes for (a scope minted for ten years is refused, even if signed)."""
+
+    def __init__(self, secret: bytes, max_ttl_s: int = 3600) -> None:
         self.secret = secret
+        self.max_ttl_s = max_ttl_s
         self._cache: dict[str, Scope] = {}
 
     def verify(self, token: str) -> Scope:
@@ -96,6 +102,11 @@ class ScopeVerifier:
             self._cache[token] = scope
         if scope.expires < now:
             raise Unauthenticated("the service scope has expired", reason=Reason.SERVICE_CREDENTIALS_EXPIRED)
+        if scope.expires > now + self.max_ttl_s + CLOCK_SKEW_S:
+            raise Unauthenticated(
+                "the service scope is valid for longer than the suite mints scopes for",
+                reason=Reason.SERVICE_CREDENTIALS_INVALID,
+            )
         return scope
 
 

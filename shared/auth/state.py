@@ -3,8 +3,10 @@
 - Public signing keys, fetched by kid on first sight (an unknown kid is looked up at most once every
   few seconds, so random kids cannot hammer storage).
 - Revoked token ids and refresh-token families, and cached user and API-key records, kept current by
-  reading the auth change feed every `auth.change_poll_s` (0.5 s): a revocation, a disabled or deleted
-  user, a revoked or rotated key stops working on every service within a second.
+  following the auth change feed: a watch stream from storage delivers each change as it is written, so
+  a revocation, a disabled or deleted user, a revoked or rotated key stops working on every service
+  within milliseconds; the feed is re-read in full every `auth.change_resync_s` as a safety net, and
+  after the stream breaks.
 - API-key `last_used` times, collected in memory and written to storage every `auth.key_usage_flush_s`
   (a minute by default; never a write per request).
 """
@@ -16,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from typing import Protocol, cast
 
 from allsource.storage.v1 import records_pb2
@@ -24,6 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.auth.tokens import load_public_key
 from shared.core.errors import AllSourceError
+
+# A batch of records as (key, value, revision).
+Entries = list[tuple[str, bytes, int]]
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +62,17 @@ class RecordStore(Protocol):
 
     async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None: ...
 
+    def watch(self, tenant_id: str, namespace: str, after: str) -> AsyncIterator[Entries]: ...
+
 
 class AuthState:
     """Credential state of one process."""
 
     def __init__(
-        self, records: RecordStore, *, poll_s: float, api_key_max_failures: int, usage_flush_s: float = 60.0
+        self, records: RecordStore, *, resync_s: float, api_key_max_failures: int, usage_flush_s: float = 60.0
     ) -> None:
         self.records = records
-        self.poll_s = poll_s
+        self.resync_s = resync_s
         self.usage_flush_s = usage_flush_s
         self.api_key_max_failures = api_key_max_failures
         self.public_keys: dict[str, Ed25519PublicKey] = {}
@@ -88,12 +96,16 @@ class AuthState:
         """Apply every change-feed entry not seen yet."""
         while True:
             entries = await self.records.list("", NS_CHANGES, self._cursor, 1000)
-            for key, value, _ in entries:
-                self._apply(records_pb2.AuthChange.FromString(value))
-                self._cursor = key
+            self._apply_entries(entries)
             if len(entries) < 1000:
                 break
         self.ready = True
+
+    def _apply_entries(self, entries: list[tuple[str, bytes, int]]) -> None:
+        for key, value, _ in entries:
+            if key > self._cursor:  # the watch and a resync may both deliver an entry
+                self._apply(records_pb2.AuthChange.FromString(value))
+                self._cursor = key
 
     def _apply(self, change: records_pb2.AuthChange) -> None:
         self._changes += 1
@@ -113,19 +125,34 @@ class AuthState:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the change feed and flush last-used times until stop is set."""
-        last_flush = time.monotonic()
+        tasks = [asyncio.create_task(self._follow(stop)), asyncio.create_task(self._housekeeping(stop))]
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.flush_usage()
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        """Catch up, then take changes from the watch stream; start over every resync_s, or after a break."""
         while not stop.is_set():
             try:
                 await self.poll()
+                async with asyncio.timeout(self.resync_s):
+                    async for entries in self.records.watch("", NS_CHANGES, self._cursor):
+                        self._apply_entries(entries)
+            except TimeoutError:
+                continue  # the periodic resync
             except AllSourceError as exc:
-                log.warning("cannot read the auth change feed", extra={"detail": exc.message})
-            if time.monotonic() - last_flush >= self.usage_flush_s:
-                await self.flush_usage()
-                last_flush = time.monotonic()
-                self._prune()
+                log.warning("cannot follow the auth change feed; retrying", extra={"detail": exc.message})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_s)
-        await self.flush_usage()
+                await asyncio.wait_for(stop.wait(), self.usage_flush_s)
+            await self.flush_usage()
+            self._prune()
 
     def _prune(self) -> None:
         now = time.time_ns()
@@ -200,21 +227,30 @@ class AuthState:
 
     # -- API keys: guessing and usage ----------------------------------------------------------------
 
-    def key_failures_exceeded(self, peer: str) -> float:
-        """Seconds until the peer may try API keys again (0: now)."""
-        window = self._key_failures.get(self._host(peer))
-        if not window:
-            return 0.0
-        now = time.monotonic()
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) < self.api_key_max_failures:
-            return 0.0
-        return 60 - (now - window[0])
+    def key_failed(self, peer: str, key_id: str = "") -> float:
+        """Count an invalid API key from this address (and against this key id, when it exists); returns
+        how long further invalid attempts from there (or at that key) are answered as throttled (0: not).
 
-    def key_failed(self, peer: str) -> None:
-        """Count an unknown or wrong API key from this peer."""
-        self._key_failures[self._host(peer)].append(time.monotonic())
+        Only failures are throttled: a valid key is checked first and always passes, so nobody sharing
+        an address (a NAT, a mesh sidecar) can lock out anyone else's credentials."""
+        now = time.monotonic()
+        if len(self._key_failures) > 100_000:
+            self._key_failures.clear()
+        waits = [self._count(f"a:{self._host(peer)}", now)]
+        if key_id:
+            waits.append(self._count(f"k:{key_id}", now))
+        return max(waits)
+
+    def _count(self, subject: str, now: float) -> float:
+        window = self._key_failures[subject]
+        window.append(now)
+        while now - window[0] > 60:
+            window.popleft()
+        if len(window) <= self.api_key_max_failures:
+            return 0.0
+        while len(window) > 2 * self.api_key_max_failures:  # bounded memory under a flood
+            window.popleft()
+        return 60 - (now - window[0])
 
     @staticmethod
     def _host(peer: str) -> str:

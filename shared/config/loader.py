@@ -11,6 +11,7 @@ messages, sources or dumps.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -240,6 +241,12 @@ def load(inputs: ConfigInputs) -> LoadedSettings:
     missing = required_secrets_missing(settings)
     if missing:
         raise SettingsError("invalid settings:\n" + "\n".join(f"  {m}" for m in missing))
+    if inputs.preset == "development" and not _loopback(settings.storage.host):
+        raise SettingsError(
+            f"storage.host: the development preset serves storage on loopback only (it runs with published "
+            f"development secrets); use the staging or production preset to serve it on {settings.storage.host!r} "
+            f"(from {sources.get('storage.host', 'default')})"
+        )
     if inputs.preset == "production":
         problems = production_problems(settings, sources)
         if problems:
@@ -247,6 +254,15 @@ def load(inputs: ConfigInputs) -> LoadedSettings:
                 "the production preset refuses insecure settings:\n" + "\n".join(f"  {p}" for p in problems)
             )
     return LoadedSettings(settings, sources, inputs.preset, inputs)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolve_secrets(merged: dict[str, Any], sources: dict[str, str], environ: Mapping[str, str]) -> None:
@@ -367,6 +383,11 @@ def _authentication_is_on(settings: Settings, sources: Mapping[str, str]) -> lis
     if not settings.auth.enabled:
         problems.append(
             f"auth.enabled: authentication cannot be turned off in production (from {sources.get('auth.enabled')})"
+        )
+    if settings.auth.bootstrap_api_key:
+        problems.append(
+            f"auth.bootstrap_api_key: production does not write an operator key to disk; log in as the bootstrap "
+            f"administrator instead (from {sources.get('auth.bootstrap_api_key', 'default')})"
         )
     if settings.auth.enabled and settings.auth.bootstrap_admin_password is None:
         problems.append(

@@ -64,6 +64,8 @@ class StorageSettings(Endpoint):
     stream_cache_size: int = Reloadable(100_000, ge=0)
     # Keep request-id results (idempotent retries) this long.
     request_id_ttl_s: int = Reloadable(7 * 24 * 3600, ge=60)
+    # Live subscriptions storage follows for all the query replicas together; past it, UNAVAILABLE.
+    max_subscriptions: int = Reloadable(20_000, ge=1)
     # Largest read response, in bytes; reads return fewer events rather than exceed it.
     max_read_bytes: int = Reloadable(4 * MiB, ge=64 * 1024)
 
@@ -96,6 +98,10 @@ class QuerySettings(Endpoint):
     max_page_size: int = Reloadable(1000, ge=1)
     # GetEntityState stores a snapshot when it had to fold at least this many events.
     snapshot_after_events: int = Reloadable(100, ge=1)
+    # Live subscriptions this process serves, in all and per tenant; past them Subscribe is refused
+    # (UNAVAILABLE / OVERLOADED, or RESOURCE_EXHAUSTED / QUOTA_EXCEEDED for the tenant's share).
+    max_subscriptions: int = Reloadable(2000, ge=1)
+    max_subscriptions_per_tenant: int = Reloadable(200, ge=1)
     # Subscribe defaults.
     checkpoint_every_events: int = Reloadable(1000, ge=1)
     checkpoint_interval_s: float = Reloadable(5.0, gt=0)
@@ -122,8 +128,13 @@ class GrpcSettings(_Section):
     # Pings from clients closer together than this (without data) are refused by servers.
     min_ping_interval_s: float = Field(default=10.0, gt=0)
     max_concurrent_streams: int = Field(default=1000, ge=1)
+    # Calls a server lets wait for a handler before refusing more (see limits.max_in_flight_calls).
+    max_pending_calls: int = Field(default=10_000, ge=100)
     # SIGTERM: stop accepting calls, let in-flight calls finish for this long, then cancel.
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # Connections from a public service to storage for long-lived streams (subscriptions), apart from
+    # the one unary calls use; each carries up to max_concurrent_streams of them.
+    storage_stream_channels: int = Field(default=4, ge=1, le=64)
     # Deadline for one internal call to storage.
     storage_timeout_s: float = Reloadable(30.0, gt=0)
     # The asyncio event loop implementation. uvloop costs ~15% less CPU per call here.
@@ -131,16 +142,28 @@ class GrpcSettings(_Section):
 
 
 class LimitsSettings(_Section):
-    """Validation limits for appended data."""
+    """Bounds on what one call may ask for and how much work a process takes on."""
+
+    # Unary calls a public process works on at once; past it calls are refused at once with UNAVAILABLE
+    # / OVERLOADED and a retry delay (operators' calls excepted). Streams have bounds of their own.
+    max_in_flight_calls: int = Reloadable(512, ge=1)
+    # The retry delay an OVERLOADED refusal suggests (a random share of it is added, so that refused
+    # clients do not come back in step).
+    overload_retry_after_s: float = Reloadable(0.2, gt=0, le=60)
 
     max_event_bytes: int = Reloadable(MiB, ge=1)
     max_batch_events: int = Reloadable(10_000, ge=1)
     max_batch_bytes: int = Reloadable(8 * MiB, ge=1)
+    # Also the bounds of every read filter (stream id, stream-id prefix, each event type).
     max_stream_id_bytes: int = Reloadable(256, ge=1, le=4096)
     max_event_type_bytes: int = Reloadable(256, ge=1, le=4096)
+    # Event types one read filter or subscription may name.
+    max_filter_event_types: int = Reloadable(100, ge=1, le=10_000)
     max_metadata_entries: int = Reloadable(64, ge=0)
     max_metadata_bytes: int = Reloadable(16 * 1024, ge=0)
     max_request_id_bytes: int = Reloadable(128, ge=1)
+    # Deepest nesting of arrays and objects in a JSON payload (entity state folds any accepted payload).
+    max_json_depth: int = Reloadable(64, ge=1, le=255)
 
 
 class LogSettings(_Section):
@@ -223,7 +246,8 @@ class AuthSettings(_Section):
     # (at twice the count), until the window has passed.
     login_max_failures: int = Reloadable(5, ge=1)
     login_window_s: int = Reloadable(300, ge=1)
-    # Unknown or wrong API keys from one source address per minute before further attempts are refused.
+    # Invalid API keys per minute from one source address, or against one key id, after which further
+    # invalid ones are answered RESOURCE_EXHAUSTED / TOO_MANY_FAILED_ATTEMPTS; valid keys always pass.
     api_key_max_failures: int = Reloadable(20, ge=1)
     # Keyed hash of API-key secrets: required when auth is on (a reference in production).
     api_key_pepper: SecretStr | None = None
@@ -233,10 +257,16 @@ class AuthSettings(_Section):
     # and written to <storage.data_dir>/bootstrap-admin.key as well.
     bootstrap_admin_username: str = "admin"
     bootstrap_admin_password: SecretStr | None = None
+    # Also make an operator API key for the bootstrap administrator and write it to
+    # <storage.data_dir>/bootstrap-admin.key (mode 0600). The development preset turns it on; production
+    # refuses it.
+    bootstrap_api_key: bool = False
     # Server reflection: open to anyone, or only to authenticated callers.
     reflection: Literal["open", "authenticated"] = "open"
-    # How often each service reads the revocation / user / key change feed (revocations apply within this).
-    change_poll_s: float = Reloadable(0.5, gt=0, le=1.0)
+    # Each service follows the auth change feed (revocations, changed users, keys and tenants) through a
+    # watch stream from storage, which delivers a change within milliseconds; it also re-reads the feed
+    # in full this often, as a safety net.
+    change_resync_s: float = Reloadable(30.0, gt=0, le=3600)
     # How often each service writes the API keys' last-used times (never a write per request).
     key_usage_flush_s: float = Reloadable(60.0, gt=0)
 
@@ -308,4 +338,9 @@ class Settings(_Section):
             raise ValueError("limits.max_batch_bytes must not exceed grpc.max_message_bytes")
         if self.limits.max_event_bytes > self.limits.max_batch_bytes:
             raise ValueError("limits.max_event_bytes must not exceed limits.max_batch_bytes")
+        per_connection = -(-self.query.max_subscriptions // self.grpc.storage_stream_channels)
+        if per_connection >= self.grpc.max_concurrent_streams:
+            raise ValueError(
+                "query.max_subscriptions / grpc.storage_stream_channels must stay below grpc.max_concurrent_streams"
+            )
         return self

@@ -1,7 +1,9 @@
 """AIP-158 pagination: page sizes and opaque page tokens.
 
-A page token is URL-safe base64 of a small JSON document holding the cursor and a fingerprint of the
-request it belongs to (tenant and every parameter except the page size and token). A token used with
+A page token is URL-safe base64 of a flat binary record: a format byte, a 12-byte fingerprint of the
+request it belongs to (tenant and every parameter except the page size and token), then the cursor's
+fields, each a one-letter name and a signed integer (8 bytes) or a text (a length byte pair and UTF-8). It
+cannot nest, and a token longer than MAX_TOKEN_CHARS is refused before it is decoded. A token used with
 different parameters, or damaged, is rejected with INVALID_ARGUMENT reason INVALID_PAGE_TOKEN.
 """
 
@@ -10,11 +12,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
+import struct
 from typing import Any
 
 from shared.core.errors import InvalidArgument
 from shared.core.reasons import Reason
+
+FORMAT = 1
+MAX_TOKEN_CHARS = 8192
+MAX_TEXT = 4096
+_I64 = struct.Struct(">q")
+_U16 = struct.Struct(">H")
 
 
 def page_size(requested: int, default: int, maximum: int, field: str = "page_size") -> int:
@@ -36,26 +44,60 @@ def fingerprint(*parts: Any) -> str:
 
 
 def encode(bound_to: str, cursor: dict[str, Any]) -> str:
-    """An opaque token for the cursor."""
-    raw = json.dumps({"f": bound_to, "c": cursor}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    """An opaque token for the cursor (one-letter keys; 64-bit integers or short texts)."""
+    out = bytearray((FORMAT,)) + bytes.fromhex(bound_to)
+    for key, value in cursor.items():
+        out += key.encode("ascii")
+        if isinstance(value, int):
+            out += b"i" + _I64.pack(value)
+        else:
+            text = str(value).encode()
+            out += b"s" + _U16.pack(len(text)) + text
+    return base64.urlsafe_b64encode(bytes(out)).rstrip(b"=").decode()
 
 
 def decode(token: str, bound_to: str) -> dict[str, Any]:
     """The cursor in a token, checking that it belongs to this request."""
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        doc = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        cursor = doc["c"]
-        valid = isinstance(cursor, dict) and doc["f"] == bound_to
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        valid = False
-    if not valid:
+    cursor = _parse(token, bound_to)
+    if cursor is None:
         raise InvalidArgument(
             "page_token is not valid for this request; repeat the request with the same parameters",
             reason=Reason.INVALID_PAGE_TOKEN,
             violations=[("page_token", "damaged, or issued for different request parameters")],
         )
+    return cursor
+
+
+def _parse(token: str, bound_to: str) -> dict[str, Any] | None:
+    if len(token) > MAX_TOKEN_CHARS:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode("ascii"))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        return None
+    fingerprint = bytes.fromhex(bound_to)
+    if raw[:1] != bytes((FORMAT,)) or raw[1 : 1 + len(fingerprint)] != fingerprint:
+        return None
+    cursor: dict[str, Any] = {}
+    at = 1 + len(fingerprint)
+    try:
+        while at < len(raw):
+            key, kind = chr(raw[at]), raw[at + 1 : at + 2]
+            at += 2
+            if kind == b"i":
+                cursor[key] = _I64.unpack_from(raw, at)[0]
+                at += 8
+            elif kind == b"s":
+                (size,) = _U16.unpack_from(raw, at)
+                text = raw[at + 2 : at + 2 + size]
+                if len(text) != size or size > MAX_TEXT:
+                    return None
+                cursor[key] = text.decode()
+                at += 2 + size
+            else:
+                return None
+    except (struct.error, IndexError, UnicodeDecodeError):
+        return None
     return cursor
 
 

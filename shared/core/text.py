@@ -85,6 +85,30 @@ def json_error(payload: bytes) -> str | None:
     return None
 
 
+def json_too_deep(payload: bytes, max_depth: int) -> bool:
+    """Whether a JSON document nests arrays and objects more than max_depth levels deep (False for what
+    does not parse: its validity is checked apart). Counting brackets first keeps the usual document
+    from being parsed here at all."""
+    if payload.count(b"[") + payload.count(b"{") <= max_depth:
+        return False
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        try:
+            value = exact_json(payload)
+        except ValueError:
+            return payload.count(b"[") + payload.count(b"{") > 1000  # unparsable past any parser's depth
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            level.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def text_problem(value: str, max_bytes: int) -> str | None:
     """What is wrong with a required identifier-like string, or None."""
     if not value:

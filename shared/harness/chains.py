@@ -64,7 +64,7 @@ def public_chain(
         TenantResolution(service.auth_state),
         Authorization(),
         AuditStage(service.audit),
-        Admission(),
+        Admission(settings.limits),
     ]
     if count_queries is not None:
         stages.append(UsageAccounting(*count_queries))

@@ -40,6 +40,7 @@ from shared.harness import chains
 from shared.rpc.chain import CallChain, Registrar, Stage
 from shared.rpc.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, ControlServicer, flag_from_record
 from shared.rpc.transport import server_credentials, server_options
+from shared.stages.admission import Admission
 from shared.stages.authentication import Authentication
 from shared.stages.request_log import RequestLog
 from shared.storage.client import StorageClient
@@ -116,7 +117,9 @@ class Service(abc.ABC):
     def scope_verifier(self) -> ScopeVerifier:
         """Checks the scopes other services of the suite present."""
         secret = self.settings.internal.service_secret
-        return ScopeVerifier(secret.get_secret_value().encode() if secret else b"")
+        return ScopeVerifier(
+            secret.get_secret_value().encode() if secret else b"", max_ttl_s=self.settings.internal.scope_ttl_s
+        )
 
     def stages(self) -> list[Stage]:
         """This service's call chain (shared.harness.chains); by default the internal one."""
@@ -145,7 +148,7 @@ class StorageBackedService(Service):
         self.storage = StorageClient(settings, self.name)
         self.auth_state = AuthState(
             StorageRecords(self.storage),
-            poll_s=settings.auth.change_poll_s,
+            resync_s=settings.auth.change_resync_s,
             api_key_max_failures=settings.auth.api_key_max_failures,
             usage_flush_s=settings.auth.key_usage_flush_s,
         )
@@ -171,12 +174,16 @@ class StorageBackedService(Service):
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         self.storage.timeout = settings.grpc.storage_timeout_s
         self.token_verifier.settings = settings.auth
-        self.auth_state.poll_s = settings.auth.change_poll_s
+        self.auth_state.resync_s = settings.auth.change_resync_s
         self.auth_state.api_key_max_failures = settings.auth.api_key_max_failures
         self.auth_state.usage_flush_s = settings.auth.key_usage_flush_s
-        authentication = self.chain.stage(Authentication) if self.chain is not None else None
-        if authentication is not None:
-            authentication.settings = settings.auth
+        if self.chain is not None:
+            authentication = self.chain.stage(Authentication)
+            if authentication is not None:
+                authentication.settings = settings.auth
+            admission = self.chain.stage(Admission)
+            if admission is not None:
+                admission.limits = settings.limits
 
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:

@@ -28,7 +28,8 @@ import grpc
 
 from shared.auth.principal import Principal
 from shared.auth.rbac import Requirement
-from shared.core.errors import AllSourceError, Internal
+from shared.core.errors import AllSourceError, Internal, InvalidArgument
+from shared.core.reasons import Reason
 
 log = logging.getLogger("allsource.rpc")
 
@@ -45,6 +46,7 @@ class MethodInfo:
 
     path: str  # /package.Service/Method
     requirement: Requirement | None  # declared in the protos (public services); None otherwise
+    streaming: bool = False  # the client or the server streams
 
     @property
     def service(self) -> str:
@@ -76,6 +78,7 @@ class Call:
     principal: Principal | None = None  # authenticated caller (authentication, tenant resolution)
     switched: bool = False  # an operator acting on another tenant (x-allsource-tenant)
     audit: Any = None  # the audit entry of an audited act
+    admitted: bool = False  # holds a slot of the admission stage
     trailing: list[tuple[str, str]] = field(default_factory=list)
 
     def metadata_values(self, key: str) -> list[str]:
@@ -141,13 +144,55 @@ class CallChain:
         """The handler for `path` with the chain around it (built once per method)."""
         if path.startswith(INFRA_PREFIXES):
             # Health stays open. Its Watch writes with context.write(); tracing interceptors expect an
-            # async generator (opentelemetry-python-contrib#3066), so present it as one.
-            return wrap_handler(handler, lambda behavior, streaming: _as_generator(behavior) if streaming else behavior)
-        info = MethodInfo(path, self.requirements.get(path))
+            # async generator (opentelemetry-python-contrib#3066), so it is presented as one.
+            return wrap_handler(handler, lambda behavior, streaming: _infra(behavior, streaming, path))
+        info = MethodInfo(path, self.requirements.get(path), streaming=handler.unary_unary is None)
         applied = [s for s in self.stages if s.applies(info)]
         enters = tuple(s.enter for s in applied if _overrides(s, "enter"))
         exits = tuple(s.exit for s in reversed(applied) if _overrides(s, "exit"))
         return wrap_handler(handler, lambda behavior, streaming: _wrap(behavior, streaming, info, enters, exits))
+
+
+class Undecodable:
+    """What a request that failed to decode becomes (the handler never sees it: the chain refuses it)."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _malformed(request: Undecodable, info: MethodInfo) -> InvalidArgument:
+    return InvalidArgument(
+        f"the request message could not be decoded ({request.problem}); send a valid serialized "
+        f"request for {info.path}",
+        reason=Reason.MALFORMED_REQUEST,
+        metadata={"method": info.path},
+    )
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that turns undecodable bytes (corrupt protobuf, invalid UTF-8 in a string field)
+    into an Undecodable marker instead of an exception, which grpc would answer with UNKNOWN and a
+    traceback in the log for every such request."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return Undecodable(type(exc).__name__)
+
+    return deserialize
+
+
+async def _checked(requests: AsyncIterator[Any], info: MethodInfo) -> AsyncIterator[Any]:
+    """A client stream's requests, ending the call at the first one that did not decode."""
+    async for request in requests:
+        if type(request) is Undecodable:
+            raise _malformed(request, info)
+        yield request
 
 
 def _begin(info: MethodInfo, context: grpc.aio.ServicerContext, request: Any) -> Call:
@@ -205,6 +250,10 @@ def _wrap(
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _begin(info, context, request)
             try:
+                if type(request) is Undecodable:
+                    raise _malformed(request, info)
+                if hasattr(request, "__aiter__"):
+                    request = _checked(request, info)
                 for enter in enters:  # inlined rather than a helper coroutine: this runs on every call
                     pending = enter(call)
                     if pending is not None:
@@ -221,8 +270,13 @@ def _wrap(
 
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         # A client-streaming request is an iterator, not a message.
-        call = _begin(info, context, request if not hasattr(request, "__aiter__") else None)
+        streamed = hasattr(request, "__aiter__")
+        call = _begin(info, context, None if streamed else request)
         try:
+            if type(request) is Undecodable:
+                raise _malformed(request, info)
+            if streamed:
+                request = _checked(request, info)
             await admit(call)
             async for item in _relay(behavior(request, context)):
                 yield item
@@ -244,16 +298,33 @@ async def _relay(result: Any) -> AsyncIterator[Any]:
         await result
 
 
-def _as_generator(behavior: Behavior) -> Behavior:
-    def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        return _relay(behavior(request, context))
+def _infra(behavior: Behavior, streaming: bool, path: str) -> Behavior:
+    """Health, outside the chain: only undecodable requests are refused."""
+    info = MethodInfo(path, None)
+    if streaming:
 
-    return generator
+        async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if type(request) is Undecodable:
+                await abort_with(context, _malformed(request, info))
+            async for item in _relay(behavior(request, context)):
+                yield item
+
+        return generator
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if type(request) is Undecodable:
+            await abort_with(context, _malformed(request, info))
+        return await behavior(request, context)
+
+    return unary
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]) -> grpc.RpcMethodHandler:
     """A copy of handler whose behavior is wrap(behavior, response_streaming)."""
-    kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    kw = {
+        "request_deserializer": _lenient(handler.request_deserializer),
+        "response_serializer": handler.response_serializer,
+    }
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **kw)
     if handler.unary_stream:

@@ -21,6 +21,11 @@ def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
         ("grpc.http2.min_recv_ping_interval_without_data_ms", int(g.min_ping_interval_s * 1000)),
         ("grpc.http2.max_ping_strikes", 2),
         ("grpc.max_concurrent_streams", g.max_concurrent_streams),
+        # Calls waiting for the server to pick them up: past grpc's own default (1,000) a burst of calls
+        # was cancelled without a word; within this bound they reach the admission stage, which
+        # refuses what is too much with UNAVAILABLE / OVERLOADED and a retry delay.
+        ("grpc.server.max_pending_requests", g.max_pending_calls),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * g.max_pending_calls),
         # Two servers must never share a port silently.
         ("grpc.so_reuseport", 0),
     ]
@@ -63,10 +68,15 @@ def channel_options_for(g: GrpcSettings, tls: TlsSettings) -> list[tuple[str, An
     return options
 
 
-def open_channel(address: str, g: GrpcSettings, tls: TlsSettings, interceptors: Any = None) -> grpc.aio.Channel:
+def open_channel(
+    address: str, g: GrpcSettings, tls: TlsSettings, interceptors: Any = None, own_connection: bool = False
+) -> grpc.aio.Channel:
     """A channel to another service of the suite: TLS when the suite uses it (presenting this service's
-    certificate, for mTLS), plaintext otherwise."""
+    certificate, for mTLS), plaintext otherwise. With `own_connection` it never shares its TCP connection
+    with another channel (gRPC shares connections between channels with equal options otherwise)."""
     options = channel_options_for(g, tls)
+    if own_connection:
+        options.append(("grpc.use_local_subchannel_pool", 1))
     if not tls.enabled or tls.key is None:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     credentials = grpc.ssl_channel_credentials(

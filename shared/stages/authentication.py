@@ -116,13 +116,6 @@ class Authentication(Stage):
         )
 
     async def _api_key(self, token: str, peer: str) -> Principal:
-        wait = self.state.key_failures_exceeded(peer)
-        if wait > 0:
-            raise ResourceExhausted(
-                "too many invalid API keys from this address; try again later",
-                reason=Reason.TOO_MANY_FAILED_ATTEMPTS,
-                retry_after=wait,
-            )
         now = time.time_ns()
         seen = self._keys_seen.get(token)
         if seen is not None:
@@ -146,7 +139,13 @@ class Authentication(Stage):
                     self.pepper, parsed[0], parsed[1], found.previous_secret_hash
                 )
         if not valid or found is None:
-            self.state.key_failed(peer)
+            wait = self.state.key_failed(peer, found.key_id if found is not None else "")
+            if wait > 0:
+                raise ResourceExhausted(
+                    "too many invalid API keys from this address or for this key; try again later",
+                    reason=Reason.TOO_MANY_FAILED_ATTEMPTS,
+                    retry_after=wait,
+                )
             raise Unauthenticated("invalid API key", reason=Reason.INVALID_API_KEY)
         self._check_key(found, now)
         self.state.key_used(found.key_id)

@@ -48,13 +48,25 @@ class StorageClient:
         )
         self.stub = storage_pb2_grpc.StorageServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
+        # Long-lived streams (subscriptions) ride connections of their own, never the one unary calls
+        # use: a connection carries a bounded number of concurrent streams, and idle subscriptions must
+        # not take the capacity every other call needs.
+        self._stream_channels = [
+            open_channel(self.address, settings.grpc, settings.tls, own_connection=True)
+            for _ in range(settings.grpc.storage_stream_channels)
+        ]
+        self._streams_open = [0] * len(self._stream_channels)
+        self._watch = [storage_pb2_grpc.StorageServiceStub(channel).WatchRecords for channel in self._stream_channels]
         # Subscribe messages share allsource.v1.SubscribeResponse's wire format: parse them as that type
         # so the query service forwards them without conversion.
-        self._subscribe = self.channel.unary_stream(
-            f"/{STORAGE_SERVICE}/Subscribe",
-            request_serializer=storage_pb2.SubscribeRequest.SerializeToString,
-            response_deserializer=query_pb2.SubscribeResponse.FromString,
-        )
+        self._subscribe = [
+            channel.unary_stream(
+                f"/{STORAGE_SERVICE}/Subscribe",
+                request_serializer=storage_pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=query_pb2.SubscribeResponse.FromString,
+            )
+            for channel in self._stream_channels
+        ]
         # Reads return (message, raw bytes): the query service re-parses the bytes as its public type.
         self._raw_reads = {
             "ReadStream": self._reader("ReadStream", storage_pb2.ReadStreamRequest, storage_pb2.ReadStreamResponse),
@@ -203,7 +215,20 @@ class StorageClient:
 
     async def subscribe(self, request: storage_pb2.SubscribeRequest) -> AsyncIterator[query_pb2.SubscribeResponse]:
         """Follow a tenant's log; yields messages in the public SubscribeResponse type."""
-        call = self._subscribe(request, metadata=self._metadata())
+        async for message in self._stream(self._subscribe, request, self._metadata()):
+            yield message
+
+    async def watch_records(
+        self, request: storage_pb2.WatchRecordsRequest
+    ) -> AsyncIterator[storage_pb2.WatchRecordsResponse]:
+        """Follow a namespace of records (with the system scope)."""
+        async for message in self._stream(self._watch, request, self._metadata(self.system_scope())):
+            yield message
+
+    async def _stream(self, methods: list[Any], request: Message, metadata: Any) -> AsyncIterator[Any]:
+        lane = self._streams_open.index(min(self._streams_open))  # the stream connection least in use
+        self._streams_open[lane] += 1
+        call = methods[lane](request, metadata=metadata)
         try:
             async for message in call:
                 yield message
@@ -211,6 +236,7 @@ class StorageClient:
             raise from_rpc_error(err) from None
         finally:
             call.cancel()
+            self._streams_open[lane] -= 1
 
     async def health(self, timeout: float = 1.0) -> tuple[bool, str, float]:
         """Whether storage reports SERVING, why not, and the round-trip time in seconds."""
@@ -224,5 +250,6 @@ class StorageClient:
         return serving, detail, time.perf_counter() - started
 
     async def close(self) -> None:
-        """Close the channel."""
-        await self.channel.close()
+        """Close the channels."""
+        for channel in (self.channel, *self._stream_channels):
+            await channel.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import tenant_pb2
 
@@ -9,6 +11,9 @@ from shared.core.errors import AllSourceError
 from shared.core.reasons import Reason
 from shared.core.wire import recast
 from shared.storage.client import StorageClient
+
+# A batch of records as (key, value, revision).
+Entries = list[tuple[str, bytes, int]]
 
 
 class StorageRecords:
@@ -53,6 +58,12 @@ class StorageRecords:
             request.expected_revision = expected_revision
         reply = await self.storage.delete_record(request)
         return bool(reply.deleted)
+
+    async def watch(self, tenant_id: str, namespace: str, after: str) -> AsyncIterator[Entries]:
+        """Records of a namespace after a key, then as they are written, in batches."""
+        request = storage_pb2.WatchRecordsRequest(tenant_id=tenant_id, namespace=namespace, after_key=after)
+        async for message in self.storage.watch_records(request):
+            yield [(r.key, r.value, r.revision) for r in message.records]
 
     async def tenant(self, tenant_id: str) -> tenant_pb2.Tenant | None:
         """A tenant, or None when it does not exist."""

@@ -50,7 +50,7 @@ def test_a_record_read_while_it_changed_is_not_cached() -> None:
     async def body() -> None:
         records = SlowRecords()
         records.tenants["acme"] = tenant_pb2.Tenant(tenant_id="acme", status=tenant_pb2.TENANT_STATUS_ACTIVE)
-        state = AuthState(records, poll_s=1, api_key_max_failures=10)  # type: ignore[arg-type]
+        state = AuthState(records, resync_s=1, api_key_max_failures=10)  # type: ignore[arg-type]
         reading = asyncio.ensure_future(state.tenant("acme"))
         await asyncio.sleep(0)  # the read has the old record in hand
         records.tenants["acme"].status = tenant_pb2.TENANT_STATUS_INACTIVE
@@ -71,7 +71,7 @@ def test_an_api_key_read_while_it_changed_is_not_cached() -> None:
     async def body() -> None:
         records = SlowRecords()
         records.values[("", NS_API_KEYS, "k1")] = records_pb2.ApiKeyRecord(key_id="k1").SerializeToString()
-        state = AuthState(records, poll_s=1, api_key_max_failures=10)  # type: ignore[arg-type]
+        state = AuthState(records, resync_s=1, api_key_max_failures=10)  # type: ignore[arg-type]
         reading = asyncio.ensure_future(state.api_key("k1"))
         await asyncio.sleep(0)
         records.values[("", NS_API_KEYS, "k1")] = records_pb2.ApiKeyRecord(

@@ -411,16 +411,35 @@ def test_set_values_parse_as_json_where_they_look_like_it() -> None:
             "storage.sync_writes=false",
             "query.max_page_size=2000",
             "tracing.sample_ratio=0.25",
-            "storage.host=0.0.0.0",
+            "ingest.host=0.0.0.0",
             "storage.data_dir=/srv/data",
             'flags={"json_payload_validation": {"percentage": 5}}',
         ],
     )
     s = loaded.settings
     assert (s.storage.sync_writes, s.query.max_page_size, s.tracing.sample_ratio) == (False, 2000, 0.25)
-    assert (s.storage.host, s.storage.data_dir) == ("0.0.0.0", "/srv/data")
+    assert (s.ingest.host, s.storage.data_dir) == ("0.0.0.0", "/srv/data")
     assert s.flags["json_payload_validation"].percentage == 5
     assert loaded.sources["flags.json_payload_validation.percentage"] == "flag --set"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "storage.internal"])
+def test_the_development_preset_serves_storage_on_loopback_only(host: str) -> None:
+    """The development preset runs with published secrets: its storage must not be reachable from elsewhere."""
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"ALLSOURCE_STORAGE__HOST": host})
+    assert "storage.host" in str(err.value) and "loopback" in str(err.value)
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert load_settings(environ={"ALLSOURCE_STORAGE__HOST": loopback}).settings.storage.host == loopback
+    staged = load_settings(
+        environ={
+            "ALLSOURCE_STORAGE__HOST": host,
+            "ALLSOURCE_INTERNAL__SERVICE_SECRET": "s" * 40,
+            "ALLSOURCE_AUTH__API_KEY_PEPPER": "p" * 40,
+        },
+        preset="staging",
+    )
+    assert staged.settings.storage.host == host
 
 
 def test_set_values_convert_like_environment_values() -> None:
@@ -641,7 +660,8 @@ def test_other_presets_accept_what_production_refuses(tmp_path: Path, preset: st
     assert SECRET_MARKER not in json.dumps(loaded.sources)
     # ...and the same settings are problems under the production guard.
     problems = config.production_problems(loaded.settings, loaded.sources)
-    assert [p.split(":")[0] for p in problems] == ["tls.enabled", "secrets.vault_token", "tls.key"]
+    writes_key = ["auth.bootstrap_api_key"] if preset == "development" else []
+    assert [p.split(":")[0] for p in problems] == ["tls.enabled", "secrets.vault_token", "tls.key", *writes_key]
 
 
 # -- reloadable keys ----------------------------------------------------------------------------------

@@ -105,3 +105,34 @@ def test_error_carries_one_error_info_and_details() -> None:
         {"actual_version": "3"},
     )
     assert again.to_status() == status  # re-emitted unchanged
+
+
+def test_page_tokens_cannot_nest_and_any_bytes_are_refused_cleanly() -> None:
+    """Tokens were JSON once: a deeply nested document raised RecursionError (INTERNAL). Now the format is
+    flat, and whatever a caller sends is either a valid cursor or INVALID_PAGE_TOKEN."""
+    import base64
+    import contextlib
+    import json
+    import random
+
+    bound = pagination.fingerprint("ListStreams", "default", "")
+    nested = base64.urlsafe_b64encode(json.dumps({"f": bound, "c": {"s": "x"}}).encode()[:1] + b"[" * 100_000)
+    candidates = [nested.decode(), "A" * (pagination.MAX_TOKEN_CHARS + 1), "=" * 40, "\u00e9" * 10]
+    rng = random.Random(7)
+    for _ in range(2000):
+        raw = bytes((1,)) + bytes.fromhex(bound) + rng.randbytes(rng.randrange(0, 40))
+        candidates.append(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    decoded = 0
+    for token in candidates:
+        try:
+            cursor = pagination.decode(token, bound)
+        except InvalidArgument as err:
+            assert err.reason == "INVALID_PAGE_TOKEN"
+        else:
+            decoded += 1
+            assert isinstance(cursor, dict)
+            for key in cursor:
+                with pytest.raises(InvalidArgument) if not isinstance(cursor[key], str) else contextlib.nullcontext():
+                    pagination.cursor_str(cursor, key)
+    assert decoded < len(candidates)
+    assert pagination.decode(pagination.encode(bound, {"s": "é" * 100}), bound) == {"s": "é" * 100}

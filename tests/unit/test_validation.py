@@ -102,3 +102,26 @@ def test_check_raises_bad_request_with_all_violations() -> None:
     assert err.value.reason == "INVALID_APPEND"
     assert [v[0] for v in err.value.violations] == ["append.stream_id", "append.events"]
     assert len(status.details) == 2  # ErrorInfo + BadRequest
+
+
+def _nested(depth: int, wrap: str = "object") -> bytes:
+    inner = b"1"
+    for level in range(depth):
+        inner = b'{"k":' + inner + b"}" if (wrap == "object" or level % 2) else b"[" + inner + b"]"
+    return inner
+
+
+@pytest.mark.parametrize("wrap", ["object", "mixed"])
+def test_json_nesting_is_bounded_at_the_limit_and_refused_past_it(wrap: str) -> None:
+    """Ingest once took JSON nested ~1,000 deep that no fold could read back; the depth is now bounded."""
+    at_limit = request(events=[event_pb2.EventData(event_type="E", payload=_nested(64, wrap))])
+    past = request(events=[event_pb2.EventData(event_type="E", payload=_nested(65, wrap))])
+    assert fields(at_limit) == {}
+    assert fields(past) == {"events[0].payload": "must nest at most 64 levels deep"}
+    assert fields(past, max_json_depth=65) == {}
+    # Deep but flat-counted documents and brackets inside strings are not mistaken for nesting.
+    shallow = b'{"text": "' + b"[" * 500 + b'", "list": [1, 2, 3]}'
+    assert fields(request(events=[event_pb2.EventData(event_type="E", payload=shallow)])) == {}
+    # Binary payloads are not JSON: no depth applies.
+    binary = event_pb2.EventData(event_type="E", payload=b"[" * 500, content_type="application/octet-stream")
+    assert fields(request(events=[binary])) == {}

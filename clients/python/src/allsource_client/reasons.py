@@ -42,6 +42,21 @@ class Reason(StrEnum):
     # UNAVAILABLE: the service is draining; reconnect (to another replica) and resume.
     SHUTTING_DOWN = "SHUTTING_DOWN"
 
+    # INVALID_ARGUMENT: the request message could not be decoded (corrupt protobuf, invalid UTF-8 in a
+    # string field); metadata method names the RPC.
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+
+    # UNAVAILABLE: the process is at its bound of concurrent work (calls in flight, subscriptions, queued
+    # appends); RetryInfo says when to retry, here or on another replica. Nothing was done.
+    OVERLOADED = "OVERLOADED"
+
+    # RESOURCE_EXHAUSTED: a tenant quota would be exceeded; QuotaFailure names it, metadata limit and value
+    # give the figure, and RetryInfo the wait (a window's reset, or a moment for a concurrent bound).
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+
+    # RESOURCE_EXHAUSTED: a rate limit applies; RetryInfo gives the real wait.
+    RATE_LIMITED = "RATE_LIMITED"
+
     # INVALID_ARGUMENT: an append is malformed; violations name each field (events[3].payload).
     INVALID_APPEND = "INVALID_APPEND"
 

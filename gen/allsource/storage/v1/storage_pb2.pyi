@@ -309,6 +309,22 @@ class DeleteRecordResponse(_message.Message):
     deleted: bool
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
+class WatchRecordsRequest(_message.Message):
+    __slots__ = ("tenant_id", "namespace", "after_key")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_KEY_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    namespace: str
+    after_key: str
+    def __init__(self, tenant_id: _Optional[str] = ..., namespace: _Optional[str] = ..., after_key: _Optional[str] = ...) -> None: ...
+
+class WatchRecordsResponse(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+
 class PutTenantRequest(_message.Message):
     __slots__ = ("tenant", "expected_revision")
     TENANT_FIELD_NUMBER: _ClassVar[int]

@@ -108,6 +108,11 @@ class StorageServiceStub:
                 request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.SerializeToString,
                 response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.FromString,
                 _registered_method=True)
+        self.WatchRecords = channel.unary_stream(
+                '/allsource.storage.v1.StorageService/WatchRecords',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.WatchRecordsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.WatchRecordsResponse.FromString,
+                _registered_method=True)
         self.PutTenant = channel.unary_unary(
                 '/allsource.storage.v1.StorageService/PutTenant',
                 request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.PutTenantRequest.SerializeToString,
@@ -248,6 +253,16 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRecords(self, request, context):
+        """Sends the records of a namespace after a key, in key order, then each record as it is written:
+        for namespaces whose keys only grow, such as the auth change feed. Same access policy as
+        ListRecords. The stream ends only when the caller or the server goes away (UNAVAILABLE,
+        SHUTTING_DOWN while storage drains): resume after the last key seen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutTenant(self, request, context):
         """Creates a tenant (allocating its internal key prefix) or replaces one, compare-and-set on its
         revision. Deactivating a tenant ends its live subscriptions. Admin service, system scope only.
@@ -363,6 +378,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DeleteRecord,
                     request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.FromString,
                     response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.SerializeToString,
+            ),
+            'WatchRecords': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRecords,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.WatchRecordsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.WatchRecordsResponse.SerializeToString,
             ),
             'PutTenant': grpc.unary_unary_rpc_method_handler(
                     servicer.PutTenant,
@@ -777,6 +797,33 @@ class StorageService:
             '/allsource.storage.v1.StorageService/DeleteRecord',
             allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordRequest.SerializeToString,
             allsource_dot_storage_dot_v1_dot_storage__pb2.DeleteRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/WatchRecords',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.WatchRecordsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.WatchRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

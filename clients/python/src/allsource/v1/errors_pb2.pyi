@@ -19,6 +19,10 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UNAUTHENTICATED: _ClassVar[ErrorReason]
     PERMISSION_DENIED: _ClassVar[ErrorReason]
     SHUTTING_DOWN: _ClassVar[ErrorReason]
+    MALFORMED_REQUEST: _ClassVar[ErrorReason]
+    OVERLOADED: _ClassVar[ErrorReason]
+    QUOTA_EXCEEDED: _ClassVar[ErrorReason]
+    RATE_LIMITED: _ClassVar[ErrorReason]
     INVALID_APPEND: _ClassVar[ErrorReason]
     INVALID_FILTER: _ClassVar[ErrorReason]
     INVALID_PAGE_TOKEN: _ClassVar[ErrorReason]
@@ -107,6 +111,10 @@ INTERNAL: ErrorReason
 UNAUTHENTICATED: ErrorReason
 PERMISSION_DENIED: ErrorReason
 SHUTTING_DOWN: ErrorReason
+MALFORMED_REQUEST: ErrorReason
+OVERLOADED: ErrorReason
+QUOTA_EXCEEDED: ErrorReason
+RATE_LIMITED: ErrorReason
 INVALID_APPEND: ErrorReason
 INVALID_FILTER: ErrorReason
 INVALID_PAGE_TOKEN: ErrorReason
