@@ -8,8 +8,12 @@ gracefully; if any service dies, the others are stopped and the exit status is 1
 from __future__ import annotations
 
 import argparse
+import ctypes
+import fcntl
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +23,12 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.config.settings import TlsSettings
+from shared.config.loader import LoadedSettings
+from shared.config.settings import Endpoint, TlsSettings
 from shared.harness.server import add_config_arguments, load_or_exit
 
 ORDER = ("storage", "ingest", "query", "admin")
+PR_SET_PDEATHSIG = 1
 SERVICE_NAMES = {
     "storage": "allsource.storage.v1.StorageService",
     "ingest": "allsource.v1.IngestService",
@@ -83,7 +89,9 @@ class Suite:
     def start(self, name: str) -> subprocess.Popen[bytes]:
         # Own process group: Ctrl-C reaches the launcher only, which then stops the services in order
         # (public services first, storage last) instead of all four at once.
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}", *self.args], process_group=0)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}", *self.args], process_group=0, preexec_fn=_die_with_parent
+        )
         self.procs[name] = proc
         return proc
 
@@ -102,6 +110,62 @@ class Suite:
                 proc.wait()
 
 
+def preflight(endpoints: dict[str, Endpoint], data_dir: Path) -> str | None:
+    """Why the suite cannot start here (a port taken, the database in use), or None."""
+    for name in ORDER:
+        endpoint = endpoints[name]
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no one
+            try:
+                probe.bind((endpoint.host, endpoint.port))
+            except OSError as exc:
+                return f"{name}'s address {endpoint.bind()} is in use ({exc.strerror}): is another suite running?"
+    lock = data_dir / "rocksdb" / "LOCK"
+    if lock.exists():
+        with open(lock, "rb+") as handle:
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # RocksDB holds a POSIX lock on it
+            except OSError:
+                return f"the database in {data_dir} is in use by another process: is another suite running?"
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _die_with_parent() -> None:
+    """In each service (before exec): receive SIGTERM if the launcher dies, so none is left behind."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def banner(loaded: LoadedSettings, endpoints: dict[str, Endpoint], data_dir: Path) -> str:
+    """What is running and how to talk to it, with commands that work as printed."""
+    settings = loaded.settings
+    key_file = data_dir / "bootstrap-admin.key"
+    grpcurl = Path(sys.executable).parent / "grpcurl"
+    grpcurl_cmd = shlex.quote(str(grpcurl)) if grpcurl.exists() else "grpcurl"
+    transport = f"-cacert {shlex.quote(settings.tls.ca_file)}" if settings.tls.enabled else "-plaintext"
+    lines = [
+        "",
+        f"AllSource is running ({loaded.preset} preset, embedded RocksDB in {data_dir}, pid {os.getpid()}):",
+        *(f"  {name:<8} {endpoints[name].dial():<22} {SERVICE_NAMES[name]}" for name in ORDER),
+        "",
+    ]
+    if key_file.exists():
+        auth = f'-H "authorization: Bearer $(cat {shlex.quote(str(key_file))})"'
+        lines.append(f"  auth:  the bootstrap operator's API key is in {key_file}")
+    else:
+        auth = '-H "authorization: Bearer <access token or API key>"'
+        lines.append("  auth:  log in with AuthService/Login, or use an API key")
+    lines += [
+        f"  try:   {grpcurl_cmd} {transport} {endpoints['query'].dial()} list",
+        f"         {grpcurl_cmd} {transport} {auth} {endpoints['admin'].dial()} allsource.v1.AuthService/WhoAmI",
+        "  stop:  Ctrl-C (or SIGTERM to this process)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     parser = argparse.ArgumentParser(prog="allsource-suite", description="Run the whole AllSource suite locally.")
@@ -110,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     loaded = load_or_exit("suite", args)
     settings = loaded.settings
     endpoints = {name: getattr(settings, name) for name in ORDER}
+    data_dir = Path(settings.storage.data_dir).resolve()
+    problem = preflight(endpoints, data_dir)
+    if problem is not None:
+        print(f"allsource-suite: cannot start: {problem}", file=sys.stderr)
+        sys.exit(1)
     passed = [*(["--preset", args.preset] if args.preset else []), *(["--config", args.config] if args.config else [])]
     passed += [f"--set={item}" for item in args.overrides]
     suite = Suite(passed)
@@ -128,24 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"allsource-suite: {name} did not become healthy; see its log above", file=sys.stderr)
                 status = 1
                 return
-        data_dir = Path(settings.storage.data_dir).resolve()
-        key_file = data_dir / "bootstrap-admin.key"
-        lines = [
-            "",
-            f"AllSource is running ({loaded.preset} preset, embedded RocksDB in {data_dir}, pid {os.getpid()}):",
-            *(f"  {name:<8} {endpoints[name].dial():<22} {SERVICE_NAMES[name]}" for name in ORDER),
-            "",
-            *(
-                [f"  auth:  authorization: Bearer <key>, the bootstrap admin key is in {key_file}"]
-                if key_file.exists()
-                else ["  auth:  log in with AuthService/Login, or use an API key"]
-            ),
-            f"  try:   grpcurl {'-cacert ' + settings.tls.ca_file if settings.tls.enabled else '-plaintext'} "
-            f"{endpoints['query'].dial()} list",
-            "  stop:  Ctrl-C",
-            "",
-        ]
-        print("\n".join(lines), flush=True)
+        print(banner(loaded, endpoints, data_dir), flush=True)
         while True:
             for name, proc in suite.procs.items():
                 if proc.poll() is not None:
@@ -156,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Stopping is not interrupted by more signals (a second SIGTERM, repeated Ctrl-C, the signal to
+        # the whole process group): each service gets its drain, and none is left running.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         suite.stop(settings.grpc.shutdown_grace_s)
         if status == 0:
             print("allsource-suite: stopped", file=sys.stderr)

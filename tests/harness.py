@@ -148,6 +148,20 @@ class Suite:
             kw.setdefault("options", self.options())
         return AllSourceClient(self.address("ingest"), self.address("query"), self.address("admin"), **kw)  # type: ignore[arg-type]
 
+    def create_tenant(self, tenant_id: str, *, quota_preset: int = 0, role: int = 0) -> tuple[tuple[str, str], ...]:
+        """A new tenant (made by the bootstrap operator) and an API key of it; returns the key's metadata.
+        The key's role defaults to ROLE_ADMIN, the preset to the service's default (FREE)."""
+        from allsource.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc
+
+        admin_pb2_grpc.AdminServiceStub(self.channel("admin")).CreateTenant(
+            admin_pb2.CreateTenantRequest(tenant_id=tenant_id, quota_preset=quota_preset)  # type: ignore[arg-type]
+        )
+        acting = (*self.auth_metadata(), ("x-allsource-tenant", tenant_id))
+        created = auth_pb2_grpc.AuthServiceStub(self.channel("admin", acting)).CreateApiKey(
+            auth_pb2.CreateApiKeyRequest(name=f"{tenant_id}-key", role=role or auth_pb2.ROLE_ADMIN)  # type: ignore[arg-type]
+        )
+        return (("authorization", f"Bearer {created.secret}"),)
+
     def wait_until(self, predicate: object, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -36,6 +36,7 @@ from shared.config.flags import FLAGS, FlagState
 from shared.config.loader import ConfigInputs, LoadedSettings, SettingsError, load_settings
 from shared.config.settings import Endpoint, Settings
 from shared.core.errors import AllSourceError
+from shared.core.version import VERSION
 from shared.harness import chains
 from shared.rpc.chain import CallChain, Registrar, Stage
 from shared.rpc.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, ControlServicer, flag_from_record
@@ -349,7 +350,8 @@ async def _watch_dependencies(service: Service, serving: bool, stop: asyncio.Eve
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """--preset, --config and --set: the configuration layers chosen on the command line."""
+    """--version, and --preset, --config and --set: the configuration layers chosen on the command line."""
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument(
         "--preset", metavar="NAME", help="development (default), staging or production; or ALLSOURCE_PRESET"
     )

@@ -18,7 +18,9 @@ class AuditStage(Stage):
         self.audit = audit
 
     def applies(self, method: MethodInfo) -> bool:
-        return not method.control and declared(method)
+        # Reflection reads descriptors, not data: not an act for the audit log (nor is health, outside
+        # the chain).
+        return not method.control and not method.reflection and declared(method)
 
     async def enter(self, call: Call) -> None:
         principal = call.principal

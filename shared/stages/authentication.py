@@ -45,6 +45,8 @@ class Authentication(Stage):
         self._keys_seen: dict[str, tuple[records_pb2.ApiKeyRecord, Principal, int]] = {}
 
     def applies(self, method: MethodInfo) -> bool:
+        if method.reflection and method.requirement is not None and method.requirement.allow_unauthenticated:
+            return False  # open reflection ignores credentials: a bad one must not hide the service list
         return not method.control and declared(method)
 
     async def enter(self, call: Call) -> None:

@@ -63,6 +63,17 @@ def configure(service: str, level: str = "INFO") -> None:
     root.setLevel(level)
     # grpc and the OpenTelemetry SDK are chatty at INFO about internals.
     logging.getLogger("grpc").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("grpc._cython.cygrpc").addFilter(_quiet_invalid_metadata)
+
+
+def _quiet_invalid_metadata(record: logging.LogRecord) -> bool:
+    """grpc logs an ERROR with a traceback for every metadata value that is not UTF-8 (and hands it on as
+    bytes, which the call chain handles): anyone could flood the log that way. It becomes one short
+    warning line without the value or the traceback."""
+    if record.getMessage().startswith("Invalid encoding"):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args, record.exc_info, record.exc_text = "a metadata value is not UTF-8", (), None, None
+    return True
 
 
 def set_level(level: str) -> None:

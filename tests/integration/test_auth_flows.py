@@ -20,6 +20,8 @@ from pathlib import Path
 import grpc
 import pytest
 from allsource.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     event_pb2,
@@ -32,6 +34,7 @@ from allsource.v1 import (
 from allsource_client import error_from_rpc, event
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from tests.harness import Suite, free_port
@@ -462,3 +465,41 @@ def test_error_details_are_rich(auth_suite: Suite) -> None:
         query_pb2_grpc.QueryServiceStub(channel).ListEvents(query_pb2.ListEventsRequest(filter=event_pb2.EventFilter()))
     status = rpc_status.from_call(err.value)
     assert status is not None and status.details and reason_of(err.value) == "MISSING_CREDENTIALS"
+
+
+def test_open_reflection_ignores_credentials_so_the_call_shows_the_real_reason(suite: Suite) -> None:
+    """Before: with a bad credential grpcurl's reflection lookup was refused first, and the user saw
+    `failed to query for service descriptor ...: invalid API key` instead of the call's structured error."""
+    grpcurl = str(Path(sys.executable).parent / "grpcurl")
+    bad = "authorization: Bearer as_0000000000000000_notavalidsecret"
+    listed = subprocess.run(
+        [grpcurl, "-plaintext", "-H", bad, suite.address("query"), "list"], capture_output=True, text=True, timeout=30
+    )
+    assert listed.returncode == 0 and "allsource.v1.QueryService" in listed.stdout, listed.stderr
+    called = subprocess.run(
+        [grpcurl, "-plaintext", "-H", bad, "-d", "{}", suite.address("query"), "allsource.v1.QueryService/ListStreams"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert called.returncode != 0 and "failed to query for service descriptor" not in called.stderr
+    assert "Unauthenticated" in called.stderr and "invalid API key" in called.stderr, called.stderr
+
+
+def test_reflection_is_not_an_audited_act(fresh_suite: Suite) -> None:
+    """An operator's authenticated reflection call naming another tenant reads descriptors, not the tenant's
+    data: it passes the tenant stage like any call, but is not written to the audit log."""
+    suite = fresh_suite
+    suite.extra_env = {"ALLSOURCE_AUTH__REFLECTION": "authenticated"}
+    suite.start_all()
+    admin = admin_pb2_grpc.AdminServiceStub(suite.channel("admin"))
+    tenant = f"refl-{uuid.uuid4().hex[:6]}"
+    admin.CreateTenant(admin_pb2.CreateTenantRequest(tenant_id=tenant))
+    metadata = (*suite.auth_metadata(), ("x-allsource-tenant", tenant))
+    with suite.channel("query", metadata) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    assert replies and replies[0].list_services_response.service
+    entries = admin.ListAuditEvents(admin_pb2.ListAuditEventsRequest(tenant_id=tenant, page_size=1000)).events
+    assert [e.action for e in entries if "Reflection" in e.action] == []
+    assert any(e.action.endswith("/CreateTenant") for e in entries)  # the audit log itself works

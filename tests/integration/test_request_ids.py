@@ -55,3 +55,16 @@ def test_a_printable_request_id_is_kept(suite: Suite) -> None:
         {"authorization": auth, "x-request-id": b"trace-me-42"},
     )
     assert (answer.get("grpc-status"), answer.get("x-request-id")) == ("0", "trace-me-42")
+
+
+def test_metadata_that_is_not_utf8_is_refused_without_a_traceback_in_the_log(suite: Suite) -> None:
+    """grpc logged an ERROR with a traceback for each such header: an unauthenticated log flood."""
+    before = suite.log("query").count("\n")
+    for _ in range(3):
+        answer = raw_call(
+            suite, "query", "/allsource.v1.QueryService/ListStreams", {"authorization": b"Bearer \xe9\xff"}
+        )
+        assert answer.get("grpc-status") == "16", answer  # UNAUTHENTICATED
+    suite.wait_until(lambda: suite.log("query").count("\n") >= before + 3)  # the access-log lines landed
+    added = suite.log("query").splitlines()[before:]
+    assert not [line for line in added if "Traceback" in line or '"level":"ERROR"' in line], added

@@ -120,7 +120,10 @@ class QueryServiceServicer:
 
     def Subscribe(self, request, context):
         """Catches up from a position, then delivers new events live, with periodic checkpoints. Resuming
-        with after_position set to the last position seen gives no gap and no duplicate.
+        with after_position set to the last position seen gives no gap and no duplicate. A tenant holds at
+        most query.max_subscriptions_per_tenant (200) on one replica: past it RESOURCE_EXHAUSTED, reason
+        QUOTA_EXCEEDED; a replica at query.max_subscriptions refuses with UNAVAILABLE, reason OVERLOADED.
+        Both carry RetryInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,132 @@
+"""Bursts of concurrent calls: each call succeeds or is refused at once with UNAVAILABLE / OVERLOADED and
+a retry delay; none is cancelled without a word (2,000 concurrent appends once ended hundreds of calls
+with CANCELLED or RST_STREAM), and a refused append writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from allsource.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    event_pb2,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+from allsource_client import status_from_call
+from google.rpc import error_details_pb2
+
+from tests.harness import Suite
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _developer(suite: Suite) -> Metadata:
+    created = auth_pb2_grpc.AuthServiceStub(suite.channel("admin")).CreateApiKey(
+        auth_pb2.CreateApiKeyRequest(name="burst", role=auth_pb2.ROLE_DEVELOPER)
+    )
+    return (("authorization", f"Bearer {created.secret}"),)
+
+
+def _refusal(err: grpc.aio.AioRpcError) -> tuple[str, str, float | None]:
+    status = status_from_call(err)  # type: ignore[arg-type]
+    reason, retry = "", None
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            delay = error_details_pb2.RetryInfo()
+            detail.Unpack(delay)
+            retry = delay.retry_delay.ToNanoseconds() / 1e9
+    return err.code().name, reason, retry
+
+
+def burst(suite: Suite, metadata: Metadata, calls: int, prefix: str) -> tuple[collections.Counter[str], dict]:
+    """`calls` concurrent single-event appends over 8 connections; outcomes and per-outcome latencies."""
+    outcomes: collections.Counter[str] = collections.Counter()
+    latency: dict[str, list[float]] = collections.defaultdict(list)
+    written: list[str] = []
+
+    async def main() -> None:
+        channels = [
+            grpc.aio.insecure_channel(suite.address("ingest"), options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(8)
+        ]
+        stubs = [ingest_pb2_grpc.IngestServiceStub(c) for c in channels]
+
+        async def one(i: int) -> None:
+            started = time.perf_counter()
+            request = ingest_pb2.AppendEventsRequest(
+                stream_id=f"{prefix}{i}", events=[event_pb2.EventData(event_type="Burst", payload=b"{}")]
+            )
+            try:
+                await stubs[i % 8].AppendEvents(request, metadata=metadata, timeout=60)
+                key = "OK"
+                written.append(request.stream_id)
+            except grpc.aio.AioRpcError as err:
+                code, reason, retry = _refusal(err)
+                key = f"{code}/{reason}" + ("" if retry else " (no RetryInfo)")
+            outcomes[key] += 1
+            latency[key].append(time.perf_counter() - started)
+
+        await asyncio.gather(*(one(i) for i in range(calls)))
+        for channel in channels:
+            await channel.close()
+
+    asyncio.run(main())
+    return outcomes, {"latency": latency, "written": written}
+
+
+def test_two_thousand_concurrent_appends_all_succeed_or_are_refused_clearly(suite: Suite) -> None:
+    outcomes, _ = burst(suite, _developer(suite), 2000, f"b{uuid.uuid4().hex[:6]}-")
+    assert set(outcomes) <= {"OK", "UNAVAILABLE/OVERLOADED"}, outcomes
+    assert outcomes["OK"] > 0
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    suite = Suite(tmp_path_factory.mktemp("tight"), extra_env={"ALLSOURCE_LIMITS__MAX_IN_FLIGHT_CALLS": "16"})
+    try:
+        suite.start_all()
+        yield suite
+    finally:
+        suite.stop_all()
+
+
+def test_past_the_in_flight_bound_calls_are_refused_at_once_and_write_nothing(tight: Suite) -> None:
+    prefix = f"t{uuid.uuid4().hex[:6]}-"
+    outcomes, seen = burst(tight, _developer(tight), 2000, prefix)
+    assert set(outcomes) == {"OK", "UNAVAILABLE/OVERLOADED"}, outcomes
+    refused = sorted(seen["latency"]["UNAVAILABLE/OVERLOADED"])
+    # "At once": a refusal does not wait for the work it is refused; the median refusal is quick.
+    assert refused[len(refused) // 2] < 1.0
+    assert _streams(tight, prefix) == set(seen["written"]), "a refused append was written, or an acknowledged lost"
+
+
+def _streams(suite: Suite, prefix: str) -> set[str]:
+    query = query_pb2_grpc.QueryServiceStub(suite.channel("query"))
+    found: set[str] = set()
+    token = ""
+    while True:
+        page = query.ListStreams(
+            query_pb2.ListStreamsRequest(stream_id_prefix=prefix, page_size=1000, page_token=token), timeout=30
+        )
+        found |= {s.stream_id for s in page.streams}
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+def test_operators_are_not_shed(tight: Suite) -> None:
+    outcomes, _ = burst(tight, tight.auth_metadata(), 500, f"o{uuid.uuid4().hex[:6]}-")
+    assert outcomes == {"OK": 500}
