@@ -174,6 +174,44 @@ def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_family(auth_suit
     assert works_everywhere(auth_suite, login(auth_suite, name).access_token)["ingest"] == "ok"
 
 
+RACES = 6
+
+
+def test_two_refreshes_racing_on_one_token_end_the_family(auth_suite: Suite) -> None:
+    """Two RefreshToken calls with the same refresh token at once (several times, so that both read the
+    token's record before either marks it used): at most one gets new tokens, and afterwards the new
+    access token, the new refresh token and the original one are all refused.
+
+    Mutation caught: in RefreshToken's revision-mismatch branch (services/admin/auth.py), the
+    `_revoke_family` call dropped: the winner's access token stays accepted ("still accepted after 5 s").
+    The same branch is driven deterministically in tests/unit/test_refresh_race.py."""
+    _, name = new_user(auth_suite)
+    with auth_suite.raw_channel("admin") as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        for _ in range(RACES):
+            original = login(auth_suite, name)
+            request = auth_pb2.RefreshTokenRequest(refresh_token=original.refresh_token)
+            racing = [stub.RefreshToken.future(request, timeout=10) for _ in range(2)]
+            won: list[auth_pb2.TokenPair] = []
+            refused: list[str] = []
+            for call in racing:
+                try:
+                    won.append(call.result().tokens)
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err
+                    refused.append(reason_of(err))
+            answered = time.monotonic()
+            assert len(won) <= 1, "both racing refreshes got new tokens"
+            assert set(refused) <= {"REFRESH_TOKEN_REUSED", "TOKEN_REVOKED"}, refused
+            for tokens in won:
+                seen = refused_everywhere_within(auth_suite, tokens.access_token, answered)
+                assert set(seen.values()) == {"TOKEN_REVOKED"}, seen
+            for spent in [original.refresh_token] + [tokens.refresh_token for tokens in won]:
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=spent), timeout=10)
+                assert reason_of(err.value) in {"REFRESH_TOKEN_REUSED", "TOKEN_REVOKED"}
+
+
 def test_logout_and_revoke_token_reach_every_service_within_a_second(auth_suite: Suite) -> None:
     _, name = new_user(auth_suite)
     session = login(auth_suite, name)
