@@ -265,6 +265,47 @@ def read_ids(stubs: Stubs, stream_id: str) -> list[str]:
     return [e.event_id for e in reply.events]
 
 
+def audit_entries(stubs: Stubs, **filters: Any) -> list[tenant_pb2.AuditEvent]:
+    """Every audit entry the caller may list (an operator: the suite-wide log; a tenant: its own copy)."""
+    out: list[tenant_pb2.AuditEvent] = []
+    token = ""
+    while True:
+        page = stubs.admin.ListAuditEvents(
+            admin_pb2.ListAuditEventsRequest(page_size=1000, page_token=token, **filters), timeout=10
+        )
+        out += list(page.events)
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+def settled(suite: Suite, tenant: TenantCreds, queries: int = 0, since_ns: int = 0) -> None:
+    """Wait until what the calls made so far write in the background has reached storage: every audit
+    entry naming the tenant is complete in the suite-wide log and, those begun since `since_ns` (when a
+    tenant of that id was created again: its creation), in the tenant's own copy; and its query count,
+    added about once a second, has reached `queries` (unless the hour turned meanwhile)."""
+    op, mine = operator(suite), Stubs(suite, tenant.key)
+    hour = time.time_ns() // keys.HOUR_NS
+
+    def done() -> bool:
+        named = audit_entries(op, tenant_id=tenant.tenant_id)
+        if any(e.outcome == "PENDING" for e in named):
+            return False
+        copied = {e.audit_id for e in audit_entries(mine) if e.outcome != "PENDING"}
+        if not {e.audit_id for e in named if e.time.ToNanoseconds() >= since_ns} <= copied:
+            return False
+        if queries and time.time_ns() // keys.HOUR_NS == hour:
+            stats = mine.admin.GetTenantStats(admin_pb2.GetTenantStatsRequest(), timeout=10).stats
+            return stats.queries_this_hour >= queries
+        return True
+
+    try:
+        suite.wait_until(done, timeout=15, what=f"the background writes for {tenant.tenant_id}")
+    finally:
+        op.close()
+        mine.close()
+
+
 def serving(suite: Suite, name: str) -> bool:
     with suite.raw_channel(name) as channel:
         try:
@@ -885,7 +926,7 @@ def test_delete_tenant_purges_every_key_and_the_id_starts_afresh(offline_suite: 
             :2
         ] == ("NOT_FOUND", "TENANT_NOT_FOUND")
 
-        time.sleep(1.5)  # query usage and audit outcomes of the calls above reach storage first
+        settled(suite, victim, queries=2)  # its two reads and the audit outcomes above, written in the background
 
         # Offline, before: the victim's number and every key it owns.
         with offline(suite) as db:
@@ -957,6 +998,7 @@ def test_delete_tenant_purges_every_key_and_the_id_starts_afresh(offline_suite: 
         assert read_ids(kept, "orders-1") == keeper_ids
 
         # The id again: a new, empty tenant.
+        recreated_ns = time.time_ns()
         again = make_tenant(suite, victim.tenant_id)
         fresh = Stubs(suite, again.key)
         try:
@@ -987,7 +1029,8 @@ def test_delete_tenant_purges_every_key_and_the_id_starts_afresh(offline_suite: 
                 )[0]
                 == "UNAUTHENTICATED"
             )
-        time.sleep(1.5)
+        # Whatever was on its way lands before the check (in the new tenant, never in the old range).
+        settled(suite, again, since_ns=recreated_ns)
 
         # Offline, after: not one key of the old number anywhere; the id maps to a new number.
         with offline(suite) as db:
@@ -1037,10 +1080,7 @@ def test_tenant_stats_are_exact_and_survive_a_restart(offline_suite: Suite) -> N
         def stats() -> tenant_pb2.TenantStats:
             return mine.admin.GetTenantStats(admin_pb2.GetTenantStatsRequest(), timeout=10).stats
 
-        deadline = time.monotonic() + 10
-        while stats().queries_this_hour < 5 and time.monotonic() < deadline:
-            time.sleep(0.2)  # query usage reaches storage about once a second
-        time.sleep(1.5)  # and nothing else is still on its way
+        settled(suite, tenant, queries=5)  # query usage reaches storage about once a second
         first = stats()
         same_hour = time.time_ns() // keys.HOUR_NS == hour
 
@@ -1090,7 +1130,7 @@ def test_tenant_stats_are_exact_and_survive_a_restart(offline_suite: Suite) -> N
             2,
             1,
         )
-        time.sleep(1.0)  # that call was audited: its copy in the tenant's records counts too
+        settled(suite, tenant)  # that call was audited: its copy in the tenant's records counts too
         first = stats()
 
         # storage_bytes is exactly the bytes of the tenant's keys and values in the data column families.
