@@ -268,7 +268,17 @@ def test_every_public_rpc_touches_only_the_callers_tenant(walked: Suite) -> None
         metadata = (*caller.metadata, ("x-request-id", request_id))
         outcome = call(walked, process, name, method, table[name], metadata)
         sent[request_id] = (name, outcome)
-    time.sleep(1.0)  # access-log lines are buffered for up to 0.2 s
+    # Access-log lines are buffered: once a later call's line is in storage's log, every line before it
+    # is. A call that ended at its deadline (Subscribe) has its storage stream cancelled after it
+    # returned, so its own line is waited for.
+    barrier = f"barrier-{uuid.uuid4().hex}"
+    listing = query_pb2.DESCRIPTOR.services_by_name["QueryService"].methods_by_name["ListStreams"]
+    barrier_md = (*caller.metadata, ("x-request-id", barrier))
+    call(walked, "query", "/allsource.v1.QueryService/ListStreams", listing, query_pb2.ListStreamsRequest(), barrier_md)
+    awaited = {barrier} | {rid for rid, (_, outcome) in sent.items() if outcome == "DEADLINE_EXCEEDED"}
+    walked.wait_until(
+        lambda: all(storage_lines(walked, awaited).values()), timeout=10, what="storage's access-log lines"
+    )
     seen = storage_lines(walked, set(sent))
     leaks = []
     reached = 0
