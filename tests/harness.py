@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from allsource_client import AllSourceClient
@@ -18,6 +19,7 @@ from allsource_client import AllSourceClient
 from services.suite import ORDER, SERVICE_NAMES, wait_serving
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -162,13 +164,24 @@ class Suite:
         )
         return (("authorization", f"Bearer {created.secret}"),)
 
-    def wait_until(self, predicate: object, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():  # type: ignore[operator]
-                return
-            time.sleep(0.05)
-        raise AssertionError("condition not reached in time")
+    def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
+        """See the module's wait_until."""
+        return wait_until(predicate, timeout, what)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
+    """Poll until the predicate returns something true, and return it; fail after `timeout` seconds.
+
+    Tests wait for the condition they need, never for a fixed time: on a loaded machine a sleep is either
+    too short (a flake) or, worse, silently weakens the check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not reached within {timeout} s: {what or 'condition'}")
+        time.sleep(0.05)
 
 
 class _Metadata(

@@ -147,7 +147,9 @@ class TenantAdmin:
         self, request: admin_pb2.ListTenantsRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.ListTenantsResponse:
         size = pagination.page_size(request.page_size, 100, 1000)
-        bound = pagination.fingerprint("ListTenants")
+        # Bound to the tenant acted on, like every page token: an operator acting on another tenant
+        # (x-allsource-tenant) starts its own listing.
+        bound = pagination.fingerprint("ListTenants", self._operator().tenant_id)
         after = pagination.cursor_str(pagination.decode(request.page_token, bound), "t") if request.page_token else ""
         reply = await self.storage.list_tenants(storage_pb2.ListTenantsRequest(after=after, limit=size))
         response = admin_pb2.ListTenantsResponse(tenants=[recast(t, tenant_pb2.Tenant) for t in reply.tenants])

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from allsource.storage.v1 import model_pb2
-from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch
 
 from services.storage import codec, keys
 from services.storage.backend import (
@@ -36,7 +36,7 @@ from services.storage.backend import (
 )
 from services.storage.codec import StreamHead
 from services.storage.hub import CommitHub
-from services.storage.writer import GroupCommitWriter, TenantCursor
+from services.storage.writer import GroupCommitWriter, TenantCursor, write_options
 from shared.config.settings import StorageSettings
 from shared.core.errors import (
     Aborted,
@@ -109,8 +109,12 @@ class RocksBackend(StorageBackend):
         self._hub: CommitHub | None = None
         # Watchers of a namespace's records (WatchRecords): set, and replaced, when a record is written.
         self._record_watchers: dict[tuple[int, str], asyncio.Event] = {}
-        self._synced = WriteOptions()
-        self._synced.sync = True
+        # Every write that is acknowledged as stored syncs the WAL when storage.sync_writes says so.
+        # Snapshots and query counts are written without a sync of their own: a snapshot only saves
+        # work (the events rebuild it) and query counts are lost anyway if the counting process dies;
+        # the next synced write makes them durable (the WAL is one file, synced whole).
+        self._durable = write_options(settings.sync_writes)
+        self._best_effort = write_options(False)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -170,7 +174,7 @@ class RocksBackend(StorageBackend):
             if tenant_id not in self._deleting:
                 registered[tenant_id] = keys.TENANT.unpack(value)[0]
         if DEFAULT_TENANT not in registered:
-            meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1))
+            meta.put(keys.META_TENANT + DEFAULT_TENANT.encode(), keys.tenant_prefix(1), self._durable)
             registered[DEFAULT_TENANT] = 1
         for _, value in self._meta_under(keys.META_TENANT_RECORD):
             tenant = model_pb2.TenantRecord.FromString(value[8:])
@@ -193,8 +197,8 @@ class RocksBackend(StorageBackend):
             other = meta.get(keys.META_OTHER_BYTES + tp)
             if stored is None or other is None:  # data from before usage was counted: measure it once
                 stored_bytes, other_bytes = self._measure_tenant(number)
-                meta.put(keys.META_USAGE_BYTES + tp, keys.pack_u64(stored_bytes))
-                meta.put(keys.META_OTHER_BYTES + tp, keys.pack_u64(other_bytes))
+                meta.put(keys.META_USAGE_BYTES + tp, keys.pack_u64(stored_bytes), self._durable)
+                meta.put(keys.META_OTHER_BYTES + tp, keys.pack_u64(other_bytes), self._durable)
             else:
                 stored_bytes, other_bytes = keys.unpack_u64(stored), keys.unpack_u64(other)
             self._other_bytes[number] = other_bytes
@@ -214,7 +218,8 @@ class RocksBackend(StorageBackend):
             tenant = model_pb2.TenantRecord(
                 tenant_id=DEFAULT_TENANT, status=model_pb2.TENANT_STATUS_ACTIVE, created_at=to_timestamp(time.time_ns())
             )
-            meta.put(keys.META_TENANT_RECORD + DEFAULT_TENANT.encode(), keys.pack_u64(1) + tenant.SerializeToString())
+            record = keys.pack_u64(1) + tenant.SerializeToString()
+            meta.put(keys.META_TENANT_RECORD + DEFAULT_TENANT.encode(), record, self._durable)
             self._tenant_records[DEFAULT_TENANT] = (tenant, 1)
         self._inactive = {
             tid for tid, (t, _) in self._tenant_records.items() if t.status == model_pb2.TENANT_STATUS_INACTIVE
@@ -583,11 +588,12 @@ class RocksBackend(StorageBackend):
             batch = WriteBatch(raw_mode=True)
             batch.put(key, value, self._h["snapshots"])
             counted = self._count_other(batch, t, len(value) + (len(key) if old is None else -len(old)))
-            self._db.write(batch)
+            self._db.write(batch, self._best_effort)
             self._other_bytes.update(counted)
 
     def apply_settings(self, settings: StorageSettings) -> None:
         self.settings = settings
+        self._durable = write_options(settings.sync_writes)
         if self._writer is not None:
             self._writer.configure(
                 sync=settings.sync_writes,
@@ -597,7 +603,7 @@ class RocksBackend(StorageBackend):
             )
 
     # -- control-plane records ------------------------------------------------------------------------
-    # Written directly (not through the event writer) with a synced write. The event loop runs one
+    # Written directly (not through the event writer) with the durable write options. The event loop runs one
     # coroutine at a time and nothing awaits between the revision check and the write, so
     # compare-and-set is atomic.
 
@@ -630,7 +636,7 @@ class RocksBackend(StorageBackend):
             stored = keys.pack_u64(revision + 1) + value
             batch.put(full, stored, self._h["records"])
             counted = self._count_other(batch, tenant_no, len(stored) + (len(full) if old is None else -len(old)))
-            self._db.write(batch, self._synced)
+            self._db.write(batch, self._durable)
             self._other_bytes.update(counted)
         watchers = self._record_watchers.pop((tenant_no, namespace), None)
         if watchers is not None:
@@ -686,7 +692,7 @@ class RocksBackend(StorageBackend):
             batch = WriteBatch(raw_mode=True)
             batch.delete(full, self._h["records"])
             counted = self._count_other(batch, tenant_no, -(len(full) + len(old)))
-            self._db.write(batch, self._synced)
+            self._db.write(batch, self._durable)
             self._other_bytes.update(counted)
         return True
 
@@ -756,7 +762,7 @@ class RocksBackend(StorageBackend):
         stored.CopyFrom(tenant)
         batch.put(keys.META_TENANT_RECORD + tenant_id.encode(), keys.pack_u64(revision) + stored.SerializeToString(), h)
         with engine_errors("writing a tenant"):
-            self._db.write(batch, self._synced)
+            self._db.write(batch, self._durable)
         del meta
         if number:
             self._tenant_seq = number
@@ -805,7 +811,7 @@ class RocksBackend(StorageBackend):
             # (start() resumes it) and the id cannot be created again until the range is gone.
             with engine_errors("deleting a tenant"):
                 self._cf["meta"].put(
-                    keys.META_TENANT_DELETING + tenant_id.encode(), keys.tenant_prefix(number), self._synced
+                    keys.META_TENANT_DELETING + tenant_id.encode(), keys.tenant_prefix(number), self._durable
                 )
             self._deleting[tenant_id] = number
             # From here on the tenant is unknown: new calls fail with TENANT_NOT_FOUND and the writer
@@ -855,7 +861,7 @@ class RocksBackend(StorageBackend):
                 counted += 1
             batch.delete(key, self._h["meta"])
         batch.delete(keys.META_TENANT_DELETING + tenant_id.encode(), self._h["meta"])
-        self._db.write(batch, self._synced)
+        self._db.write(batch, self._durable)
         for name, begin, end in ranges:  # give the space back now rather than at some later compaction
             self._cf[name].compact_range(begin, end)
         return counted
@@ -900,7 +906,7 @@ class RocksBackend(StorageBackend):
         key = keys.hour_queries_key(cursor.number, time.time_ns() // keys.HOUR_NS)
         with engine_errors("counting usage"):
             total = self._meta_u64(key) + queries  # no await in between: atomic on the event loop
-            self._cf["meta"].put(key, keys.pack_u64(total))
+            self._cf["meta"].put(key, keys.pack_u64(total), self._best_effort)
 
     # -- statistics ----------------------------------------------------------------------------------
 

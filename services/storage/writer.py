@@ -47,6 +47,13 @@ log = logging.getLogger(__name__)
 INLINE_WRITE_ENTRIES = 1000
 
 
+def write_options(sync: bool) -> WriteOptions:
+    """RocksDB write options; `sync` fsyncs the WAL before the write returns (storage.sync_writes)."""
+    options = WriteOptions()
+    options.sync = sync
+    return options
+
+
 @dataclass(slots=True)
 class TenantCursor:
     """The writer's view of one tenant's log."""
@@ -120,8 +127,7 @@ class GroupCommitWriter:
         self._h = handles
         self._cf = families
         self.tenants = tenants
-        self._write_opt = WriteOptions()
-        self._write_opt.sync = sync
+        self._write_opt = write_options(sync)
         self._max_entries = max_entries
         self._cache_size = stream_cache_size
         self._request_ttl_ns = request_id_ttl_ns
@@ -138,8 +144,7 @@ class GroupCommitWriter:
 
     def configure(self, *, sync: bool, max_entries: int, stream_cache_size: int, request_id_ttl_ns: int) -> None:
         """Take reloaded settings; the next batch uses them."""
-        self._write_opt = WriteOptions()
-        self._write_opt.sync = sync
+        self._write_opt = write_options(sync)
         self._max_entries = max_entries
         self._cache_size = stream_cache_size
         self._request_ttl_ns = request_id_ttl_ns

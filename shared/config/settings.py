@@ -55,8 +55,8 @@ class StorageSettings(Endpoint):
     # The engine behind the storage service (services.storage.factory): RocksDB, embedded.
     backend: Literal["rocksdb"] = "rocksdb"
     data_dir: str = "./data"
-    # fsync the WAL on every group commit. Off trades the last moments of acknowledged writes on a
-    # machine crash (not a process crash) for throughput.
+    # fsync the WAL on every group commit and every acknowledged record or tenant write. Off trades the
+    # last moments of acknowledged writes on a machine crash (not a process crash) for throughput.
     sync_writes: bool = Reloadable(True)
     # A write batch closes once it holds this many key writes (events x 4 + heads); one append is never split.
     group_commit_max_entries: int = Reloadable(4000, ge=1)

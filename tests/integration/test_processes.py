@@ -63,9 +63,15 @@ def test_kill_9_of_storage_loses_no_acknowledged_event(fresh_suite: Suite) -> No
     threads = [threading.Thread(target=w.run) for w in writers]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    suite.wait_until(lambda: sum(len(w.acked) for w in writers) >= 40, timeout=30, what="40 acknowledged appends")
+    refused_before = [len(w.unacked) for w in writers]
     suite.kill("storage")  # SIGKILL mid-flow: no flush, no drain
-    time.sleep(0.5)
+    # Every writer has had an append refused since: whatever each had in flight at the kill is settled.
+    suite.wait_until(
+        lambda: all(len(w.unacked) > n for w, n in zip(writers, refused_before, strict=True)),
+        timeout=30,
+        what="an append of every writer refused after the kill",
+    )
     for w in writers:
         w.stop.set()
     for t in threads:
@@ -190,7 +196,7 @@ def test_sigterm_drains_in_flight_calls_and_loses_nothing(fresh_suite: Suite) ->
     threads = [threading.Thread(target=w.run) for w in writers]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    suite.wait_until(lambda: all(w.acked for w in writers), timeout=30, what="every writer acknowledged once")
     suite.signal("ingest", signal.SIGTERM)
     assert suite.procs["ingest"].wait(timeout=20) == 0
     for w in writers:

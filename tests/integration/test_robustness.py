@@ -37,7 +37,17 @@ def test_cancelling_subscriptions_mid_catch_up_crashes_nothing(fresh_suite: Suit
         call.cancel()
         if attempt % 5 == 0:
             time.sleep(0.05)
-    time.sleep(1.0)
+    # Query and storage have both ended every cancelled subscription (one access line each) before the
+    # processes are looked at.
+    for name, method in (
+        ("query", "/allsource.v1.QueryService/Subscribe"),
+        ("storage", "/allsource.storage.v1.StorageService/Subscribe"),
+    ):
+        suite.wait_until(
+            lambda n=name, m=method: suite.log(n).count(f'"method":"{m}') >= 25 or not all_alive(suite),
+            timeout=20,
+            what=f"{name} ending the 25 cancelled subscriptions",
+        )
     assert all_alive(suite), {n: suite.procs[n].poll() for n in ORDER}
     with suite.client() as client:
         assert client.append("after", [event("E")]).first_version == 1
@@ -131,7 +141,10 @@ def test_a_cancelled_subscription_releases_its_storage_stream_promptly(suite: Su
     with suite.client() as client:
         client.append(unique + "x", [event("E")])
     query = query_pb2_grpc.QueryServiceStub(suite.channel("query"))
-    call = query.Subscribe(query_pb2.SubscribeRequest(from_end=True, stream_id_prefix=unique))
+    request_id = f"{unique}subscription"  # storage's access line of this subscription names it
+    call = query.Subscribe(
+        query_pb2.SubscribeRequest(from_end=True, stream_id_prefix=unique), metadata=(("x-request-id", request_id),)
+    )
     seen = threading.Event()
 
     def read() -> None:
@@ -142,16 +155,18 @@ def test_a_cancelled_subscription_releases_its_storage_stream_promptly(suite: Su
             pass  # cancelled by the test
 
     def cancelled_in_storage() -> int:
-        return sum(1 for line in suite.log("storage").splitlines() if "/Subscribe" in line and '"CANCELLED"' in line)
+        return sum(
+            1
+            for line in suite.log("storage").splitlines()
+            if "/Subscribe" in line and '"CANCELLED"' in line and f'"request_id":"{request_id}"' in line
+        )
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     assert seen.wait(5)  # caught_up
-    time.sleep(0.3)  # let earlier access lines reach the log
-    before = cancelled_in_storage()
     call.cancel()
     deadline = time.monotonic() + 0.8  # storage ends its side well under a second after the client hangs up
-    while cancelled_in_storage() == before:
+    while cancelled_in_storage() == 0:
         if time.monotonic() > deadline:
             pytest.fail("storage kept the upstream subscription open after the client cancelled")
         time.sleep(0.05)

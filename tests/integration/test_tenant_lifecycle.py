@@ -10,6 +10,7 @@ Offline checks stop the storage process and open its RocksDB database read-only.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 
 import grpc
 import pytest
+from allsource.storage.v1 import model_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -41,9 +43,13 @@ from rocksdict import AccessType, Options, Rdict
 from services.storage import keys
 from services.storage.rocksdb_backend import DATA_FAMILIES, FAMILIES
 from services.suite import SERVICE_NAMES
+from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
+from shared.core.errors import error_info
+from shared.core.wire import recast
 from tests.harness import Suite
 
 FAST = {"ALLSOURCE_AUTH__ARGON2_MEMORY_KIB": "8192", "ALLSOURCE_AUTH__ARGON2_TIME_COST": "1"}
+DEV_SERVICE_SECRET = b"development-only-service-secret"  # the development preset's, public by design
 PASSWORD = "correct horse battery staple"
 MiB = 1024 * 1024
 READ_ORDERS = query_pb2.ReadStreamRequest(stream_id="orders-1")
@@ -257,6 +263,47 @@ def read_ids(stubs: Stubs, stream_id: str) -> list[str]:
     reply = stubs.query.ReadStream(query_pb2.ReadStreamRequest(stream_id=stream_id, page_size=1000), timeout=10)
     assert not reply.next_page_token
     return [e.event_id for e in reply.events]
+
+
+def audit_entries(stubs: Stubs, **filters: Any) -> list[tenant_pb2.AuditEvent]:
+    """Every audit entry the caller may list (an operator: the suite-wide log; a tenant: its own copy)."""
+    out: list[tenant_pb2.AuditEvent] = []
+    token = ""
+    while True:
+        page = stubs.admin.ListAuditEvents(
+            admin_pb2.ListAuditEventsRequest(page_size=1000, page_token=token, **filters), timeout=10
+        )
+        out += list(page.events)
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+def settled(suite: Suite, tenant: TenantCreds, queries: int = 0, since_ns: int = 0) -> None:
+    """Wait until what the calls made so far write in the background has reached storage: every audit
+    entry naming the tenant is complete in the suite-wide log and, those begun since `since_ns` (when a
+    tenant of that id was created again: its creation), in the tenant's own copy; and its query count,
+    added about once a second, has reached `queries` (unless the hour turned meanwhile)."""
+    op, mine = operator(suite), Stubs(suite, tenant.key)
+    hour = time.time_ns() // keys.HOUR_NS
+
+    def done() -> bool:
+        named = audit_entries(op, tenant_id=tenant.tenant_id)
+        if any(e.outcome == "PENDING" for e in named):
+            return False
+        copied = {e.audit_id for e in audit_entries(mine) if e.outcome != "PENDING"}
+        if not {e.audit_id for e in named if e.time.ToNanoseconds() >= since_ns} <= copied:
+            return False
+        if queries and time.time_ns() // keys.HOUR_NS == hour:
+            stats = mine.admin.GetTenantStats(admin_pb2.GetTenantStatsRequest(), timeout=10).stats
+            return stats.queries_this_hour >= queries
+        return True
+
+    try:
+        suite.wait_until(done, timeout=15, what=f"the background writes for {tenant.tenant_id}")
+    finally:
+        op.close()
+        mine.close()
 
 
 def serving(suite: Suite, name: str) -> bool:
@@ -693,6 +740,149 @@ def test_deactivated_tenant_is_refused_everywhere_and_keeps_its_data(suite: Suit
             stubs.close()
 
 
+def storage_methods_of(suite: Suite, request_ids: set[str]) -> dict[str, list[str]]:
+    """The storage RPCs (method names) made on behalf of each request id, as storage's access log has
+    them, once every line logged before this call was made has reached the log (a barrier call's line)."""
+    barrier = f"barrier-{uuid.uuid4().hex}"
+    op = operator(suite)
+    try:
+        op.query.ListStreams(
+            query_pb2.ListStreamsRequest(page_size=1), timeout=10, metadata=(("x-request-id", barrier),)
+        )
+    finally:
+        op.close()
+    suite.wait_until(lambda: barrier in suite.log("storage"), timeout=10)
+    methods: dict[str, list[str]] = {request_id: [] for request_id in request_ids}
+    for line in suite.log("storage").splitlines():
+        if line.startswith("{") and '"msg":"rpc"' in line:
+            entry = json.loads(line)
+            if entry.get("request_id") in methods:
+                methods[entry["request_id"]].append(entry["method"].rsplit("/", 1)[-1])
+    return methods
+
+
+def test_public_services_refuse_an_inactive_tenant_without_asking_storage(suite: Suite) -> None:
+    """Each public service's own tenant check refuses a deactivated tenant: the refusal comes before the
+    call's storage RPC is made, so it holds even where storage would let the call through (the storage
+    side is tested on its own below). The services learn of the deactivation from the change feed, so
+    this waits for the first refusal that never reached storage.
+
+    Mutation caught: TenantResolution.check (shared/stages/tenant.py) without its TENANT_INACTIVE branch:
+    "ingest AppendEvents: never refused by the service itself; last: FAILED_PRECONDITION TENANT_INACTIVE
+    (its Append ran)", the same for query ReadStream, and "admin ListApiKeys: ...; last: OK (its
+    ListRecords ran)"."""
+    tenant = make_tenant(suite, f"idle-{suffix()}")
+    mine = Stubs(suite, tenant.key)
+    op = operator(suite)
+    try:
+        append(mine, "orders-1", 1)
+        op.admin.DeactivateTenant(admin_pb2.DeactivateTenantRequest(tenant_id=tenant.tenant_id), timeout=10)
+        probes: dict[str, tuple[Callable[..., Any], Any, str]] = {
+            "ingest AppendEvents": (
+                mine.ingest.AppendEvents,
+                ingest_pb2.AppendEventsRequest(stream_id="orders-1", events=[event("Happened")]),
+                "Append",
+            ),
+            "query ReadStream": (mine.query.ReadStream, READ_ORDERS, "ReadStream"),
+            "admin ListApiKeys": (mine.auth.ListApiKeys, auth_pb2.ListApiKeysRequest(), "ListRecords"),
+        }
+        inactive = ("FAILED_PRECONDITION", "TENANT_INACTIVE")
+        last: dict[str, str] = {}
+        deadline = time.monotonic() + 10
+        while probes and time.monotonic() < deadline:
+            sent, answered = {}, {}
+            for name, (rpc, request, _) in probes.items():
+                sent[name] = f"idle-{uuid.uuid4().hex}"
+                try:
+                    answered[name] = refusal(rpc, request, metadata=(("x-request-id", sent[name]),))[:2]
+                except AssertionError:
+                    answered[name] = ("OK", "")
+            seen = storage_methods_of(suite, set(sent.values()))
+            for name, request_id in sent.items():
+                storage_rpc = probes[name][2]
+                if answered[name] == inactive and storage_rpc not in seen[request_id]:
+                    del probes[name]  # refused by the service itself
+                else:
+                    ran = f"its {storage_rpc} ran" if storage_rpc in seen[request_id] else "storage not asked"
+                    last[name] = f"{' '.join(filter(None, answered[name]))} ({ran})"
+        never = [f"{name}: never refused by the service itself; last: {last[name]}" for name in probes]
+        assert not never, "\n".join(never)
+    finally:
+        mine.close()
+        op.close()
+
+
+def test_storage_refuses_an_inactive_tenant_on_its_own(suite: Suite) -> None:
+    """Storage refuses a deactivated tenant's data calls whatever the public services let through: called
+    directly with a genuine scope for the tenant, each answers FAILED_PRECONDITION TENANT_INACTIVE (an
+    append operation in its outcome). The controls: the same calls while the tenant is active, and the
+    admin service's system scope after (that is how an inactive tenant is managed; appends and
+    subscriptions excepted), are served.
+
+    Mutation caught: StorageServicer._check and Append (services/storage/servicer.py) without
+    check_tenant_usable: "served for the inactive tenant: ['Append', 'GetEvent', 'ReadStream', ...]"."""
+    tenant = make_tenant(suite, f"dormant-{suffix()}")
+    mine = Stubs(suite, tenant.key)
+    op = operator(suite)
+    try:
+        (event_id,) = append(mine, "orders-1", 1).event_ids
+    finally:
+        mine.close()
+    t = tenant.tenant_id
+    appended = recast(
+        ingest_pb2.AppendEventsRequest(stream_id="orders-1", events=[event("Happened")]), model_pb2.AppendInput
+    )
+    calls: dict[str, Any] = {
+        "Append": storage_pb2.AppendRequest(operations=[storage_pb2.AppendOperation(tenant_id=t, request=appended)]),
+        "GetEvent": storage_pb2.GetEventRequest(tenant_id=t, event_id=event_id),
+        "ReadStream": storage_pb2.ReadStreamRequest(tenant_id=t, stream_id="orders-1"),
+        "ReadEvents": storage_pb2.ReadEventsRequest(tenant_id=t),
+        "ListStreams": storage_pb2.ListStreamsRequest(tenant_id=t),
+        "GetStream": storage_pb2.GetStreamRequest(tenant_id=t, stream_id="orders-1"),
+        "GetSnapshot": storage_pb2.GetSnapshotRequest(tenant_id=t, stream_id="orders-1"),
+        "PutSnapshot": storage_pb2.PutSnapshotRequest(tenant_id=t, stream_id="orders-1", version=1, state=b"{}"),
+        "Subscribe": storage_pb2.SubscribeRequest(tenant_id=t),
+    }
+
+    def answers(scope: str) -> dict[str, tuple[str, str]]:
+        out = {}
+        with suite.raw_channel("storage") as channel:
+            stub = storage_pb2_grpc.StorageServiceStub(channel)
+            for name, request in calls.items():
+                try:
+                    if name == "Append":
+                        request.operations[0].scope = scope
+                        outcome = stub.Append(request, metadata=((SCOPE_KEY, scope),), timeout=10).outcomes[0]
+                        info = error_info(outcome.error) if outcome.WhichOneof("result") == "error" else None
+                        out[name] = ("ERROR", info.reason if info else "") if info else ("OK", "")
+                        continue
+                    reply = getattr(stub, name)(request, metadata=((SCOPE_KEY, scope),), timeout=10)
+                    if name == "Subscribe":
+                        next(iter(reply))  # the first message (events) came: served
+                        reply.cancel()
+                    out[name] = ("OK", "")
+                except grpc.RpcError as err:
+                    out[name] = decode(err)[:2]
+        return out
+
+    tenant_scope = ScopeSigner(DEV_SERVICE_SECRET, "query", 60).mint(t, "user:someone")
+    system_scope = ScopeSigner(DEV_SERVICE_SECRET, "admin", 60).mint(SYSTEM_TENANT, "system")
+    try:
+        active = answers(tenant_scope)
+        assert set(active.values()) == {("OK", "")}, f"the control failed while active: {active}"
+        op.admin.DeactivateTenant(admin_pb2.DeactivateTenantRequest(tenant_id=t), timeout=10)
+        inactive = answers(tenant_scope)
+        served = [name for name, answer in inactive.items() if answer[1] != "TENANT_INACTIVE"]
+        assert not served, f"served for the inactive tenant: {served} ({inactive})"
+        assert {code for code, _ in inactive.values()} == {"FAILED_PRECONDITION", "ERROR"}, inactive
+        # Nobody appends to or follows an inactive tenant, the admin service included.
+        del calls["Append"], calls["Subscribe"]
+        managed = answers(system_scope)
+        assert set(managed.values()) == {("OK", "")}, managed
+    finally:
+        op.close()
+
+
 # -- 4. delete ------------------------------------------------------------------------------------------
 
 
@@ -736,7 +926,7 @@ def test_delete_tenant_purges_every_key_and_the_id_starts_afresh(offline_suite: 
             :2
         ] == ("NOT_FOUND", "TENANT_NOT_FOUND")
 
-        time.sleep(1.5)  # query usage and audit outcomes of the calls above reach storage first
+        settled(suite, victim, queries=2)  # its two reads and the audit outcomes above, written in the background
 
         # Offline, before: the victim's number and every key it owns.
         with offline(suite) as db:
@@ -808,6 +998,7 @@ def test_delete_tenant_purges_every_key_and_the_id_starts_afresh(offline_suite: 
         assert read_ids(kept, "orders-1") == keeper_ids
 
         # The id again: a new, empty tenant.
+        recreated_ns = time.time_ns()
         again = make_tenant(suite, victim.tenant_id)
         fresh = Stubs(suite, again.key)
         try:
@@ -838,7 +1029,8 @@ def test_delete_tenant_purges_every_key_and_the_id_starts_afresh(offline_suite: 
                 )[0]
                 == "UNAUTHENTICATED"
             )
-        time.sleep(1.5)
+        # Whatever was on its way lands before the check (in the new tenant, never in the old range).
+        settled(suite, again, since_ns=recreated_ns)
 
         # Offline, after: not one key of the old number anywhere; the id maps to a new number.
         with offline(suite) as db:
@@ -888,10 +1080,7 @@ def test_tenant_stats_are_exact_and_survive_a_restart(offline_suite: Suite) -> N
         def stats() -> tenant_pb2.TenantStats:
             return mine.admin.GetTenantStats(admin_pb2.GetTenantStatsRequest(), timeout=10).stats
 
-        deadline = time.monotonic() + 10
-        while stats().queries_this_hour < 5 and time.monotonic() < deadline:
-            time.sleep(0.2)  # query usage reaches storage about once a second
-        time.sleep(1.5)  # and nothing else is still on its way
+        settled(suite, tenant, queries=5)  # query usage reaches storage about once a second
         first = stats()
         same_hour = time.time_ns() // keys.HOUR_NS == hour
 
@@ -941,7 +1130,7 @@ def test_tenant_stats_are_exact_and_survive_a_restart(offline_suite: Suite) -> N
             2,
             1,
         )
-        time.sleep(1.0)  # that call was audited: its copy in the tenant's records counts too
+        settled(suite, tenant)  # that call was audited: its copy in the tenant's records counts too
         first = stats()
 
         # storage_bytes is exactly the bytes of the tenant's keys and values in the data column families.

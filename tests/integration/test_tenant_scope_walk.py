@@ -10,6 +10,10 @@ touched (every tenant-scoped read, write and record access, or "*" for suite-wid
 public services pass their request id down. So for every probe, every storage call made on its behalf
 must have touched the caller's tenant only (or suite-wide records that belong to no tenant, such as the
 caller's own API key).
+
+Below the public API, the storage service confines every signed scope by itself: its RPCs, from the
+storage descriptor, are classified in one table (tenant-scoped, suite-wide, per-operation scope) and
+each is called with a scope that does not cover what it names.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+from allsource.storage.v1 import model_pb2, storage_pb2
 from allsource.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -34,9 +39,13 @@ from allsource.v1 import (
     tenant_pb2,
 )
 from allsource_client import event
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, message_factory
 from google.protobuf.message import Message
+from grpc_status import rpc_status
 
+from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
+from shared.core.errors import error_info
+from shared.core.wire import recast
 from tests.harness import Suite
 
 PUBLIC_MODULES = (ingest_pb2, query_pb2, admin_pb2, auth_pb2)
@@ -259,7 +268,17 @@ def test_every_public_rpc_touches_only_the_callers_tenant(walked: Suite) -> None
         metadata = (*caller.metadata, ("x-request-id", request_id))
         outcome = call(walked, process, name, method, table[name], metadata)
         sent[request_id] = (name, outcome)
-    time.sleep(1.0)  # access-log lines are buffered for up to 0.2 s
+    # Access-log lines are buffered: once a later call's line is in storage's log, every line before it
+    # is. A call that ended at its deadline (Subscribe) has its storage stream cancelled after it
+    # returned, so its own line is waited for.
+    barrier = f"barrier-{uuid.uuid4().hex}"
+    listing = query_pb2.DESCRIPTOR.services_by_name["QueryService"].methods_by_name["ListStreams"]
+    barrier_md = (*caller.metadata, ("x-request-id", barrier))
+    call(walked, "query", "/allsource.v1.QueryService/ListStreams", listing, query_pb2.ListStreamsRequest(), barrier_md)
+    awaited = {barrier} | {rid for rid, (_, outcome) in sent.items() if outcome == "DEADLINE_EXCEEDED"}
+    walked.wait_until(
+        lambda: all(storage_lines(walked, awaited).values()), timeout=10, what="storage's access-log lines"
+    )
     seen = storage_lines(walked, set(sent))
     leaks = []
     reached = 0
@@ -303,3 +322,129 @@ def test_the_walk_would_see_a_handler_acting_on_another_tenant(walked: Suite) ->
     touched = [(e["method"], e.get("tenant", "")) for e in entries]
     assert ("/allsource.storage.v1.StorageService/ReadStream", other.tenant_id) in touched, touched
     assert {tenant for _, tenant in touched} <= {other.tenant_id, ""}, touched
+
+
+# -- the storage service ----------------------------------------------------------------------------
+
+DEV_SERVICE_SECRET = b"development-only-service-secret"  # the development preset's, public by design
+STORAGE_SERVICE = storage_pb2.DESCRIPTOR.services_by_name["StorageService"]
+TENANT_SCOPED = "tenant-scoped"  # the request names a tenant; a scope covers it only if it is that tenant's
+SUITE_WIDE = "suite-wide"  # only the admin service's system scope may call it
+PER_OPERATION = "per-operation scope"  # each operation names its tenant and carries its own scope
+
+
+def storage_requests(tenant: str, ghost: str) -> dict[str, tuple[str, Message]]:
+    """Every storage RPC: how it is scoped, and a request naming `tenant` (suite-wide ones name `ghost`, a
+    tenant that does not exist, so that the admin service's own call of them changes nothing)."""
+    stream = "scope-walk"
+    append = recast(ingest_pb2.AppendEventsRequest(stream_id=stream, events=[event("Walked")]), model_pb2.AppendInput)
+    return {
+        "Append": (
+            PER_OPERATION,
+            storage_pb2.AppendRequest(operations=[storage_pb2.AppendOperation(tenant_id=tenant, request=append)]),
+        ),
+        "GetEvent": (TENANT_SCOPED, storage_pb2.GetEventRequest(tenant_id=tenant, event_id=str(uuid.UUID(int=0)))),
+        "ReadStream": (TENANT_SCOPED, storage_pb2.ReadStreamRequest(tenant_id=tenant, stream_id=stream)),
+        "ReadEvents": (TENANT_SCOPED, storage_pb2.ReadEventsRequest(tenant_id=tenant)),
+        "ListStreams": (TENANT_SCOPED, storage_pb2.ListStreamsRequest(tenant_id=tenant)),
+        "GetStream": (TENANT_SCOPED, storage_pb2.GetStreamRequest(tenant_id=tenant, stream_id=stream)),
+        "Subscribe": (TENANT_SCOPED, storage_pb2.SubscribeRequest(tenant_id=tenant, from_end=True)),
+        "GetSnapshot": (TENANT_SCOPED, storage_pb2.GetSnapshotRequest(tenant_id=tenant, stream_id=stream)),
+        "PutSnapshot": (
+            TENANT_SCOPED,
+            storage_pb2.PutSnapshotRequest(tenant_id=tenant, stream_id=stream, version=99, state=b"{}"),
+        ),
+        "GetStats": (SUITE_WIDE, storage_pb2.GetStatsRequest()),
+        "PutRecord": (
+            TENANT_SCOPED,
+            storage_pb2.PutRecordRequest(tenant_id=tenant, record=storage_pb2.Record(namespace="walk", key="k")),
+        ),
+        "GetRecord": (TENANT_SCOPED, storage_pb2.GetRecordRequest(tenant_id=tenant, namespace="walk", key="k")),
+        "ListRecords": (TENANT_SCOPED, storage_pb2.ListRecordsRequest(tenant_id=tenant, namespace="walk")),
+        "DeleteRecord": (TENANT_SCOPED, storage_pb2.DeleteRecordRequest(tenant_id=tenant, namespace="walk", key="k")),
+        "WatchRecords": (TENANT_SCOPED, storage_pb2.WatchRecordsRequest(tenant_id=tenant, namespace="walk")),
+        "PutTenant": (
+            SUITE_WIDE,
+            storage_pb2.PutTenantRequest(tenant=model_pb2.TenantRecord(tenant_id=ghost), expected_revision=7),
+        ),
+        "GetTenant": (TENANT_SCOPED, storage_pb2.GetTenantRequest(tenant_id=tenant)),
+        "ListTenants": (SUITE_WIDE, storage_pb2.ListTenantsRequest()),
+        "DeleteTenant": (SUITE_WIDE, storage_pb2.DeleteTenantRequest(tenant_id=ghost)),
+        "GetTenantUsage": (TENANT_SCOPED, storage_pb2.GetTenantUsageRequest(tenant_id=tenant)),
+        "AddUsage": (TENANT_SCOPED, storage_pb2.AddUsageRequest(tenant_id=tenant, queries=1)),
+    }
+
+
+def scope_for(tenant_id: str) -> str:
+    """A genuine scope of the admin service acting for a tenant (or for no tenant: SYSTEM_TENANT)."""
+    return ScopeSigner(DEV_SERVICE_SECRET, "admin", 60).mint(
+        tenant_id, "system" if tenant_id == SYSTEM_TENANT else "user:walk"
+    )
+
+
+def storage_outcome(suite: Suite, name: str, request: Message, scope: str) -> tuple[str, str]:
+    """(status code name, ErrorInfo reason) of one storage call made with the scope; an Append is answered
+    by the outcome of its one operation (which carries the scope too)."""
+    method = STORAGE_SERVICE.methods_by_name[name]
+    if name == "Append":
+        request.operations[0].scope = scope  # type: ignore[attr-defined]
+    path = f"/{STORAGE_SERVICE.full_name}/{name}"
+    kw: dict[str, Any] = {
+        "request_serializer": type(request).SerializeToString,
+        "response_deserializer": message_factory.GetMessageClass(method.output_type).FromString,
+    }
+    metadata = ((SCOPE_KEY, scope),)
+    channel = suite.raw_channel("storage")
+    try:
+        if method.server_streaming:
+            for _ in channel.unary_stream(path, **kw)(request, metadata=metadata, timeout=1):
+                pass
+            return "OK", ""
+        reply = channel.unary_unary(path, **kw)(request, metadata=metadata, timeout=20)
+        if name == "Append" and reply.outcomes[0].WhichOneof("result") == "error":
+            status = reply.outcomes[0].error
+            info = error_info(status)
+            return next(c.name for c in grpc.StatusCode if c.value[0] == status.code), info.reason if info else ""
+        return "OK", ""
+    except grpc.RpcError as err:
+        status = rpc_status.from_call(err)
+        info = error_info(status) if status else None
+        return err.code().name, info.reason if info else ""
+    finally:
+        channel.close()
+
+
+def test_every_storage_rpc_is_classified() -> None:
+    """A new storage RPC must be classified (and given a request) in storage_requests."""
+    table = storage_requests("t", "ghost")
+    missing = [method.name for method in STORAGE_SERVICE.methods if method.name not in table]
+    assert not missing, f"classify these storage RPCs in storage_requests: {missing}"
+    for method in STORAGE_SERVICE.methods:
+        assert type(table[method.name][1]).DESCRIPTOR.full_name == method.input_type.full_name, method.name
+
+
+def test_storage_refuses_every_scope_that_does_not_cover_the_request(walked: Suite) -> None:
+    """Tenant-scoped RPCs with another tenant's scope, and suite-wide RPCs with a tenant's scope, are refused
+    with TENANT_SCOPE_MISMATCH; an append operation likewise, on its own. The control: with a scope that
+    does cover the request, no call is refused for its scope.
+
+    Mutations caught: GetTenantUsage without its check_tenant, AddUsage without its require_tenant
+    (services/storage/servicer.py): "GetTenantUsage (tenant-scoped): ('OK', '')" and likewise."""
+    tenant = f"scoped-{uuid.uuid4().hex[:6]}"
+    admin_pb2_grpc.AdminServiceStub(walked.channel("admin")).CreateTenant(
+        admin_pb2.CreateTenantRequest(tenant_id=tenant), timeout=20
+    )
+    ghost = f"ghost-{uuid.uuid4().hex[:6]}"
+    refused = ("PERMISSION_DENIED", "TENANT_SCOPE_MISMATCH")
+    wrong, covered = [], []
+    for name, (scoping, request) in storage_requests(tenant, ghost).items():
+        foreign = scope_for("default" if scoping != SUITE_WIDE else tenant)
+        got = storage_outcome(walked, name, request, foreign)
+        if got != refused:
+            wrong.append(f"{name} ({scoping}): {got}")
+        own = scope_for(SYSTEM_TENANT if scoping == SUITE_WIDE else tenant)
+        got = storage_outcome(walked, name, storage_requests(tenant, ghost)[name][1], own)
+        if got[1] == refused[1] or got[0] in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            covered.append(f"{name} ({scoping}) with a covering scope: {got}")
+    assert not wrong, "not refused for a scope that does not cover them:\n" + "\n".join(wrong)
+    assert not covered, "the control failed:\n" + "\n".join(covered)

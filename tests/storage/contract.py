@@ -54,6 +54,14 @@ def decode(data: bytes) -> event_pb2.Event:
     return event_pb2.Event.FromString(data)
 
 
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the event loop run until the condition holds (a subscription has caught up, say)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
 class StorageContract:
     """Behaviour every StorageBackend must have."""
 
@@ -565,16 +573,17 @@ class StorageContract:
                         return
 
             task = asyncio.ensure_future(consume(params, 8))
-            await asyncio.sleep(0.2)
+            await until(lambda: "caught_up" in kinds)  # live from here: the next events come as commits
             await self.append_one(b, req("s", ev("A"), ev("A"), ev("A")))
             await asyncio.wait_for(task, 5)
             assert seen == list(range(1, 9))
             assert "caught_up" in kinds and kinds.index("caught_up") < len(kinds) - 1
             # resume after position 6: exactly 7 and 8, then more live
             seen.clear()
+            kinds.clear()
             resumed = SubscriptionParams(T, 6, False, (), "", 1000, 0.2, 100)
             task = asyncio.ensure_future(consume(resumed, 9))
-            await asyncio.sleep(0.1)
+            await until(lambda: "caught_up" in kinds)
             await self.append_one(b, req("s", ev("A")))
             await asyncio.wait_for(task, 5)
             assert seen == [7, 8, 9]
@@ -611,15 +620,17 @@ class StorageContract:
             closing = asyncio.Event()
             params = SubscriptionParams(T, 0, True, (), "", 1000, 5.0, 100)
             got: list[int] = []
+            kinds: list[str] = []
 
             async def consume() -> None:
                 async for message in follow(b, b, params, closing):
+                    kinds.append(message.WhichOneof("content"))
                     if message.WhichOneof("content") == "events":
                         got.extend(e.position for e in message.events.events)
                         closing.set()
 
             task = asyncio.ensure_future(consume())
-            await asyncio.sleep(0.1)
+            await until(lambda: "caught_up" in kinds)  # the subscription holds its place at the end
             await self.append_one(b, req("s", ev()))
             with pytest.raises(AllSourceError) as err:
                 await asyncio.wait_for(task, 5)
