@@ -1,8 +1,8 @@
 """`allsource-suite`: run all four services locally as separate processes on the embedded default.
 
 Storage starts first; the public services follow once it reports SERVING. The endpoints are printed when
-every service is up. Ctrl-C or SIGTERM stops the public services first and storage last, each draining
-gracefully; if any service dies, the others are stopped and the exit status is 1.
+every service is up. A service that dies is restarted, after a delay that grows while it keeps dying.
+Ctrl-C or SIGTERM stops the public services first and storage last, each draining gracefully.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from shared.harness.server import add_config_arguments, load_or_exit
 
 ORDER = ("storage", "ingest", "query", "admin")
 PR_SET_PDEATHSIG = 1
+RESTART_MIN_S, RESTART_MAX_S, STABLE_S = 1.0, 30.0, 60.0
 SERVICE_NAMES = {
     "storage": "allsource.storage.v1.StorageService",
     "ingest": "allsource.v1.IngestService",
@@ -108,6 +109,43 @@ class Suite:
                 print(f"allsource-suite: {name} did not stop in time; killing it", file=sys.stderr)
                 proc.kill()
                 proc.wait()
+
+
+class Supervisor:
+    """Restarts a service that exits while the suite runs, with a growing delay if it keeps failing (1 s,
+    doubling to RESTART_MAX_S; back to 1 s once it has run for STABLE_S), and says so on stderr."""
+
+    def __init__(self, suite: Suite) -> None:
+        self.suite = suite
+        self.delay = dict.fromkeys(ORDER, RESTART_MIN_S)
+        self.started = dict.fromkeys(ORDER, time.monotonic())
+        self.due: dict[str, float] = {}
+        self.restarts = dict.fromkeys(ORDER, 0)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        for name in ORDER:
+            proc = self.suite.procs[name]
+            if name in self.due:
+                if now >= self.due[name]:
+                    del self.due[name]
+                    self.restarts[name] += 1
+                    print(f"allsource-suite: restarting {name} (restart {self.restarts[name]})", file=sys.stderr)
+                    self.suite.start(name)
+                    self.started[name] = now
+                continue
+            if proc.poll() is None:
+                if now - self.started[name] >= STABLE_S:
+                    self.delay[name] = RESTART_MIN_S
+                continue
+            delay = self.delay[name]
+            print(
+                f"allsource-suite: {name} exited with status {proc.returncode}; restarting it in {delay:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.due[name] = now + delay
+            self.delay[name] = min(delay * 2, RESTART_MAX_S)
 
 
 def preflight(endpoints: dict[str, Endpoint], data_dir: Path) -> str | None:
@@ -198,12 +236,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 status = 1
                 return
         print(banner(loaded, endpoints, data_dir), flush=True)
+        supervisor = Supervisor(suite)
         while True:
-            for name, proc in suite.procs.items():
-                if proc.poll() is not None:
-                    print(f"allsource-suite: {name} exited with status {proc.returncode}; stopping", file=sys.stderr)
-                    status = 1
-                    return
+            supervisor.check()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

@@ -531,3 +531,32 @@ def test_probe_usage_error_is_unhealthy_not_reserved() -> None:
     # Docker reserves health-check exit status 2; argparse would use it.
     assert _run_probe()[0] == 1
     assert _run_probe("not-a-port")[0] == 1
+
+
+def test_the_systemd_unit_supervises_each_service(settings: dict[str, Settings]) -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "deploy" / "systemd" / "allsource@.service")
+    service = unit["Service"]
+    assert service["Restart"] == "on-failure" and float(service["RestartSec"]) <= 5
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    command = service["ExecStart"].split()
+    assert command[0].endswith("allsource-%i") and "--preset" in command
+    for name in ("storage", "ingest", "query", "admin"):
+        assert f"allsource-{name}" in scripts
+    production = load_settings(
+        environ={
+            "ALLSOURCE_INTERNAL__SERVICE_SECRET": "env:X",
+            "ALLSOURCE_AUTH__API_KEY_PEPPER": "env:Y",
+            "ALLSOURCE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": "env:Z",
+            "ALLSOURCE_TLS__MESH_SIDECAR": "true",
+            "X": "x" * 40,
+            "Y": "y" * 40,
+            "Z": "z" * 40,
+        },
+        preset="production",
+    ).settings
+    assert int(service["TimeoutStopSec"]) > production.grpc.shutdown_grace_s
+    assert int(unit["Unit"]["StartLimitBurst"]) > 1

@@ -28,13 +28,16 @@ The storage request is assembled from each append's serialized bytes; nothing is
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import ingest_pb2
 
-from shared.core.errors import AllSourceError, from_status
+from shared.core.errors import AllSourceError, Unavailable, from_status
+from shared.core.reasons import Reason
 from shared.core.wire import recast, varint
+from shared.rpc.chain import call_deadline
 from shared.storage.client import StorageClient
 
 
@@ -43,6 +46,9 @@ class _Waiting:
     operation: bytes
     future: asyncio.Future[storage_pb2.AppendOutcome]
     stream: tuple[str, str]  # (tenant, stream id)
+    # Repeating it cannot write twice: it has a request id, or every event has its own id.
+    idempotent: bool
+    deadline: float | None  # when its caller stops waiting (time.monotonic())
 
 
 def operation_bytes(tenant_id: str, request: ingest_pb2.AppendEventsRequest, scope: str = "") -> bytes:
@@ -69,7 +75,9 @@ class AppendCoalescer:
         parallel_bytes: int,
         linger_s: float = 0.0,
         linger_until: int = 16,
+        max_queued_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        self.max_queued_bytes = max_queued_bytes
         self.linger_s = linger_s  # commit delay, see the module doc
         self.linger_until = linger_until
         self._lingering = False
@@ -91,9 +99,18 @@ class AppendCoalescer:
 
     async def append(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
         """Append through storage; raises the append's own error if it failed."""
-        future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
         operation = operation_bytes(tenant_id, request, self.storage.scope())
-        self._queue.append(_Waiting(operation, future, (tenant_id, request.stream_id)))
+        if self._queued_bytes + len(operation) > self.max_queued_bytes and self._queue:
+            # Bounded memory whatever the clients do: past the bound an append is refused at once.
+            raise Unavailable(
+                "too many appends are waiting for storage; retry shortly",
+                reason=Reason.OVERLOADED,
+                metadata={"limit": "ingest.max_queued_bytes", "value": str(self.max_queued_bytes)},
+                retry_after=0.2 * (1 + random.random()),
+            )
+        future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
+        idempotent = bool(request.request_id) or all(event.event_id for event in request.events)
+        self._queue.append(_Waiting(operation, future, (tenant_id, request.stream_id), idempotent, call_deadline.get()))
         self._queued_bytes += len(operation)
         self._flush()
         outcome = await future
@@ -154,8 +171,13 @@ class AppendCoalescer:
             self._flush()
 
     async def _send(self, batch: list[_Waiting]) -> None:
+        # The call carries the latest of its appends' deadlines: it is worth making while anyone waits.
+        deadlines = [w.deadline for w in batch]
+        call_deadline.set(None if None in deadlines else max(d for d in deadlines if d is not None))
         try:
-            response = await self.storage.append_raw(b"".join(w.operation for w in batch))
+            response = await self.storage.append_raw(
+                b"".join(w.operation for w in batch), idempotent=all(w.idempotent for w in batch)
+            )
         except AllSourceError as exc:
             for waiting in batch:
                 if not waiting.future.done():

@@ -33,6 +33,7 @@ class IngestProcess(server.StorageBackedService):
             parallel_bytes=s.coalesce_parallel_bytes,
             linger_s=s.coalesce_linger_ms / 1000,
             linger_until=s.coalesce_linger_until,
+            max_queued_bytes=s.max_queued_bytes,
         )
         self.servicer = IngestServicer(AppendValidator(settings.limits), self.coalescer, s.batch_append_window)
 
@@ -53,6 +54,7 @@ class IngestProcess(server.StorageBackedService):
             s.coalesce_max_appends,
             s.coalesce_max_bytes,
         )
+        c.max_queued_bytes = s.max_queued_bytes
         c.parallel_bytes, c.linger_s, c.linger_until = (
             s.coalesce_parallel_bytes,
             s.coalesce_linger_ms / 1000,

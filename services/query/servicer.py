@@ -12,14 +12,16 @@ from allsource.storage.v1 import model_pb2, storage_pb2
 from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
+from services.query.cache import EventCache
+from services.query.relay import SubscriptionRelay
 from services.query.state import fold_stream
 from services.query.subscriptions import SubscriptionSlots
 from shared.config.settings import LimitsSettings, QuerySettings
 from shared.core import pagination
-from shared.core.errors import InvalidArgument, NotFound
+from shared.core.errors import AllSourceError, InvalidArgument, NotFound
 from shared.core.reasons import Reason
 from shared.core.text import CONTROL, UUID_PATTERN, text_problem, timestamp_problem
-from shared.core.wire import recast
+from shared.core.wire import recast, varint
 from shared.rpc.streams import until_closed
 from shared.storage.client import StorageClient
 from shared.tenancy.scope import narrow, require_stream, require_whole_streams, tenant_of, visible
@@ -93,6 +95,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self.settings = settings
         self.limits = limits
         self.subscriptions = SubscriptionSlots(settings)
+        self.events = EventCache(
+            max_bytes=settings.event_cache_bytes, max_bytes_per_tenant=settings.event_cache_bytes_per_tenant
+        )
         self.closing = asyncio.Event()
 
     def _page_size(self, requested: int) -> int:
@@ -107,12 +112,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 reason=Reason.INVALID_EVENT_ID,
                 violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")],
             )
-        found, raw = await self.storage.get_event(
-            storage_pb2.GetEventRequest(tenant_id=tenant_of(context), event_id=request.event_id.lower())
-        )
+        tenant, event_id = tenant_of(context), request.event_id.lower()
+        try:
+            found, raw = await self.storage.get_event(storage_pb2.GetEventRequest(tenant_id=tenant, event_id=event_id))
+        except AllSourceError as exc:
+            cached = self.events.get(tenant, event_id) if exc.code == grpc.StatusCode.UNAVAILABLE else None
+            if cached is None:
+                raise
+            # Storage cannot be reached: an event read before still answers (events never change).
+            log.info("served a cached event while storage is unavailable", extra={"event_id": event_id})
+            raw = b"\x0a" + varint(len(cached)) + cached
+            found = storage_pb2.GetEventResponse.FromString(raw)
+        else:
+            self.events.put(tenant, event_id, found.event.SerializeToString())
         if not visible(found.event):
             # Answer exactly as storage answers an absent event, so a scoped key cannot probe for ids.
-            event_id = request.event_id.lower()
             raise NotFound(
                 f"event {event_id} not found", reason=Reason.EVENT_NOT_FOUND, metadata={"event_id": event_id}
             )
@@ -258,9 +272,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             checkpoint_every_events=request.checkpoint_every_events or self.settings.checkpoint_every_events,
             checkpoint_interval_ms=int(interval * 1000),
             max_batch_size=min(request.max_batch_size or STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX),
+            max_message_bytes=self.settings.subscriber_buffer_bytes,
         )
         with self.subscriptions.hold(upstream.tenant_id):
-            async for message in until_closed(self.storage.subscribe(upstream), self.closing):
+            relay = SubscriptionRelay(
+                self.storage.subscribe(upstream),
+                buffer_bytes=self.settings.subscriber_buffer_bytes,
+                stall_s=self.settings.subscriber_stall_s,
+                start=request.after_position,
+            )
+            async for message in until_closed(relay.__aiter__(), self.closing):
                 yield message
 
     async def ListStreams(

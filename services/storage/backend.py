@@ -123,8 +123,10 @@ class EventLog(abc.ABC):
         after_position: int,
         limit: int,
         max_scan: int,
+        max_bytes: int = 0,
     ) -> EventRun:
-        """Matching events with a position greater than after_position, examining at most max_scan events."""
+        """Matching events with a position greater than after_position, examining at most max_scan events
+        and returning at most max_bytes of them (0: the backend's bound; one event always goes)."""
 
     @abc.abstractmethod
     async def list_streams(

@@ -10,6 +10,7 @@ converted here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import logging
 import os
@@ -35,6 +36,7 @@ from services.storage.backend import (
     TenantUsage,
 )
 from services.storage.codec import StreamHead
+from services.storage.disk import DiskGuard, out_of_space
 from services.storage.hub import CommitHub
 from services.storage.writer import GroupCommitWriter, TenantCursor, write_options
 from shared.config.settings import StorageSettings
@@ -74,8 +76,10 @@ def engine_errors(action: str) -> Iterator[None]:
         raise Unavailable(f"the storage engine failed while {action}", reason=Reason.STORAGE_ENGINE_ERROR) from exc
 
 
-def _family_options(name: str) -> Options:
+def _family_options(name: str, write_buffer_bytes: int = 0) -> Options:
     opt = Options(raw_mode=True)
+    if write_buffer_bytes:
+        opt.set_write_buffer_size(write_buffer_bytes)
     if name in _BLOOM:
         table = BlockBasedOptions()
         table.set_bloom_filter(10, False)
@@ -107,6 +111,15 @@ class RocksBackend(StorageBackend):
         self._other_bytes: dict[int, int] = {}
         self._writer: GroupCommitWriter | None = None
         self._hub: CommitHub | None = None
+        self._disk = DiskGuard(self.path, settings.min_free_bytes)
+        self._space_watch: asyncio.Future[None] | None = None
+        # Scans in progress (they hold iterators across awaits), and whether new ones may start (not while
+        # the database is being reopened).
+        self._scans = 0
+        self._no_scans = asyncio.Event()
+        self._no_scans.set()
+        self._readers_may_start = asyncio.Event()
+        self._readers_may_start.set()
         # Watchers of a namespace's records (WatchRecords): set, and replaced, when a record is written.
         self._record_watchers: dict[tuple[int, str], asyncio.Event] = {}
         # Every write that is acknowledged as stored syncs the WAL when storage.sync_writes says so.
@@ -121,24 +134,36 @@ class RocksBackend(StorageBackend):
     async def start(self) -> None:
         self._hub = CommitHub(asyncio.get_running_loop())
         self.path.mkdir(parents=True, exist_ok=True)
+        self._disk = DiskGuard(self.path, self.settings.min_free_bytes)
+        try:
+            self._open()
+        except Exception as exc:
+            raise StorageOpenError(f"cannot open the database at {self.path}: {exc}") from exc
+        self._space_watch = asyncio.ensure_future(self._watch_space())
+        log.info(
+            "storage opened",
+            extra={"path": str(self.path), "tenants": len(self._tenants), "sync_writes": self.settings.sync_writes},
+        )
+
+    def _open(self) -> None:
+        """Open the database, load the tenants' state from it, and start a writer on it."""
+        assert self._hub is not None
         opt = Options(raw_mode=True)
         opt.create_if_missing(True)
         opt.create_missing_column_families(True)
         opt.set_max_background_jobs(2)
         opt.set_keep_log_file_num(3)
-        try:
-            self._db = Rdict(str(self.path), opt, column_families={n: _family_options(n) for n in FAMILIES})
-            self._cf = {n: self._db.get_column_family(n) for n in FAMILIES}
-            self._h = {n: self._db.get_column_family_handle(n) for n in FAMILIES}
-            self._load_tenants()
-            for tenant_id, number in list(self._deleting.items()):
-                log.info("resuming an interrupted tenant deletion", extra={"tenant": tenant_id})
-                self._purge(tenant_id, number)
-                del self._deleting[tenant_id]
-        except Exception as exc:
-            raise StorageOpenError(f"cannot open the database at {self.path}: {exc}") from exc
-        for cursor in self._tenants.values():
-            self._hub.set_head(cursor.number, cursor.last_position)
+        families = {n: _family_options(n, self.settings.write_buffer_bytes) for n in FAMILIES}
+        self._db = Rdict(str(self.path), opt, column_families=families)
+        self._cf = {n: self._db.get_column_family(n) for n in FAMILIES}
+        self._h = {n: self._db.get_column_family_handle(n) for n in FAMILIES}
+        self._load_tenants()
+        for tenant_id, number in list(self._deleting.items()):
+            log.info("resuming an interrupted tenant deletion", extra={"tenant": tenant_id})
+            self._purge(tenant_id, number)
+            del self._deleting[tenant_id]
+        # On a reopen after a failed write, what that write left durable becomes visible (heads only rise).
+        self._hub.publish({cursor.number: cursor.last_position for cursor in self._tenants.values()})
         self._writer = GroupCommitWriter(
             self._db,
             self._h,
@@ -149,14 +174,55 @@ class RocksBackend(StorageBackend):
             stream_cache_size=self.settings.stream_cache_size,
             request_id_ttl_ns=self.settings.request_id_ttl_s * 1_000_000_000,
             on_commit=self._hub.publish,
+            on_failure=self._write_failed,
         )
         self._writer.start()
-        log.info(
-            "storage opened",
-            extra={"path": str(self.path), "tenants": len(self._tenants), "sync_writes": self.settings.sync_writes},
-        )
+
+    def _write_failed(self, exc: BaseException) -> None:
+        if out_of_space(exc):
+            log.error("the storage volume is full: writes are refused until space is freed")
+            self._disk.full = True
+
+    async def _watch_space(self) -> None:
+        """Once a write has failed for lack of space, reopen the database when space is back."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._disk.full and self._disk.room_again():
+                try:
+                    await self._reopen()
+                except Exception:
+                    log.exception("could not reopen the database after the volume filled up")
+                else:
+                    log.info("space is back: the database is reopened and takes writes again")
+
+    async def _reopen(self) -> None:
+        """Close and open the database in this process: RocksDB takes no writes after a failed one."""
+        self._readers_may_start.clear()
+        await self._no_scans.wait()  # scans hold iterators across awaits; let them finish
+        try:
+            if self._writer is not None:
+                await self._writer.stop()
+                self._writer = None
+            try:
+                self._db.close()
+            except Exception as exc:
+                log.warning("closing the database after a failed write", extra={"detail": str(exc)})
+            # The database's lock is released only once nothing refers to it any more.
+            self._db, self._cf, self._h = None, {}, {}
+            gc.collect()
+            self._tenants.clear()
+            self._tenant_records.clear()
+            self._deleting.clear()
+            self._other_bytes.clear()
+            self._open()
+            self._disk.full = False
+        finally:
+            self._readers_may_start.set()
 
     async def close(self) -> None:
+        if self._space_watch is not None:
+            self._space_watch.cancel()
+            self._space_watch = None
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
@@ -257,6 +323,7 @@ class RocksBackend(StorageBackend):
     # -- writes --------------------------------------------------------------------------------------
 
     async def append(self, ops: Sequence[AppendOp]) -> list[AppendResult]:
+        self._disk.check()
         writer = self._writer
         if writer is None:
             raise Unavailable("storage is not open", reason=Reason.STORAGE_CLOSED)
@@ -378,8 +445,10 @@ class RocksBackend(StorageBackend):
         after_position: int,
         limit: int,
         max_scan: int,
+        max_bytes: int = 0,
     ) -> EventRun:
         t = self._tenant_no(tenant_id)
+        budget = min(max_bytes, self.settings.max_read_bytes) if max_bytes else self.settings.max_read_bytes
         if t is None or self._hub is None:
             return EventRun([], after_position, True)
         head = self._hub.head(t)
@@ -395,19 +464,29 @@ class RocksBackend(StorageBackend):
                 return EventRun([], max(after_position, min(hi, head)), True)
             limit, max_scan = max(1, limit), max(1, max_scan)
             match = _Match(f.stream_id_prefix, frozenset(f.event_types))
-            if f.stream_id:
-                return await self._scan_stream(t, f.stream_id, match, lo, hi, limit, max_scan)
-            if f.event_types:
-                return await self._scan_types(t, match, lo, hi, limit, max_scan)
-            return await self._scan_log(t, match, lo, hi, limit, max_scan)
+            await self._readers_may_start.wait()
+            self._scans += 1
+            self._no_scans.clear()
+            try:
+                if f.stream_id:
+                    return await self._scan_stream(t, f.stream_id, match, lo, hi, limit, max_scan, budget)
+                if f.event_types:
+                    return await self._scan_types(t, match, lo, hi, limit, max_scan, budget)
+                return await self._scan_log(t, match, lo, hi, limit, max_scan, budget)
+            finally:
+                self._scans -= 1
+                if not self._scans:
+                    self._no_scans.set()
 
-    async def _scan_log(self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    async def _scan_log(
+        self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int, budget: int
+    ) -> EventRun:
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
         it = self._cf["events"].iter(ro)
         it.seek(keys.event_key(t, lo))
         out: list[bytes] = []
-        budget, used, scanned, last = self.settings.max_read_bytes, 0, 0, lo - 1
+        used, scanned, last = 0, 0, lo - 1
         accept, slice_ends = match.accept, time.perf_counter() + SCAN_SLICE_S
         while it.valid() and scanned < max_scan and len(out) < limit:
             data = it.value()
@@ -426,7 +505,9 @@ class RocksBackend(StorageBackend):
             last = hi  # the log is gapless up to the head, so the range is done
         return EventRun(out, last, last >= hi)
 
-    async def _scan_types(self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int) -> EventRun:
+    async def _scan_types(
+        self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int, budget: int
+    ) -> EventRun:
         def positions(event_type: str) -> Iterator[int]:
             prefix = keys.type_prefix(t, event_type)
             ro = ReadOptions()
@@ -441,7 +522,7 @@ class RocksBackend(StorageBackend):
         merged = heapq.merge(*(positions(et) for et in sorted(match.types)))
         tp = keys.tenant_prefix(t)
         out: list[bytes] = []
-        budget, used, scanned, last = self.settings.max_read_bytes, 0, 0, lo - 1
+        used, scanned, last = 0, 0, lo - 1
         exhausted = True
         chunk: list[int] = []
         slice_ends = time.perf_counter() + SCAN_SLICE_S
@@ -472,7 +553,7 @@ class RocksBackend(StorageBackend):
         return EventRun(out, last, last >= hi)
 
     async def _scan_stream(
-        self, t: int, stream_id: str, match: _Match, lo: int, hi: int, limit: int, max_scan: int
+        self, t: int, stream_id: str, match: _Match, lo: int, hi: int, limit: int, max_scan: int, budget: int
     ) -> EventRun:
         head = self._stream_head(t, stream_id)
         if head is None or head.last_position < lo or head.first_position > hi:
@@ -496,7 +577,7 @@ class RocksBackend(StorageBackend):
         used, last, stopped = 0, lo - 1, False
         accept = match.accept_type  # the stream is chosen: only the types remain to check
         for pos, data in zip(in_range, datas, strict=True):
-            if out and used + len(data) > self.settings.max_read_bytes:
+            if out and used + len(data) > budget:
                 stopped = True
                 break
             last = pos
@@ -570,6 +651,7 @@ class RocksBackend(StorageBackend):
             return Snapshot(keys.unpack_u64(it.key(), len(prefix)), value[8:], keys.unpack_u64(value))
 
     async def put_snapshot(self, tenant_id: str, stream_id: str, snapshot: Snapshot) -> None:
+        self._disk.check()
         t = self._tenant_no(tenant_id)
         if t is None:
             raise NotFound(f"tenant {tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
@@ -593,6 +675,7 @@ class RocksBackend(StorageBackend):
 
     def apply_settings(self, settings: StorageSettings) -> None:
         self.settings = settings
+        self._disk.min_free_bytes = settings.min_free_bytes
         self._durable = write_options(settings.sync_writes)
         if self._writer is not None:
             self._writer.configure(
@@ -625,6 +708,7 @@ class RocksBackend(StorageBackend):
     async def put_record(
         self, tenant_id: str, namespace: str, key: str, value: bytes, expected_revision: int | None
     ) -> Record:
+        self._disk.check()
         tenant_no = self._record_tenant(tenant_id)
         full = keys.record_prefix(tenant_no, namespace) + key.encode()
         with engine_errors("writing a record"):
@@ -680,6 +764,7 @@ class RocksBackend(StorageBackend):
         return out, end
 
     async def delete_record(self, tenant_id: str, namespace: str, key: str, expected_revision: int | None) -> bool:
+        self._disk.check()
         tenant_no = self._record_tenant(tenant_id)
         full = keys.record_prefix(tenant_no, namespace) + key.encode()
         with engine_errors("deleting a record"):
@@ -723,6 +808,7 @@ class RocksBackend(StorageBackend):
         return NotFound(f"tenant {tenant_id!r} does not exist", reason=Reason.TENANT_NOT_FOUND)
 
     async def put_tenant(self, tenant: model_pb2.TenantRecord, expected_revision: int) -> int:
+        self._disk.check()
         tenant_id = tenant.tenant_id
         if not tenant_id or keys.SEP.decode() in tenant_id:
             raise InvalidArgument("a tenant needs an id", violations=[("tenant.tenant_id", "required")])
@@ -900,6 +986,7 @@ class RocksBackend(StorageBackend):
         )
 
     async def add_usage(self, tenant_id: str, queries: int) -> None:
+        self._disk.check()
         cursor = self._tenants.get(tenant_id)
         if cursor is None or queries <= 0:
             return

@@ -222,6 +222,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             checkpoint_every_events=request.checkpoint_every_events or 1000,
             checkpoint_interval_s=(request.checkpoint_interval_ms or 5000) / 1000,
             max_batch_size=_limit(request.max_batch_size or 500),
+            max_message_bytes=request.max_message_bytes,
         )
         # Stop following as soon as the call ends (the caller hung up), not at the next wake-up.
         ended = asyncio.Event()

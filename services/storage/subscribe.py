@@ -34,6 +34,7 @@ class SubscriptionParams:
     checkpoint_every_events: int
     checkpoint_interval_s: float
     max_batch_size: int
+    max_message_bytes: int = 0
 
 
 def events_message(events: list[bytes]) -> storage_pb2.SubscribeResponse:
@@ -67,6 +68,7 @@ async def follow(
                 event_filter,
                 after_position=cursor,
                 limit=p.max_batch_size,
+                max_bytes=p.max_message_bytes,
                 max_scan=p.checkpoint_every_events,
             )
             cursor = max(cursor, run.scanned_to)

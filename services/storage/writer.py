@@ -33,11 +33,8 @@ from services.storage import append_rules as rules
 from services.storage import codec, keys
 from services.storage.backend import AppendResult
 from services.storage.codec import StreamHead
-from shared.core.errors import (
-    AllSourceError,
-    NotFound,
-    Unavailable,
-)
+from services.storage.disk import out_of_space
+from shared.core.errors import AllSourceError, NotFound, ResourceExhausted, Unavailable
 from shared.core.reasons import Reason
 from shared.core.timestamps import to_timestamp
 
@@ -122,7 +119,9 @@ class GroupCommitWriter:
         stream_cache_size: int,
         request_id_ttl_ns: int,
         on_commit: Callable[[dict[int, int]], None],
+        on_failure: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
+        self._on_failure = on_failure
         self._db = db
         self._h = handles
         self._cf = families
@@ -230,14 +229,22 @@ class GroupCommitWriter:
                 self.write_batches += 1
         except Exception as exc:  # rocksdict raises plain exceptions; nothing of this batch is acknowledged
             log.exception("group commit failed; %d appends rejected", len(items))
-            failure: AllSourceError = (
-                exc
-                if isinstance(exc, AllSourceError)
-                else Unavailable(
+            self._on_failure(exc)
+            failure: AllSourceError
+            if isinstance(exc, AllSourceError):
+                failure = exc
+            elif out_of_space(exc):
+                failure = ResourceExhausted(
+                    "the storage volume is full; nothing of this append was stored. Writes resume by "
+                    "themselves once space is freed",
+                    reason=Reason.STORAGE_FULL,
+                    retry_after=1.0,
+                )
+            else:
+                failure = Unavailable(
                     "the storage engine failed to write; nothing of this append was stored",
                     reason=Reason.STORAGE_WRITE_FAILED,
                 )
-            )
             for group in groups:
                 if not group.future.done():  # a caller that went away has cancelled its future
                     group.future.set_result([failure] * len(group.items))

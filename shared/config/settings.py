@@ -64,6 +64,10 @@ class StorageSettings(Endpoint):
     stream_cache_size: int = Reloadable(100_000, ge=0)
     # Keep request-id results (idempotent retries) this long.
     request_id_ttl_s: int = Reloadable(7 * 24 * 3600, ge=60)
+    # Writes are refused (STORAGE_FULL) while the data directory's volume has less than this free.
+    min_free_bytes: int = Reloadable(64 * MiB, ge=0)
+    # RocksDB write buffer (memtable) size per column family.
+    write_buffer_bytes: int = Field(default=64 * MiB, ge=64 * 1024)
     # Live subscriptions storage follows for all the query replicas together; past it, UNAVAILABLE.
     max_subscriptions: int = Reloadable(20_000, ge=1)
     # Largest read response, in bytes; reads return fewer events rather than exceed it.
@@ -86,6 +90,9 @@ class IngestSettings(Endpoint):
     # One storage call carries at most this many appends and bytes.
     coalesce_max_appends: int = Reloadable(1024, ge=1)
     coalesce_max_bytes: int = Reloadable(8 * MiB, ge=64 * 1024)
+    # Bytes of appends waiting for a storage call; past it appends are refused at once (UNAVAILABLE /
+    # OVERLOADED with a retry delay), so the ingest process's memory stays bounded.
+    max_queued_bytes: int = Reloadable(64 * MiB, ge=1024 * 1024)
     # BatchAppend stops reading a client's stream while this many of its requests are unanswered.
     batch_append_window: int = Reloadable(8, ge=1, le=1024)
 
@@ -102,6 +109,14 @@ class QuerySettings(Endpoint):
     # (UNAVAILABLE / OVERLOADED, or RESOURCE_EXHAUSTED / QUOTA_EXCEEDED for the tenant's share).
     max_subscriptions: int = Reloadable(2000, ge=1)
     max_subscriptions_per_tenant: int = Reloadable(200, ge=1)
+    # Messages waiting for a slow subscriber (besides what HTTP/2 flow control holds); when it makes no
+    # room for subscriber_stall_s the subscription ends with SUBSCRIBER_TOO_SLOW and where to resume.
+    subscriber_buffer_bytes: int = Reloadable(64 * 1024, ge=16 * 1024)
+    subscriber_stall_s: float = Reloadable(30.0, gt=0)
+    # Events read through this replica kept in memory by id, in all and per tenant: GetEvent answers
+    # from them while storage cannot be reached.
+    event_cache_bytes: int = Field(default=64 * MiB, ge=0)
+    event_cache_bytes_per_tenant: int = Field(default=16 * MiB, ge=0)
     # Subscribe defaults.
     checkpoint_every_events: int = Reloadable(1000, ge=1)
     checkpoint_interval_s: float = Reloadable(5.0, gt=0)
@@ -135,8 +150,20 @@ class GrpcSettings(_Section):
     # Connections from a public service to storage for long-lived streams (subscriptions), apart from
     # the one unary calls use; each carries up to max_concurrent_streams of them.
     storage_stream_channels: int = Field(default=4, ge=1, le=64)
-    # Deadline for one internal call to storage.
+    # Deadline for one internal call to storage (shorter when the caller's own deadline is nearer: the
+    # remaining time, less deadline_margin_s, travels on).
     storage_timeout_s: float = Reloadable(30.0, gt=0)
+    deadline_margin_s: float = Reloadable(0.05, ge=0, le=5)
+    # Calls to storage that are safe to repeat (reads, appends carrying a request id) are retried this
+    # many times when storage cannot be reached, after a jittered backoff from retry_backoff_s.
+    storage_retries: int = Reloadable(2, ge=0, le=10)
+    retry_backoff_s: float = Reloadable(0.05, gt=0, le=5)
+    # Circuit breaker on calls to storage: this many consecutive failures to reach it open the breaker
+    # for breaker_open_s (calls then fail at once; storage reporting SERVING closes it again).
+    breaker_failures: int = Reloadable(5, ge=1)
+    breaker_open_s: float = Reloadable(1.0, gt=0, le=60)
+    # Keepalive pings between the suite's services, so a silently dead peer is noticed within seconds.
+    internal_keepalive_s: float = Field(default=10.0, gt=0)
     # The asyncio event loop implementation. uvloop costs ~15% less CPU per call here.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 

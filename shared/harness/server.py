@@ -173,7 +173,7 @@ class StorageBackedService(Service):
         await self.storage.close()
 
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
-        self.storage.timeout = settings.grpc.storage_timeout_s
+        self.storage.configure(settings)
         self.token_verifier.settings = settings.auth
         self.auth_state.resync_s = settings.auth.change_resync_s
         self.auth_state.api_key_max_failures = settings.auth.api_key_max_failures

@@ -17,6 +17,7 @@ object on every call (docs/PERFORMANCE.md has the figures).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import time
@@ -32,6 +33,9 @@ from shared.core.errors import AllSourceError, Internal, InvalidArgument
 from shared.core.reasons import Reason
 
 log = logging.getLogger("allsource.rpc")
+# When the RPC being handled must be answered (time.monotonic()), if its caller set a deadline: calls
+# this one makes to other services carry the rest of it.
+call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("call_deadline", default=None)
 
 REQUEST_ID_KEY = "x-request-id"
 INFRA_PREFIXES = ("/grpc.health.",)
@@ -198,9 +202,10 @@ async def _checked(requests: AsyncIterator[Any], info: MethodInfo) -> AsyncItera
 def _begin(info: MethodInfo, context: grpc.aio.ServicerContext, request: Any) -> Call:
     # The peer is read now: once a call is cancelled its context must not be touched (asking a
     # cancelled call for its peer crashed the process in grpcio 1.85).
-    return Call(
-        info, context, request, tuple(context.invocation_metadata() or ()), context.peer() or "", time.perf_counter()
-    )
+    remaining = context.time_remaining()
+    call_deadline.set(time.monotonic() + remaining if remaining is not None else None)
+    metadata = tuple(context.invocation_metadata() or ())
+    return Call(info, context, request, metadata, context.peer() or "", time.perf_counter())
 
 
 def _outcome(call: Call, exc: BaseException) -> Outcome:

@@ -32,16 +32,18 @@ def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
 
 
 def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
-    """Transport options for channels between services."""
+    """Transport options for channels between services: keepalive notices a silently dead peer within
+    seconds, and a restarted peer is reconnected within half a second (the backoff ceiling)."""
     return [
         ("grpc.max_receive_message_length", g.max_message_bytes),
         ("grpc.max_send_message_length", g.max_message_bytes),
-        ("grpc.keepalive_time_ms", int(max(g.keepalive_time_s, g.min_ping_interval_s) * 1000)),
-        ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_time_ms", int(max(g.internal_keepalive_s, g.min_ping_interval_s) * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(g.keepalive_timeout_s, g.internal_keepalive_s) * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 2000),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 500),
     ]
 
 
@@ -69,7 +71,12 @@ def channel_options_for(g: GrpcSettings, tls: TlsSettings) -> list[tuple[str, An
 
 
 def open_channel(
-    address: str, g: GrpcSettings, tls: TlsSettings, interceptors: Any = None, own_connection: bool = False
+    address: str,
+    g: GrpcSettings,
+    tls: TlsSettings,
+    interceptors: Any = None,
+    own_connection: bool = False,
+    stream_window: int = 0,
 ) -> grpc.aio.Channel:
     """A channel to another service of the suite: TLS when the suite uses it (presenting this service's
     certificate, for mTLS), plaintext otherwise. With `own_connection` it never shares its TCP connection
@@ -77,6 +84,10 @@ def open_channel(
     options = channel_options_for(g, tls)
     if own_connection:
         options.append(("grpc.use_local_subchannel_pool", 1))
+    if stream_window:
+        # A fixed receive window per stream: gRPC otherwise grows it (BDP probing) to megabytes, which a
+        # stream whose reader has stalled then fills, for each of a thousand subscriptions.
+        options += [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", stream_window)]
     if not tls.enabled or tls.key is None:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     credentials = grpc.ssl_channel_credentials(

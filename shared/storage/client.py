@@ -8,6 +8,8 @@ which the caller would see as UNKNOWN).
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar, cast
@@ -21,8 +23,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shared.auth.principal import current as current_principal
 from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
 from shared.config.settings import Settings
-from shared.core.errors import from_rpc_error
-from shared.rpc.chain import REQUEST_ID_KEY
+from shared.core.errors import STATUS_DETAILS_KEY, DeadlineExceeded, from_rpc_error
+from shared.core.reasons import Reason
+from shared.rpc.breaker import CircuitBreaker
+from shared.rpc.chain import REQUEST_ID_KEY, call_deadline
 from shared.rpc.transport import open_channel
 from shared.telemetry import tracing
 from shared.telemetry.logs import request_id_var
@@ -41,7 +45,10 @@ class StorageClient:
             secret.get_secret_value().encode() if secret else b"", service, settings.internal.scope_ttl_s
         )
         self.address = settings.storage.dial()
-        self.timeout = settings.grpc.storage_timeout_s
+        self.breaker = CircuitBreaker(
+            "storage", failure_threshold=settings.grpc.breaker_failures, open_s=settings.grpc.breaker_open_s
+        )
+        self.configure(settings)
         self._propagate = tracing.propagating(settings.tracing)
         self.channel = open_channel(
             self.address, settings.grpc, settings.tls, interceptors=tracing.client_interceptors(settings.tracing)
@@ -52,7 +59,7 @@ class StorageClient:
         # use: a connection carries a bounded number of concurrent streams, and idle subscriptions must
         # not take the capacity every other call needs.
         self._stream_channels = [
-            open_channel(self.address, settings.grpc, settings.tls, own_connection=True)
+            open_channel(self.address, settings.grpc, settings.tls, own_connection=True, stream_window=64 * 1024)
             for _ in range(settings.grpc.storage_stream_channels)
         ]
         self._streams_open = [0] * len(self._stream_channels)
@@ -79,6 +86,15 @@ class StorageClient:
             request_serializer=None,
             response_deserializer=storage_pb2.AppendResponse.FromString,
         )
+
+    def configure(self, settings: Settings) -> None:
+        """Take reloaded settings (deadlines, retries, the breaker's thresholds)."""
+        g = settings.grpc
+        self.timeout = g.storage_timeout_s
+        self.deadline_margin_s = g.deadline_margin_s
+        self.retries = g.storage_retries
+        self.backoff_s = g.retry_backoff_s
+        self.breaker.failure_threshold, self.breaker.open_s = g.breaker_failures, g.breaker_open_s
 
     def _reader(self, method: str, request_type: type[Message], response_type: type[Message]) -> Any:
         return self.channel.unary_unary(
@@ -108,21 +124,62 @@ class StorageClient:
         return tuple(metadata)
 
     async def _unary(
-        self, method: Any, request: Message | bytes, returns: type[R], *, timeout: float | None = None, system: bool
+        self,
+        method: Any,
+        request: Message | bytes,
+        returns: type[R],
+        *,
+        timeout: float | None = None,
+        system: bool,
+        retry: bool = False,
     ) -> R:
-        """One unary call (with the system scope when `system`), upstream errors turned into ours."""
-        scope = self.system_scope() if system else None
-        try:
-            return cast(R, await method(request, timeout=timeout or self.timeout, metadata=self._metadata(scope)))
-        except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+        """One unary call (with the system scope when `system`), upstream errors turned into ours.
+
+        It carries the caller's remaining deadline, goes through the circuit breaker, and when `retry`
+        (the call is safe to repeat) is tried again after a jittered backoff if storage cannot be
+        reached."""
+        metadata = self._metadata(self.system_scope() if system else None)
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(attempts):
+            self.breaker.before_call()
+            budget = self._budget(timeout)
+            try:
+                answer = await method(request, timeout=budget, metadata=metadata)
+            except grpc.aio.AioRpcError as err:
+                unreachable = _unreachable(err)
+                if unreachable:
+                    self.breaker.failed()
+                else:
+                    self.breaker.succeeded()  # storage answered, if only with an error
+                if not (unreachable and attempt + 1 < attempts and err.code() == grpc.StatusCode.UNAVAILABLE):
+                    raise from_rpc_error(err) from None
+                await asyncio.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random()))
+                continue
+            self.breaker.succeeded()
+            return cast(R, answer)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _budget(self, timeout: float | None) -> float:
+        """This call's deadline: the configured one, or what the caller's deadline leaves, if less."""
+        budget = timeout or self.timeout
+        deadline = call_deadline.get()
+        if deadline is not None:
+            left = deadline - time.monotonic() - self.deadline_margin_s
+            if left <= 0:
+                raise DeadlineExceeded(
+                    "the call's deadline passed before storage could be asked", reason=Reason.DEADLINE_EXCEEDED
+                )
+            budget = min(budget, left)
+        return budget
 
     # -- the event log ------------------------------------------------------------------------------
 
-    async def append_raw(self, request: bytes) -> storage_pb2.AppendResponse:
-        """StorageService.Append with an already serialized AppendRequest."""
+    async def append_raw(self, request: bytes, *, idempotent: bool = False) -> storage_pb2.AppendResponse:
+        """StorageService.Append with an already serialized AppendRequest; `idempotent` when every append
+        in it carries a request id, so that a retry cannot write anything twice."""
         # Each operation carries its own scope; the call itself is the service's.
-        return await self._unary(self._append_raw, request, storage_pb2.AppendResponse, system=True)
+        returns = storage_pb2.AppendResponse
+        return await self._unary(self._append_raw, request, returns, system=True, retry=idempotent)
 
     async def get_event(self, request: storage_pb2.GetEventRequest) -> tuple[storage_pb2.GetEventResponse, bytes]:
         """One event by id, parsed and as the bytes storage sent."""
@@ -137,21 +194,26 @@ class StorageClient:
         return cast(tuple[storage_pb2.ReadEventsResponse, bytes], await self._read("ReadEvents", request))
 
     async def _read(self, method: str, request: Message) -> tuple[Message, bytes]:
-        return await self._unary(self._raw_reads[method], request, tuple, system=False)
+        return await self._unary(self._raw_reads[method], request, tuple, system=False, retry=True)
 
     async def list_streams(self, request: storage_pb2.ListStreamsRequest) -> storage_pb2.ListStreamsResponse:
         """Streams of a tenant in id order."""
-        return await self._unary(self.stub.ListStreams, request, storage_pb2.ListStreamsResponse, system=False)
+        return await self._unary(
+            self.stub.ListStreams, request, storage_pb2.ListStreamsResponse, system=False, retry=True
+        )
 
     async def get_stream(self, request: storage_pb2.GetStreamRequest) -> storage_pb2.GetStreamResponse:
         """One stream's head, and its version at a time."""
-        return await self._unary(self.stub.GetStream, request, storage_pb2.GetStreamResponse, system=False)
+        returns = storage_pb2.GetStreamResponse
+        return await self._unary(self.stub.GetStream, request, returns, system=False, retry=True)
 
     # -- snapshots ----------------------------------------------------------------------------------
 
     async def get_snapshot(self, request: storage_pb2.GetSnapshotRequest) -> storage_pb2.GetSnapshotResponse:
         """The newest snapshot of a stream at or below a version."""
-        return await self._unary(self.stub.GetSnapshot, request, storage_pb2.GetSnapshotResponse, system=False)
+        return await self._unary(
+            self.stub.GetSnapshot, request, storage_pb2.GetSnapshotResponse, system=False, retry=True
+        )
 
     async def put_snapshot(self, request: storage_pb2.PutSnapshotRequest) -> storage_pb2.PutSnapshotResponse:
         """Store a snapshot of a stream."""
@@ -165,14 +227,15 @@ class StorageClient:
 
     async def get_record(self, request: storage_pb2.GetRecordRequest) -> storage_pb2.GetRecordResponse:
         """One record."""
-        return await self._unary(self.stub.GetRecord, request, storage_pb2.GetRecordResponse, system=True)
+        returns = storage_pb2.GetRecordResponse
+        return await self._unary(self.stub.GetRecord, request, returns, system=True, retry=True)
 
     async def list_records(
         self, request: storage_pb2.ListRecordsRequest, *, timeout: float | None = None
     ) -> storage_pb2.ListRecordsResponse:
         """Records of a namespace in key order."""
         return await self._unary(
-            self.stub.ListRecords, request, storage_pb2.ListRecordsResponse, timeout=timeout, system=True
+            self.stub.ListRecords, request, storage_pb2.ListRecordsResponse, timeout=timeout, system=True, retry=True
         )
 
     async def delete_record(self, request: storage_pb2.DeleteRecordRequest) -> storage_pb2.DeleteRecordResponse:
@@ -187,11 +250,14 @@ class StorageClient:
 
     async def get_tenant(self, request: storage_pb2.GetTenantRequest) -> storage_pb2.GetTenantResponse:
         """One tenant."""
-        return await self._unary(self.stub.GetTenant, request, storage_pb2.GetTenantResponse, system=True)
+        returns = storage_pb2.GetTenantResponse
+        return await self._unary(self.stub.GetTenant, request, returns, system=True, retry=True)
 
     async def list_tenants(self, request: storage_pb2.ListTenantsRequest) -> storage_pb2.ListTenantsResponse:
         """Tenants in id order (admin service only)."""
-        return await self._unary(self.stub.ListTenants, request, storage_pb2.ListTenantsResponse, system=True)
+        return await self._unary(
+            self.stub.ListTenants, request, storage_pb2.ListTenantsResponse, system=True, retry=True
+        )
 
     async def delete_tenant(self, request: storage_pb2.DeleteTenantRequest) -> storage_pb2.DeleteTenantResponse:
         """Delete a tenant and all of its data (admin service only)."""
@@ -199,7 +265,9 @@ class StorageClient:
 
     async def get_tenant_usage(self, request: storage_pb2.GetTenantUsageRequest) -> storage_pb2.GetTenantUsageResponse:
         """A tenant's usage, in the scope of the current call's tenant."""
-        return await self._unary(self.stub.GetTenantUsage, request, storage_pb2.GetTenantUsageResponse, system=False)
+        return await self._unary(
+            self.stub.GetTenantUsage, request, storage_pb2.GetTenantUsageResponse, system=False, retry=True
+        )
 
     async def add_usage(self, request: storage_pb2.AddUsageRequest) -> storage_pb2.AddUsageResponse:
         """Add counted query calls to a tenant's usage."""
@@ -208,7 +276,7 @@ class StorageClient:
     async def get_stats(self, request: storage_pb2.GetStatsRequest, *, timeout: float) -> storage_pb2.GetStatsResponse:
         """Suite-wide statistics (admin service only)."""
         return await self._unary(
-            self.stub.GetStats, request, storage_pb2.GetStatsResponse, timeout=timeout, system=True
+            self.stub.GetStats, request, storage_pb2.GetStatsResponse, timeout=timeout, system=True, retry=True
         )
 
     # -- live ---------------------------------------------------------------------------------------
@@ -246,6 +314,8 @@ class StorageClient:
         except grpc.aio.AioRpcError as err:
             return False, f"storage at {self.address} unreachable: {err.code().name}", time.perf_counter() - started
         serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+        if serving:
+            self.breaker.reset()  # storage is back: calls go through again at once
         detail = "" if serving else f"storage reports {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
         return serving, detail, time.perf_counter() - started
 
@@ -253,3 +323,11 @@ class StorageClient:
         """Close the channels."""
         for channel in (self.channel, *self._stream_channels):
             await channel.close()
+
+
+def _unreachable(err: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call never got an answer from storage (no rich status: the transport failed or
+    the deadline passed), as opposed to storage answering with an error."""
+    if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return False
+    return not any(key == STATUS_DETAILS_KEY for key, _ in err.trailing_metadata() or ())

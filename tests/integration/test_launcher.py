@@ -143,3 +143,37 @@ def test_every_console_script_answers_version(script: str) -> None:
     path = ROOT / ".venv" / "bin" / script
     done = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0 and done.stdout.strip() == f"{script} {VERSION}", (done.stdout, done.stderr)
+
+
+def test_a_crashed_service_is_restarted_and_the_launcher_says_so(launcher: Launcher) -> None:
+    from allsource_client import AllSourceClient, event
+
+    storage = launcher.services[0]
+    os.kill(storage, signal.SIGKILL)
+    assert launcher.proc.stderr is not None
+    said = ""
+    deadline = time.monotonic() + 30
+    while "restarting storage" not in said and time.monotonic() < deadline:
+        said += launcher.proc.stderr.readline()
+    assert "storage exited with status -9; restarting it in" in said and "restarting storage" in said, said
+    ports = {name: _launcher_env(launcher)[f"ALLSOURCE_{name.upper()}__PORT"] for name in ("ingest", "query")}
+    key = (Path(_launcher_env(launcher)["ALLSOURCE_STORAGE__DATA_DIR"]) / "bootstrap-admin.key").read_text().strip()
+
+    def appends() -> bool:
+        try:
+            with AllSourceClient(
+                f"127.0.0.1:{ports['ingest']}",
+                f"127.0.0.1:{ports['query']}",
+                metadata=(("authorization", f"Bearer {key}"),),
+            ) as client:
+                return client.append("after-restart", [event("E")]).last_version >= 1
+        except Exception:
+            return False
+
+    deadline = time.monotonic() + 30
+    while not appends():
+        assert time.monotonic() < deadline, "the suite did not work again after the restart"
+        time.sleep(0.2)
+    restarted = _children(launcher.proc.pid)
+    assert len(restarted) == 4 and storage not in restarted
+    launcher.services = restarted

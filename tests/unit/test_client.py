@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -127,3 +128,45 @@ def test_reason_wins_over_code_and_read_stream_follows_tokens(fake: tuple[AllSou
     )
     box["thread"].join()
     assert isinstance(box["error"], StreamNotFound)
+
+
+def _refused_with_retry(delay_s: float) -> tuple[Any, ...]:
+    status = status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message="busy")
+    status.details.add().Pack(error_details_pb2.ErrorInfo(reason="OVERLOADED", domain="allsource.dev"))
+    retry = error_details_pb2.RetryInfo()
+    retry.retry_delay.FromNanoseconds(int(delay_s * 1e9))
+    status.details.add().Pack(retry)
+    return tuple(rpc_status.to_status(status).trailing_metadata)
+
+
+def test_a_refusal_with_retry_info_is_tried_again_after_the_delay(fake: tuple[AllSourceClient, Any]) -> None:
+    """RetryInfo means the server did nothing with the request: the client waits and tries again."""
+    client, channel = fake
+    started = time.monotonic()
+    box = in_background(lambda: client.append("s", [event("E")]))
+    method = INGEST.methods_by_name["AppendEvents"]
+    for _ in range(2):
+        _, _, rpc = channel.take_unary_unary(method)
+        rpc.terminate(ingest_pb2.AppendEventsResponse(), _refused_with_retry(0.1), grpc.StatusCode.UNAVAILABLE, "")
+    _, _, rpc = channel.take_unary_unary(method)
+    rpc.terminate(ingest_pb2.AppendEventsResponse(first_version=7), (), grpc.StatusCode.OK, "")
+    box["thread"].join()
+    assert box["value"].first_version == 7 and time.monotonic() - started >= 0.2
+
+
+def test_retries_stop_at_the_limit_and_other_errors_are_not_retried(fake: tuple[AllSourceClient, Any]) -> None:
+    client, channel = fake
+    client.retries = 1
+    box = in_background(lambda: client.append("s", [event("E")]))
+    method = INGEST.methods_by_name["AppendEvents"]
+    for _ in range(2):
+        _, _, rpc = channel.take_unary_unary(method)
+        rpc.terminate(ingest_pb2.AppendEventsResponse(), _refused_with_retry(0.01), grpc.StatusCode.UNAVAILABLE, "")
+    box["thread"].join()
+    assert isinstance(box["error"], ServiceUnavailable) and box["error"].reason == "OVERLOADED"
+    box = in_background(lambda: client.append("s", [event("E")]))
+    _, _, rpc = channel.take_unary_unary(method)
+    code = grpc.StatusCode.UNAVAILABLE
+    rpc.terminate(ingest_pb2.AppendEventsResponse(), rich(code, "down", "STORAGE_UNAVAILABLE"), code, "down")
+    box["thread"].join()  # no RetryInfo: maybe done, maybe not; the caller decides
+    assert isinstance(box["error"], ServiceUnavailable)

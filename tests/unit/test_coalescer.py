@@ -27,7 +27,7 @@ class FakeStorage:
     def scope(self) -> str:
         return "scope-of-the-caller"
 
-    async def append_raw(self, raw: bytes) -> storage_pb2.AppendResponse:
+    async def append_raw(self, raw: bytes, *, idempotent: bool = False) -> storage_pb2.AppendResponse:
         request = storage_pb2.AppendRequest.FromString(raw)
         streams = [op.request.stream_id for op in request.operations]
         self.calls.append(streams)

@@ -7,6 +7,7 @@ carrying the reason, metadata and BadRequest field violations of the server's st
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from allsource.v1 import (
 from google.rpc import error_details_pb2, status_pb2
 
 from allsource_client.reasons import Reason
+from allsource_client.service_config import SERVICE_CONFIG
 
 ANY = ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_ANY)
 NO_STREAM = ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_NO_STREAM)
@@ -45,6 +47,9 @@ class AllSourceClientError(Exception):
         self.reason = ""
         self.metadata: dict[str, str] = {}
         self.violations: list[tuple[str, str]] = []
+        # Seconds to wait before trying again, when the server says (RetryInfo): it did nothing with
+        # the request, so trying again is safe whatever the call.
+        self.retry_after: float | None = None
         for detail in status.details if status else ():
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
@@ -54,6 +59,10 @@ class AllSourceClientError(Exception):
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 self.violations = [(v.field, v.description) for v in bad.field_violations]
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                self.retry_after = retry.retry_delay.ToNanoseconds() / 1e9
 
 
 class InvalidRequest(AllSourceClientError):
@@ -144,12 +153,18 @@ class AllSourceClient:
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        retries: int = 3,
+        max_retry_wait: float = 10.0,
     ) -> None:
+        self.retries = retries
+        self.max_retry_wait = max_retry_wait
         self._owned: list[grpc.Channel] = []
         self._credentials = credentials
         self._options = [
             ("grpc.max_receive_message_length", 64 << 20),
             ("grpc.max_send_message_length", 64 << 20),
+            # The suite's published retry policy: reads retried on UNAVAILABLE by gRPC itself.
+            ("grpc.service_config", SERVICE_CONFIG),
             *options,
         ]
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self._channel(ingest))
@@ -170,10 +185,18 @@ class AllSourceClient:
         return target
 
     def _call(self, method: Any, request: Any, **kw: Any) -> Any:
-        try:
-            return method(request, timeout=kw.pop("timeout", self.timeout), metadata=self.metadata, **kw)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err) from None
+        """One call; a refusal that carries RetryInfo (overloaded, rate limited, storage briefly away: the
+        server did nothing) is tried again after the delay it names, up to `retries` times."""
+        timeout = kw.pop("timeout", self.timeout)
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=timeout, metadata=self.metadata, **kw)
+            except grpc.RpcError as err:
+                error = error_from_rpc(err)
+            if error.retry_after is None or attempt == self.retries or error.retry_after > self.max_retry_wait:
+                raise error from None
+            time.sleep(error.retry_after)
+        raise AssertionError("unreachable")
 
     def append(
         self,

@@ -57,6 +57,14 @@ class Reason(StrEnum):
     # RESOURCE_EXHAUSTED: a rate limit applies; RetryInfo gives the real wait.
     RATE_LIMITED = "RATE_LIMITED"
 
+    # RESOURCE_EXHAUSTED: a subscriber read nothing for query.subscriber_stall_s while its buffer was full;
+    # the subscription ended, metadata after_position says where to resume.
+    SUBSCRIBER_TOO_SLOW = "SUBSCRIBER_TOO_SLOW"
+
+    # RESOURCE_EXHAUSTED: the storage volume is (nearly) full; nothing was written. Reads go on, and writes
+    # resume by themselves once space is freed; RetryInfo gives a delay.
+    STORAGE_FULL = "STORAGE_FULL"
+
     # INVALID_ARGUMENT: an append is malformed; violations name each field (events[3].payload).
     INVALID_APPEND = "INVALID_APPEND"
 

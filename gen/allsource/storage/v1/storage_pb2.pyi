@@ -146,7 +146,7 @@ class GetStreamResponse(_message.Message):
     def __init__(self, stream: _Optional[_Union[_model_pb2.StreamInfo, _Mapping]] = ..., version_at_time: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("tenant_id", "after_position", "from_end", "event_types", "stream_id_prefix", "checkpoint_every_events", "checkpoint_interval_ms", "max_batch_size")
+    __slots__ = ("tenant_id", "after_position", "from_end", "event_types", "stream_id_prefix", "checkpoint_every_events", "checkpoint_interval_ms", "max_batch_size", "max_message_bytes")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
     FROM_END_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class SubscribeRequest(_message.Message):
     CHECKPOINT_EVERY_EVENTS_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     after_position: int
     from_end: bool
@@ -163,7 +164,8 @@ class SubscribeRequest(_message.Message):
     checkpoint_every_events: int
     checkpoint_interval_ms: int
     max_batch_size: int
-    def __init__(self, tenant_id: _Optional[str] = ..., after_position: _Optional[int] = ..., from_end: _Optional[bool] = ..., event_types: _Optional[_Iterable[str]] = ..., stream_id_prefix: _Optional[str] = ..., checkpoint_every_events: _Optional[int] = ..., checkpoint_interval_ms: _Optional[int] = ..., max_batch_size: _Optional[int] = ...) -> None: ...
+    max_message_bytes: int
+    def __init__(self, tenant_id: _Optional[str] = ..., after_position: _Optional[int] = ..., from_end: _Optional[bool] = ..., event_types: _Optional[_Iterable[str]] = ..., stream_id_prefix: _Optional[str] = ..., checkpoint_every_events: _Optional[int] = ..., checkpoint_interval_ms: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("events", "checkpoint", "caught_up")

@@ -23,6 +23,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OVERLOADED: _ClassVar[ErrorReason]
     QUOTA_EXCEEDED: _ClassVar[ErrorReason]
     RATE_LIMITED: _ClassVar[ErrorReason]
+    SUBSCRIBER_TOO_SLOW: _ClassVar[ErrorReason]
+    STORAGE_FULL: _ClassVar[ErrorReason]
     INVALID_APPEND: _ClassVar[ErrorReason]
     INVALID_FILTER: _ClassVar[ErrorReason]
     INVALID_PAGE_TOKEN: _ClassVar[ErrorReason]
@@ -115,6 +117,8 @@ MALFORMED_REQUEST: ErrorReason
 OVERLOADED: ErrorReason
 QUOTA_EXCEEDED: ErrorReason
 RATE_LIMITED: ErrorReason
+SUBSCRIBER_TOO_SLOW: ErrorReason
+STORAGE_FULL: ErrorReason
 INVALID_APPEND: ErrorReason
 INVALID_FILTER: ErrorReason
 INVALID_PAGE_TOKEN: ErrorReason
