@@ -7,13 +7,15 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import subprocess
 import time
 import uuid
 
 import yaml
 
+from shared.core.version import VERSION
 from tests.cli.conftest import Cli, exit_reason, suite_profile
-from tests.harness import Suite, free_port
+from tests.harness import ROOT, Suite, free_port
 
 PASSWORD = "correct-horse-battery-1"
 
@@ -209,7 +211,12 @@ def test_help_lists_exit_statuses_and_version(cli: Cli) -> None:
         assert status in " ".join(shown.split()), status
     for group in ("tenants", "users", "keys", "events", "streams", "config", "diag", "audit", "shell", "login"):
         assert f"  {group} " in shown, group
-    assert cli.ok("--version").startswith("allsource-cli ")
+    assert cli.ok("--version") == f"allsource-cli {VERSION}\n"
+    # The console script `make run` installs.
+    script = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "allsource-cli"), "--version"], capture_output=True, text=True
+    )
+    assert script.returncode == 0 and script.stdout == f"allsource-cli {VERSION}\n", script
 
 
 def test_shell_completion_of_commands_and_stream_ids(cli: Cli, tenant: str) -> None:

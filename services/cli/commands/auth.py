@@ -41,6 +41,8 @@ def login(inv: Invocation, username: str | None, password_stdin: bool) -> None:
     except grpc.RpcError as err:
         raise from_rpc(err) from None
     path = save_tokens(session.profile.name, tokens_from_pair(reply.tokens, tenant, user))
+    if session.credential.kind == "api_key":
+        note(f"the API key from {session.credential.source} still takes precedence over this login")
     inv.emit(
         {"profile": session.profile.name, "tenant_id": tenant, "username": user, "credentials": str(path)},
         [
