@@ -49,8 +49,8 @@ class CliError(Exception):
 class UsageProblem(CliError):
     """The command line or the profile asks for something impossible (exit status 2)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, USAGE)
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message, USAGE, hint)
 
 
 class ServerRefusal(CliError):

@@ -13,6 +13,8 @@ from allsource.v1 import auth_pb2, options_pb2, query_pb2
 from click.shell_completion import CompletionItem
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from services.cli.completion import session_for
+
 ROLES = {
     "admin": auth_pb2.ROLE_ADMIN,
     "developer": auth_pb2.ROLE_DEVELOPER,
@@ -100,8 +102,6 @@ class KeyValue(click.ParamType):
 
 def complete_stream_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Stream ids of the acting tenant that start with what was typed (shell and `shell` completion)."""
-    from services.cli.completion import session_for
-
     try:
         session = session_for(ctx)
         reply = session.call(

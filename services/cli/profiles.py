@@ -113,7 +113,9 @@ def load_profile(name: str | None, path: Path | None = None) -> Profile:
         if chosen == DEFAULT_PROFILE:
             return Profile()
         known = ", ".join(profile_names(config)) or "none"
-        raise UsageProblem(f"no profile {chosen!r} in {path} (profiles: {known})")
+        raise UsageProblem(
+            f"no profile {chosen!r} in {path} (profiles: {known})", f"a profile looks like:\n{CONFIG_EXAMPLE}"
+        )
     raw = profiles[chosen]
     if not isinstance(raw, dict):
         raise UsageProblem(f"profiles.{chosen} in {path} must be a table")

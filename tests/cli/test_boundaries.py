@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import ast
 import sys
+from pathlib import Path
 
+import pytest
+
+from services.cli.errors import UsageProblem
+from services.cli.profiles import CONFIG_EXAMPLE, load_profile
 from shared.config.loader import load_settings
 from tests.harness import ROOT
 
@@ -55,3 +60,17 @@ def test_the_cli_imports_only_the_public_api() -> None:
 def test_services_accept_the_cli_variables_in_their_environment() -> None:
     loaded = load_settings(environ={"ALLSOURCE_API_KEY": "as_x_y", "ALLSOURCE_PROFILE": "prod"})
     assert "api_key" not in loaded.sources and "profile" not in loaded.sources
+
+
+def test_the_example_profile_loads_and_a_wrong_key_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_EXAMPLE)
+    local = load_profile(None, config)
+    assert (local.name, local.tenant, local.address("admin")) == ("local", "acme", "localhost:50053")
+    assert local.api_key_file == str(Path("~/.allsource/key").expanduser())
+    config.write_text('[profiles.x]\ntls = "yes"\n')
+    with pytest.raises(UsageProblem, match=r"profiles\.x\.tls .* must be a bool"):
+        load_profile("x", config)
+    config.write_text("[profiles.x]\nport = 1\n")
+    with pytest.raises(UsageProblem, match=r"profiles\.x\.port .*: unknown key"):
+        load_profile("x", config)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+import grpc
 import yaml
 from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, query_pb2
 
@@ -221,7 +222,7 @@ def tail(
                 if count is not None and seen >= count:
                     return
     except ServerRefusal as refusal:
-        if timeout is None or refusal.error.code.name != "DEADLINE_EXCEEDED":
+        if timeout is None or refusal.error.code != grpc.StatusCode.DEADLINE_EXCEEDED:
             raise
     finally:
         with contextlib.suppress(Exception):
