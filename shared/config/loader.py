@@ -28,8 +28,16 @@ from shared.config.settings import Settings
 ENV_PREFIX = "ALLSOURCE_"
 PRESETS = ("development", "staging", "production")
 DEFAULT_PRESET = "development"
-# ALLSOURCE_* variables that choose sources rather than set values.
-NON_SETTING_VARS = {"ALLSOURCE_CONFIG", "ALLSOURCE_PRESET", "ALLSOURCE_PRESET_DIR", "ALLSOURCE_SOAK"}
+# ALLSOURCE_* variables that choose sources rather than set values, or belong to allsource-cli (its API
+# key and profile may be exported in the shell that starts a service).
+NON_SETTING_VARS = {
+    "ALLSOURCE_CONFIG",
+    "ALLSOURCE_PRESET",
+    "ALLSOURCE_PRESET_DIR",
+    "ALLSOURCE_SOAK",
+    "ALLSOURCE_API_KEY",
+    "ALLSOURCE_PROFILE",
+}
 REDACTED = "**redacted**"
 _ROOT = Path(__file__).resolve().parents[2]
 

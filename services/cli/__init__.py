@@ -1,0 +1,1 @@
+"""allsource-cli: the command-line administration tool, a client of the public API only."""
