@@ -65,6 +65,13 @@ class Reason(StrEnum):
     # resume by themselves once space is freed; RetryInfo gives a delay.
     STORAGE_FULL = "STORAGE_FULL"
 
+    # INVALID_ARGUMENT: a quota override names an unknown quota, or has no reason or no duration.
+    INVALID_QUOTA_OVERRIDE = "INVALID_QUOTA_OVERRIDE"
+
+    # UNAVAILABLE: rate limits are shared through Redis (limits.backend = "redis"), Redis does not answer
+    # and limits.fail_open is false; RetryInfo gives a delay. Nothing was done.
+    LIMITER_UNAVAILABLE = "LIMITER_UNAVAILABLE"
+
     # INVALID_ARGUMENT: an append is malformed; violations name each field (events[3].payload).
     INVALID_APPEND = "INVALID_APPEND"
 

@@ -179,14 +179,40 @@ class StreamInfo(_message.Message):
     def __init__(self, stream_id: _Optional[str] = ..., version: _Optional[int] = ..., first_position: _Optional[int] = ..., last_position: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TenantRecord(_message.Message):
-    __slots__ = ("tenant_id", "status", "created_at")
+    __slots__ = ("tenant_id", "status", "quotas", "created_at")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     status: TenantStatus
+    quotas: TenantQuotas
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., status: _Optional[_Union[TenantStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, tenant_id: _Optional[str] = ..., status: _Optional[_Union[TenantStatus, str]] = ..., quotas: _Optional[_Union[TenantQuotas, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TenantQuotas(_message.Message):
+    __slots__ = ("max_events_per_day", "max_storage_bytes", "max_events_per_hour", "max_events_per_minute")
+    MAX_EVENTS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    max_events_per_day: int
+    max_storage_bytes: int
+    max_events_per_hour: int
+    max_events_per_minute: int
+    def __init__(self, max_events_per_day: _Optional[int] = ..., max_storage_bytes: _Optional[int] = ..., max_events_per_hour: _Optional[int] = ..., max_events_per_minute: _Optional[int] = ...) -> None: ...
+
+class QuotaOverrideRecord(_message.Message):
+    __slots__ = ("tenant_id", "quota", "value", "expires_at")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    quota: str
+    value: int
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., quota: _Optional[str] = ..., value: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StorageStats(_message.Message):
     __slots__ = ("backend", "events", "streams", "tenants", "disk_bytes", "live_data_bytes", "appends_committed", "write_batches", "subscriptions", "data_dir")

@@ -18,6 +18,7 @@ class AuthChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_CHANGE_KIND_API_KEY_CHANGED: _ClassVar[AuthChangeKind]
     AUTH_CHANGE_KIND_SIGNING_KEY_ADDED: _ClassVar[AuthChangeKind]
     AUTH_CHANGE_KIND_TENANT_CHANGED: _ClassVar[AuthChangeKind]
+    AUTH_CHANGE_KIND_LIMITS_CHANGED: _ClassVar[AuthChangeKind]
 AUTH_CHANGE_KIND_UNSPECIFIED: AuthChangeKind
 AUTH_CHANGE_KIND_TOKEN_REVOKED: AuthChangeKind
 AUTH_CHANGE_KIND_FAMILY_REVOKED: AuthChangeKind
@@ -25,6 +26,7 @@ AUTH_CHANGE_KIND_USER_CHANGED: AuthChangeKind
 AUTH_CHANGE_KIND_API_KEY_CHANGED: AuthChangeKind
 AUTH_CHANGE_KIND_SIGNING_KEY_ADDED: AuthChangeKind
 AUTH_CHANGE_KIND_TENANT_CHANGED: AuthChangeKind
+AUTH_CHANGE_KIND_LIMITS_CHANGED: AuthChangeKind
 
 class UserRecord(_message.Message):
     __slots__ = ("user_id", "username", "tenant_id", "role", "password_hash", "disabled", "created_at_ns", "password_changed_at_ns", "tokens_not_before_ns")

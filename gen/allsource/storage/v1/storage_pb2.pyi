@@ -28,12 +28,14 @@ class AppendRequest(_message.Message):
     def __init__(self, operations: _Optional[_Iterable[_Union[AppendOperation, _Mapping]]] = ...) -> None: ...
 
 class AppendOutcome(_message.Message):
-    __slots__ = ("success", "error")
+    __slots__ = ("success", "error", "quota_warning")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_WARNING_FIELD_NUMBER: _ClassVar[int]
     success: _model_pb2.AppendResult
     error: _status_pb2.Status
-    def __init__(self, success: _Optional[_Union[_model_pb2.AppendResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+    quota_warning: str
+    def __init__(self, success: _Optional[_Union[_model_pb2.AppendResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., quota_warning: _Optional[str] = ...) -> None: ...
 
 class AppendResponse(_message.Message):
     __slots__ = ("outcomes",)
@@ -56,20 +58,22 @@ class GetEventResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_model_pb2.StoredEvent, _Mapping]] = ...) -> None: ...
 
 class ReadStreamRequest(_message.Message):
-    __slots__ = ("tenant_id", "stream_id", "backward", "from_version", "limit", "to_version")
+    __slots__ = ("tenant_id", "stream_id", "backward", "from_version", "limit", "to_version", "max_bytes")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     BACKWARD_FIELD_NUMBER: _ClassVar[int]
     FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     TO_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     stream_id: str
     backward: bool
     from_version: int
     limit: int
     to_version: int
-    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., backward: _Optional[bool] = ..., from_version: _Optional[int] = ..., limit: _Optional[int] = ..., to_version: _Optional[int] = ...) -> None: ...
+    max_bytes: int
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., backward: _Optional[bool] = ..., from_version: _Optional[int] = ..., limit: _Optional[int] = ..., to_version: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class ReadStreamResponse(_message.Message):
     __slots__ = ("events", "stream_version", "next_version")
@@ -82,18 +86,20 @@ class ReadStreamResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ...) -> None: ...
 
 class ReadEventsRequest(_message.Message):
-    __slots__ = ("tenant_id", "filter", "after_position", "limit", "max_scan")
+    __slots__ = ("tenant_id", "filter", "after_position", "limit", "max_scan", "max_bytes")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     MAX_SCAN_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     filter: _model_pb2.EventFilter
     after_position: int
     limit: int
     max_scan: int
-    def __init__(self, tenant_id: _Optional[str] = ..., filter: _Optional[_Union[_model_pb2.EventFilter, _Mapping]] = ..., after_position: _Optional[int] = ..., limit: _Optional[int] = ..., max_scan: _Optional[int] = ...) -> None: ...
+    max_bytes: int
+    def __init__(self, tenant_id: _Optional[str] = ..., filter: _Optional[_Union[_model_pb2.EventFilter, _Mapping]] = ..., after_position: _Optional[int] = ..., limit: _Optional[int] = ..., max_scan: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class ReadEventsResponse(_message.Message):
     __slots__ = ("events", "scanned_to_position", "end_of_range", "head_position")
@@ -394,20 +400,22 @@ class GetTenantUsageRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
 
 class GetTenantUsageResponse(_message.Message):
-    __slots__ = ("events", "streams", "storage_bytes", "events_this_hour", "events_today", "queries_this_hour")
+    __slots__ = ("events", "streams", "storage_bytes", "events_this_hour", "events_today", "queries_this_hour", "events_this_minute")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     STREAMS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_THIS_HOUR_FIELD_NUMBER: _ClassVar[int]
     EVENTS_TODAY_FIELD_NUMBER: _ClassVar[int]
     QUERIES_THIS_HOUR_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_THIS_MINUTE_FIELD_NUMBER: _ClassVar[int]
     events: int
     streams: int
     storage_bytes: int
     events_this_hour: int
     events_today: int
     queries_this_hour: int
-    def __init__(self, events: _Optional[int] = ..., streams: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., events_this_hour: _Optional[int] = ..., events_today: _Optional[int] = ..., queries_this_hour: _Optional[int] = ...) -> None: ...
+    events_this_minute: int
+    def __init__(self, events: _Optional[int] = ..., streams: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., events_this_hour: _Optional[int] = ..., events_today: _Optional[int] = ..., queries_this_hour: _Optional[int] = ..., events_this_minute: _Optional[int] = ...) -> None: ...
 
 class AddUsageRequest(_message.Message):
     __slots__ = ("tenant_id", "queries")
@@ -418,5 +426,7 @@ class AddUsageRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., queries: _Optional[int] = ...) -> None: ...
 
 class AddUsageResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("queries_this_hour",)
+    QUERIES_THIS_HOUR_FIELD_NUMBER: _ClassVar[int]
+    queries_this_hour: int
+    def __init__(self, queries_this_hour: _Optional[int] = ...) -> None: ...

@@ -21,10 +21,23 @@ class HealthStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HEALTH_STATUS_SERVING: _ClassVar[HealthStatus]
     HEALTH_STATUS_NOT_SERVING: _ClassVar[HealthStatus]
     HEALTH_STATUS_UNREACHABLE: _ClassVar[HealthStatus]
+
+class QuotaState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUOTA_STATE_UNSPECIFIED: _ClassVar[QuotaState]
+    QUOTA_STATE_OK: _ClassVar[QuotaState]
+    QUOTA_STATE_SOFT: _ClassVar[QuotaState]
+    QUOTA_STATE_HARD: _ClassVar[QuotaState]
+    QUOTA_STATE_UNLIMITED: _ClassVar[QuotaState]
 HEALTH_STATUS_UNSPECIFIED: HealthStatus
 HEALTH_STATUS_SERVING: HealthStatus
 HEALTH_STATUS_NOT_SERVING: HealthStatus
 HEALTH_STATUS_UNREACHABLE: HealthStatus
+QUOTA_STATE_UNSPECIFIED: QuotaState
+QUOTA_STATE_OK: QuotaState
+QUOTA_STATE_SOFT: QuotaState
+QUOTA_STATE_HARD: QuotaState
+QUOTA_STATE_UNLIMITED: QuotaState
 
 class GetSystemInfoRequest(_message.Message):
     __slots__ = ()
@@ -276,3 +289,125 @@ class ListAuditEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[_tenant_pb2.AuditEvent]
     next_page_token: str
     def __init__(self, events: _Optional[_Iterable[_Union[_tenant_pb2.AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class QuotaStatus(_message.Message):
+    __slots__ = ("quota", "used", "limit", "resets_at", "state", "overridden")
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RESETS_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDDEN_FIELD_NUMBER: _ClassVar[int]
+    quota: str
+    used: int
+    limit: int
+    resets_at: _timestamp_pb2.Timestamp
+    state: QuotaState
+    overridden: bool
+    def __init__(self, quota: _Optional[str] = ..., used: _Optional[int] = ..., limit: _Optional[int] = ..., resets_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[QuotaState, str]] = ..., overridden: _Optional[bool] = ...) -> None: ...
+
+class GetQuotaUsageRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetQuotaUsageResponse(_message.Message):
+    __slots__ = ("tenant_id", "quotas", "soft_limit_ratio", "throttles")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    SOFT_LIMIT_RATIO_FIELD_NUMBER: _ClassVar[int]
+    THROTTLES_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    quotas: _containers.RepeatedCompositeFieldContainer[QuotaStatus]
+    soft_limit_ratio: float
+    throttles: _containers.RepeatedCompositeFieldContainer[EmergencyThrottle]
+    def __init__(self, tenant_id: _Optional[str] = ..., quotas: _Optional[_Iterable[_Union[QuotaStatus, _Mapping]]] = ..., soft_limit_ratio: _Optional[float] = ..., throttles: _Optional[_Iterable[_Union[EmergencyThrottle, _Mapping]]] = ...) -> None: ...
+
+class QuotaOverride(_message.Message):
+    __slots__ = ("tenant_id", "quota", "value", "expires_at", "reason", "set_by", "set_at")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SET_BY_FIELD_NUMBER: _ClassVar[int]
+    SET_AT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    quota: str
+    value: int
+    expires_at: _timestamp_pb2.Timestamp
+    reason: str
+    set_by: str
+    set_at: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., quota: _Optional[str] = ..., value: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., set_by: _Optional[str] = ..., set_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetQuotaOverrideRequest(_message.Message):
+    __slots__ = ("tenant_id", "quota", "value", "duration", "reason", "clear")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    quota: str
+    value: int
+    duration: _duration_pb2.Duration
+    reason: str
+    clear: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., quota: _Optional[str] = ..., value: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., reason: _Optional[str] = ..., clear: _Optional[bool] = ...) -> None: ...
+
+class SetQuotaOverrideResponse(_message.Message):
+    __slots__ = ("override",)
+    OVERRIDE_FIELD_NUMBER: _ClassVar[int]
+    override: QuotaOverride
+    def __init__(self, override: _Optional[_Union[QuotaOverride, _Mapping]] = ...) -> None: ...
+
+class ListQuotaOverridesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListQuotaOverridesResponse(_message.Message):
+    __slots__ = ("overrides", "next_page_token")
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    overrides: _containers.RepeatedCompositeFieldContainer[QuotaOverride]
+    next_page_token: str
+    def __init__(self, overrides: _Optional[_Iterable[_Union[QuotaOverride, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class EmergencyThrottle(_message.Message):
+    __slots__ = ("tenant_id", "calls_per_second", "reason", "set_by", "set_at", "expires_at")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SET_BY_FIELD_NUMBER: _ClassVar[int]
+    SET_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    calls_per_second: float
+    reason: str
+    set_by: str
+    set_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., calls_per_second: _Optional[float] = ..., reason: _Optional[str] = ..., set_by: _Optional[str] = ..., set_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetEmergencyThrottleRequest(_message.Message):
+    __slots__ = ("tenant_id", "calls_per_second", "reason", "duration")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    calls_per_second: float
+    reason: str
+    duration: _duration_pb2.Duration
+    def __init__(self, tenant_id: _Optional[str] = ..., calls_per_second: _Optional[float] = ..., reason: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class SetEmergencyThrottleResponse(_message.Message):
+    __slots__ = ("throttle",)
+    THROTTLE_FIELD_NUMBER: _ClassVar[int]
+    throttle: EmergencyThrottle
+    def __init__(self, throttle: _Optional[_Union[EmergencyThrottle, _Mapping]] = ...) -> None: ...

@@ -108,6 +108,26 @@ class AdminServiceStub:
                 request_serializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.GetQuotaUsage = channel.unary_unary(
+                '/allsource.v1.AdminService/GetQuotaUsage',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.GetQuotaUsageRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.GetQuotaUsageResponse.FromString,
+                _registered_method=True)
+        self.SetQuotaOverride = channel.unary_unary(
+                '/allsource.v1.AdminService/SetQuotaOverride',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.SetQuotaOverrideRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.SetQuotaOverrideResponse.FromString,
+                _registered_method=True)
+        self.ListQuotaOverrides = channel.unary_unary(
+                '/allsource.v1.AdminService/ListQuotaOverrides',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.ListQuotaOverridesRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.ListQuotaOverridesResponse.FromString,
+                _registered_method=True)
+        self.SetEmergencyThrottle = channel.unary_unary(
+                '/allsource.v1.AdminService/SetEmergencyThrottle',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -222,6 +242,41 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQuotaUsage(self, request, context):
+        """Every quota and limit of the caller's tenant (or of the tenant an operator names in
+        x-allsource-tenant): what is used, the limit in force (its plan, with any override), when its
+        window resets, and whether it is past its soft (warning) or hard limit; and any emergency throttle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQuotaOverride(self, request, context):
+        """Raises or lowers one quota of a tenant until `expires_at`, with a reason; `clear` removes the
+        override. INVALID_ARGUMENT (reason INVALID_QUOTA_OVERRIDE) for an unknown quota or an expiry in the
+        past; NOT_FOUND (TENANT_NOT_FOUND). Operators only; audited. Every replica applies it within a second.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotaOverrides(self, request, context):
+        """Lists the quota overrides in force for the caller's tenant (or the tenant an operator names).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetEmergencyThrottle(self, request, context):
+        """Puts a ceiling on calls per second, suite-wide (empty tenant_id) or for one tenant, on every
+        replica within two seconds; it survives restarts until cleared (calls_per_second 0) or expired.
+        Calls past it fail with RESOURCE_EXHAUSTED, reason RATE_LIMITED (limit "emergency_throttle").
+        Operators' own calls are exempt. Operators only; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -294,6 +349,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_admin__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'GetQuotaUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuotaUsage,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.GetQuotaUsageRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.GetQuotaUsageResponse.SerializeToString,
+            ),
+            'SetQuotaOverride': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuotaOverride,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.SetQuotaOverrideRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.SetQuotaOverrideResponse.SerializeToString,
+            ),
+            'ListQuotaOverrides': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotaOverrides,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.ListQuotaOverridesRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.ListQuotaOverridesResponse.SerializeToString,
+            ),
+            'SetEmergencyThrottle': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetEmergencyThrottle,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -678,6 +753,114 @@ class AdminService:
             '/allsource.v1.AdminService/ListAuditEvents',
             allsource_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
             allsource_dot_v1_dot_admin__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuotaUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/GetQuotaUsage',
+            allsource_dot_v1_dot_admin__pb2.GetQuotaUsageRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.GetQuotaUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQuotaOverride(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/SetQuotaOverride',
+            allsource_dot_v1_dot_admin__pb2.SetQuotaOverrideRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.SetQuotaOverrideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotaOverrides(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/ListQuotaOverrides',
+            allsource_dot_v1_dot_admin__pb2.ListQuotaOverridesRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.ListQuotaOverridesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetEmergencyThrottle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/SetEmergencyThrottle',
+            allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,6 +25,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RATE_LIMITED: _ClassVar[ErrorReason]
     SUBSCRIBER_TOO_SLOW: _ClassVar[ErrorReason]
     STORAGE_FULL: _ClassVar[ErrorReason]
+    INVALID_QUOTA_OVERRIDE: _ClassVar[ErrorReason]
+    LIMITER_UNAVAILABLE: _ClassVar[ErrorReason]
     INVALID_APPEND: _ClassVar[ErrorReason]
     INVALID_FILTER: _ClassVar[ErrorReason]
     INVALID_PAGE_TOKEN: _ClassVar[ErrorReason]
@@ -119,6 +121,8 @@ QUOTA_EXCEEDED: ErrorReason
 RATE_LIMITED: ErrorReason
 SUBSCRIBER_TOO_SLOW: ErrorReason
 STORAGE_FULL: ErrorReason
+INVALID_QUOTA_OVERRIDE: ErrorReason
+LIMITER_UNAVAILABLE: ErrorReason
 INVALID_APPEND: ErrorReason
 INVALID_FILTER: ErrorReason
 INVALID_PAGE_TOKEN: ErrorReason

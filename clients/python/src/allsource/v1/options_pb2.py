@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61llsource/v1/options.proto\x12\x0c\x61llsource.v1\x1a google/protobuf/descriptor.proto*\xcf\x01\n\nPermission\x12\x1a\n\x16PERMISSION_UNSPECIFIED\x10\x00\x12\x1c\n\x18PERMISSION_AUTHENTICATED\x10\x01\x12\x13\n\x0fPERMISSION_READ\x10\x02\x12\x14\n\x10PERMISSION_WRITE\x10\x03\x12\x16\n\x12PERMISSION_METRICS\x10\x04\x12\x16\n\x12PERMISSION_SCHEMAS\x10\x05\x12\x14\n\x10PERMISSION_ADMIN\x10\x06\x12\x16\n\x12PERMISSION_OPERATE\x10\x07:W\n\x13required_permission\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x18.allsource.v1.Permission:?\n\x15\x61llow_unauthenticated\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x08:1\n\x07\x61udited\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61llsource/v1/options.proto\x12\x0c\x61llsource.v1\x1a google/protobuf/descriptor.proto*\xcf\x01\n\nPermission\x12\x1a\n\x16PERMISSION_UNSPECIFIED\x10\x00\x12\x1c\n\x18PERMISSION_AUTHENTICATED\x10\x01\x12\x13\n\x0fPERMISSION_READ\x10\x02\x12\x14\n\x10PERMISSION_WRITE\x10\x03\x12\x16\n\x12PERMISSION_METRICS\x10\x04\x12\x16\n\x12PERMISSION_SCHEMAS\x10\x05\x12\x14\n\x10PERMISSION_ADMIN\x10\x06\x12\x16\n\x12PERMISSION_OPERATE\x10\x07*y\n\x08RateCost\x12\x19\n\x15RATE_COST_UNSPECIFIED\x10\x00\x12\x12\n\x0eRATE_COST_CALL\x10\x01\x12\x14\n\x10RATE_COST_EVENTS\x10\x02\x12\x12\n\x0eRATE_COST_PAGE\x10\x03\x12\x14\n\x10RATE_COST_STREAM\x10\x04:W\n\x13required_permission\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x18.allsource.v1.Permission:?\n\x15\x61llow_unauthenticated\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x08:1\n\x07\x61udited\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\x08:K\n\trate_cost\x12\x1e.google.protobuf.MethodOptions\x18\xbc\x8e\x03 \x01(\x0e\x32\x16.allsource.v1.RateCostb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,4 +34,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PERMISSION']._serialized_start=79
   _globals['_PERMISSION']._serialized_end=286
+  _globals['_RATECOST']._serialized_start=288
+  _globals['_RATECOST']._serialized_end=409
 # @@protoc_insertion_point(module_scope)

@@ -15,6 +15,14 @@ class Permission(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PERMISSION_SCHEMAS: _ClassVar[Permission]
     PERMISSION_ADMIN: _ClassVar[Permission]
     PERMISSION_OPERATE: _ClassVar[Permission]
+
+class RateCost(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RATE_COST_UNSPECIFIED: _ClassVar[RateCost]
+    RATE_COST_CALL: _ClassVar[RateCost]
+    RATE_COST_EVENTS: _ClassVar[RateCost]
+    RATE_COST_PAGE: _ClassVar[RateCost]
+    RATE_COST_STREAM: _ClassVar[RateCost]
 PERMISSION_UNSPECIFIED: Permission
 PERMISSION_AUTHENTICATED: Permission
 PERMISSION_READ: Permission
@@ -23,9 +31,16 @@ PERMISSION_METRICS: Permission
 PERMISSION_SCHEMAS: Permission
 PERMISSION_ADMIN: Permission
 PERMISSION_OPERATE: Permission
+RATE_COST_UNSPECIFIED: RateCost
+RATE_COST_CALL: RateCost
+RATE_COST_EVENTS: RateCost
+RATE_COST_PAGE: RateCost
+RATE_COST_STREAM: RateCost
 REQUIRED_PERMISSION_FIELD_NUMBER: _ClassVar[int]
 required_permission: _descriptor.FieldDescriptor
 ALLOW_UNAUTHENTICATED_FIELD_NUMBER: _ClassVar[int]
 allow_unauthenticated: _descriptor.FieldDescriptor
 AUDITED_FIELD_NUMBER: _ClassVar[int]
 audited: _descriptor.FieldDescriptor
+RATE_COST_FIELD_NUMBER: _ClassVar[int]
+rate_cost: _descriptor.FieldDescriptor

@@ -33,7 +33,7 @@ QUOTA_PRESET_UNLIMITED: QuotaPreset
 QUOTA_PRESET_CUSTOM: QuotaPreset
 
 class TenantQuotas(_message.Message):
-    __slots__ = ("max_events_per_day", "max_storage_bytes", "max_queries_per_hour", "max_api_keys", "max_projections", "max_pipelines", "max_event_bytes")
+    __slots__ = ("max_events_per_day", "max_storage_bytes", "max_queries_per_hour", "max_api_keys", "max_projections", "max_pipelines", "max_event_bytes", "max_events_per_hour", "max_events_per_minute", "max_users", "max_result_bytes", "max_consumer_groups", "max_request_units_per_second", "max_request_units_burst")
     MAX_EVENTS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
     MAX_STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_QUERIES_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,13 @@ class TenantQuotas(_message.Message):
     MAX_PROJECTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_PIPELINES_FIELD_NUMBER: _ClassVar[int]
     MAX_EVENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    MAX_USERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONSUMER_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_UNITS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    MAX_REQUEST_UNITS_BURST_FIELD_NUMBER: _ClassVar[int]
     max_events_per_day: int
     max_storage_bytes: int
     max_queries_per_hour: int
@@ -48,7 +55,14 @@ class TenantQuotas(_message.Message):
     max_projections: int
     max_pipelines: int
     max_event_bytes: int
-    def __init__(self, max_events_per_day: _Optional[int] = ..., max_storage_bytes: _Optional[int] = ..., max_queries_per_hour: _Optional[int] = ..., max_api_keys: _Optional[int] = ..., max_projections: _Optional[int] = ..., max_pipelines: _Optional[int] = ..., max_event_bytes: _Optional[int] = ...) -> None: ...
+    max_events_per_hour: int
+    max_events_per_minute: int
+    max_users: int
+    max_result_bytes: int
+    max_consumer_groups: int
+    max_request_units_per_second: int
+    max_request_units_burst: int
+    def __init__(self, max_events_per_day: _Optional[int] = ..., max_storage_bytes: _Optional[int] = ..., max_queries_per_hour: _Optional[int] = ..., max_api_keys: _Optional[int] = ..., max_projections: _Optional[int] = ..., max_pipelines: _Optional[int] = ..., max_event_bytes: _Optional[int] = ..., max_events_per_hour: _Optional[int] = ..., max_events_per_minute: _Optional[int] = ..., max_users: _Optional[int] = ..., max_result_bytes: _Optional[int] = ..., max_consumer_groups: _Optional[int] = ..., max_request_units_per_second: _Optional[int] = ..., max_request_units_burst: _Optional[int] = ...) -> None: ...
 
 class Tenant(_message.Message):
     __slots__ = ("tenant_id", "display_name", "status", "quota_preset", "quotas", "metadata", "created_at", "updated_at", "deactivated_at")
