@@ -7,6 +7,7 @@ appended to the auth change feed, which every process reads every half second.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -58,6 +59,8 @@ from shared.core.reasons import Reason
 from shared.core.tenant_ids import DEFAULT_TENANT
 from shared.core.text import CONTROL
 from shared.core.timestamps import optional_timestamp
+from shared.limits.governor import current_limit
+from shared.limits.plans import exceeded
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("allsource.audit")
@@ -252,6 +255,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self.issuer = TokenIssuer(settings)
         self.passwords = Passwords(settings)
         self.throttle = LoginThrottle(settings)
+        # Per tenant: creations of keys and users, one at a time (their count quotas hold under concurrency).
+        self._creating: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def configure(self, settings: AuthSettings) -> None:
         """Take reloaded settings (token lifetimes, password policy, throttling)."""
@@ -519,6 +524,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if violations:
             raise InvalidArgument("the user is invalid", reason=Reason.INVALID_USER, violations=violations)
         self._within_reach(caller, rbac.permissions_of(request.role, []), "", frozenset(), "creating this user")
+        async with self._creating[caller.tenant_id]:
+            return await self._create_user(caller, request)
+
+    async def _create_user(self, caller: Principal, request: auth_pb2.CreateUserRequest) -> auth_pb2.CreateUserResponse:
+        await self._within_quota(caller.tenant_id, "max_users", "users")
         now = time.time_ns()
         user = records_pb2.UserRecord(
             user_id=str(uuid.uuid4()),
@@ -659,6 +669,46 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     # -- API keys -----------------------------------------------------------------------------------
 
+    async def count_active_keys(self, tenant_id: str, stop_at: int | None = None) -> int:
+        """The tenant's API keys that are neither revoked nor expired (counting stops at `stop_at`)."""
+        now = time.time_ns()
+        active, after = 0, ""
+        while True:
+            page = await self.records.list(tenant_id, NS_TENANT_KEYS, after, 1000)
+            for key_id, _, _ in page:
+                found = await self.records.get("", NS_API_KEYS, key_id)
+                if found is None:
+                    continue
+                key = records_pb2.ApiKeyRecord.FromString(found[0])
+                if not key.revoked and not (key.expires_at_ns and key.expires_at_ns <= now):
+                    active += 1
+                    if stop_at is not None and active >= stop_at:
+                        return active
+            if len(page) < 1000:
+                return active
+            after = page[-1][0]
+
+    async def count_users(self, tenant_id: str, stop_at: int | None = None) -> int:
+        """The tenant's users (counting stops at `stop_at`)."""
+        users, after = 0, ""
+        while True:
+            page = await self.records.list(tenant_id, NS_USERS, after, 1000)
+            users += len(page)
+            if len(page) < 1000 or (stop_at is not None and users >= stop_at):
+                return users
+            after = page[-1][0]
+
+    async def _within_quota(self, tenant_id: str, quota: str, what: str) -> None:
+        """Refuse one more key or user past the tenant's quota (QUOTA_EXCEEDED). Creations in this process
+        are serialized per tenant, so concurrent calls cannot pass the count together; with several admin
+        replicas, each may add one at the same moment (the bound: one per replica)."""
+        limit = current_limit(quota)
+        if limit is None:
+            return
+        used = await (self.count_active_keys if quota == "max_api_keys" else self.count_users)(tenant_id, limit)
+        if used >= limit:
+            raise exceeded(tenant_id, quota, limit, used, f"the tenant has {used} {what}; its quota is {limit}")
+
     async def create_key(
         self,
         tenant_id: str,
@@ -723,16 +773,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._within_reach(
             caller, rbac.permissions_of(request.role, request.permissions), prefix, frozenset(event_types), "this key"
         )
-        record, secret = await self.create_key(
-            caller.tenant_id,
-            caller.ref,
-            name=request.name,
-            role=request.role,
-            permissions=list(request.permissions),
-            stream_id_prefix=prefix,
-            event_types=event_types,
-            ttl_ns=ttl_ns,
-        )
+        async with self._creating[caller.tenant_id]:
+            await self._within_quota(caller.tenant_id, "max_api_keys", "active API keys")
+            record, secret = await self.create_key(
+                caller.tenant_id,
+                caller.ref,
+                name=request.name,
+                role=request.role,
+                permissions=list(request.permissions),
+                stream_id_prefix=prefix,
+                event_types=event_types,
+                ttl_ns=ttl_ns,
+            )
         audit.info("API key created", extra={"by": caller.ref, "tenant": caller.tenant_id, "key_id": record.key_id})
         return auth_pb2.CreateApiKeyResponse(api_key=key_view(record), secret=secret)
 

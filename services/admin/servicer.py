@@ -1,4 +1,5 @@
-"""AdminService: system information, configuration reload and inspection, feature flags."""
+"""AdminService: system information, configuration reload and inspection, feature flags (tenants in
+services.admin.tenants, quotas in services.admin.quotas)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, quer
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.admin.quotas import QuotaAdmin
 from services.admin.tenants import TenantAdmin
 from shared.auth.scopes import SCOPE_KEY
 from shared.config.flag_registry import DEFINITIONS
@@ -62,7 +64,7 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return d
 
 
-class AdminServicer(TenantAdmin, admin_pb2_grpc.AdminServiceServicer):
+class AdminServicer(TenantAdmin, QuotaAdmin, admin_pb2_grpc.AdminServiceServicer):
     """The operator API."""
 
     def __init__(self, settings: Settings, storage: StorageClient, local: LocalControl, auth: AuthServicer) -> None:

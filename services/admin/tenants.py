@@ -16,7 +16,7 @@ from allsource.storage.v1 import model_pb2, records_pb2, storage_pb2
 from allsource.v1 import admin_pb2, options_pb2, tenant_pb2
 
 from shared.auth.principal import Principal, current
-from shared.auth.state import NS_API_KEYS, NS_KEY_USAGE, NS_TENANT_KEYS, NS_USERS
+from shared.auth.state import NS_API_KEYS, NS_KEY_USAGE, NS_TENANT_KEYS
 from shared.core import pagination
 from shared.core.errors import AllSourceError, FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from shared.core.reasons import Reason
@@ -50,6 +50,12 @@ class TenantAdmin:
 
     storage: StorageClient
     auth: AuthServicer
+
+    if TYPE_CHECKING:  # services.admin.quotas.QuotaAdmin, which AdminServicer mixes in beside this class
+
+        async def used_quotas(self, tenant_id: str, usage: storage_pb2.GetTenantUsageResponse) -> dict[str, int]: ...
+
+        async def forget_limits(self, tenant_id: str) -> None: ...
 
     def _operator(self) -> Principal:
         principal = current()
@@ -259,6 +265,7 @@ class TenantAdmin:
                 break
             after = page[-1][0]
         purged = await self.storage.delete_tenant(storage_pb2.DeleteTenantRequest(tenant_id=tenant_id))
+        await self.forget_limits(tenant_id)
         await self._changed(tenant_id)
         audit.info(
             "tenant deleted",
@@ -278,33 +285,7 @@ class TenantAdmin:
         tenant_id = self._operator().tenant_id
         usage = await self.storage.get_tenant_usage(storage_pb2.GetTenantUsageRequest(tenant_id=tenant_id))
         tenant, _ = await self._get(tenant_id)
-        records = self.auth.records
-        api_keys = users = 0
-        after = ""
-        while True:
-            page = await records.list(tenant_id, NS_TENANT_KEYS, after, 1000)
-            for key_id, _, _ in page:
-                found = await records.get("", NS_API_KEYS, key_id)
-                if found is not None and not records_pb2.ApiKeyRecord.FromString(found[0]).revoked:
-                    api_keys += 1
-            if len(page) < 1000:
-                break
-            after = page[-1][0]
-        after = ""
-        while True:
-            page = await records.list(tenant_id, NS_USERS, after, 1000)
-            users += len(page)
-            if len(page) < 1000:
-                break
-            after = page[-1][0]
-        used = {
-            "max_events_per_day": usage.events_today,
-            "max_storage_bytes": usage.storage_bytes,
-            "max_queries_per_hour": usage.queries_this_hour,
-            "max_api_keys": api_keys,
-            "max_projections": 0,  # projections do not exist yet: none are used
-            "max_pipelines": 0,  # nor pipelines
-        }
+        used = await self.used_quotas(tenant_id, usage)
         return admin_pb2.GetTenantStatsResponse(
             stats=tenant_pb2.TenantStats(
                 tenant_id=tenant_id,
@@ -314,8 +295,8 @@ class TenantAdmin:
                 events_today=usage.events_today,
                 events_this_hour=usage.events_this_hour,
                 queries_this_hour=usage.queries_this_hour,
-                api_keys=api_keys,
-                users=users,
+                api_keys=used["max_api_keys"],
+                users=used["max_users"],
                 quotas=quota_usage(tenant.quotas, used),
                 measured_at=to_timestamp(time.time_ns()),
             )

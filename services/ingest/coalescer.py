@@ -97,8 +97,11 @@ class AppendCoalescer:
         self.calls = 0
         self.appends = 0
 
-    async def append(self, tenant_id: str, request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
-        """Append through storage; raises the append's own error if it failed."""
+    async def append(
+        self, tenant_id: str, request: ingest_pb2.AppendEventsRequest
+    ) -> tuple[ingest_pb2.AppendEventsResponse, str]:
+        """Append through storage; raises the append's own error if it failed. Returns the response and
+        storage's quota warning for the tenant ("" when none)."""
         operation = operation_bytes(tenant_id, request, self.storage.scope())
         if self._queued_bytes + len(operation) > self.max_queued_bytes and self._queue:
             # Bounded memory whatever the clients do: past the bound an append is refused at once.
@@ -117,7 +120,7 @@ class AppendCoalescer:
         if outcome.HasField("error"):
             raise from_status(outcome.error)
         # The storage service's AppendResult has AppendEventsResponse's wire format.
-        return recast(outcome.success, ingest_pb2.AppendEventsResponse)
+        return recast(outcome.success, ingest_pb2.AppendEventsResponse), outcome.quota_warning
 
     def _flush(self) -> None:
         if self.linger_s and self._in_flight == 0 and self._last_batch > 1 and not self._lingering:

@@ -35,7 +35,9 @@ class IngestProcess(server.StorageBackedService):
             linger_until=s.coalesce_linger_until,
             max_queued_bytes=s.max_queued_bytes,
         )
-        self.servicer = IngestServicer(AppendValidator(settings.limits), self.coalescer, s.batch_append_window)
+        self.servicer = IngestServicer(
+            AppendValidator(settings.limits), self.coalescer, s.batch_append_window, self.governor
+        )
 
     def endpoint(self) -> Endpoint:
         return self.settings.ingest

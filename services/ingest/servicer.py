@@ -1,4 +1,4 @@
-"""IngestService: validate, then append through the coalescer."""
+"""IngestService: validate, check the tenant's quotas, then append through the coalescer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from allsource.v1 import ingest_pb2, ingest_pb2_grpc
 from services.ingest.coalescer import AppendCoalescer
 from services.ingest.validation import AppendValidator
 from shared.core.errors import AllSourceError
+from shared.core.reasons import Reason
+from shared.limits.governor import WARNING_KEY, Governor, charge, current_limit
+from shared.limits.plans import exceeded
+from shared.rpc.chain import add_trailing
 from shared.tenancy.scope import require_stream, require_types, tenant_of
 
 
@@ -27,13 +31,49 @@ def _in_scope(request: ingest_pb2.AppendEventsRequest) -> None:
     require_types([event.event_type for event in request.events])
 
 
+def _event_sizes(request: ingest_pb2.AppendEventsRequest, tenant_id: str, prefix: str = "") -> None:
+    """The tenant's max_event_bytes quota (the suite's own bound is checked by validation)."""
+    limit = current_limit("max_event_bytes")
+    if limit is None:
+        return
+    for i, event in enumerate(request.events):
+        if len(event.payload) > limit:
+            raise exceeded(
+                tenant_id,
+                "max_event_bytes",
+                limit,
+                len(event.payload),
+                f"{prefix}events[{i}].payload has {len(event.payload)} bytes; the tenant's events may have {limit}",
+            )
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     """The public append API."""
 
-    def __init__(self, validator: AppendValidator, coalescer: AppendCoalescer, batch_window: int) -> None:
+    def __init__(
+        self,
+        validator: AppendValidator,
+        coalescer: AppendCoalescer,
+        batch_window: int,
+        governor: Governor | None = None,
+    ) -> None:
         self.validator = validator
         self.coalescer = coalescer
         self.batch_window = batch_window
+        self.governor = governor
+
+    async def _append(
+        self, tenant: str, request: ingest_pb2.AppendEventsRequest
+    ) -> tuple[ingest_pb2.AppendEventsResponse, str]:
+        try:
+            response, warning = await self.coalescer.append(tenant, request)
+        except AllSourceError as exc:
+            if exc.reason == Reason.QUOTA_EXCEEDED and self.governor is not None:
+                self.governor.remember(tenant, exc)  # used up: refused at admission until the window resets
+            raise
+        if warning and self.governor is not None:
+            self.governor.warn(tenant, warning.split(":", 1)[0])  # the log line (once a minute per quota)
+        return response, warning
 
     async def AppendEvents(
         self, request: ingest_pb2.AppendEventsRequest, context: grpc.aio.ServicerContext
@@ -41,7 +81,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         tenant = tenant_of(context)
         self.validator.check(request, tenant=tenant)
         _in_scope(request)
-        return await self.coalescer.append(tenant, request)
+        _event_sizes(request, tenant)
+        response, warning = await self._append(tenant, request)
+        if warning:
+            add_trailing(context, WARNING_KEY, warning)
+        return response
 
     async def BatchAppend(
         self, request_iterator: AsyncIterator[ingest_pb2.BatchAppendRequest], context: grpc.aio.ServicerContext
@@ -50,11 +94,17 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         # Requests are read ahead while earlier ones are in flight; when `batch_window` are unanswered
         # the reader stops, and HTTP/2 flow control holds the client back.
         slots: asyncio.Queue[_Slot | BaseException | None] = asyncio.Queue(maxsize=self.batch_window)
+        warned = ""
 
         async def start(request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
+            nonlocal warned
             self.validator.check(request, prefix="append.", tenant=tenant)
             _in_scope(request)
-            return await self.coalescer.append(tenant, request)
+            _event_sizes(request, tenant, "append.")
+            await charge(len(request.events))  # each request pays its events (paced past the rate)
+            response, warning = await self._append(tenant, request)
+            warned = warning or warned
+            return response
 
         async def read() -> None:
             try:
@@ -84,3 +134,5 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 yield response
         finally:
             reader.cancel()
+        if warned:
+            add_trailing(context, WARNING_KEY, warned)  # the stream ends with the latest warning

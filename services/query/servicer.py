@@ -22,6 +22,7 @@ from shared.core.errors import AllSourceError, InvalidArgument, NotFound
 from shared.core.reasons import Reason
 from shared.core.text import CONTROL, UUID_PATTERN, text_problem, timestamp_problem
 from shared.core.wire import recast, varint
+from shared.limits.governor import charge, current_limit
 from shared.rpc.streams import until_closed
 from shared.storage.client import StorageClient
 from shared.tenancy.scope import narrow, require_stream, require_whole_streams, tenant_of, visible
@@ -150,7 +151,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             from_version = pagination.cursor_int(pagination.decode(request.page_token, bound), "v")
         piece, raw = await self.storage.read_stream(
             storage_pb2.ReadStreamRequest(
-                tenant_id=tenant, stream_id=request.stream_id, backward=backward, from_version=from_version, limit=size
+                tenant_id=tenant,
+                stream_id=request.stream_id,
+                backward=backward,
+                from_version=from_version,
+                limit=size,
+                max_bytes=current_limit("max_result_bytes") or 0,
             ),
         )
         response = forward(query_pb2.ReadStreamResponse, raw)
@@ -181,6 +187,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 after_position=after,
                 limit=size,
                 max_scan=MAX_SCAN,
+                max_bytes=current_limit("max_result_bytes") or 0,
             ),
         )
         response = forward(query_pb2.ListEventsResponse, raw)
@@ -196,6 +203,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         event_filter = event_pb2.EventFilter()
         event_filter.CopyFrom(request.filter)
         narrow(event_filter)
+        max_bytes = current_limit("max_result_bytes") or 0
         after = 0
         while True:
             run, raw = await self.storage.read_events(
@@ -205,9 +213,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                     after_position=after,
                     limit=batch,
                     max_scan=MAX_SCAN,
+                    max_bytes=max_bytes,
                 ),
             )
             if run.events:
+                await charge(len(run.events))  # each batch pays its events (paced past the rate)
                 yield forward(query_pb2.StreamEventsResponse, raw)
             if not event_filter.to_position:
                 # Stream what was committed when the call started; a live feed is what Subscribe is for.
@@ -272,7 +282,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             checkpoint_every_events=request.checkpoint_every_events or self.settings.checkpoint_every_events,
             checkpoint_interval_ms=int(interval * 1000),
             max_batch_size=min(request.max_batch_size or STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX),
-            max_message_bytes=self.settings.subscriber_buffer_bytes,
+            max_message_bytes=min(
+                self.settings.subscriber_buffer_bytes,
+                current_limit("max_result_bytes") or self.settings.subscriber_buffer_bytes,
+            ),
         )
         with self.subscriptions.hold(upstream.tenant_id):
             relay = SubscriptionRelay(

@@ -88,6 +88,7 @@ class TenantUsage:
     events_this_hour: int
     events_today: int
     queries_this_hour: int
+    events_this_minute: int = 0
 
 
 class EventLog(abc.ABC):
@@ -111,8 +112,10 @@ class EventLog(abc.ABC):
         from_version: int,
         limit: int,
         to_version: int = 0,
+        max_bytes: int = 0,
     ) -> StreamSlice:
-        """A slice of one stream; NotFound(STREAM_NOT_FOUND) when it has no events."""
+        """A slice of one stream, at most max_bytes of events (0: the backend's bound; one event always
+        goes); NotFound(STREAM_NOT_FOUND) when it has no events."""
 
     @abc.abstractmethod
     async def read_events(
@@ -224,8 +227,12 @@ class UsageCounters(abc.ABC):
         """The tenant's measured usage."""
 
     @abc.abstractmethod
-    async def add_usage(self, tenant_id: str, queries: int) -> None:
-        """Add query calls to the tenant's current hour."""
+    async def add_usage(self, tenant_id: str, queries: int) -> int:
+        """Add query calls to the tenant's current hour; returns the hour's count with them."""
+
+    @abc.abstractmethod
+    async def quota_warning(self, tenant_id: str, soft_ratio: float) -> str:
+        """A warning when the tenant is past `soft_ratio` of a quota storage enforces, else ""."""
 
 
 class StorageBackend(EventLog, Snapshots, Records, TenantRegistry, UsageCounters):

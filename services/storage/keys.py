@@ -96,8 +96,16 @@ META_USAGE_BYTES = b"usage-bytes/"  # + T -> bytes written by the event writer (
 META_OTHER_BYTES = b"usage-obytes/"  # + T -> bytes of snapshots and control-plane records
 META_HOUR_EVENTS = b"usage-events/"  # + T + hour -> events appended in that UTC hour
 META_HOUR_QUERIES = b"usage-queries/"  # + T + hour -> query calls counted in that UTC hour
+META_MINUTE_EVENTS = b"usage-mevents/"  # + T -> the current UTC minute (8 bytes) and its event count (8)
 # Every per-tenant meta prefix (purged with the tenant).
-META_TENANT_PREFIXES = (META_STREAM_COUNT, META_USAGE_BYTES, META_OTHER_BYTES, META_HOUR_EVENTS, META_HOUR_QUERIES)
+META_TENANT_PREFIXES = (
+    META_STREAM_COUNT,
+    META_USAGE_BYTES,
+    META_OTHER_BYTES,
+    META_HOUR_EVENTS,
+    META_HOUR_QUERIES,
+    META_MINUTE_EVENTS,
+)
 HOUR_NS = 3600 * 1_000_000_000
 HOUR = struct.Struct(">I")
 

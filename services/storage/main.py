@@ -26,6 +26,7 @@ class StorageProcess(server.Service):
         super().__init__(settings)
         self.backend = backend or open_backend(settings.storage)
         self.servicer = StorageServicer(self.backend, self.scope_verifier(), settings.storage.max_subscriptions)
+        self.servicer.soft_ratio = settings.limits.soft_limit_ratio
 
     def endpoint(self) -> Endpoint:
         return self.settings.storage
@@ -46,6 +47,7 @@ class StorageProcess(server.Service):
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         self.backend.apply_settings(settings.storage)
         self.servicer.max_subscriptions = settings.storage.max_subscriptions
+        self.servicer.soft_ratio = settings.limits.soft_limit_ratio
 
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:

@@ -38,6 +38,7 @@ from services.storage.backend import (
 from services.storage.codec import StreamHead
 from services.storage.disk import DiskGuard, out_of_space
 from services.storage.hub import CommitHub
+from services.storage.quotas import MINUTE_NS, StorageQuotas, Windows
 from services.storage.writer import GroupCommitWriter, TenantCursor, write_options
 from shared.config.settings import StorageSettings
 from shared.core.errors import (
@@ -52,6 +53,7 @@ from shared.core.errors import (
 from shared.core.reasons import Reason
 from shared.core.tenant_ids import DEFAULT_TENANT
 from shared.core.timestamps import from_timestamp, to_timestamp
+from shared.limits.plans import NS_QUOTA_OVERRIDES
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class RocksBackend(StorageBackend):
         self._other_bytes: dict[int, int] = {}
         self._writer: GroupCommitWriter | None = None
         self._hub: CommitHub | None = None
+        # The quotas the writer enforces (plans from tenant records, overrides from their records).
+        self.quotas = StorageQuotas()
         self._disk = DiskGuard(self.path, settings.min_free_bytes)
         self._space_watch: asyncio.Future[None] | None = None
         # Scans in progress (they hold iterators across awaits), and whether new ones may start (not while
@@ -175,6 +179,8 @@ class RocksBackend(StorageBackend):
             request_id_ttl_ns=self.settings.request_id_ttl_s * 1_000_000_000,
             on_commit=self._hub.publish,
             on_failure=self._write_failed,
+            quotas=self.quotas,
+            other_bytes=lambda tenant_no: self._other_bytes.get(tenant_no, 0),
         )
         self._writer.start()
 
@@ -248,7 +254,8 @@ class RocksBackend(StorageBackend):
                 self._tenant_records[tenant.tenant_id] = (tenant, keys.unpack_u64(value))
         raw_seq = meta.get(keys.META_TENANT_SEQ)
         self._tenant_seq = max([keys.unpack_u64(raw_seq) if raw_seq else 0, *registered.values()])
-        hour = time.time_ns() // keys.HOUR_NS
+        now = time.time_ns()
+        hour = now // keys.HOUR_NS
         for tenant_id, number in registered.items():
             last_position, last_recorded = 0, 0
             it = self._cf["events"].iter()
@@ -275,8 +282,12 @@ class RocksBackend(StorageBackend):
                 last_recorded,
                 streams,
                 stored_bytes=stored_bytes,
-                hour=hour,
-                hour_events=self._meta_u64(keys.hour_events_key(number, hour)),
+                windows=Windows(
+                    now,
+                    hour_events=self._meta_u64(keys.hour_events_key(number, hour)),
+                    day_events=self._events_today(number, hour),
+                    minute_events=self._events_this_minute(tp, now),
+                ),
             )
         if DEFAULT_TENANT not in self._tenant_records:
             # The default tenant exists from the first start; data written before tenants belongs to it.
@@ -290,6 +301,33 @@ class RocksBackend(StorageBackend):
         self._inactive = {
             tid for tid, (t, _) in self._tenant_records.items() if t.status == model_pb2.TENANT_STATUS_INACTIVE
         }
+        for tenant_id, (kept, _) in self._tenant_records.items():
+            self.quotas.set_plan(tenant_id, kept.quotas if kept.HasField("quotas") else None)
+        prefix = keys.record_prefix(0, NS_QUOTA_OVERRIDES)
+        for key, value in self._cf["records"].items(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            self.quotas.put_override(key[len(prefix) :].decode(), value[8:])
+
+    def _events_this_minute(self, tp: bytes, now: int) -> int:
+        """Events appended in the current UTC minute (kept with every batch, so a restart keeps it)."""
+        raw = self._cf["meta"].get(keys.META_MINUTE_EVENTS + tp)
+        if raw is None or keys.unpack_u64(raw) != now // MINUTE_NS:
+            return 0
+        return keys.unpack_u64(raw, 8)
+
+    def _events_today(self, tenant_no: int, hour: int) -> int:
+        """Events appended since 00:00 UTC, from the per-hour counts."""
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(keys.hour_events_key(tenant_no, hour + 1))
+        it = self._cf["meta"].iter(ro)
+        it.seek(keys.hour_events_key(tenant_no, hour - hour % 24))
+        total = 0
+        while it.valid():
+            total += keys.unpack_u64(it.value())
+            it.next()
+        del it
+        return total
 
     def _meta_under(self, prefix: bytes) -> Iterator[tuple[str, bytes]]:
         """(the rest of the key as text, value) for every meta key under a prefix."""
@@ -380,6 +418,7 @@ class RocksBackend(StorageBackend):
         from_version: int,
         limit: int,
         to_version: int = 0,
+        max_bytes: int = 0,
     ) -> StreamSlice:
         t = self._tenant_no(tenant_id)
         with engine_errors("reading a stream"):
@@ -399,7 +438,8 @@ class RocksBackend(StorageBackend):
                 versions = list(range(start, stop + 1))
                 next_version = stop + 1 if stop < last else 0
             events = self._events_for_versions(t, stream_id, versions)
-        trimmed = self._trim_bytes(events)
+        budget = min(max_bytes, self.settings.max_read_bytes) if max_bytes else self.settings.max_read_bytes
+        trimmed = _trim_bytes(events, budget)
         if len(trimmed) < len(events):
             next_version = versions[len(trimmed)]
         return StreamSlice(trimmed, head.version, next_version)
@@ -412,15 +452,6 @@ class RocksBackend(StorageBackend):
         tp = keys.tenant_prefix(t)
         events = self._cf["events"].get([tp + p for p in positions if p is not None])
         return [e for e in events if e is not None]
-
-    def _trim_bytes(self, events: list[bytes]) -> list[bytes]:
-        budget = self.settings.max_read_bytes
-        total = 0
-        for i, e in enumerate(events):
-            total += len(e) + 6
-            if total > budget and i > 0:
-                return events[:i]
-        return events
 
     def _recorded_ns(self, t: int, position: int) -> int:
         data = self._cf["events"].get(keys.event_key(t, position))
@@ -722,6 +753,8 @@ class RocksBackend(StorageBackend):
             counted = self._count_other(batch, tenant_no, len(stored) + (len(full) if old is None else -len(old)))
             self._db.write(batch, self._durable)
             self._other_bytes.update(counted)
+        if tenant_no == 0 and namespace == NS_QUOTA_OVERRIDES:
+            self.quotas.put_override(key, value)
         watchers = self._record_watchers.pop((tenant_no, namespace), None)
         if watchers is not None:
             watchers.set()
@@ -779,6 +812,8 @@ class RocksBackend(StorageBackend):
             counted = self._count_other(batch, tenant_no, -(len(full) + len(old)))
             self._db.write(batch, self._durable)
             self._other_bytes.update(counted)
+        if tenant_no == 0 and namespace == NS_QUOTA_OVERRIDES:
+            self.quotas.delete_override(key)
         return True
 
     def _count_other(self, batch: WriteBatch, tenant_no: int, delta: int) -> dict[int, int]:
@@ -852,11 +887,12 @@ class RocksBackend(StorageBackend):
         del meta
         if number:
             self._tenant_seq = number
-            self._tenants[tenant_id] = TenantCursor(tenant_id, number, 0, 0, 0, hour=time.time_ns() // keys.HOUR_NS)
+            self._tenants[tenant_id] = TenantCursor(tenant_id, number, 0, 0, 0)
             self._other_bytes[number] = 0
             if self._hub is not None:
                 self._hub.set_head(number, 0)
         self._tenant_records[tenant_id] = (stored, revision)
+        self.quotas.set_plan(tenant_id, stored.quotas if stored.HasField("quotas") else None)
         if stored.status == model_pb2.TENANT_STATUS_INACTIVE:
             self._inactive.add(tenant_id)
             cursor = self._tenants.get(tenant_id)
@@ -904,6 +940,7 @@ class RocksBackend(StorageBackend):
             # refuses its appends.
             del self._tenants[tenant_id]
             self._tenant_records.pop(tenant_id, None)
+            self.quotas.set_plan(tenant_id, None)
             self._inactive.discard(tenant_id)
             if self._hub is not None:
                 self._hub.wake(number)
@@ -957,43 +994,41 @@ class RocksBackend(StorageBackend):
         if cursor is None:
             raise self._tenant_missing(tenant_id)
         now = time.time_ns()
-        hour = now // keys.HOUR_NS
-        day_start = hour - hour % 24
+        minute, hour, day = cursor.windows.counts(now)  # exact: the writer keeps them with every batch
         with engine_errors("reading usage"):
-            today = 0
-            lo = keys.hour_events_key(cursor.number, day_start)
-            hi = keys.hour_events_key(cursor.number, hour + 1)
-            ro = ReadOptions()
-            ro.set_iterate_upper_bound(hi)
-            it = self._cf["meta"].iter(ro)
-            it.seek(lo)
-            this_hour = 0
-            while it.valid():
-                count = keys.unpack_u64(it.value())
-                today += count
-                if it.key() == keys.hour_events_key(cursor.number, hour):
-                    this_hour = count
-                it.next()
-            del it
-            queries = self._meta_u64(keys.hour_queries_key(cursor.number, hour))
+            queries = self._meta_u64(keys.hour_queries_key(cursor.number, now // keys.HOUR_NS))
         return TenantUsage(
             events=cursor.last_position,
             streams=cursor.streams,
             storage_bytes=cursor.stored_bytes + self._other_bytes.get(cursor.number, 0),
-            events_this_hour=this_hour,
-            events_today=today,
+            events_this_hour=hour,
+            events_today=day,
             queries_this_hour=queries,
+            events_this_minute=minute,
         )
 
-    async def add_usage(self, tenant_id: str, queries: int) -> None:
+    async def add_usage(self, tenant_id: str, queries: int) -> int:
         self._disk.check()
         cursor = self._tenants.get(tenant_id)
-        if cursor is None or queries <= 0:
-            return
+        if cursor is None:
+            return 0
         key = keys.hour_queries_key(cursor.number, time.time_ns() // keys.HOUR_NS)
         with engine_errors("counting usage"):
-            total = self._meta_u64(key) + queries  # no await in between: atomic on the event loop
-            self._cf["meta"].put(key, keys.pack_u64(total), self._best_effort)
+            total = self._meta_u64(key) + max(0, queries)  # no await in between: atomic on the event loop
+            if queries > 0:
+                self._cf["meta"].put(key, keys.pack_u64(total), self._best_effort)
+        return total
+
+    async def quota_warning(self, tenant_id: str, soft_ratio: float) -> str:
+        cursor = self._tenants.get(tenant_id)
+        if cursor is None:
+            return ""
+        now = time.time_ns()
+        limits = self.quotas.limits(tenant_id, now)
+        if limits is None:
+            return ""
+        stored = cursor.stored_bytes + self._other_bytes.get(cursor.number, 0)
+        return self.quotas.warning(limits, cursor.windows.counts(now), stored, now, soft_ratio)
 
     # -- statistics ----------------------------------------------------------------------------------
 
@@ -1055,3 +1090,13 @@ def _stream_info(stream_id: str, head: StreamHead) -> model_pb2.StreamInfo:
 
 
 __all__ = ["RocksBackend"]
+
+
+def _trim_bytes(events: list[bytes], budget: int) -> list[bytes]:
+    """The leading events that fit in `budget` bytes (the first always goes)."""
+    total = 0
+    for i, e in enumerate(events):
+        total += len(e) + 6
+        if total > budget and i > 0:
+            return events[:i]
+    return events

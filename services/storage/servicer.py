@@ -102,6 +102,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.closing = asyncio.Event()
         self.subscriptions = 0
         self.started_ns = time.time_ns()
+        self.soft_ratio = 0.8  # limits.soft_limit_ratio: appends past it carry a quota warning
 
     async def _check(self, tenant_id: str) -> None:
         """The request's tenant is the scope's, and exists and is active (the admin service's system scope
@@ -135,12 +136,18 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         written = iter(await self.backend.append(admitted) if admitted else [])
         results = [refused[i] if i in refused else next(written) for i in range(len(request.operations))]
         response = storage_pb2.AppendResponse()
-        for result in results:
+        warnings: dict[str, str] = {}  # per tenant, as its quotas stand after these appends
+        for op, result in zip(request.operations, results, strict=True):
             outcome = response.outcomes.add()
             if isinstance(result, AllSourceError):
                 outcome.error.CopyFrom(result.to_status())
             else:
                 outcome.success.CopyFrom(result)
+                warning = warnings.get(op.tenant_id)
+                if warning is None:
+                    warning = warnings[op.tenant_id] = await self.backend.quota_warning(op.tenant_id, self.soft_ratio)
+                if warning:
+                    outcome.quota_warning = warning
         return response
 
     async def GetEvent(
@@ -161,6 +168,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             from_version=request.from_version,
             limit=_limit(request.limit),
             to_version=request.to_version,
+            max_bytes=request.max_bytes,
         )
         response = storage_pb2.ReadStreamResponse.FromString(codec.repeated_events(piece.events))
         response.stream_version = piece.stream_version
@@ -182,6 +190,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             after_position=request.after_position,
             limit=_limit(request.limit),
             max_scan=request.max_scan or 10_000,
+            max_bytes=request.max_bytes,
         )
         response = storage_pb2.ReadEventsResponse.FromString(codec.repeated_events(run.events))
         response.scanned_to_position = run.scanned_to
@@ -376,6 +385,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             events_this_hour=usage.events_this_hour,
             events_today=usage.events_today,
             queries_this_hour=usage.queries_this_hour,
+            events_this_minute=usage.events_this_minute,
         )
 
     async def AddUsage(
@@ -384,8 +394,8 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         # Counted by the services for many tenants at once, so with their system scope.
         touched(request.tenant_id)
         require_tenant(_scope(), request.tenant_id)
-        await self.backend.add_usage(request.tenant_id, request.queries)
-        return storage_pb2.AddUsageResponse()
+        total = await self.backend.add_usage(request.tenant_id, request.queries)
+        return storage_pb2.AddUsageResponse(queries_this_hour=total)
 
 
 def _record(r: Record) -> storage_pb2.Record:

@@ -34,14 +34,34 @@ from services.storage import codec, keys
 from services.storage.backend import AppendResult
 from services.storage.codec import StreamHead
 from services.storage.disk import out_of_space
+from services.storage.quotas import MINUTE_NS, StorageQuotas, Windows
 from shared.core.errors import AllSourceError, NotFound, ResourceExhausted, Unavailable
 from shared.core.reasons import Reason
 from shared.core.timestamps import to_timestamp
+from shared.limits.plans import exceeded
 
 log = logging.getLogger(__name__)
 
 # Batches with fewer key writes than this are written on the event loop itself (see the module doc).
 INLINE_WRITE_ENTRIES = 1000
+
+
+# What one event can add beyond twice its own serialized size (its data, and its type again in the type
+# index): a generated id, the JSON content type, recorded_at, version and position in the value; the
+# event, stream-index (and its value), type-index and id-index keys. See `_size_bound`.
+_PER_EVENT_EXTRA = (
+    len(codec.EVENT_ID_FIELD_PREFIX) + 36 + len(codec.JSON_CONTENT_TYPE_FIELD) + 24 + 18 + 12 + 21 + 13 + 28
+)
+
+
+def _size_bound(req: model_pb2.AppendInput, sid_len: int, tenant_field_len: int, count: int) -> int:
+    """At least the bytes an append adds to its tenant's figure (its exact size is known only once
+    prepared): when this fits under the storage quota the append is prepared and written directly."""
+    per_event = _PER_EVENT_EXTRA + tenant_field_len + 2 * sid_len + 8
+    bound = 2 * req.ByteSize() + count * per_event + 8 + sid_len + codec.HEAD_BYTES
+    if req.request_id:
+        bound += 2 * len(req.request_id.encode()) + 160 + count * 40
+    return bound
 
 
 def write_options(sync: bool) -> WriteOptions:
@@ -61,11 +81,10 @@ class TenantCursor:
     last_recorded_ns: int
     streams: int
     # Bytes of keys and values this writer has stored for the tenant (events, indexes, stream heads,
-    # request results), and the events appended in the current UTC hour: kept exact, written with
-    # every batch (services.storage.keys.META_USAGE_BYTES / META_HOUR_EVENTS).
+    # request results), and the events appended in the current UTC minute, hour and day: kept exact,
+    # written with every batch (services.storage.keys.META_USAGE_BYTES / META_HOUR_EVENTS).
     stored_bytes: int = 0
-    hour: int = 0
-    hour_events: int = 0
+    windows: Windows = field(default_factory=lambda: Windows(time.time_ns()))
     # The stored events' tenant_id field, encoded once.
     field: bytes = b""
 
@@ -120,8 +139,12 @@ class GroupCommitWriter:
         request_id_ttl_ns: int,
         on_commit: Callable[[dict[int, int]], None],
         on_failure: Callable[[BaseException], None] = lambda exc: None,
+        quotas: StorageQuotas | None = None,
+        other_bytes: Callable[[int], int] = lambda tenant_no: 0,
     ) -> None:
         self._on_failure = on_failure
+        self.quotas = quotas or StorageQuotas()
+        self._other_bytes = other_bytes  # a tenant's bytes outside the event log (snapshots, records)
         self._db = db
         self._h = handles
         self._cf = families
@@ -218,8 +241,10 @@ class GroupCommitWriter:
                     continue  # deleted meanwhile; its range is purged after this batch
                 tp = keys.tenant_prefix(tenant_no)
                 batch.put(keys.META_USAGE_BYTES + tp, keys.pack_u64(cursor.stored_bytes + stored), self._h["meta"])
-                in_hour = (cursor.hour_events if cursor.hour == hour else 0) + appended
-                batch.put(keys.hour_events_key(tenant_no, hour), keys.pack_u64(in_hour), self._h["meta"])
+                in_minute, in_hour, _ = cursor.windows.counts(now)
+                batch.put(keys.hour_events_key(tenant_no, hour), keys.pack_u64(in_hour + appended), self._h["meta"])
+                minute = keys.pack_u64(now // MINUTE_NS) + keys.pack_u64(in_minute + appended)
+                batch.put(keys.META_MINUTE_EVENTS + tp, minute, self._h["meta"])
             if wrote:
                 if batch.len() < INLINE_WRITE_ENTRIES:
                     self._db.write(batch, self._write_opt)
@@ -249,7 +274,7 @@ class GroupCommitWriter:
                 if not group.future.done():  # a caller that went away has cancelled its future
                     group.future.set_result([failure] * len(group.items))
             return
-        heads_changed = self._apply(overlay, now // keys.HOUR_NS)
+        heads_changed = self._apply(overlay, now)
         if heads_changed:
             self._on_commit(heads_changed)
         self.appends_committed += sum(
@@ -261,7 +286,7 @@ class GroupCommitWriter:
                 group.future.set_result(results[start : start + len(group.items)])
             start += len(group.items)
 
-    def _apply(self, overlay: _Overlay, hour: int) -> dict[int, int]:
+    def _apply(self, overlay: _Overlay, now: int) -> dict[int, int]:
         if len(self._heads) + len(overlay.heads) > self._cache_size:
             self._heads.clear()
         self._heads.update(overlay.heads)
@@ -278,8 +303,7 @@ class GroupCommitWriter:
             cursor = by_number.get(tenant_no)
             if cursor is not None:
                 cursor.stored_bytes += stored
-                cursor.hour_events = (cursor.hour_events if cursor.hour == hour else 0) + appended
-                cursor.hour = hour
+                cursor.windows.add(appended, now)
         return changed
 
     def forget_tenant(self, tenant_no: int) -> None:
@@ -339,12 +363,28 @@ class GroupCommitWriter:
         )
         if not isinstance(decision, rules.Accepted):
             return decision
+        count = decision.count
+        # Quotas: the event windows are checked now; storage bytes, when the append might cross them,
+        # once its exact size is known and before anything of it joins the batch (see `collect` below).
+        limits = self.quotas.limits(item.tenant_id, now)
+        room: int | None = None
+        if limits is not None:
+            pending = overlay.usage.get(t)
+            in_batch = pending[1] if pending else 0
+            used = tuple(n + in_batch for n in cursor.windows.counts(now))
+            refusal = self.quotas.window_refusal(item.tenant_id, limits, used, count, now)  # type: ignore[arg-type]
+            if refusal is not None:
+                return refusal
+            if limits.storage_bytes is not None:
+                stored_now = cursor.stored_bytes + self._other_bytes(t) + (pending[0] if pending else 0)
+                room = limits.storage_bytes - stored_now
+                if room >= _size_bound(req, len(stream_id.encode()), len(cursor.field), count):
+                    room = None  # it fits whatever its exact size: write as usual
 
-        # Accepted: from here on only puts.
+        # Accepted: from here on only puts (collected first when the storage quota is close).
         recorded = now if now > last_rec else last_rec
         first_pos = decision.first_position
         first_ver = decision.first_version
-        count = decision.count
         encoded_time = overlay.times.get(recorded)
         if encoded_time is None:
             encoded_time = overlay.times[recorded] = (codec.recorded_field(recorded), to_timestamp(recorded))
@@ -360,7 +400,9 @@ class GroupCommitWriter:
             self._h["type_idx"],
             self._h["id_idx"],
         )
-        put = batch.put
+        collected: list[tuple[bytes, bytes, Any]] = []
+        put = batch.put if room is None else (lambda k, v, h: collected.append((k, v, h)))
+        new_ids: dict[tuple[int, bytes], tuple[int, str, int, model_pb2.AppendInput, int]] = {}
         pack = keys.U64.pack
         version_position = codec.version_position
         id_prefix, json_field, sep = codec.EVENT_ID_FIELD_PREFIX, codec.JSON_CONTENT_TYPE_FIELD, keys.SEP
@@ -381,7 +423,7 @@ class GroupCommitWriter:
                 data += id_prefix + eid.encode()
             else:
                 eid = ev.event_id
-                overlay.ids[(t, raw_id)] = (pos, stream_id, version, req, index)
+                new_ids[(t, raw_id)] = (pos, stream_id, version, req, index)
             if not ev.content_type:
                 data += json_field
             event_ids.append(eid)
@@ -408,9 +450,7 @@ class GroupCommitWriter:
             head.created_ns if head else recorded,
             recorded,
         )
-        batch.put(tprefix + sid, new_head.encode(), self._h["streams"])
-        overlay.heads[(t, stream_id)] = new_head
-        overlay.cursors[t] = (last, recorded, streams + (0 if head else 1))
+        put(tprefix + sid, new_head.encode(), self._h["streams"])
         response = model_pb2.AppendResult(
             first_version=first_ver,
             last_version=current + count,
@@ -422,9 +462,29 @@ class GroupCommitWriter:
         if req.request_id:
             request_key = keys.request_key(t, req.request_id)
             request_value = fingerprint + keys.pack_u64(recorded) + response.SerializeToString()
-            batch.put(request_key, request_value, self._h["requests"])
-            stored += len(request_key) + len(request_value) - overlay.replaced.pop((t, req.request_id), 0)
+            put(request_key, request_value, self._h["requests"])
+            stored += len(request_key) + len(request_value) - overlay.replaced.get((t, req.request_id), 0)
+        if room is not None:
+            if stored > room:
+                assert limits is not None and limits.storage_bytes is not None
+                used_bytes = limits.storage_bytes - room
+                return exceeded(
+                    item.tenant_id,
+                    "max_storage_bytes",
+                    limits.storage_bytes,
+                    used_bytes,
+                    f"{used_bytes} of {limits.storage_bytes} bytes stored; this append needs {stored}",
+                )
+            for key, value, handle in collected:
+                batch.put(key, value, handle)
+        # Admitted: the overlay takes it.
+        if new_ids:
+            overlay.ids.update(new_ids)
+        if req.request_id:
+            overlay.replaced.pop((t, req.request_id), None)
             overlay.requests[(t, req.request_id)] = (fingerprint, response)
+        overlay.heads[(t, stream_id)] = new_head
+        overlay.cursors[t] = (last, recorded, streams + (0 if head else 1))
         usage = overlay.usage.get(t)
         if usage is None:
             overlay.usage[t] = [stored, count]

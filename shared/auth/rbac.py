@@ -51,6 +51,7 @@ class Requirement:
     permission: int  # PERMISSION_UNSPECIFIED: not declared, so refused
     allow_unauthenticated: bool
     audited: bool = False  # operator acts that change the suite: written to the audit log
+    cost: int = 0  # allsource.v1.RateCost: what a call costs against rate limits (0: not declared)
 
 
 def requirements(services: Iterable[ServiceDescriptor]) -> dict[str, Requirement]:
@@ -58,11 +59,12 @@ def requirements(services: Iterable[ServiceDescriptor]) -> dict[str, Requirement
     out = {}
     for service in services:
         for method in service.methods:
-            # The stubs type extension keys generically; these three are declared in options.proto.
+            # The stubs type extension keys generically; these are declared in options.proto.
             options: Any = method.GetOptions()
             out[f"/{service.full_name}/{method.name}"] = Requirement(
                 permission=options.Extensions[options_pb2.required_permission],
                 allow_unauthenticated=options.Extensions[options_pb2.allow_unauthenticated],
                 audited=options.Extensions[options_pb2.audited],
+                cost=options.Extensions[options_pb2.rate_cost],
             )
     return out

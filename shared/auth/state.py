@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, cast
 
 from allsource.storage.v1 import records_pb2
@@ -89,6 +89,8 @@ class AuthState:
         self._usage: dict[str, int] = {}
         self._key_failures: dict[str, deque[float]] = defaultdict(deque)
         self.ready = False
+        # Told when a quota override or an emergency throttle changed (shared.limits.book).
+        self.on_limits_changed: Callable[[], None] = lambda: None
 
     # -- the change feed ----------------------------------------------------------------------------
 
@@ -122,6 +124,8 @@ class AuthState:
         elif change.kind == K.AUTH_CHANGE_KIND_TENANT_CHANGED:
             self._tenants.pop(change.subject, None)
             self._users = {k: v for k, v in self._users.items() if k[0] != change.subject}
+        elif change.kind == K.AUTH_CHANGE_KIND_LIMITS_CHANGED:
+            self.on_limits_changed()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the change feed and flush last-used times until stop is set."""

@@ -192,6 +192,51 @@ class LimitsSettings(_Section):
     # Deepest nesting of arrays and objects in a JSON payload (entity state folds any accepted payload).
     max_json_depth: int = Reloadable(64, ge=1, le=255)
 
+    # -- Rate limits and quotas (docs/OPERATIONS.md, "Rate limits and quotas") --
+    # Whether rate limits and emergency throttles apply; quotas storage enforces (events per window,
+    # storage bytes) and count quotas (API keys, users) apply regardless.
+    rate_limits: bool = Reloadable(True)
+    # Where the buckets live: "memory" (each process its own: one replica of each service) or "redis"
+    # (shared by every replica: set redis_url).
+    backend: Literal["memory", "redis"] = "memory"
+    # redis://[user:password@]host:port/db (a secret: it may carry a password; env:, file:, vault: work).
+    redis_url: SecretStr | None = None
+    redis_prefix: str = "allsource:rl:"
+    # The longest a call waits for Redis; past it the limiter stops asking Redis until it answers again.
+    redis_timeout_s: float = Reloadable(0.1, gt=0, le=5)
+    # Redis unavailable: true admits by per-replica buckets of the same limits (each replica up to the
+    # whole limit), false refuses calls with UNAVAILABLE / LIMITER_UNAVAILABLE.
+    fail_open: bool = Reloadable(True)
+    # A replica takes tokens from a shared bucket this many seconds of its rate at a time (at least one):
+    # larger leases mean fewer Redis round trips and a larger over-admission bound (one lease per replica).
+    lease_s: float = Reloadable(0.1, gt=0, le=10)
+    # Request units per second for the whole suite (every tenant together; 0: no global limit) and the
+    # bucket's size (0: twice the rate).
+    global_units_per_second: float = Reloadable(0.0, ge=0)
+    global_burst: float = Reloadable(0.0, ge=0)
+    # Request units per second per tenant for single RPCs, by method name ({"ListEvents": 50}); bursts
+    # of twice the rate. Applies on top of the tenant's plan.
+    method_units_per_second: dict[str, float] = Reloadable({})
+    # Request units per second per credential (a user's token or an API key; 0: no such limit); bursts
+    # of twice the rate.
+    credential_units_per_second: float = Reloadable(0.0, ge=0)
+    # The share of a limit from which calls carry an x-allsource-quota-warning trailer (and a log line).
+    soft_limit_ratio: float = Reloadable(0.8, gt=0, le=1)
+
+    @field_validator("method_units_per_second")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        bad = sorted(name for name, rate in rates.items() if rate <= 0)
+        if bad:
+            raise ValueError(f"rates must be positive: {', '.join(bad)}")
+        return rates
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> LimitsSettings:
+        if self.backend == "redis" and self.redis_url is None:
+            raise ValueError("limits.backend = 'redis' needs limits.redis_url")
+        return self
+
 
 class LogSettings(_Section):
     """Logging: JSON lines on stderr."""

@@ -34,7 +34,7 @@ class AllSourceError(Exception):
         metadata: Mapping[str, str] | None = None,
         violations: Iterable[tuple[str, str]] = (),
         retry_after: float | None = None,
-        quota_violations: Iterable[tuple[str, str]] = (),
+        quota_violations: Iterable[tuple[str, str] | error_details_pb2.QuotaFailure.Violation] = (),
         status: status_pb2.Status | None = None,
     ) -> None:
         super().__init__(message)
@@ -63,8 +63,11 @@ class AllSourceError(Exception):
             status.details.add().Pack(bad)
         if self.quota_violations:
             quota = error_details_pb2.QuotaFailure()
-            for subject, description in self.quota_violations:
-                quota.violations.add(subject=subject, description=description)
+            for violation in self.quota_violations:
+                if isinstance(violation, tuple):
+                    quota.violations.add(subject=violation[0], description=violation[1])
+                else:
+                    quota.violations.append(violation)
             status.details.add().Pack(quota)
         if self.retry_after is not None:
             delay = duration_pb2.Duration()
@@ -157,6 +160,21 @@ class DeadlineExceeded(AllSourceError):
     reason = Reason.DEADLINE_EXCEEDED
 
 
+def with_retry_after(error: AllSourceError, seconds: float) -> AllSourceError:
+    """The same error with another RetryInfo delay (every other detail kept)."""
+    status = status_pb2.Status()
+    status.CopyFrom(error.to_status())
+    kept = [d for d in status.details if not d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    del status.details[:]
+    status.details.extend(kept)
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(seconds * 1e9))
+    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    rebuilt = from_status(status)
+    rebuilt.retry_after = seconds
+    return rebuilt
+
+
 def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo detail of a status, if it has one."""
     for detail in status.details:
@@ -171,11 +189,18 @@ def from_status(status: status_pb2.Status) -> AllSourceError:
     """Rebuild an error from a google.rpc.Status, keeping every detail for re-emission."""
     info = error_info(status)
     code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    retry_after = None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_after = retry.retry_delay.ToNanoseconds() / 1e9
     return AllSourceError(
         status.message,
         code=code,
         reason=info.reason if info else code.name,
         metadata=dict(info.metadata) if info else {},
+        retry_after=retry_after,
         status=status,
     )
 

@@ -64,8 +64,8 @@ def public_chain(
         TenantResolution(service.auth_state),
         Authorization(),
         AuditStage(service.audit),
-        Admission(settings.limits),
+        Admission(settings.limits, service.governor),
     ]
     if count_queries is not None:
-        stages.append(UsageAccounting(*count_queries))
+        stages.append(UsageAccounting(*count_queries, service.governor))
     return stages

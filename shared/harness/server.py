@@ -34,10 +34,14 @@ from shared.auth.state import AuthState
 from shared.auth.tokens import TokenVerifier
 from shared.config.flags import FLAGS, FlagState
 from shared.config.loader import ConfigInputs, LoadedSettings, SettingsError, load_settings
-from shared.config.settings import Endpoint, Settings
+from shared.config.settings import Endpoint, LimitsSettings, Settings
 from shared.core.errors import AllSourceError
 from shared.core.version import VERSION
 from shared.harness import chains
+from shared.limits.book import LimitBook
+from shared.limits.governor import Governor
+from shared.limits.limiter import MemoryLimiter, RateLimiter
+from shared.limits.redis_limiter import RedisLimiter
 from shared.rpc.chain import CallChain, Registrar, Stage
 from shared.rpc.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, ControlServicer, flag_from_record
 from shared.rpc.transport import server_credentials, server_options
@@ -141,6 +145,21 @@ class Service(abc.ABC):
             await self.health.set(name, status)
 
 
+def make_limiter(limits: LimitsSettings) -> RateLimiter:
+    """The rate limiter limits.backend names."""
+    if limits.backend == "redis":
+        assert limits.redis_url is not None  # the settings model insists
+        return RedisLimiter(
+            limits.redis_url.get_secret_value(),
+            prefix=limits.redis_prefix,
+            timeout_s=limits.redis_timeout_s,
+            lease_s=limits.lease_s,
+            fail_open=limits.fail_open,
+            soft_ratio=limits.soft_limit_ratio,
+        )
+    return MemoryLimiter(soft_ratio=limits.soft_limit_ratio)
+
+
 class StorageBackedService(Service):
     """A public service: it reaches storage through a StorageClient and serves only while storage does."""
 
@@ -155,6 +174,11 @@ class StorageBackedService(Service):
         )
         self.token_verifier = TokenVerifier(settings.auth, self.auth_state.public_key)
         self.audit = AuditLog(StorageRecords(self.storage))
+        # Rate limits, quota overrides and emergency throttles (shared.limits), kept current by the
+        # auth change feed's LIMITS_CHANGED entries.
+        self.limit_book = LimitBook(StorageRecords(self.storage), resync_s=settings.auth.change_resync_s)
+        self.auth_state.on_limits_changed = self.limit_book.changed
+        self.governor = Governor(settings.limits, self.limit_book, make_limiter(settings.limits))
 
     def stages(self) -> list[Stage]:
         return chains.public_chain(self)
@@ -162,7 +186,7 @@ class StorageBackedService(Service):
     async def background(self, stop: asyncio.Event) -> None:
         with contextlib.suppress(AllSourceError):
             await self.auth_state.poll()  # revocations known before the first call, if storage answers
-        await self.auth_state.run(stop)
+        await asyncio.gather(self.auth_state.run(stop), self.limit_book.run(stop))
 
     async def dependencies_ok(self) -> tuple[bool, str]:
         ok, why, _ = await self.storage.health()
@@ -170,6 +194,7 @@ class StorageBackedService(Service):
 
     async def stop(self) -> None:
         await self.audit.drain()
+        await self.governor.limiter.close()
         await self.storage.close()
 
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
@@ -178,6 +203,8 @@ class StorageBackedService(Service):
         self.auth_state.resync_s = settings.auth.change_resync_s
         self.auth_state.api_key_max_failures = settings.auth.api_key_max_failures
         self.auth_state.usage_flush_s = settings.auth.key_usage_flush_s
+        self.limit_book.resync_s = settings.auth.change_resync_s
+        self.governor.configure(settings.limits)
         if self.chain is not None:
             authentication = self.chain.stage(Authentication)
             if authentication is not None:

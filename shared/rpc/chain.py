@@ -4,10 +4,11 @@ A stage is one small class with one job (trace context, request id and access lo
 tenant resolution, authorization, audit, admission, usage accounting; see shared.stages). Each service
 declares its chain once (shared.harness.chains). When a method is registered the chain keeps only the
 stages that apply to it and that have work to do, so a call pays for nothing else: `enter` hooks run in
-order before the handler (any may refuse the call by raising an AllSourceError), `exit` hooks in
-reverse order once the call has ended, with its outcome. Around all of them the chain maps errors: an
-AllSourceError becomes its rich status, any other exception becomes INTERNAL with the request id in its
-ErrorInfo; its stack trace goes to the log, never to the client.
+order before the handler (any may refuse the call by raising an AllSourceError), `after` hooks with a
+unary handler's response, `exit` hooks in reverse order once the call has ended, with its outcome.
+Around all of them the chain maps errors: an AllSourceError becomes its rich status, any other
+exception becomes INTERNAL with the request id in its ErrorInfo; its stack trace goes to the log, never
+to the client.
 
 The chain is applied when servicers are registered (`Registrar`), wrapping each method's handler once,
 rather than as a grpc.aio.ServerInterceptor, which would cost a coroutine pipeline and a new handler
@@ -80,9 +81,12 @@ class Call:
     started: float
     request_id: str = ""
     principal: Principal | None = None  # authenticated caller (authentication, tenant resolution)
+    tenant: Any = None  # the record of the tenant acted on (allsource.v1.Tenant; tenant resolution)
     switched: bool = False  # an operator acting on another tenant (x-allsource-tenant)
     audit: Any = None  # the audit entry of an audited act
     admitted: bool = False  # holds a slot of the admission stage
+    rate: Any = None  # the rate limits admission charged (settled against the response: page reads)
+    # Trailing metadata the call ends with (a stage that adds to it also sets it on the context).
     trailing: list[tuple[str, str]] = field(default_factory=list)
 
     def metadata_values(self, key: str) -> list[str]:
@@ -115,8 +119,16 @@ class Stage:
         """Before the handler: refuse the call by raising an AllSourceError. May be a coroutine."""
         return None
 
+    def after(self, call: Call, response: Any) -> None:
+        """After a unary handler has answered, with its response (in reverse stage order)."""
+
     def exit(self, call: Call, outcome: Outcome) -> None:
         """After the call has ended, with its outcome (in reverse stage order)."""
+
+
+def add_trailing(context: grpc.aio.ServicerContext, key: str, value: str) -> None:
+    """Add to the trailing metadata a handler's call ends with (keeping what stages set)."""
+    context.set_trailing_metadata((*tuple(context.trailing_metadata() or ()), (key, value)))
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -153,8 +165,11 @@ class CallChain:
         info = MethodInfo(path, self.requirements.get(path), streaming=handler.unary_unary is None)
         applied = [s for s in self.stages if s.applies(info)]
         enters = tuple(s.enter for s in applied if _overrides(s, "enter"))
+        afters = tuple(s.after for s in reversed(applied) if _overrides(s, "after"))
         exits = tuple(s.exit for s in reversed(applied) if _overrides(s, "exit"))
-        return wrap_handler(handler, lambda behavior, streaming: _wrap(behavior, streaming, info, enters, exits))
+        return wrap_handler(
+            handler, lambda behavior, streaming: _wrap(behavior, streaming, info, enters, exits, afters)
+        )
 
 
 class Undecodable:
@@ -236,6 +251,7 @@ def _wrap(
     info: MethodInfo,
     enters: tuple[Callable[[Call], Awaitable[None] | None], ...],
     exits: tuple[Callable[[Call, Outcome], None], ...],
+    afters: tuple[Callable[[Call, Any], None], ...] = (),
 ) -> Behavior:
     async def admit(call: Call) -> None:
         for enter in enters:
@@ -264,6 +280,8 @@ def _wrap(
                     if pending is not None:
                         await pending
                 response = await behavior(request, context)
+                for after in afters:
+                    after(call, response)
             except BaseException as exc:
                 await fail(call, exc)
                 raise

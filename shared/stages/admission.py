@@ -3,53 +3,71 @@
 Placed after authorization, so that a refusal names the caller's own budget and only admitted calls
 are counted, and before usage accounting and the handler. A refusal costs microseconds and carries
 RetryInfo: an overloaded process answers UNAVAILABLE / OVERLOADED at once rather than queueing
-without bound or timing out. Operators' calls are exempt (they must be able to act on an overloaded
-suite), and so are internal control calls and health checks (not in this stage at all).
+without bound or timing out; a tenant past a rate limit gets RESOURCE_EXHAUSTED / RATE_LIMITED (see
+shared.limits.governor). Operators' calls are exempt from both (they must be able to act on an
+overloaded or throttled suite), and so are internal control calls and health checks (not in this stage
+at all). Every call with a tenant gets the tenant's plan in force (`shared.limits.governor.plan_var`):
+handlers read per-request quotas from it (event and result sizes, API keys, users).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable
+from typing import Any
 
 from shared.auth.rbac import P
 from shared.config.settings import LimitsSettings
 from shared.core.errors import Unavailable
 from shared.core.reasons import Reason
+from shared.limits.governor import Governor, plan_var
 from shared.rpc.chain import Call, MethodInfo, Outcome, Stage
 
 
 class Admission(Stage):
-    """Bounds the unary calls a process works on at once."""
+    """Bounds the unary calls a process works on at once; applies rate limits and quota pre-checks."""
 
     name = "admission"
 
-    def __init__(self, limits: LimitsSettings) -> None:
+    def __init__(self, limits: LimitsSettings, governor: Governor | None = None) -> None:
         self.limits = limits
+        self.governor = governor
         self.in_flight = 0
         self.shed = 0
 
     def applies(self, method: MethodInfo) -> bool:
         return not method.control
 
-    def enter(self, call: Call) -> None:
+    def enter(self, call: Call) -> Awaitable[None] | None:
         principal = call.principal
+        governor = self.governor
+        plan = None
+        if principal is not None and governor is not None:
+            plan = governor.plan(principal.tenant_id, call.tenant)
+            plan_var.set(plan)
         if principal is not None and P.PERMISSION_OPERATE in principal.permissions:
-            return
-        if call.method.streaming:
+            return None
+        if not call.method.streaming:
             # Streams have bounds of their own (subscription slots, BatchAppend windows): a long-lived
             # stream must not hold a slot that unary calls need.
-            return
-        if self.in_flight >= self.limits.max_in_flight_calls:
-            self.shed += 1
-            delay = self.limits.overload_retry_after_s
-            raise Unavailable(
-                "this service is working on as many calls as it can; retry shortly",
-                reason=Reason.OVERLOADED,
-                metadata={"limit": "max_in_flight_calls", "value": str(self.limits.max_in_flight_calls)},
-                retry_after=delay * (1 + random.random()),
-            )
-        self.in_flight += 1
-        call.admitted = True
+            if self.in_flight >= self.limits.max_in_flight_calls:
+                self.shed += 1
+                delay = self.limits.overload_retry_after_s
+                raise Unavailable(
+                    "this service is working on as many calls as it can; retry shortly",
+                    reason=Reason.OVERLOADED,
+                    metadata={"limit": "max_in_flight_calls", "value": str(self.limits.max_in_flight_calls)},
+                    retry_after=delay * (1 + random.random()),
+                )
+            self.in_flight += 1
+            call.admitted = True
+        if governor is not None:
+            return governor.admit(call, plan)
+        return None
+
+    def after(self, call: Call, response: Any) -> None:
+        if call.rate is not None and self.governor is not None:
+            self.governor.settle(call, response)
 
     def exit(self, call: Call, outcome: Outcome) -> None:
         if call.admitted:

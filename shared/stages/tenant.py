@@ -42,10 +42,10 @@ class TenantResolution(Stage):
         call.principal, call.switched = principal, switched
         principal_var.set(principal)
         tenant_var.set(principal.tenant_id)
-        await self.check(principal, switched)
+        call.tenant = await self.check(principal, switched)
 
-    async def check(self, principal: Principal, switched: bool) -> None:
-        """The tenant acted on must exist and be active."""
+    async def check(self, principal: Principal, switched: bool) -> tenant_pb2.Tenant:
+        """The tenant acted on must exist and be active; returns its record."""
         tenant = await self.state.tenant(principal.tenant_id)
         if tenant is None:
             if switched:
@@ -69,6 +69,7 @@ class TenantResolution(Stage):
                 reason=Reason.TENANT_INACTIVE,
                 metadata={"tenant_id": principal.tenant_id},
             )
+        return tenant
 
 
 def acting_tenant(principal: Principal, named: list[str]) -> tuple[Principal, bool]:
