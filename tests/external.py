@@ -349,3 +349,71 @@ def pem_body_slice(pem: str, length: int = 40) -> str:
         raise ValueError("PEM body lines are shorter than the slice asked for")
     start = (len(middle) - length) // 2
     return middle[start : start + length]
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server on a free loopback port (no persistence), stopped and restarted by PID."""
+
+    workdir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.port = self.port or free_port()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / "redis.log"
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--logfile",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _redis_answers(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                _stop(self.proc)
+                raise RuntimeError(f"redis-server did not start:\n{_tail(log)}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    """A private Redis for the block (stopped by PID however the block ends)."""
+    server = RedisServer(workdir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

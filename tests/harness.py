@@ -152,11 +152,15 @@ class Suite:
 
     def create_tenant(self, tenant_id: str, *, quota_preset: int = 0, role: int = 0) -> tuple[tuple[str, str], ...]:
         """A new tenant (made by the bootstrap operator) and an API key of it; returns the key's metadata.
-        The key's role defaults to ROLE_ADMIN, the preset to the service's default (FREE)."""
-        from allsource.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc
+        The key's role defaults to ROLE_ADMIN, the preset to UNLIMITED: a test of something other than
+        quotas and rate limits must not run into them (tests of limits name their plan)."""
+        from allsource.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc, tenant_pb2
 
         admin_pb2_grpc.AdminServiceStub(self.channel("admin")).CreateTenant(
-            admin_pb2.CreateTenantRequest(tenant_id=tenant_id, quota_preset=quota_preset)  # type: ignore[arg-type]
+            admin_pb2.CreateTenantRequest(
+                tenant_id=tenant_id,
+                quota_preset=quota_preset or tenant_pb2.QUOTA_PRESET_UNLIMITED,  # type: ignore[arg-type]
+            )
         )
         acting = (*self.auth_metadata(), ("x-allsource-tenant", tenant_id))
         created = auth_pb2_grpc.AuthServiceStub(self.channel("admin", acting)).CreateApiKey(

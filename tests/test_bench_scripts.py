@@ -34,3 +34,9 @@ def test_the_suite_benchmark_runs_and_reports_every_figure_beside_its_baseline()
 def test_the_authentication_cost_benchmark_runs() -> None:
     out = run("auth_cost.py")
     assert "JWT" in out and "API key" in out, out
+
+
+def test_the_rate_limit_benchmark_runs_and_reports_each_backend_beside_limits_off() -> None:
+    out = run("limits.py")
+    for line in ("limits off", "in memory", "redis", "ratio to limits off", "admission stage's own cost"):
+        assert line in out, out

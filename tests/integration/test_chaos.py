@@ -323,7 +323,13 @@ def test_a_thousand_subscribers_that_never_read_cost_bounded_memory(tmp_path: ob
 
 
 def test_overload_every_call_succeeds_or_is_refused_at_once(tmp_path: object) -> None:
-    suite = Suite(tmp_path / "overload").start_all()  # type: ignore[operator]
+    # The bound lowered from 512 to 64: a Python client on this machine cannot keep 512 calls inside the
+    # ingest process for long (it answers them too quickly), so the default bound was reached only in the
+    # first moments, and the test would pass or fail with the machine's mood. 2,000 callers against 64 is
+    # an overload every time; what is checked is the same (refusals at once, successes within bounds).
+    suite = Suite(  # type: ignore[operator]
+        tmp_path / "overload", extra_env={"ALLSOURCE_LIMITS__MAX_IN_FLIGHT_CALLS": "64"}
+    ).start_all()
     try:
         from allsource.v1 import auth_pb2, auth_pb2_grpc
 
@@ -367,7 +373,7 @@ def test_overload_every_call_succeeds_or_is_refused_at_once(tmp_path: object) ->
                             other.append(f"{code}/{reason}")
                     n += 1
 
-            # 2,000 concurrent callers: several times what the ingest process takes on (512 in flight).
+            # 2,000 concurrent callers: far more than the ingest process takes on (64 in flight here).
             await asyncio.gather(*(caller(i) for i in range(2000)))
             for channel in channels:
                 await channel.close()

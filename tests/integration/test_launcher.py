@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pytest
 from shared.core.version import VERSION
 from tests.harness import ROOT, free_port
 
-SCRIPTS = ["allsource-storage", "allsource-ingest", "allsource-query", "allsource-admin", "allsource-suite"]
+# Every console script the package installs (pyproject.toml), so a new one cannot be forgotten here.
+SCRIPTS = sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -23,7 +23,7 @@ import grpc
 import pytest
 from allsource.v1 import admin_pb2, auth_pb2, event_pb2, ingest_pb2, options_pb2, query_pb2
 from allsource_client import error_from_rpc, event
-from google.protobuf import message_factory
+from google.protobuf import duration_pb2, message_factory
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
@@ -69,6 +69,7 @@ def first_requests(data: Data) -> dict[str, Message]:
         "/allsource.v1.QueryService/ListStreams": query_pb2.ListStreamsRequest(stream_id_prefix=data.prefix),
         "/allsource.v1.AdminService/ListTenants": admin_pb2.ListTenantsRequest(),
         "/allsource.v1.AdminService/ListAuditEvents": admin_pb2.ListAuditEventsRequest(),
+        "/allsource.v1.AdminService/ListQuotaOverrides": admin_pb2.ListQuotaOverridesRequest(),
         "/allsource.v1.AuthService/ListUsers": auth_pb2.ListUsersRequest(),
         "/allsource.v1.AuthService/ListApiKeys": auth_pb2.ListApiKeysRequest(),
     }
@@ -154,6 +155,21 @@ def data(suite: Suite) -> Data:
         response_deserializer=auth_pb2.CreateApiKeyResponse.FromString,
     )
     create_key(auth_pb2.CreateApiKeyRequest(name="pager", role=auth_pb2.ROLE_READ_ONLY), timeout=20)
+    set_override = suite.channel("admin", operator).unary_unary(
+        "/allsource.v1.AdminService/SetQuotaOverride",
+        request_serializer=admin_pb2.SetQuotaOverrideRequest.SerializeToString,
+    )
+    for quota in ("max_projections", "max_pipelines"):  # not enforced: harmless to the other tests
+        set_override(
+            admin_pb2.SetQuotaOverrideRequest(
+                tenant_id="default",
+                quota=quota,
+                value=1000,
+                duration=duration_pb2.Duration(seconds=600),
+                reason="paging",
+            ),
+            timeout=20,
+        )
     other = f"pages-{unique}"
     suite.channel("admin", operator).unary_unary(
         "/allsource.v1.AdminService/CreateTenant", request_serializer=admin_pb2.CreateTenantRequest.SerializeToString

@@ -28,6 +28,7 @@ from allsource.v1 import (
     event_pb2,
     query_pb2,
     query_pb2_grpc,
+    tenant_pb2,
 )
 from allsource_client import AllSourceClient, AllSourceClientError, error_from_rpc, event
 
@@ -62,7 +63,8 @@ def acting_on(suite: Suite, tenant_id: str) -> tuple[tuple[str, str], ...]:
 
 def create_tenant(suite: Suite, tenant_id: str) -> Tenant:
     admin_pb2_grpc.AdminServiceStub(suite.channel("admin")).CreateTenant(
-        admin_pb2.CreateTenantRequest(tenant_id=tenant_id)
+        # Unlimited: these walks are about isolation, not the plan's rate limits.
+        admin_pb2.CreateTenantRequest(tenant_id=tenant_id, quota_preset=tenant_pb2.QUOTA_PRESET_UNLIMITED)
     )
     operator = auth_pb2_grpc.AuthServiceStub(suite.channel("admin", acting_on(suite, tenant_id)))
     username = f"admin-{uuid.uuid4().hex[:6]}"

@@ -55,23 +55,38 @@ MiB = 1024 * 1024
 READ_ORDERS = query_pb2.ReadStreamRequest(stream_id="orders-1")
 Metadata = tuple[tuple[str, str], ...]
 
+# The presets as tenant.proto documents them.
 FREE = tenant_pb2.TenantQuotas(
     max_events_per_day=10_000,
+    max_events_per_hour=2_000,
+    max_events_per_minute=200,
     max_storage_bytes=100 * MiB,
     max_queries_per_hour=1_000,
     max_api_keys=2,
+    max_users=5,
     max_projections=1,
     max_pipelines=1,
+    max_consumer_groups=2,
     max_event_bytes=64 * 1024,
+    max_result_bytes=MiB,
+    max_request_units_per_second=100,
+    max_request_units_burst=500,
 )
 PROFESSIONAL = tenant_pb2.TenantQuotas(
     max_events_per_day=1_000_000,
+    max_events_per_hour=100_000,
+    max_events_per_minute=10_000,
     max_storage_bytes=10 * 1024 * MiB,
     max_queries_per_hour=100_000,
     max_api_keys=25,
+    max_users=100,
     max_projections=10,
     max_pipelines=10,
+    max_consumer_groups=50,
     max_event_bytes=MiB,
+    max_result_bytes=4 * MiB,
+    max_request_units_per_second=2_000,
+    max_request_units_burst=10_000,
 )
 
 

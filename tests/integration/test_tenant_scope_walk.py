@@ -39,7 +39,7 @@ from allsource.v1 import (
     tenant_pb2,
 )
 from allsource_client import event
-from google.protobuf import field_mask_pb2, message_factory
+from google.protobuf import duration_pb2, field_mask_pb2, message_factory
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
@@ -122,6 +122,18 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
         ),
         "/allsource.v1.AdminService/GetTenantStats": admin_pb2.GetTenantStatsRequest(),
         "/allsource.v1.AdminService/ListAuditEvents": admin_pb2.ListAuditEventsRequest(tenant_id=other.tenant_id),
+        "/allsource.v1.AdminService/GetQuotaUsage": admin_pb2.GetQuotaUsageRequest(),
+        "/allsource.v1.AdminService/SetQuotaOverride": admin_pb2.SetQuotaOverrideRequest(
+            tenant_id=other.tenant_id,
+            quota="max_events_per_day",
+            value=1,
+            duration=duration_pb2.Duration(seconds=60),
+            reason="probe",
+        ),
+        "/allsource.v1.AdminService/ListQuotaOverrides": admin_pb2.ListQuotaOverridesRequest(),
+        "/allsource.v1.AdminService/SetEmergencyThrottle": admin_pb2.SetEmergencyThrottleRequest(
+            tenant_id=other.tenant_id, calls_per_second=1, reason="probe"
+        ),
         "/allsource.v1.AuthService/Login": auth_pb2.LoginRequest(
             tenant_id=caller.tenant_id, username="nobody", password="wrong password!"
         ),
@@ -178,7 +190,8 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
 def make_tenant(suite: Suite, tenant_id: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """Create a tenant with an admin user and key; returns (admin user name, key metadata)."""
     admin_pb2_grpc.AdminServiceStub(suite.channel("admin")).CreateTenant(
-        admin_pb2.CreateTenantRequest(tenant_id=tenant_id)
+        # Unlimited: these walks are about isolation, not the plan's rate limits.
+        admin_pb2.CreateTenantRequest(tenant_id=tenant_id, quota_preset=tenant_pb2.QUOTA_PRESET_UNLIMITED)
     )
     operator = auth_pb2_grpc.AuthServiceStub(suite.channel("admin", acting_on(suite, tenant_id)))
     username = f"admin-{uuid.uuid4().hex[:6]}"

@@ -56,6 +56,7 @@ POLICY = {
     "get_tenant": READ,
     "list_tenants": READ,
     "tenant_usage": READ,
+    "quota_warning": READ,
     "stats": READ,
     "close": READ,
 }
@@ -91,6 +92,7 @@ def steps() -> list[tuple[str, Step]]:
         ("get_tenant", lambda b: b.get_tenant("acme")),
         ("list_tenants", lambda b: b.list_tenants("", 10)),
         ("tenant_usage", lambda b: b.tenant_usage("acme")),
+        ("quota_warning", lambda b: b.quota_warning("acme", 0.8)),
         ("stats", lambda b: b.stats()),
         ("delete_tenant", lambda b: b.delete_tenant("acme")),
         ("close", lambda b: b.close()),

@@ -77,7 +77,7 @@ def test_concurrent_appends_share_calls_and_keep_their_own_outcome() -> None:
         assert len(storage.calls) <= 3, storage.calls  # the first goes alone, the rest wait behind it
         assert sum(len(call) for call in storage.calls) == 40
         assert isinstance(results[7], AllSourceError) and results[7].reason == "WRONG_EXPECTED_VERSION"
-        assert all(isinstance(r, ingest_pb2.AppendEventsResponse) for i, r in enumerate(results) if i != 7)
+        assert all(isinstance(r[0], ingest_pb2.AppendEventsResponse) for i, r in enumerate(results) if i != 7)
 
     asyncio.run(body())
 

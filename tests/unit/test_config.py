@@ -788,7 +788,13 @@ def test_with_values_of_validates_the_result() -> None:
 
 
 def test_entries_cover_every_key_once_with_secrets_redacted() -> None:
-    loaded = load_settings(environ={"ALLSOURCE_TLS__KEY": INLINE_PEM, "ALLSOURCE_LOG__LEVEL": "debug"})
+    loaded = load_settings(
+        environ={
+            "ALLSOURCE_TLS__KEY": INLINE_PEM,
+            "ALLSOURCE_LOG__LEVEL": "debug",
+            "ALLSOURCE_LIMITS__REDIS_URL": "redis://:pw@127.0.0.1:6379/0",
+        }
+    )
     rows = entries(loaded, {})
     keys = [row[0] for row in rows]
     assert keys == sorted(keys)
@@ -797,6 +803,7 @@ def test_entries_cover_every_key_once_with_secrets_redacted() -> None:
     assert set(config._FIELDS) == set(keys)  # no flags configured: "flags" is one (empty) leaf
     assert SECRET_KEYS == {
         "tls.key",
+        "limits.redis_url",
         "secrets.vault_token",
         "auth.api_key_pepper",
         "auth.bootstrap_admin_password",

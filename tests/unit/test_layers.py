@@ -1,7 +1,8 @@
 """The layers of shared/ import only downwards, and no module imports itself back round a cycle.
 
 Layers, lowest first: core (errors, reasons, text, time, pagination) < config < telemetry < auth < rpc
-(the call chain, transport, control) < storage (the storage client) < tenancy < stages < harness.
+(the call chain, transport, control) < storage (the storage client) < tenancy < limits (rate limits and
+quotas) < stages < harness.
 Imports under `if TYPE_CHECKING:` are annotations only and do not count.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from tests.harness import ROOT
 
-LAYERS = ["core", "config", "telemetry", "auth", "rpc", "storage", "tenancy", "stages", "harness"]
+LAYERS = ["core", "config", "telemetry", "auth", "rpc", "storage", "tenancy", "limits", "stages", "harness"]
 SHARED = ROOT / "shared"
 
 

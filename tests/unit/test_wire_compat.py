@@ -34,6 +34,8 @@ MIRRORS = [
     (model_pb2.StreamInfo, event_pb2.StreamInfo, True),
     (model_pb2.StorageStats, admin_pb2.StorageStats, True),
     (model_pb2.TenantRecord, tenant_pb2.Tenant, False),
+    (model_pb2.TenantQuotas, tenant_pb2.TenantQuotas, False),
+    (model_pb2.QuotaOverrideRecord, admin_pb2.QuotaOverride, False),
     (storage_pb2.SubscribeResponse, query_pb2.SubscribeResponse, True),
 ]
 # Storage read responses parsed as public responses: only field 1 (the events) is shared; the storage
