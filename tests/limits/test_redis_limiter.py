@@ -95,8 +95,10 @@ def test_a_refused_tenant_does_not_hammer_redis(redis: RedisServer) -> None:
         for _ in range(5):
             assert (await call(lim, (limit,)))[0]
         trips = lim.round_trips
+        started = time.monotonic()
         results = [await call(lim, (limit,)) for _ in range(500)]
-        assert sum(ok for ok, _ in results) <= 2  # at most what refilled meanwhile
+        refilled = 5 * (time.monotonic() - started)
+        assert sum(ok for ok, _ in results) <= refilled + 2  # at most what refilled meanwhile (and a lease)
         assert lim.round_trips - trips <= 10, lim.round_trips - trips
         await lim.close()
 
