@@ -39,6 +39,7 @@ class Suite:
     credentials: grpc.ChannelCredentials | None = None
     server_name: str = ""
     ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # /metrics of each service
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,6 +47,7 @@ class Suite:
         self.data_dir = self.workdir / "data"
         for name in ORDER:
             self.ports.setdefault(name, free_port())
+            self.metrics_ports.setdefault(name, free_port())
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALLSOURCE_")}
@@ -58,6 +60,10 @@ class Suite:
         )
         for name, port in self.ports.items():
             env[f"ALLSOURCE_{name.upper()}__PORT"] = str(port)
+        for name, port in self.metrics_ports.items():
+            env[f"ALLSOURCE_METRICS__{name.upper()}_PORT"] = str(port)
+        # Spans are recorded only where a test asks for them (tests/telemetry): no collector listens here.
+        env["ALLSOURCE_TRACING__EXPORTER"] = "none"
         env.update(self.extra_env)
         return env
 

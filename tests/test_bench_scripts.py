@@ -40,3 +40,9 @@ def test_the_rate_limit_benchmark_runs_and_reports_each_backend_beside_limits_of
     out = run("limits.py")
     for line in ("limits off", "in memory", "redis", "ratio to limits off", "admission stage's own cost"):
         assert line in out, out
+
+
+def test_the_telemetry_benchmark_runs_and_reports_each_setting_beside_off() -> None:
+    out = run("telemetry.py")
+    for line in ("production preset: tracing.sample_ratio", "production", "all sampled", "ratio to off", "own cost"):
+        assert line in out, out

@@ -31,6 +31,7 @@ from shared.core.wire import recast
 from shared.rpc.control import FLAG_NAMESPACE, flag_to_proto, flags_response
 from shared.rpc.transport import open_channel
 from shared.storage.client import StorageClient
+from shared.telemetry import tracing
 
 if TYPE_CHECKING:
     from services.admin.auth import AuthServicer
@@ -80,7 +81,15 @@ class AdminServicer(TenantAdmin, QuotaAdmin, admin_pb2_grpc.AdminServiceServicer
             "query": (settings.query.dial(), query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name),
             "admin": (settings.admin.dial(), ADMIN_SERVICE),
         }
-        self._channels = {name: open_channel(addr, g, settings.tls) for name, (addr, _) in self._peers.items()}
+        # Calls to the other processes' ControlService and health (rare) get client spans from
+        # opentelemetry-instrumentation-grpc's interceptors, which also carry the trace context.
+        interceptors = tracing.client_interceptors()
+        self._channels = {
+            name: open_channel(addr, g, settings.tls, interceptors=interceptors)
+            for name, (addr, _) in self._peers.items()
+        }
+        # ControlService of storage: over a channel of its own, with the same interceptors.
+        self._storage_control = open_channel(self.storage.address, g, settings.tls, interceptors=interceptors)
 
     async def _check(self, name: str) -> admin_pb2.ServiceHealth:
         address, service = self._peers[name]
@@ -141,7 +150,7 @@ class AdminServicer(TenantAdmin, QuotaAdmin, admin_pb2_grpc.AdminServiceServicer
 
     def _control(self, name: str) -> tuple[str, control_pb2_grpc.ControlServiceStub]:
         if name == "storage":
-            return self.storage.address, control_pb2_grpc.ControlServiceStub(self.storage.channel)
+            return self.storage.address, control_pb2_grpc.ControlServiceStub(self._storage_control)
         return self._peers[name][0], control_pb2_grpc.ControlServiceStub(self._channels[name])
 
     async def _fan_out(
@@ -280,5 +289,5 @@ class AdminServicer(TenantAdmin, QuotaAdmin, admin_pb2_grpc.AdminServiceServicer
 
     async def close(self) -> None:
         """Close the health-check channels."""
-        for channel in self._channels.values():
+        for channel in (*self._channels.values(), self._storage_control):
             await channel.close()

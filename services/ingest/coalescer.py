@@ -23,22 +23,35 @@ have, while under many concurrent clients calls grow to `linger_until` (32 clien
 appends per call instead of 8, +10-15% single appends/s). An idle store never waits.
 
 The storage request is assembled from each append's serialized bytes; nothing is re-encoded.
+
+Tracing: a storage call carrying several public calls belongs to none of their traces. It gets a span
+of its own (`ingest.coalesced_append`) starting a new trace, linked to the span of every call it
+carries (recorded when any of them is), and each carried call's span names the storage call it rode in
+(`allsource.storage_call`, trace id / span id). A call that travels alone continues its own trace: the
+storage call's client span is its child. Either way a recorded call gets a `coalesce.wait` child
+covering its time in the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import ingest_pb2
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from shared.core.errors import AllSourceError, Unavailable, from_status
 from shared.core.reasons import Reason
 from shared.core.wire import recast, varint
 from shared.rpc.chain import call_deadline
 from shared.storage.client import StorageClient
+from shared.telemetry import tracing
+from shared.telemetry.metrics import COALESCED
 
 
 @dataclass(slots=True)
@@ -49,6 +62,8 @@ class _Waiting:
     # Repeating it cannot write twice: it has a request id, or every event has its own id.
     idempotent: bool
     deadline: float | None  # when its caller stops waiting (time.monotonic())
+    span: Any  # the span of the call it came in (recorded or not)
+    queued_ns: int  # when it was queued (time.time_ns()), for its coalesce.wait span when recorded
 
 
 def operation_bytes(tenant_id: str, request: ingest_pb2.AppendEventsRequest, scope: str = "") -> bytes:
@@ -113,7 +128,18 @@ class AppendCoalescer:
             )
         future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
         idempotent = bool(request.request_id) or all(event.event_id for event in request.events)
-        self._queue.append(_Waiting(operation, future, (tenant_id, request.stream_id), idempotent, call_deadline.get()))
+        span = trace.get_current_span()
+        self._queue.append(
+            _Waiting(
+                operation,
+                future,
+                (tenant_id, request.stream_id),
+                idempotent,
+                call_deadline.get(),
+                span,
+                time.time_ns() if span.is_recording() else 0,
+            )
+        )
         self._queued_bytes += len(operation)
         self._flush()
         outcome = await future
@@ -177,6 +203,21 @@ class AppendCoalescer:
         # The call carries the latest of its appends' deadlines: it is worth making while anyone waits.
         deadlines = [w.deadline for w in batch]
         call_deadline.set(None if None in deadlines else max(d for d in deadlines if d is not None))
+        COALESCED.observe(len(batch))
+        # This task was started from one carried call's context. A call that travels alone continues its
+        # trace; a call carrying several gets a trace of its own, linked to each of theirs.
+        if len(batch) == 1:
+            linked = batch[0].span  # the storage call's client span is the call's own child
+        else:
+            linked = tracing.linked_span(
+                "ingest.coalesced_append",
+                [w.span.get_span_context() for w in batch],
+                {"allsource.appends": len(batch)},
+                SpanKind.INTERNAL,
+            )
+        tracing.attach(linked)
+        if linked.is_recording():
+            _note_ride(batch, linked)
         try:
             response = await self.storage.append_raw(
                 b"".join(w.operation for w in batch), idempotent=all(w.idempotent for w in batch)
@@ -195,6 +236,8 @@ class AppendCoalescer:
                 if not waiting.future.done():
                     waiting.future.set_result(outcome)
         finally:
+            if len(batch) > 1:
+                linked.end()
             self.calls += 1
             self.appends += len(batch)
             self._in_flight -= 1
@@ -205,3 +248,22 @@ class AppendCoalescer:
                 else:
                     del self._busy[waiting.stream]
             self._flush()
+
+
+def _note_ride(batch: list[_Waiting], linked: Any) -> None:
+    """Each recorded carried call: the storage call it rode in, and its wait in the queue."""
+    ctx = linked.get_span_context()
+    ride = f"{ctx.trace_id:032x}/{ctx.span_id:016x}" if len(batch) > 1 else ""
+    now = time.time_ns()
+    for waiting in batch:
+        span = waiting.span
+        if span.is_recording():
+            if ride:
+                span.set_attribute("allsource.storage_call", ride)
+            wait = tracing.STATE.tracer.start_span(
+                "coalesce.wait",
+                trace.set_span_in_context(span),
+                start_time=waiting.queued_ns,
+                attributes={"allsource.appends_in_call": len(batch)},
+            )
+            wait.end(end_time=now)

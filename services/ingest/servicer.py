@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 from allsource.v1 import ingest_pb2, ingest_pb2_grpc
+from opentelemetry import trace
 
 from services.ingest.coalescer import AppendCoalescer
 from services.ingest.validation import AppendValidator
@@ -16,6 +17,7 @@ from shared.core.reasons import Reason
 from shared.limits.governor import WARNING_KEY, Governor, charge, current_limit
 from shared.limits.plans import exceeded
 from shared.rpc.chain import add_trailing
+from shared.telemetry import tracing
 from shared.tenancy.scope import require_stream, require_types, tenant_of
 
 
@@ -79,13 +81,25 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request: ingest_pb2.AppendEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.AppendEventsResponse:
         tenant = tenant_of(context)
-        self.validator.check(request, tenant=tenant)
-        _in_scope(request)
-        _event_sizes(request, tenant)
+        if tracing.active():
+            self._validate_traced(request, tenant)
+        else:
+            self.validator.check(request, tenant=tenant)
+            _in_scope(request)
+            _event_sizes(request, tenant)
         response, warning = await self._append(tenant, request)
         if warning:
             add_trailing(context, WARNING_KEY, warning)
         return response
+
+    def _validate_traced(self, request: ingest_pb2.AppendEventsRequest, tenant: str) -> None:
+        current = trace.get_current_span()
+        current.set_attribute("allsource.stream_id", request.stream_id)
+        current.set_attribute("allsource.events", len(request.events))
+        with tracing.span("validation", {"allsource.events": len(request.events)}):
+            self.validator.check(request, tenant=tenant)
+            _in_scope(request)
+            _event_sizes(request, tenant)
 
     async def BatchAppend(
         self, request_iterator: AsyncIterator[ingest_pb2.BatchAppendRequest], context: grpc.aio.ServicerContext

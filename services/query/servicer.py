@@ -25,6 +25,7 @@ from shared.core.wire import recast, varint
 from shared.limits.governor import charge, current_limit
 from shared.rpc.streams import until_closed
 from shared.storage.client import StorageClient
+from shared.telemetry import tracing
 from shared.tenancy.scope import narrow, require_stream, require_whole_streams, tenant_of, visible
 
 log = logging.getLogger(__name__)
@@ -237,14 +238,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         as_of = request.WhichOneof("as_of")
         if as_of == "as_of_time" and (problem := timestamp_problem(request.as_of_time)):
             raise InvalidArgument(f"as_of_time {problem}", violations=[("as_of_time", problem)])
-        return await fold_stream(
-            self.storage,
-            tenant_of(context),
-            request.stream_id,
-            as_of_version=request.as_of_version if as_of == "as_of_version" else None,
-            as_of_time=request.as_of_time if as_of == "as_of_time" else None,
-            snapshot_after=self.settings.snapshot_after_events,
-        )
+        with tracing.span("entity_state.fold", {"allsource.stream_id": request.stream_id}, current=True) as span:
+            state = await fold_stream(
+                self.storage,
+                tenant_of(context),
+                request.stream_id,
+                as_of_version=request.as_of_version if as_of == "as_of_version" else None,
+                as_of_time=request.as_of_time if as_of == "as_of_time" else None,
+                snapshot_after=self.settings.snapshot_after_events,
+            )
+            if span is not None:
+                span.set_attribute("allsource.version", state.version)
+        return state
 
     async def Subscribe(
         self, request: query_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -294,8 +299,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 stall_s=self.settings.subscriber_stall_s,
                 start=request.after_position,
             )
+            traced = tracing.active()
             async for message in until_closed(relay.__aiter__(), self.closing):
-                yield message
+                if traced:
+                    delivery = tracing.delivery_span(message)
+                    yield message  # delivered once the client's flow control takes it
+                    delivery.end()
+                else:
+                    yield message
 
     async def ListStreams(
         self, request: query_pb2.ListStreamsRequest, context: grpc.aio.ServicerContext

@@ -34,6 +34,30 @@ class StorageOpenError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TenantFigures:
+    """One tenant's figures for the metrics endpoint."""
+
+    tenant_id: str
+    events: int
+    streams: int
+    stored_bytes: int
+    quota_used: dict[str, float]  # quota name -> share used (1.0 = at the limit)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFigures:
+    """The engine's figures for the metrics endpoint (read at scrape time, never on a call's path)."""
+
+    live_sst_bytes: int
+    memtable_bytes: int
+    pending_compaction_bytes: int
+    block_cache_bytes: int
+    volume_free_bytes: int
+    volume_size_bytes: int
+    tenants: list[TenantFigures]  # the tenants with the most events, at most the number asked for
+
+
+@dataclass(frozen=True, slots=True)
 class AppendOp:
     """One atomic append for one tenant."""
 
@@ -251,6 +275,14 @@ class StorageBackend(EventLog, Snapshots, Records, TenantRegistry, UsageCounters
     @abc.abstractmethod
     async def stats(self) -> model_pb2.StorageStats:
         """Measured statistics."""
+
+    def head_of(self, tenant_id: str) -> int:
+        """The tenant's last position as far as this process knows now, without waiting (metrics)."""
+        return 0
+
+    def figures(self, top_tenants: int) -> EngineFigures | None:
+        """Figures for the metrics endpoint, read when it is scraped (None: this backend has none)."""
+        return None
 
     def apply_settings(self, settings: StorageSettings) -> None:
         """Take reloaded storage settings (the reloadable ones) into use."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
 from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
+from prometheus_client.core import GaugeMetricFamily
 
 from services.storage.backend import StorageBackend, StorageOpenError
 from services.storage.factory import open_backend
@@ -15,6 +17,7 @@ from shared.config.settings import Endpoint, Settings
 from shared.core.errors import AllSourceError
 from shared.harness import server
 from shared.rpc.control import FLAG_NAMESPACE, flag_from_record
+from shared.telemetry import metrics
 
 
 class StorageProcess(server.Service):
@@ -58,6 +61,54 @@ class StorageProcess(server.Service):
 
     async def stop(self) -> None:
         await self.backend.close()
+
+    def collect_metrics(self) -> Iterable[Any]:
+        yield from super().collect_metrics()
+        label = {"service": self.name}
+        yield metrics.gauge("allsource_subscriptions_active", "Live subscriptions.", self.servicer.subscriptions, label)
+        yield metrics.gauge(
+            "allsource_subscription_lag_events",
+            "Positions the furthest-behind live subscription has yet to examine.",
+            self.servicer.subscription_lag(),
+            label,
+        )
+        figures = self.backend.figures(self.settings.metrics.tenant_series)
+        if figures is None:
+            return
+        for name, doc, value in (
+            ("allsource_rocksdb_live_sst_bytes", "Bytes of live SST files.", figures.live_sst_bytes),
+            ("allsource_rocksdb_memtable_bytes", "Bytes of all memtables.", figures.memtable_bytes),
+            (
+                "allsource_rocksdb_pending_compaction_bytes",
+                "Bytes compaction estimates it has to rewrite.",
+                figures.pending_compaction_bytes,
+            ),
+            ("allsource_rocksdb_block_cache_usage_bytes", "Bytes in the block cache.", figures.block_cache_bytes),
+            ("allsource_storage_volume_free_bytes", "Free bytes on the data volume.", figures.volume_free_bytes),
+            ("allsource_storage_volume_size_bytes", "Size of the data volume.", figures.volume_size_bytes),
+        ):
+            yield metrics.gauge(name, doc, value)
+        events = GaugeMetricFamily(
+            "allsource_tenant_events", "Events of the tenants with the most events.", labels=["tenant"]
+        )
+        streams = GaugeMetricFamily("allsource_tenant_streams", "Streams of those tenants.", labels=["tenant"])
+        stored = GaugeMetricFamily(
+            "allsource_tenant_storage_bytes",
+            "Bytes those tenants store (as their quota counts them).",
+            labels=["tenant"],
+        )
+        used = GaugeMetricFamily(
+            "allsource_tenant_quota_used_ratio",
+            "Share of a quota those tenants have used (1 = at the limit).",
+            labels=["tenant", "quota"],
+        )
+        for tenant in figures.tenants:
+            events.add_metric([tenant.tenant_id], tenant.events)
+            streams.add_metric([tenant.tenant_id], tenant.streams)
+            stored.add_metric([tenant.tenant_id], tenant.stored_bytes)
+            for quota, ratio in tenant.quota_used.items():
+                used.add_metric([tenant.tenant_id, quota], ratio)
+        yield from (events, streams, stored, used)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -27,12 +27,14 @@ from services.storage import codec, keys
 from services.storage.backend import (
     AppendOp,
     AppendResult,
+    EngineFigures,
     EventRun,
     Record,
     Snapshot,
     StorageBackend,
     StorageOpenError,
     StreamSlice,
+    TenantFigures,
     TenantUsage,
 )
 from services.storage.codec import StreamHead
@@ -1031,6 +1033,43 @@ class RocksBackend(StorageBackend):
         return self.quotas.warning(limits, cursor.windows.counts(now), stored, now, soft_ratio)
 
     # -- statistics ----------------------------------------------------------------------------------
+
+    def head_of(self, tenant_id: str) -> int:
+        cursor = self._tenants.get(tenant_id)
+        return cursor.last_position if cursor is not None else 0
+
+    def figures(self, top_tenants: int) -> EngineFigures | None:
+        if self._db is None:
+            return None
+
+        def prop(name: str) -> int:
+            return sum(int(self._cf[n].property_int_value(name) or 0) for n in FAMILIES)
+
+        stat = os.statvfs(self.path)
+        now = time.time_ns()
+        tenants = []
+        for cursor in heapq.nlargest(top_tenants, self._tenants.values(), key=lambda c: c.last_position):
+            stored = cursor.stored_bytes + self._other_bytes.get(cursor.number, 0)
+            used: dict[str, float] = {}
+            limits = self.quotas.limits(cursor.tenant_id, now)
+            if limits is not None:
+                if limits.storage_bytes:
+                    used["max_storage_bytes"] = stored / limits.storage_bytes
+                counts = cursor.windows.counts(now)
+                names = ("max_events_per_minute", "max_events_per_hour", "max_events_per_day")
+                for name, count, limit in zip(names, counts, limits.per_window, strict=True):
+                    if limit:
+                        used[name] = count / limit
+            tenants.append(TenantFigures(cursor.tenant_id, cursor.last_position, cursor.streams, stored, used))
+        return EngineFigures(
+            live_sst_bytes=prop("rocksdb.live-sst-files-size"),
+            memtable_bytes=prop("rocksdb.cur-size-all-mem-tables"),
+            pending_compaction_bytes=prop("rocksdb.estimate-pending-compaction-bytes"),
+            block_cache_bytes=int(self._db.property_int_value("rocksdb.block-cache-usage") or 0),
+            volume_free_bytes=stat.f_bavail * stat.f_frsize,
+            volume_size_bytes=stat.f_blocks * stat.f_frsize,
+            tenants=tenants,
+        )
 
     async def stats(self) -> model_pb2.StorageStats:
         writer = self._writer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
@@ -25,7 +26,9 @@ from shared.core.reasons import Reason
 from shared.core.timestamps import from_timestamp, to_timestamp
 from shared.core.wire import varint
 from shared.rpc.streams import until_closed
+from shared.telemetry import tracing
 from shared.telemetry.logs import tenant_var
+from shared.telemetry.metrics import READ_BYTES
 
 MAX_LIMIT = 2000
 # A record watch with nothing to send looks again this often (a write wakes it at once).
@@ -101,6 +104,8 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.max_subscriptions = max_subscriptions
         self.closing = asyncio.Event()
         self.subscriptions = 0
+        # Live subscriptions: tenant and the position each has examined so far (for the lag metric).
+        self.following: dict[int, tuple[str, list[int]]] = {}
         self.started_ns = time.time_ns()
         self.soft_ratio = 0.8  # limits.soft_limit_ratio: appends past it carry a quota warning
 
@@ -154,14 +159,30 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self, request: storage_pb2.GetEventRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.GetEventResponse:
         await self._check(request.tenant_id)
-        data = await self.backend.get_event(request.tenant_id, request.event_id)
+        with tracing.span("rocksdb.read", {"allsource.read": "event"}):
+            data = await self.backend.get_event(request.tenant_id, request.event_id)
+        READ_BYTES.inc(len(data))
         return storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
 
     async def ReadStream(
         self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
     ) -> storage_pb2.ReadStreamResponse:
         await self._check(request.tenant_id)
-        piece = await self.backend.read_stream(
+        with tracing.span(
+            "rocksdb.read", {"allsource.read": "stream", "allsource.stream_id": request.stream_id}
+        ) as read:
+            piece = await self._read_stream(request)
+            if read is not None:
+                read.set_attribute("allsource.events", len(piece.events))
+        raw = codec.repeated_events(piece.events)
+        READ_BYTES.inc(len(raw))
+        response = storage_pb2.ReadStreamResponse.FromString(raw)
+        response.stream_version = piece.stream_version
+        response.next_version = piece.next_version
+        return response
+
+    async def _read_stream(self, request: storage_pb2.ReadStreamRequest) -> Any:
+        return await self.backend.read_stream(
             request.tenant_id,
             request.stream_id,
             backward=request.backward,
@@ -170,10 +191,6 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             to_version=request.to_version,
             max_bytes=request.max_bytes,
         )
-        response = storage_pb2.ReadStreamResponse.FromString(codec.repeated_events(piece.events))
-        response.stream_version = piece.stream_version
-        response.next_version = piece.next_version
-        return response
 
     async def ReadEvents(
         self, request: storage_pb2.ReadEventsRequest, context: grpc.aio.ServicerContext
@@ -184,15 +201,21 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                 "stream_id and stream_id_prefix are exclusive",
                 violations=[("filter.stream_id_prefix", "must be empty when filter.stream_id is set")],
             )
-        run = await self.backend.read_events(
-            request.tenant_id,
-            request.filter,
-            after_position=request.after_position,
-            limit=_limit(request.limit),
-            max_scan=request.max_scan or 10_000,
-            max_bytes=request.max_bytes,
-        )
-        response = storage_pb2.ReadEventsResponse.FromString(codec.repeated_events(run.events))
+        with tracing.span("rocksdb.read", {"allsource.read": "events"}) as read:
+            run = await self.backend.read_events(
+                request.tenant_id,
+                request.filter,
+                after_position=request.after_position,
+                limit=_limit(request.limit),
+                max_scan=request.max_scan or 10_000,
+                max_bytes=request.max_bytes,
+            )
+            if read is not None:
+                read.set_attribute("allsource.events", len(run.events))
+                read.set_attribute("allsource.scanned_to_position", run.scanned_to)
+        raw = codec.repeated_events(run.events)
+        READ_BYTES.inc(len(raw))
+        response = storage_pb2.ReadEventsResponse.FromString(raw)
         response.scanned_to_position = run.scanned_to
         response.end_of_range = run.end_of_range
         response.head_position = await self.backend.head_position(request.tenant_id)
@@ -244,13 +267,23 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
                 retry_after=5.0,
             )
         self.subscriptions += 1
+        progress = [params.after_position]
+        self.following[id(progress)] = (params.tenant_id, progress)
         try:
             async for message in until_closed(
-                follow(self.backend, self.backend, params, self.closing), ended, error=asyncio.CancelledError
+                follow(self.backend, self.backend, params, self.closing, progress), ended, error=asyncio.CancelledError
             ):
                 yield message
         finally:
             self.subscriptions -= 1
+            del self.following[id(progress)]
+
+    def subscription_lag(self) -> int:
+        """The largest number of positions any live subscription has yet to examine (metrics)."""
+        lag = 0
+        for tenant_id, progress in list(self.following.values()):
+            lag = max(lag, self.backend.head_of(tenant_id) - progress[0])
+        return lag
 
     async def GetSnapshot(
         self, request: storage_pb2.GetSnapshotRequest, context: grpc.aio.ServicerContext

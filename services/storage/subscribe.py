@@ -44,16 +44,24 @@ def events_message(events: list[bytes]) -> storage_pb2.SubscribeResponse:
 
 
 async def follow(
-    log: EventLog, tenants: TenantRegistry, p: SubscriptionParams, closing: asyncio.Event
+    log: EventLog,
+    tenants: TenantRegistry,
+    p: SubscriptionParams,
+    closing: asyncio.Event,
+    progress: list[int] | None = None,
 ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
-    """Yield the subscription's messages until the client goes away or the server shuts down."""
+    """Yield the subscription's messages until the client goes away or the server shuts down; `progress`
+    (one item) follows the position examined so far, for the lag metric."""
     incarnation = await tenants.tenant_incarnation(p.tenant_id)
     cursor = await log.head_position(p.tenant_id) if p.from_end else p.after_position
+    if progress is None:
+        progress = [0]
     event_filter = model_pb2.EventFilter(event_types=p.event_types, stream_id_prefix=p.stream_id_prefix)
     caught_up = False
     passed_over = 0  # events examined since the last message without being sent
     last_message = time.monotonic()
     while True:
+        progress[0] = cursor
         if closing.is_set():
             raise Unavailable(
                 "the server is shutting down; resume from the last position seen", reason=Reason.SHUTTING_DOWN

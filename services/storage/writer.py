@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from allsource.storage.v1 import model_pb2
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from rocksdict import WriteBatch, WriteOptions
 
 from services.storage import append_rules as rules
@@ -39,6 +41,8 @@ from shared.core.errors import AllSourceError, NotFound, ResourceExhausted, Unav
 from shared.core.reasons import Reason
 from shared.core.timestamps import to_timestamp
 from shared.limits.plans import exceeded
+from shared.telemetry import tracing
+from shared.telemetry.metrics import GROUP_COMMIT_APPENDS, GROUP_COMMIT_EVENTS, WAL_WRITE, WRITTEN_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,7 @@ class _Group:
     items: list[_Item]
     future: asyncio.Future[list[AppendResult]]
     entries: int
+    span: Any = None  # the span context of the storage call it came in (for the group commit's links)
 
 
 @dataclass
@@ -185,7 +190,8 @@ class GroupCommitWriter:
         if self._stopping:
             future.set_result([Unavailable("storage is shutting down", reason=Reason.SHUTTING_DOWN)] * len(items))
             return future
-        self._queue.append(_Group(items, future, sum(4 * len(i.request.events) + 2 for i in items)))
+        entries = sum(4 * len(i.request.events) + 2 for i in items)
+        self._queue.append(_Group(items, future, entries, trace.get_current_span().get_span_context()))
         if self._task is None:
             self._task = self._loop.create_task(self._run())
         return future
@@ -214,6 +220,18 @@ class GroupCommitWriter:
 
     async def _commit(self, groups: list[_Group]) -> None:
         items = [item for group in groups for item in group.items]
+        span = tracing.linked_span(
+            "storage.group_commit",
+            [group.span for group in groups if group.span is not None],
+            {"allsource.appends": len(items)},
+            SpanKind.INTERNAL,
+        )
+        try:
+            await self._commit_traced(groups, items, span)
+        finally:
+            span.end()
+
+    async def _commit_traced(self, groups: list[_Group], items: list[_Item], span: Any) -> None:
         batch = WriteBatch(raw_mode=True)
         overlay = _Overlay()
         now = time.time_ns()
@@ -246,12 +264,27 @@ class GroupCommitWriter:
                 minute = keys.pack_u64(now // MINUTE_NS) + keys.pack_u64(in_minute + appended)
                 batch.put(keys.META_MINUTE_EVENTS + tp, minute, self._h["meta"])
             if wrote:
-                if batch.len() < INLINE_WRITE_ENTRIES:
+                written = batch.len()
+                size = batch.size_in_bytes()
+                write_started = time.perf_counter()
+                if written < INLINE_WRITE_ENTRIES:
                     self._db.write(batch, self._write_opt)
                 else:
                     assert self._loop is not None
                     await self._loop.run_in_executor(self._io, self._db.write, batch, self._write_opt)
+                took = time.perf_counter() - write_started
                 self.write_batches += 1
+                events = sum(len(item.request.events) for item in items)
+                WAL_WRITE.observe(took)
+                GROUP_COMMIT_APPENDS.observe(len(items))
+                GROUP_COMMIT_EVENTS.observe(events)
+                if size:
+                    WRITTEN_BYTES.inc(size)
+                if span.is_recording():
+                    span.set_attribute("allsource.events", events)
+                    span.set_attribute("allsource.keys_written", written)
+                    span.set_attribute("allsource.wal_sync", self._write_opt.sync)
+                    span.set_attribute("allsource.write_seconds", took)
         except Exception as exc:  # rocksdict raises plain exceptions; nothing of this batch is acknowledged
             log.exception("group commit failed; %d appends rejected", len(items))
             self._on_failure(exc)

@@ -254,17 +254,59 @@ class LogSettings(_Section):
 
 
 class TracingSettings(_Section):
-    """OpenTelemetry tracing.
+    """OpenTelemetry tracing: a span for every RPC of every service and for every call between them.
 
-    When enabled, trace context (W3C traceparent) passes through every service call and trace ids appear
-    in the logs; spans are recorded and exported only when an exporter is set.
+    W3C trace context (traceparent / tracestate) passes through every call whether or not a span is
+    recorded, and trace and span ids appear in every log line. New traces are sampled at sample_ratio;
+    a call whose caller sampled its trace is sampled too (parent-based); and whatever the ratio, a call
+    that fails with a server error or is slower than keep_slower_than_ms is kept.
     """
 
     enabled: bool = True
-    # Fraction of new traces sampled (child spans follow their parent's decision).
+    # Fraction of new traces sampled (calls continue their caller's decision).
     sample_ratio: float = Reloadable(1.0, ge=0.0, le=1.0)
-    exporter: Literal["none", "console", "otlp"] = "none"
+    # Unary calls slower than this are kept even when their trace was not sampled (0 turns it off).
+    keep_slower_than_ms: float = Reloadable(1000.0, ge=0)
+    # Calls ending with a server error (INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED, ...) are kept likewise.
+    keep_errors: bool = Reloadable(True)
+    # Where spans go: none (only context is propagated), console (stdout), otlp (gRPC), otlp_http, zipkin.
+    exporter: Literal["none", "console", "otlp", "otlp_http", "zipkin"] = "otlp"
+    # OTLP/gRPC collector (host:port), OTLP/HTTP traces URL, Zipkin v2 spans URL.
     otlp_endpoint: str = "127.0.0.1:4317"
+    otlp_http_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    zipkin_endpoint: str = "http://127.0.0.1:9411/api/v2/spans"
+    # Spans waiting for export, at most; past it new spans are dropped (and counted), so a dead or slow
+    # collector costs at most this much memory and never blocks a call.
+    max_queued_spans: int = Field(default=4096, ge=64)
+    export_batch_spans: int = Field(default=256, ge=1)
+    export_timeout_s: float = Field(default=5.0, gt=0)
+    # service.instance.id of this process's spans (default: a new UUID per process).
+    instance_id: str = ""
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> TracingSettings:
+        if self.export_batch_spans > self.max_queued_spans:
+            raise ValueError("tracing.export_batch_spans must not exceed tracing.max_queued_spans")
+        return self
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics: every process serves /metrics over HTTP on a port of its own."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    # One port per service (0 picks a free one, reported in the "metrics" log line).
+    ingest_port: int = Field(default=9651, ge=0, le=65535)
+    query_port: int = Field(default=9652, ge=0, le=65535)
+    admin_port: int = Field(default=9653, ge=0, le=65535)
+    storage_port: int = Field(default=9654, ge=0, le=65535)
+    # Per-tenant series (events, streams, bytes, quota use) for this many tenants with the most events;
+    # 0 turns them off. Bounded so that the number of series does not grow with the number of tenants.
+    tenant_series: int = Field(default=20, ge=0, le=1000)
+
+    def port(self, service: str) -> int:
+        """The metrics port of a service."""
+        return int(getattr(self, f"{service}_port"))
 
 
 class TlsSettings(_Section):
@@ -387,6 +429,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
     tracing: TracingSettings = TracingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     tls: TlsSettings = TlsSettings()
     auth: AuthSettings = AuthSettings()
     internal: InternalSettings = InternalSettings()

@@ -1,6 +1,6 @@
 """Every service's call chain, in one place: which stages run, in which order (shared.rpc.chain).
 
-Public services (ingest, query, admin): trace context -> request id and access log -> (ControlService
+Public services (ingest, query, admin): telemetry (span, metrics) -> request id and access log -> (ControlService
 only) service authentication -> authentication -> tenant resolution -> authorization -> audit ->
 admission -> usage accounting (query) -> handler. The storage service authenticates the suite's own
 services only. A test lists each chain and fails when a stage is missing.
@@ -20,10 +20,9 @@ from shared.stages.authentication import Authentication
 from shared.stages.authorization import Authorization
 from shared.stages.request_log import RequestLog
 from shared.stages.service_authentication import ServiceAuthentication
+from shared.stages.telemetry import Telemetry
 from shared.stages.tenant import TenantResolution
-from shared.stages.trace import TraceContext
 from shared.stages.usage import UsageAccounting
-from shared.telemetry import tracing
 from shared.telemetry.logs import AccessLog
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 def _outer(name: str, settings: Settings) -> list[Stage]:
     return [
-        TraceContext(tracing.propagating(settings.tracing)),
+        Telemetry(name, propagate=settings.tracing.enabled, metrics=settings.metrics.enabled),
         RequestLog(AccessLog(name) if settings.log.access_log else None),
     ]
 

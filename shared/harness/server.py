@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -42,6 +42,7 @@ from shared.limits.book import LimitBook
 from shared.limits.governor import Governor
 from shared.limits.limiter import MemoryLimiter, RateLimiter
 from shared.limits.redis_limiter import RedisLimiter
+from shared.rpc.breaker import OPEN
 from shared.rpc.chain import CallChain, Registrar, Stage
 from shared.rpc.control import CONTROL_SERVICE, FLAG_NAMESPACE, ConfigManager, ControlServicer, flag_from_record
 from shared.rpc.transport import server_credentials, server_options
@@ -50,7 +51,7 @@ from shared.stages.authentication import Authentication
 from shared.stages.request_log import RequestLog
 from shared.storage.client import StorageClient
 from shared.storage.records import StorageRecords
-from shared.telemetry import logs, tracing
+from shared.telemetry import logs, metrics, tracing
 from shared.tenancy.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,16 @@ class Service(abc.ABC):
     async def background(self, stop: asyncio.Event) -> None:  # noqa: B027 - optional hook
         """Work that runs while the service serves (until stop is set)."""
 
+    def collect_metrics(self) -> Iterable[Any]:
+        """Metric families read when Prometheus scrapes (shared.telemetry.metrics); never on a call's path."""
+        exported, failed, dropped = tracing.counters()
+        label = {"service": self.name}
+        yield metrics.counter("allsource_trace_spans_exported", "Spans the collector accepted.", exported, label)
+        yield metrics.counter("allsource_trace_spans_failed", "Spans the collector did not accept.", failed, label)
+        yield metrics.counter(
+            "allsource_trace_spans_dropped", "Spans dropped because the export queue was full.", dropped, label
+        )
+
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release resources after the last call has finished."""
 
@@ -179,9 +190,34 @@ class StorageBackedService(Service):
         self.limit_book = LimitBook(StorageRecords(self.storage), resync_s=settings.auth.change_resync_s)
         self.auth_state.on_limits_changed = self.limit_book.changed
         self.governor = Governor(settings.limits, self.limit_book, make_limiter(settings.limits))
+        self.governor.service = self.name
 
     def stages(self) -> list[Stage]:
         return chains.public_chain(self)
+
+    def collect_metrics(self) -> Iterable[Any]:
+        yield from super().collect_metrics()
+        label = {"service": self.name}
+        limiter = self.governor.limiter
+        for name, doc, value in (
+            ("round_trips", "Calls to Redis made by the rate limiter.", getattr(limiter, "round_trips", 0)),
+            ("failures", "Rate-limiter calls to Redis that failed or timed out.", getattr(limiter, "failures", 0)),
+            (
+                "degraded_calls",
+                "Calls limited per replica (or refused) while Redis could not be reached.",
+                getattr(limiter, "degraded_calls", 0),
+            ),
+        ):
+            metric = (
+                "allsource_limiter_degraded_calls" if name == "degraded_calls" else f"allsource_limiter_redis_{name}"
+            )
+            yield metrics.counter(metric, doc, value, label)
+        yield metrics.gauge(
+            "allsource_storage_breaker_open",
+            "1 while the circuit breaker to storage is open (calls fail at once).",
+            1.0 if self.storage.breaker.state == OPEN else 0.0,
+            label,
+        )
 
     async def background(self, stop: asyncio.Event) -> None:
         with contextlib.suppress(AllSourceError):
@@ -234,8 +270,8 @@ async def reload(service: Service) -> Any:
         request_log = service.chain.stage(RequestLog) if service.chain is not None else None
         if "log.access_log" in changed and request_log is not None:
             request_log.access_log = logs.AccessLog(service.name) if settings.log.access_log else None
-        if "tracing.sample_ratio" in changed:
-            tracing.set_sample_ratio(settings.tracing.sample_ratio)
+        if any(k.startswith("tracing.") for k in changed):
+            tracing.configure(settings.tracing)
         if any(k.startswith("flags.") or k == "flags" for k in changed):
             FLAGS.configure(settings.flags)
         await service.apply_settings(settings, changed)
@@ -260,10 +296,7 @@ async def _refresh_flags_periodically(service: Service, stop: asyncio.Event) -> 
 async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop."""
     settings = service.settings
-    server = grpc.aio.server(
-        interceptors=tracing.server_interceptors(settings.tracing),
-        options=server_options(settings.grpc),
-    )
+    server = grpc.aio.server(options=server_options(settings.grpc))
     chain = CallChain()
     registrar = Registrar(server, chain)
     service.chain = chain
@@ -313,6 +346,7 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     except RuntimeError as exc:
         raise SystemExit(f"{service.name}: cannot listen on {endpoint.bind()}: {exc}") from exc
     await server.start()
+    exporter = _serve_metrics(service)
     await refresh_flags(service)  # overrides in force before the service reports SERVING
     ok, why = await service.dependencies_ok()
     await service.set_serving(ok)
@@ -362,8 +396,33 @@ async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | Non
     request_log = chain.stage(RequestLog)
     if request_log is not None and request_log.access_log is not None:
         request_log.access_log.flush()
+    if exporter is not None:
+        metrics.stop(exporter[0])
+        metrics.REGISTRY.unregister(exporter[1])
     tracing.shutdown()
     log.info("stopped")
+
+
+def _serve_metrics(service: Service) -> tuple[Any, Any] | None:
+    """Serve /metrics for this process (metrics.enabled), with the service's scrape-time collectors."""
+    settings = service.settings.metrics
+    if not settings.enabled:
+        return None
+    wanted = settings.port(service.name)
+    try:
+        handle, port = metrics.serve(settings.host, wanted)
+    except OSError as exc:
+        # The service itself still serves: a missing /metrics shows as a target down in Prometheus
+        # (the AllSource*Down alerts), while refusing to start would take the service down with it.
+        log.error(
+            "cannot serve metrics; set metrics.%s_port to a free port (0 picks one)",
+            service.name,
+            extra={"address": f"{settings.host}:{wanted}", "detail": str(exc)},
+        )
+        return None
+    collector = metrics.register(service.collect_metrics)
+    log.info("metrics", extra={"address": f"{settings.host}:{port}", "path": "/metrics"})
+    return handle, collector
 
 
 async def _watch_dependencies(service: Service, serving: bool, stop: asyncio.Event) -> None:

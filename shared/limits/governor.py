@@ -45,6 +45,7 @@ from shared.limits.limiter import Limit, MemoryLimiter, RateLimiter, Verdict
 from shared.limits.plans import SUITE_THROTTLE, Override, limit_of, past_soft
 from shared.limits.redis_limiter import RedisLimiter
 from shared.rpc.chain import Call, call_deadline
+from shared.telemetry.metrics import QUOTA_WARNINGS
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Governor:
         # resets, an override ends or the plan changes
         self._used_up: dict[str, tuple[AllSourceError, float, TenantPlan | None]] = {}
         self.refused = 0
+        self.service = ""  # the metrics' service label
 
     def configure(self, settings: LimitsSettings) -> None:
         """Take reloaded settings (cached limits are rebuilt)."""
@@ -316,6 +318,7 @@ class Governor:
 
     def warn(self, tenant_id: str, name: str) -> None:
         """Log that a tenant is past the soft share of a limit (at most once a minute per tenant and limit)."""
+        QUOTA_WARNINGS.labels(self.service, name).inc()
         now = self.clock()
         key = (tenant_id, name)
         if now - self._warned.get(key, -math.inf) < 60:

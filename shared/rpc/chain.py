@@ -1,6 +1,6 @@
 """The call chain every RPC runs through: an ordered list of stages around the handler.
 
-A stage is one small class with one job (trace context, request id and access log, authentication,
+A stage is one small class with one job (telemetry: span and metrics, request id and access log, authentication,
 tenant resolution, authorization, audit, admission, usage accounting; see shared.stages). Each service
 declares its chain once (shared.harness.chains). When a method is registered the chain keeps only the
 stages that apply to it and that have work to do, so a call pays for nothing else: `enter` hooks run in
@@ -86,6 +86,8 @@ class Call:
     audit: Any = None  # the audit entry of an audited act
     admitted: bool = False  # holds a slot of the admission stage
     rate: Any = None  # the rate limits admission charged (settled against the response: page reads)
+    span: Any = None  # the call's span (telemetry), recorded or not
+    parent: Any = None  # the caller's span context, when it sent one
     # Trailing metadata the call ends with (a stage that adds to it also sets it on the context).
     trailing: list[tuple[str, str]] = field(default_factory=list)
 

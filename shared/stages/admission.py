@@ -22,6 +22,7 @@ from shared.core.errors import Unavailable
 from shared.core.reasons import Reason
 from shared.limits.governor import Governor, plan_var
 from shared.rpc.chain import Call, MethodInfo, Outcome, Stage
+from shared.telemetry import tracing
 
 
 class Admission(Stage):
@@ -39,6 +40,17 @@ class Admission(Stage):
         return not method.control
 
     def enter(self, call: Call) -> Awaitable[None] | None:
+        if tracing.active():
+            return self._traced(call)
+        return self._admit(call)
+
+    async def _traced(self, call: Call) -> None:
+        with tracing.span("admission"):
+            pending = self._admit(call)
+            if pending is not None:
+                await pending
+
+    def _admit(self, call: Call) -> Awaitable[None] | None:
         principal = call.principal
         governor = self.governor
         plan = None

@@ -20,6 +20,7 @@ from shared.config.settings import AuthSettings
 from shared.core.errors import ResourceExhausted, Unauthenticated
 from shared.core.reasons import Reason
 from shared.rpc.chain import Call, MethodInfo, Stage
+from shared.telemetry import tracing
 
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
 MAX_CREDENTIAL_BYTES = 4096
@@ -62,7 +63,12 @@ class Authentication(Stage):
                     "this call needs credentials: authorization: Bearer <access token or API key>",
                     reason=Reason.MISSING_CREDENTIALS,
                 )
-            principal = await self.authenticate(token, call.peer)
+            if tracing.active():
+                with tracing.span("authentication") as span:
+                    principal = await self.authenticate(token, call.peer)
+                    span.set_attribute("allsource.principal", principal.ref)
+            else:
+                principal = await self.authenticate(token, call.peer)
         call.principal = principal
         principal_var.set(principal)
 

@@ -49,10 +49,8 @@ class StorageClient:
             "storage", failure_threshold=settings.grpc.breaker_failures, open_s=settings.grpc.breaker_open_s
         )
         self.configure(settings)
-        self._propagate = tracing.propagating(settings.tracing)
-        self.channel = open_channel(
-            self.address, settings.grpc, settings.tls, interceptors=tracing.client_interceptors(settings.tracing)
-        )
+        self._propagate = settings.tracing.enabled
+        self.channel = open_channel(self.address, settings.grpc, settings.tls)
         self.stub = storage_pb2_grpc.StorageServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
         # Long-lived streams (subscriptions) ride connections of their own, never the one unary calls
@@ -114,12 +112,14 @@ class StorageClient:
         """A scope for work not done on behalf of one tenant (flags, auth records, statistics)."""
         return self.signer.mint(SYSTEM_TENANT, "service")
 
-    def _metadata(self, scope: str | None = None) -> tuple[tuple[str, str], ...]:
+    def _metadata(self, scope: str | None = None, span: Any = None) -> tuple[tuple[str, str], ...]:
         request_id = request_id_var.get()
         metadata = [(SCOPE_KEY, scope or self.scope())]
         if request_id:
             metadata.append((REQUEST_ID_KEY, request_id))
-        if self._propagate:
+        if span is not None:
+            metadata += tracing.span_metadata(span.get_span_context())
+        elif self._propagate:
             metadata += tracing.outgoing_metadata()
         return tuple(metadata)
 
@@ -138,26 +138,37 @@ class StorageClient:
         It carries the caller's remaining deadline, goes through the circuit breaker, and when `retry`
         (the call is safe to repeat) is tried again after a jittered backoff if storage cannot be
         reached."""
-        metadata = self._metadata(self.system_scope() if system else None)
+        span = tracing.client_span(method) if tracing.active() else None
+        metadata = self._metadata(self.system_scope() if system else None, span)
         attempts = 1 + (self.retries if retry else 0)
-        for attempt in range(attempts):
-            self.breaker.before_call()
-            budget = self._budget(timeout)
-            try:
-                answer = await method(request, timeout=budget, metadata=metadata)
-            except grpc.aio.AioRpcError as err:
-                unreachable = _unreachable(err)
-                if unreachable:
-                    self.breaker.failed()
-                else:
-                    self.breaker.succeeded()  # storage answered, if only with an error
-                if not (unreachable and attempt + 1 < attempts and err.code() == grpc.StatusCode.UNAVAILABLE):
-                    raise from_rpc_error(err) from None
-                await asyncio.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random()))
-                continue
-            self.breaker.succeeded()
-            return cast(R, answer)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            for attempt in range(attempts):
+                self.breaker.before_call()
+                budget = self._budget(timeout)
+                try:
+                    answer = await method(request, timeout=budget, metadata=metadata)
+                except grpc.aio.AioRpcError as err:
+                    unreachable = _unreachable(err)
+                    if unreachable:
+                        self.breaker.failed()
+                    else:
+                        self.breaker.succeeded()  # storage answered, if only with an error
+                    if not (unreachable and attempt + 1 < attempts and err.code() == grpc.StatusCode.UNAVAILABLE):
+                        if span is not None:
+                            tracing.end_rpc(span, err.code().name, "", err.details() or "")
+                        raise from_rpc_error(err) from None
+                    if span is not None:
+                        span.add_event("retry", {"attempt": attempt + 1, "rpc.grpc.status_code": err.code().value[0]})
+                    await asyncio.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random()))
+                    continue
+                self.breaker.succeeded()
+                if span is not None:
+                    tracing.end_rpc(span, "OK", "", "")
+                return cast(R, answer)
+            raise AssertionError("unreachable")  # the loop returns or raises
+        finally:
+            if span is not None:
+                span.end()
 
     def _budget(self, timeout: float | None) -> float:
         """This call's deadline: the configured one, or what the caller's deadline leaves, if less."""

@@ -38,9 +38,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        trace_id = _current_trace_id()
-        if trace_id:
-            entry["trace_id"] = trace_id
+        trace_ids(entry)
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -49,9 +47,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
-def _current_trace_id() -> str:
+def trace_ids(entry: dict[str, Any]) -> None:
+    """Add the current trace and span ids to a log entry (when there is a trace)."""
     ctx = trace.get_current_span().get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+    if ctx.is_valid:
+        entry["trace_id"] = format(ctx.trace_id, "032x")
+        entry["span_id"] = format(ctx.span_id, "016x")
 
 
 def configure(service: str, level: str = "INFO") -> None:
@@ -124,9 +125,7 @@ class AccessLog:
             entry["reason"] = reason
         if tenant:
             entry["tenant"] = tenant
-        trace_id = _current_trace_id()
-        if trace_id:
-            entry["trace_id"] = trace_id
+        trace_ids(entry)
         line = orjson.dumps(entry) + b"\n"
         self._buffer.append(line)
         self._size += len(line)

@@ -44,6 +44,7 @@ class Replicas:
         port = int(self.second_address.rsplit(":", 1)[1])
         env = self.suite.env()
         env["ALLSOURCE_INGEST__PORT"] = str(port)
+        env["ALLSOURCE_METRICS__INGEST_PORT"] = "0"  # beside the first replica's
         with open(self.suite.workdir / "ingest-2.log", "ab") as log:
             self.second = subprocess.Popen(
                 [sys.executable, "-m", "services.ingest"], env=env, cwd=self.suite.workdir, stdout=log, stderr=log

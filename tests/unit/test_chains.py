@@ -17,7 +17,7 @@ from shared.harness import server
 from shared.rpc.chain import CallChain, MethodInfo, Registrar
 
 PUBLIC = [
-    "trace",
+    "telemetry",
     "request",
     "service-authentication",
     "authentication",
@@ -30,7 +30,7 @@ EXPECTED = {
     IngestProcess: PUBLIC,
     QueryProcess: [*PUBLIC, "usage"],
     AdminProcess: PUBLIC,
-    StorageProcess: ["trace", "request", "service-authentication"],
+    StorageProcess: ["telemetry", "request", "service-authentication"],
 }
 
 
@@ -78,4 +78,4 @@ def test_control_methods_need_a_service_scope_and_nothing_public(tmp_path: objec
     chain, _ = chain_of(IngestProcess, tmp_path)
     control = MethodInfo("/allsource.control.v1.ControlService/ReloadConfig", None)
     applied = [s.name for s in chain.stages if s.applies(control)]
-    assert applied == ["trace", "request", "service-authentication"]
+    assert applied == ["telemetry", "request", "service-authentication"]

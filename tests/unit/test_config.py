@@ -286,14 +286,15 @@ def test_shipped_presets_load_and_differ() -> None:
     prod = load_settings(environ={}, preset="production", overrides=["tls.mesh_sidecar=true"])
     assert (dev.preset, staging.preset, prod.preset) == ("development", "staging", "production")
     assert dev.settings.storage.data_dir == "./data"
-    assert dev.settings.tracing.exporter == "none"
+    # Spans are recorded in every preset (F8); development samples every trace.
+    assert dev.settings.tracing.exporter == "otlp" and dev.settings.tracing.sample_ratio == 1.0
     for loaded, name in ((staging, "staging"), (prod, "production")):
         assert loaded.settings.storage.data_dir == "/var/lib/allsource" != dev.settings.storage.data_dir
         assert loaded.sources["storage.data_dir"] == f"preset {name}"
         assert loaded.settings.tracing.exporter == "otlp"
         assert loaded.sources["tracing.exporter"] == f"preset {name}"
         assert loaded.settings.grpc.shutdown_grace_s > dev.settings.grpc.shutdown_grace_s
-    assert prod.settings.tracing.sample_ratio == 0.1
+    assert prod.settings.tracing.sample_ratio == 0.05
     assert staging.settings.tracing.sample_ratio == 1.0
     assert prod.settings.tls.mesh_sidecar is True
     assert prod.sources["tls.mesh_sidecar"] == "flag --set"
@@ -313,7 +314,11 @@ PROBLEMS: dict[str, tuple[dict[str, Any], str, str]] = {
     "unknown-section": ({"storrage.port": 1}, "storrage", "unknown key"),
     "wrong-type-int": ({"ingest.port": "http"}, "ingest.port", "valid integer"),
     "wrong-type-bool": ({"storage.sync_writes": "maybe"}, "storage.sync_writes", "valid boolean"),
-    "wrong-literal": ({"tracing.exporter": "zipkin"}, "tracing.exporter", "'none', 'console' or 'otlp'"),
+    "wrong-literal": (
+        {"tracing.exporter": "jaeger"},
+        "tracing.exporter",
+        "'none', 'console', 'otlp', 'otlp_http' or 'zipkin'",
+    ),
     "out-of-range-port": ({"query.port": 70000}, "query.port", "less than or equal to 65535"),
     "out-of-range-ratio": ({"tracing.sample_ratio": 1.5}, "tracing.sample_ratio", "less than or equal to 1"),
     "out-of-range-min": ({"grpc.max_message_bytes": 1024}, "grpc.max_message_bytes", "greater than or equal to"),
