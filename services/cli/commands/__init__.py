@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import click
 
-from services.cli.commands import audit, auth, config, diag, events, keys, shell, streams, tenants, users
+from services.cli.commands import audit, auth, config, diag, events, keys, quotas, shell, streams, tenants, users
 
 GROUPS: tuple[click.Group, ...] = (
     tenants.group,
+    quotas.group,
     users.group,
     keys.group,
     events.group,
