@@ -242,7 +242,9 @@ class RocksBackend(StorageBackend):
         if self._db is not None:
             with engine_errors("closing"):
                 self._db.close()
-            self._db = None
+            # Nothing may keep the database (its lock goes with the last reference): the lifecycle refers
+            # back to this backend, so the families are dropped here rather than left to the collector.
+            self._db, self._cf, self._h = None, {}, {}
 
     def _load_tenants(self) -> None:
         meta = self._cf["meta"]
