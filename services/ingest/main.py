@@ -36,7 +36,7 @@ class IngestProcess(server.StorageBackedService):
             max_queued_bytes=s.max_queued_bytes,
         )
         self.servicer = IngestServicer(
-            AppendValidator(settings.limits), self.coalescer, s.batch_append_window, self.governor
+            AppendValidator(settings.limits), self.coalescer, s.batch_append_window, self.governor, self.storage
         )
 
     def endpoint(self) -> Endpoint:

@@ -11,12 +11,14 @@ from allsource.v1 import ingest_pb2, ingest_pb2_grpc
 from opentelemetry import trace
 
 from services.ingest.coalescer import AppendCoalescer
+from services.ingest.lifecycle import LifecycleHandlers
 from services.ingest.validation import AppendValidator
 from shared.core.errors import AllSourceError
 from shared.core.reasons import Reason
 from shared.limits.governor import WARNING_KEY, Governor, charge, current_limit
 from shared.limits.plans import exceeded
 from shared.rpc.chain import add_trailing
+from shared.storage.client import StorageClient
 from shared.telemetry import tracing
 from shared.tenancy.scope import require_stream, require_types, tenant_of
 
@@ -49,8 +51,8 @@ def _event_sizes(request: ingest_pb2.AppendEventsRequest, tenant_id: str, prefix
             )
 
 
-class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    """The public append API."""
+class IngestServicer(LifecycleHandlers, ingest_pb2_grpc.IngestServiceServicer):
+    """The public append API, and the stream lifecycle RPCs (services.ingest.lifecycle)."""
 
     def __init__(
         self,
@@ -58,7 +60,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         coalescer: AppendCoalescer,
         batch_window: int,
         governor: Governor | None = None,
+        storage: StorageClient | None = None,
     ) -> None:
+        self.storage = storage
         self.validator = validator
         self.coalescer = coalescer
         self.batch_window = batch_window

@@ -13,6 +13,7 @@ from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
 from services.query.cache import EventCache
+from services.query.lifecycle import MetadataReads
 from services.query.relay import SubscriptionRelay
 from services.query.state import fold_stream
 from services.query.subscriptions import SubscriptionSlots
@@ -89,8 +90,8 @@ def check_stream_id(stream_id: str, limits: LimitsSettings) -> None:
         raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
 
 
-class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    """The public read API."""
+class QueryServicer(MetadataReads, query_pb2_grpc.QueryServiceServicer):
+    """The public read API, and GetStreamMetadata (services.query.lifecycle)."""
 
     def __init__(self, storage: StorageClient, settings: QuerySettings, limits: LimitsSettings) -> None:
         self.storage = storage

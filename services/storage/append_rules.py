@@ -107,8 +107,10 @@ def decide(
     request_fingerprint: bytes = b"",
     prior: PriorRequest | None = None,
     found: Sequence[FoundEvent] = (),
+    deleted: bool = False,
 ) -> Decision:
-    """Refuse, replay or accept an append (see the module doc for the order of the rules)."""
+    """Refuse, replay or accept an append (see the module doc for the order of the rules). A `deleted`
+    (soft-deleted) stream counts as absent for the expected version, and its versions continue."""
     if prior is not None:
         if prior.fingerprint != request_fingerprint:
             return InvalidArgument(
@@ -125,9 +127,10 @@ def decide(
         return _replay_or_duplicate(request, found)
     kind = request.expected_version.kind
     expected = request.expected_version.version
+    exists = stream_version != 0 and not deleted
     if (
-        (kind == _NO_STREAM and stream_version != 0)
-        or (kind == _STREAM_EXISTS and stream_version == 0)
+        (kind == _NO_STREAM and exists)
+        or (kind == _STREAM_EXISTS and not exists)
         or (kind == _EXACT and stream_version != expected)
     ):
         stream_id = request.stream_id

@@ -6,6 +6,7 @@
 - Records: control-plane records (users, API-key hashes, flags, audit...) with compare-and-set;
 - TenantRegistry: tenants, their internal numbers and status, and their deletion;
 - UsageCounters: what each tenant uses;
+- StreamLifecycle: stream metadata, deletion and erasure;
 - StorageBackend: all of them, with a lifecycle and statistics.
 
 Everything is typed with the storage service's own types (allsource.storage.v1, and the dataclasses
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from allsource.storage.v1 import model_pb2
+from allsource.storage.v1 import lifecycle_pb2, model_pb2
 
 from shared.config.settings import StorageSettings
 from shared.core.errors import AllSourceError
@@ -259,7 +260,28 @@ class UsageCounters(abc.ABC):
         """A warning when the tenant is past `soft_ratio` of a quota storage enforces, else ""."""
 
 
-class StorageBackend(EventLog, Snapshots, Records, TenantRegistry, UsageCounters):
+class StreamLifecycle(abc.ABC):
+    """Stream metadata (retention, truncation), deletion and erasure (rules: services.storage.lifecycle).
+    Reads honour them at once; the backend removes what they hide in the background."""
+
+    @abc.abstractmethod
+    async def get_stream_metadata(self, tenant_id: str, stream_id: str) -> lifecycle_pb2.GetStreamMetadataResponse:
+        """A stream's metadata and deletion state."""
+
+    @abc.abstractmethod
+    async def set_stream_metadata(self, request: lifecycle_pb2.SetStreamMetadataRequest) -> int:
+        """Replace a stream's metadata (compare-and-set when asked); returns its new version."""
+
+    @abc.abstractmethod
+    async def delete_stream(self, request: lifecycle_pb2.DeleteStreamRequest) -> lifecycle_pb2.DeleteStreamResponse:
+        """Soft- or hard-delete a stream at an expected version."""
+
+    @abc.abstractmethod
+    async def delete_events(self, request: lifecycle_pb2.DeleteEventsRequest) -> lifecycle_pb2.DeleteEventsResponse:
+        """Erase (or count, with dry_run) a tenant's events matching criteria."""
+
+
+class StorageBackend(EventLog, Snapshots, Records, TenantRegistry, UsageCounters, StreamLifecycle):
     """A whole backend: every interface above, opened and closed as one."""
 
     name: str

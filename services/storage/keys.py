@@ -136,3 +136,9 @@ def pack_u64(value: int) -> bytes:
 def unpack_u64(value: bytes, offset: int = 0) -> int:
     """Read 8 bytes big-endian."""
     return U64.unpack_from(value, offset)[0]
+
+
+# Stream lifecycle (services.storage.lifecycle): record namespaces of the records family, so the tenant's
+# purge, its record bytes and (F10) its backups include them.
+LIFECYCLE_STREAMS_NS = "lifecycle.streams"  # stream_id -> revision + StreamLifecycleRecord
+LIFECYCLE_LEDGER_NS = "lifecycle.ledger"  # 20-digit ns time + "-" + 6-digit seq -> revision + LedgerEntry

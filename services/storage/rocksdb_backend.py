@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from allsource.storage.v1 import model_pb2
+from allsource.storage.v1 import lifecycle_pb2, model_pb2
 from rocksdict import BlockBasedOptions, Options, Rdict, ReadOptions, WriteBatch
 
-from services.storage import codec, keys
+from services.storage import codec, keys, lifecycle
 from services.storage.backend import (
     AppendOp,
     AppendResult,
@@ -41,6 +41,7 @@ from services.storage.codec import StreamHead
 from services.storage.disk import DiskGuard, out_of_space
 from services.storage.hub import CommitHub
 from services.storage.quotas import MINUTE_NS, StorageQuotas, Windows
+from services.storage.rocksdb_lifecycle import RocksLifecycle
 from services.storage.writer import GroupCommitWriter, TenantCursor, write_options
 from shared.config.settings import StorageSettings
 from shared.core.errors import (
@@ -134,6 +135,8 @@ class RocksBackend(StorageBackend):
         # the next synced write makes them durable (the WAL is one file, synced whole).
         self._durable = write_options(settings.sync_writes)
         self._best_effort = write_options(False)
+        # Stream metadata, deletions, erasure and the sweep (services.storage.rocksdb_lifecycle).
+        self.lifecycle = RocksLifecycle(self)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class RocksBackend(StorageBackend):
         except Exception as exc:
             raise StorageOpenError(f"cannot open the database at {self.path}: {exc}") from exc
         self._space_watch = asyncio.ensure_future(self._watch_space())
+        self.lifecycle.start()
         log.info(
             "storage opened",
             extra={"path": str(self.path), "tenants": len(self._tenants), "sync_writes": self.settings.sync_writes},
@@ -164,6 +168,7 @@ class RocksBackend(StorageBackend):
         self._cf = {n: self._db.get_column_family(n) for n in FAMILIES}
         self._h = {n: self._db.get_column_family_handle(n) for n in FAMILIES}
         self._load_tenants()
+        self.lifecycle.load()
         for tenant_id, number in list(self._deleting.items()):
             log.info("resuming an interrupted tenant deletion", extra={"tenant": tenant_id})
             self._purge(tenant_id, number)
@@ -183,6 +188,7 @@ class RocksBackend(StorageBackend):
             on_failure=self._write_failed,
             quotas=self.quotas,
             other_bytes=lambda tenant_no: self._other_bytes.get(tenant_no, 0),
+            stream_lifecycle=self.lifecycle.get,
         )
         self._writer.start()
 
@@ -228,6 +234,7 @@ class RocksBackend(StorageBackend):
             self._readers_may_start.set()
 
     async def close(self) -> None:
+        await self.lifecycle.stop()
         if self._space_watch is not None:
             self._space_watch.cancel()
             self._space_watch = None
@@ -237,7 +244,9 @@ class RocksBackend(StorageBackend):
         if self._db is not None:
             with engine_errors("closing"):
                 self._db.close()
-            self._db = None
+            # Nothing may keep the database (its lock goes with the last reference): the lifecycle refers
+            # back to this backend, so the families are dropped here rather than left to the collector.
+            self._db, self._cf, self._h = None, {}, {}
 
     def _load_tenants(self) -> None:
         meta = self._cf["meta"]
@@ -394,6 +403,8 @@ class RocksBackend(StorageBackend):
         with engine_errors("reading an event"):
             pos = self._cf["id_idx"].get(keys.id_key(t, raw)) if t is not None and raw is not None else None
             data = self._cf["events"].get(keys.tenant_prefix(t) + pos) if pos is not None and t is not None else None
+        if data is not None and t is not None and not self.lifecycle.filter(t, [data]):
+            data = None
         if data is None:
             raise NotFound(
                 f"event {event_id} not found", reason=Reason.EVENT_NOT_FOUND, metadata={"event_id": event_id}
@@ -425,21 +436,25 @@ class RocksBackend(StorageBackend):
         t = self._tenant_no(tenant_id)
         with engine_errors("reading a stream"):
             head = self._stream_head(t, stream_id)
-            if head is None or t is None:
+            rec = self.lifecycle.get(t, stream_id) if t is not None else None
+            if head is None or t is None or lifecycle.deleted(rec, head.version):
                 raise self._not_found(stream_id)
+            first = lifecycle.cut(rec, head.version) if rec is not None else 1
             limit = max(1, limit)
             if backward:
                 start = min(from_version or head.version, head.version)
-                stop = max(1, start - limit + 1)
+                stop = max(first, start - limit + 1)
                 versions = list(range(start, stop - 1, -1))
-                next_version = stop - 1 if stop > 1 else 0
+                next_version = stop - 1 if stop > first else 0
             else:
                 last = min(head.version, to_version) if to_version else head.version
-                start = max(1, from_version)
+                start = max(first, from_version)
                 stop = min(last, start + limit - 1)
                 versions = list(range(start, stop + 1))
                 next_version = stop + 1 if stop < last else 0
             events = self._events_for_versions(t, stream_id, versions)
+            if rec is not None:
+                events = self.lifecycle.filter(t, events)
         budget = min(max_bytes, self.settings.max_read_bytes) if max_bytes else self.settings.max_read_bytes
         trimmed = _trim_bytes(events, budget)
         if len(trimmed) < len(events):
@@ -450,9 +465,9 @@ class RocksBackend(StorageBackend):
         if not versions:
             return []
         prefix = keys.stream_prefix(t, stream_id)
-        positions = self._cf["stream_idx"].get([prefix + keys.pack_u64(v) for v in versions])
+        positions = [p for p in self._cf["stream_idx"].get([prefix + keys.pack_u64(v) for v in versions]) if p]
         tp = keys.tenant_prefix(t)
-        events = self._cf["events"].get([tp + p for p in positions if p is not None])
+        events = self._cf["events"].get([tp + p for p in positions]) if positions else []
         return [e for e in events if e is not None]
 
     def _recorded_ns(self, t: int, position: int) -> int:
@@ -502,10 +517,15 @@ class RocksBackend(StorageBackend):
             self._no_scans.clear()
             try:
                 if f.stream_id:
-                    return await self._scan_stream(t, f.stream_id, match, lo, hi, limit, max_scan, budget)
-                if f.event_types:
-                    return await self._scan_types(t, match, lo, hi, limit, max_scan, budget)
-                return await self._scan_log(t, match, lo, hi, limit, max_scan, budget)
+                    run = await self._scan_stream(t, f.stream_id, match, lo, hi, limit, max_scan, budget)
+                elif f.event_types:
+                    run = await self._scan_types(t, match, lo, hi, limit, max_scan, budget)
+                else:
+                    run = await self._scan_log(t, match, lo, hi, limit, max_scan, budget)
+                # Events hidden by stream metadata or deletion are passed over like non-matching ones: the
+                # run still reaches scanned_to, so subscriptions checkpoint over them.
+                run.events = self.lifecycle.filter(t, run.events)
+                return run
             finally:
                 self._scans -= 1
                 if not self._scans:
@@ -597,12 +617,14 @@ class RocksBackend(StorageBackend):
         a, b = 1, head.version + 1
         while a < b:
             mid = (a + b) // 2
-            if keys.unpack_u64(idx.get(prefix + keys.pack_u64(mid))) >= lo:
+            if keys.unpack_u64(idx.get(prefix + keys.pack_u64(mid)) or bytes(8)) >= lo:
                 b = mid
             else:
                 a = mid + 1
         versions = range(a, min(head.version, a + min(limit, max_scan) - 1) + 1)
-        positions = [keys.unpack_u64(p) for p in idx.get([prefix + keys.pack_u64(v) for v in versions])]
+        # Entries below a lifecycle cut are gone (read as position 0): they come first, so the search holds.
+        positions = [keys.unpack_u64(p or bytes(8)) for p in idx.get([prefix + keys.pack_u64(v) for v in versions])]
+        positions = [p for p in positions if p >= lo]
         in_range = [p for p in positions if p <= hi]
         tp = keys.tenant_prefix(t)
         datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in in_range])
@@ -610,6 +632,9 @@ class RocksBackend(StorageBackend):
         used, last, stopped = 0, lo - 1, False
         accept = match.accept_type  # the stream is chosen: only the types remain to check
         for pos, data in zip(in_range, datas, strict=True):
+            if data is None:  # erased
+                last = pos
+                continue
             if out and used + len(data) > budget:
                 stopped = True
                 break
@@ -638,8 +663,11 @@ class RocksBackend(StorageBackend):
             ro.set_iterate_upper_bound(upper)
             it = self._cf["streams"].iter(ro)
             it.seek(lower)
+            recs = self.lifecycle.records.get(t)
             while it.valid() and len(out) < limit:
-                out.append(_stream_info(it.key()[4:].decode(), StreamHead.decode(it.value())))
+                stream_id, head = it.key()[4:].decode(), StreamHead.decode(it.value())
+                if not recs or not lifecycle.deleted(recs.get(stream_id), head.version):
+                    out.append(_stream_info(stream_id, head))
                 it.next()
             end = not it.valid()
         return out, end
@@ -650,7 +678,7 @@ class RocksBackend(StorageBackend):
         t = self._tenant_no(tenant_id)
         with engine_errors("reading a stream head"):
             head = self._stream_head(t, stream_id)
-            if head is None or t is None:
+            if head is None or t is None or lifecycle.deleted(self.lifecycle.get(t, stream_id), head.version):
                 raise self._not_found(stream_id)
             version = head.version
             if as_of_ns is not None and as_of_ns < head.updated_ns:
@@ -661,7 +689,7 @@ class RocksBackend(StorageBackend):
                 a, b = 0, head.version
                 while a < b:
                     mid = (a + b + 1) // 2
-                    if keys.unpack_u64(idx.get(prefix + keys.pack_u64(mid))) <= limit_pos:
+                    if keys.unpack_u64(idx.get(prefix + keys.pack_u64(mid)) or bytes(8)) <= limit_pos:
                         a = mid
                     else:
                         b = mid - 1
@@ -672,8 +700,8 @@ class RocksBackend(StorageBackend):
 
     async def get_snapshot(self, tenant_id: str, stream_id: str, max_version: int) -> Snapshot | None:
         t = self._tenant_no(tenant_id)
-        if t is None:
-            return None
+        if t is None or lifecycle.restricts(self.lifecycle.get(t, stream_id)):
+            return None  # a snapshot folds events the stream's lifecycle may now hide
         prefix = keys.stream_prefix(t, stream_id)
         with engine_errors("reading a snapshot"):
             it = self._cf["snapshots"].iter()
@@ -944,6 +972,7 @@ class RocksBackend(StorageBackend):
             self._tenant_records.pop(tenant_id, None)
             self.quotas.set_plan(tenant_id, None)
             self._inactive.discard(tenant_id)
+            self.lifecycle.forget(number)
             if self._hub is not None:
                 self._hub.wake(number)
         # The purge runs to its end even if the caller goes away (a retry of a failed purge resumes it).
@@ -1031,6 +1060,24 @@ class RocksBackend(StorageBackend):
             return ""
         stored = cursor.stored_bytes + self._other_bytes.get(cursor.number, 0)
         return self.quotas.warning(limits, cursor.windows.counts(now), stored, now, soft_ratio)
+
+    # -- stream lifecycle ----------------------------------------------------------------------------
+
+    async def get_stream_metadata(self, tenant_id: str, stream_id: str) -> lifecycle_pb2.GetStreamMetadataResponse:
+        with engine_errors("reading stream metadata"):
+            return await self.lifecycle.get_metadata(tenant_id, stream_id)
+
+    async def set_stream_metadata(self, request: lifecycle_pb2.SetStreamMetadataRequest) -> int:
+        with engine_errors("writing stream metadata"):
+            return await self.lifecycle.set_metadata(request)
+
+    async def delete_stream(self, request: lifecycle_pb2.DeleteStreamRequest) -> lifecycle_pb2.DeleteStreamResponse:
+        with engine_errors("deleting a stream"):
+            return await self.lifecycle.delete_stream(request)
+
+    async def delete_events(self, request: lifecycle_pb2.DeleteEventsRequest) -> lifecycle_pb2.DeleteEventsResponse:
+        with engine_errors("erasing events"):
+            return await self.lifecycle.delete_events(request)
 
     # -- statistics ----------------------------------------------------------------------------------
 

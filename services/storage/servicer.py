@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import lifecycle_pb2, storage_pb2, storage_pb2_grpc
 
 from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
@@ -429,6 +429,32 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         require_tenant(_scope(), request.tenant_id)
         total = await self.backend.add_usage(request.tenant_id, request.queries)
         return storage_pb2.AddUsageResponse(queries_this_hour=total)
+
+    # -- stream lifecycle ----------------------------------------------------------------------------
+
+    async def GetStreamMetadata(
+        self, request: lifecycle_pb2.GetStreamMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> lifecycle_pb2.GetStreamMetadataResponse:
+        await self._check(request.tenant_id)
+        return await self.backend.get_stream_metadata(request.tenant_id, request.stream_id)
+
+    async def SetStreamMetadata(
+        self, request: lifecycle_pb2.SetStreamMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> lifecycle_pb2.SetStreamMetadataResponse:
+        await self._check(request.tenant_id)
+        return lifecycle_pb2.SetStreamMetadataResponse(metadata_version=await self.backend.set_stream_metadata(request))
+
+    async def DeleteStream(
+        self, request: lifecycle_pb2.DeleteStreamRequest, context: grpc.aio.ServicerContext
+    ) -> lifecycle_pb2.DeleteStreamResponse:
+        await self._check(request.tenant_id)
+        return await self.backend.delete_stream(request)
+
+    async def DeleteEvents(
+        self, request: lifecycle_pb2.DeleteEventsRequest, context: grpc.aio.ServicerContext
+    ) -> lifecycle_pb2.DeleteEventsResponse:
+        await self._check(request.tenant_id)
+        return await self.backend.delete_events(request)
 
 
 def _record(r: Record) -> storage_pb2.Record:

@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind
 from rocksdict import WriteBatch, WriteOptions
 
 from services.storage import append_rules as rules
-from services.storage import codec, keys
+from services.storage import codec, keys, lifecycle
 from services.storage.backend import AppendResult
 from services.storage.codec import StreamHead
 from services.storage.disk import out_of_space
@@ -146,7 +146,9 @@ class GroupCommitWriter:
         on_failure: Callable[[BaseException], None] = lambda exc: None,
         quotas: StorageQuotas | None = None,
         other_bytes: Callable[[int], int] = lambda tenant_no: 0,
+        stream_lifecycle: Callable[[int, str], lifecycle.Rec | None] = lambda tenant_no, stream_id: None,
     ) -> None:
+        self._lifecycle = stream_lifecycle  # a stream's deletion state (services.storage.lifecycle)
         self._on_failure = on_failure
         self.quotas = quotas or StorageQuotas()
         self._other_bytes = other_bytes  # a tenant's bytes outside the event log (snapshots, records)
@@ -343,6 +345,14 @@ class GroupCommitWriter:
         """Drop cached stream heads of a deleted tenant."""
         self._heads = {k: v for k, v in self._heads.items() if k[0] != tenant_no}
 
+    async def quiesce(self, attempts: int = 50) -> None:
+        """Return when no batch is being built or written, so that the caller's own write (made before its
+        next await) cannot interleave with one; gives up waiting after `attempts` batches."""
+        for _ in range(attempts):
+            if self._task is None and not self._queue:
+                return
+            await self.barrier()
+
     async def barrier(self) -> None:
         """Return once everything queued before this call has been written (or rejected)."""
         if self._task is None and not self._queue:
@@ -381,6 +391,9 @@ class GroupCommitWriter:
         prior = self._previous_request(t, req.request_id, overlay, now) if req.request_id else None
         head = self._head(t, stream_id, overlay)
         current = head.version if head else 0
+        state = self._lifecycle(t, stream_id)
+        if state is not None and state.tombstoned:
+            return lifecycle.tombstone_refusal(stream_id)
         last_pos, last_rec, streams = overlay.cursors.get(t) or (
             cursor.last_position,
             cursor.last_recorded_ns,
@@ -393,6 +406,7 @@ class GroupCommitWriter:
             request_fingerprint=fingerprint,
             prior=prior,
             found=self._found(t, given, overlay) if given and prior is None else (),
+            deleted=lifecycle.deleted(state, current),
         )
         if not isinstance(decision, rules.Accepted):
             return decision

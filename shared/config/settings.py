@@ -72,6 +72,9 @@ class StorageSettings(Endpoint):
     max_subscriptions: int = Reloadable(20_000, ge=1)
     # Largest read response, in bytes; reads return fewer events rather than exceed it.
     max_read_bytes: int = Reloadable(4 * MiB, ge=64 * 1024)
+    # How often the lifecycle sweep removes events hidden by stream metadata (max_age, max_count,
+    # truncate_before) and deletions from disk; a metadata change or deletion also starts one soon after.
+    lifecycle_sweep_interval_s: float = Reloadable(60.0, gt=0)
 
 
 class IngestSettings(Endpoint):

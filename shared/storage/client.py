@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar, cast
 
 import grpc
-from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import lifecycle_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import query_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -217,6 +217,32 @@ class StorageClient:
         """One stream's head, and its version at a time."""
         returns = storage_pb2.GetStreamResponse
         return await self._unary(self.stub.GetStream, request, returns, system=False, retry=True)
+
+    # -- stream lifecycle ----------------------------------------------------------------------------
+
+    async def get_stream_metadata(
+        self, request: lifecycle_pb2.GetStreamMetadataRequest
+    ) -> lifecycle_pb2.GetStreamMetadataResponse:
+        """A stream's metadata and deletion state."""
+        returns = lifecycle_pb2.GetStreamMetadataResponse
+        return await self._unary(self.stub.GetStreamMetadata, request, returns, system=False, retry=True)
+
+    async def set_stream_metadata(
+        self, request: lifecycle_pb2.SetStreamMetadataRequest
+    ) -> lifecycle_pb2.SetStreamMetadataResponse:
+        """Replace a stream's metadata."""
+        returns = lifecycle_pb2.SetStreamMetadataResponse
+        return await self._unary(self.stub.SetStreamMetadata, request, returns, system=False)
+
+    async def delete_stream(self, request: lifecycle_pb2.DeleteStreamRequest) -> lifecycle_pb2.DeleteStreamResponse:
+        """Soft- or hard-delete a stream."""
+        returns = lifecycle_pb2.DeleteStreamResponse
+        return await self._unary(self.stub.DeleteStream, request, returns, system=False)
+
+    async def delete_events(self, request: lifecycle_pb2.DeleteEventsRequest) -> lifecycle_pb2.DeleteEventsResponse:
+        """Erase (or count) events by criteria."""
+        returns = lifecycle_pb2.DeleteEventsResponse
+        return await self._unary(self.stub.DeleteEvents, request, returns, system=False)
 
     # -- snapshots ----------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+from allsource.storage.v1 import lifecycle_pb2 as storage_lifecycle
 from allsource.storage.v1 import model_pb2, storage_pb2
 from allsource.v1 import (
     admin_pb2,
@@ -35,6 +36,7 @@ from allsource.v1 import (
     auth_pb2_grpc,
     event_pb2,
     ingest_pb2,
+    lifecycle_pb2,
     query_pb2,
     tenant_pb2,
 )
@@ -104,6 +106,19 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
         "/allsource.v1.QueryService/GetEntityState": query_pb2.GetEntityStateRequest(stream_id=other.stream_id),
         "/allsource.v1.QueryService/Subscribe": query_pb2.SubscribeRequest(stream_id_prefix=other.stream_id),
         "/allsource.v1.QueryService/ListStreams": query_pb2.ListStreamsRequest(stream_id_prefix=other.stream_id),
+        "/allsource.v1.QueryService/GetStreamMetadata": lifecycle_pb2.GetStreamMetadataRequest(
+            stream_id=other.stream_id
+        ),
+        "/allsource.v1.IngestService/SetStreamMetadata": lifecycle_pb2.SetStreamMetadataRequest(
+            stream_id=other.stream_id, expected_metadata_version=7
+        ),
+        "/allsource.v1.IngestService/DeleteStream": ingest_pb2.DeleteStreamRequest(
+            stream_id=other.stream_id,
+            expected_version=ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_EXACT, version=12345),
+        ),
+        "/allsource.v1.IngestService/DeleteEvents": lifecycle_pb2.DeleteEventsRequest(
+            stream_id_prefix=other.stream_id, dry_run=True
+        ),
         "/allsource.v1.AdminService/GetSystemInfo": admin_pb2.GetSystemInfoRequest(),
         "/allsource.v1.AdminService/ReloadConfig": admin_pb2.ReloadConfigRequest(),
         "/allsource.v1.AdminService/GetConfig": admin_pb2.GetConfigRequest(),
@@ -385,6 +400,26 @@ def storage_requests(tenant: str, ghost: str) -> dict[str, tuple[str, Message]]:
         "DeleteTenant": (SUITE_WIDE, storage_pb2.DeleteTenantRequest(tenant_id=ghost)),
         "GetTenantUsage": (TENANT_SCOPED, storage_pb2.GetTenantUsageRequest(tenant_id=tenant)),
         "AddUsage": (TENANT_SCOPED, storage_pb2.AddUsageRequest(tenant_id=tenant, queries=1)),
+        "GetStreamMetadata": (
+            TENANT_SCOPED,
+            storage_lifecycle.GetStreamMetadataRequest(tenant_id=tenant, stream_id=stream),
+        ),
+        "SetStreamMetadata": (
+            TENANT_SCOPED,
+            storage_lifecycle.SetStreamMetadataRequest(tenant_id=tenant, stream_id=stream, expected_metadata_version=7),
+        ),
+        "DeleteStream": (
+            TENANT_SCOPED,
+            storage_lifecycle.DeleteStreamRequest(
+                tenant_id=tenant,
+                stream_id=stream,
+                expected_version=model_pb2.ExpectedVersion(kind=model_pb2.EXPECTED_VERSION_KIND_EXACT, version=12345),
+            ),
+        ),
+        "DeleteEvents": (
+            TENANT_SCOPED,
+            storage_lifecycle.DeleteEventsRequest(tenant_id=tenant, stream_id_prefix=stream, dry_run=True),
+        ),
     }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from allsource.storage.v1 import model_pb2
+from allsource.storage.v1 import lifecycle_pb2, model_pb2
 
 from services.storage import rocksdb_backend
 from services.storage.backend import AppendOp, Snapshot, StorageBackend
@@ -59,6 +59,10 @@ POLICY = {
     "quota_warning": READ,
     "stats": READ,
     "close": READ,
+    "get_stream_metadata": READ,
+    "set_stream_metadata": DURABLE,
+    "delete_stream": DURABLE,
+    "delete_events": DURABLE,
 }
 Step = Callable[[StorageBackend], Awaitable[object]]
 
@@ -94,6 +98,20 @@ def steps() -> list[tuple[str, Step]]:
         ("tenant_usage", lambda b: b.tenant_usage("acme")),
         ("quota_warning", lambda b: b.quota_warning("acme", 0.8)),
         ("stats", lambda b: b.stats()),
+        (
+            "set_stream_metadata",
+            lambda b: b.set_stream_metadata(
+                lifecycle_pb2.SetStreamMetadataRequest(
+                    tenant_id=T, stream_id="s", metadata=lifecycle_pb2.StreamMetadata(max_count=5)
+                )
+            ),
+        ),
+        ("get_stream_metadata", lambda b: b.get_stream_metadata(T, "s")),
+        (
+            "delete_events",
+            lambda b: b.delete_events(lifecycle_pb2.DeleteEventsRequest(tenant_id=T, stream_id_prefix="s")),
+        ),
+        ("delete_stream", lambda b: b.delete_stream(lifecycle_pb2.DeleteStreamRequest(tenant_id=T, stream_id="s"))),
         ("delete_tenant", lambda b: b.delete_tenant("acme")),
         ("close", lambda b: b.close()),
     ]

@@ -296,3 +296,15 @@ class Reason(StrEnum):
 
     # PERMISSION_DENIED: this service may not make this internal call (internal).
     SERVICE_NOT_ALLOWED = "SERVICE_NOT_ALLOWED"
+
+    # FAILED_PRECONDITION: the stream was hard-deleted (tombstoned) and can never be written again.
+    STREAM_DELETED = "STREAM_DELETED"
+
+    # ABORTED: the stream's metadata is not at the expected metadata version; metadata actual_version.
+    WRONG_METADATA_VERSION = "WRONG_METADATA_VERSION"
+
+    # INVALID_ARGUMENT: stream metadata is malformed or too large (BadRequest says which field).
+    INVALID_STREAM_METADATA = "INVALID_STREAM_METADATA"
+
+    # INVALID_ARGUMENT: DeleteEvents criteria are missing, malformed or too large.
+    INVALID_DELETE_CRITERIA = "INVALID_DELETE_CRITERIA"

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from allsource.storage.v1 import lifecycle_pb2 as allsource_dot_storage_dot_v1_dot_lifecycle__pb2
 from allsource.storage.v1 import storage_pb2 as allsource_dot_storage_dot_v1_dot_storage__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -142,6 +143,26 @@ class StorageServiceStub:
                 '/allsource.storage.v1.StorageService/AddUsage',
                 request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageRequest.SerializeToString,
                 response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageResponse.FromString,
+                _registered_method=True)
+        self.GetStreamMetadata = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetStreamMetadata',
+                request_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.FromString,
+                _registered_method=True)
+        self.SetStreamMetadata = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/SetStreamMetadata',
+                request_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.SetStreamMetadataRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.SetStreamMetadataResponse.FromString,
+                _registered_method=True)
+        self.DeleteStream = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/DeleteStream',
+                request_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteStreamRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteStreamResponse.FromString,
+                _registered_method=True)
+        self.DeleteEvents = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/DeleteEvents',
+                request_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -306,6 +327,35 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStreamMetadata(self, request, context):
+        """A stream's metadata and lifecycle state (empty metadata at version 0 when never set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStreamMetadata(self, request, context):
+        """Replaces a stream's metadata, compare-and-set on its version when asked (ABORTED,
+        WRONG_METADATA_VERSION); recorded in the deletion ledger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteStream(self, request, context):
+        """Soft- or hard-deletes a stream at an expected version; its events are erased in the background.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEvents(self, request, context):
+        """Erases (or with dry_run counts) the events matching criteria.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -413,6 +463,26 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.AddUsage,
                     request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageRequest.FromString,
                     response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageResponse.SerializeToString,
+            ),
+            'GetStreamMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStreamMetadata,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.SerializeToString,
+            ),
+            'SetStreamMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStreamMetadata,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.SetStreamMetadataRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.SetStreamMetadataResponse.SerializeToString,
+            ),
+            'DeleteStream': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStream,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteStreamRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteStreamResponse.SerializeToString,
+            ),
+            'DeleteEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEvents,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -986,6 +1056,114 @@ class StorageService:
             '/allsource.storage.v1.StorageService/AddUsage',
             allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageRequest.SerializeToString,
             allsource_dot_storage_dot_v1_dot_storage__pb2.AddUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStreamMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetStreamMetadata',
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStreamMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/SetStreamMetadata',
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.SetStreamMetadataRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.SetStreamMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/DeleteStream',
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteStreamRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/DeleteEvents',
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

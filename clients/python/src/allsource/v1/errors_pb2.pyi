@@ -102,6 +102,10 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SERVICE_CREDENTIALS_INVALID: _ClassVar[ErrorReason]
     SERVICE_CREDENTIALS_EXPIRED: _ClassVar[ErrorReason]
     SERVICE_NOT_ALLOWED: _ClassVar[ErrorReason]
+    STREAM_DELETED: _ClassVar[ErrorReason]
+    WRONG_METADATA_VERSION: _ClassVar[ErrorReason]
+    INVALID_STREAM_METADATA: _ClassVar[ErrorReason]
+    INVALID_DELETE_CRITERIA: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
 NOT_FOUND: ErrorReason
@@ -198,3 +202,7 @@ SERVICE_CREDENTIALS_MISSING: ErrorReason
 SERVICE_CREDENTIALS_INVALID: ErrorReason
 SERVICE_CREDENTIALS_EXPIRED: ErrorReason
 SERVICE_NOT_ALLOWED: ErrorReason
+STREAM_DELETED: ErrorReason
+WRONG_METADATA_VERSION: ErrorReason
+INVALID_STREAM_METADATA: ErrorReason
+INVALID_DELETE_CRITERIA: ErrorReason

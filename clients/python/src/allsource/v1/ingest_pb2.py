@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from allsource.v1 import options_pb2 as allsource_dot_v1_dot_options__pb2
 from allsource.v1 import event_pb2 as allsource_dot_v1_dot_event__pb2
+from allsource.v1 import lifecycle_pb2 as allsource_dot_v1_dot_lifecycle__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61llsource/v1/ingest.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x18\x61llsource/v1/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"S\n\x0f\x45xpectedVersion\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.allsource.v1.ExpectedVersionKind\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x9e\x01\n\x13\x41ppendEventsRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x37\n\x10\x65xpected_version\x18\x02 \x01(\x0b\x32\x1d.allsource.v1.ExpectedVersion\x12\'\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x17.allsource.v1.EventData\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xcc\x01\n\x14\x41ppendEventsResponse\x12\x15\n\rfirst_version\x18\x01 \x01(\x04\x12\x14\n\x0clast_version\x18\x02 \x01(\x04\x12\x16\n\x0e\x66irst_position\x18\x03 \x01(\x04\x12\x15\n\rlast_position\x18\x04 \x01(\x04\x12\x11\n\tevent_ids\x18\x05 \x03(\t\x12/\n\x0brecorded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x07 \x01(\x08\"_\n\x12\x42\x61tchAppendRequest\x12\x31\n\x06\x61ppend\x18\x01 \x01(\x0b\x32!.allsource.v1.AppendEventsRequest\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\"\xaa\x01\n\x13\x42\x61tchAppendResponse\x12\x15\n\rrequest_index\x18\x01 \x01(\x04\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x35\n\x07success\x18\x03 \x01(\x0b\x32\".allsource.v1.AppendEventsResponseH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result*\xca\x01\n\x13\x45xpectedVersionKind\x12%\n!EXPECTED_VERSION_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XPECTED_VERSION_KIND_ANY\x10\x01\x12#\n\x1f\x45XPECTED_VERSION_KIND_NO_STREAM\x10\x02\x12\'\n#EXPECTED_VERSION_KIND_STREAM_EXISTS\x10\x03\x12\x1f\n\x1b\x45XPECTED_VERSION_KIND_EXACT\x10\x04\x32\xd2\x01\n\rIngestService\x12_\n\x0c\x41ppendEvents\x12!.allsource.v1.AppendEventsRequest\x1a\".allsource.v1.AppendEventsResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x02\x12`\n\x0b\x42\x61tchAppend\x12 .allsource.v1.BatchAppendRequest\x1a!.allsource.v1.BatchAppendResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x04(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61llsource/v1/ingest.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x18\x61llsource/v1/event.proto\x1a\x1c\x61llsource/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"S\n\x0f\x45xpectedVersion\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.allsource.v1.ExpectedVersionKind\x12\x0f\n\x07version\x18\x02 \x01(\x04\"\x9e\x01\n\x13\x41ppendEventsRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x37\n\x10\x65xpected_version\x18\x02 \x01(\x0b\x32\x1d.allsource.v1.ExpectedVersion\x12\'\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x17.allsource.v1.EventData\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xcc\x01\n\x14\x41ppendEventsResponse\x12\x15\n\rfirst_version\x18\x01 \x01(\x04\x12\x14\n\x0clast_version\x18\x02 \x01(\x04\x12\x16\n\x0e\x66irst_position\x18\x03 \x01(\x04\x12\x15\n\rlast_position\x18\x04 \x01(\x04\x12\x11\n\tevent_ids\x18\x05 \x03(\t\x12/\n\x0brecorded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x07 \x01(\x08\"_\n\x12\x42\x61tchAppendRequest\x12\x31\n\x06\x61ppend\x18\x01 \x01(\x0b\x32!.allsource.v1.AppendEventsRequest\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\"\xaa\x01\n\x13\x42\x61tchAppendResponse\x12\x15\n\rrequest_index\x18\x01 \x01(\x04\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x35\n\x07success\x18\x03 \x01(\x0b\x32\".allsource.v1.AppendEventsResponseH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"o\n\x13\x44\x65leteStreamRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x37\n\x10\x65xpected_version\x18\x02 \x01(\x0b\x32\x1d.allsource.v1.ExpectedVersion\x12\x0c\n\x04hard\x18\x03 \x01(\x08\"F\n\x14\x44\x65leteStreamResponse\x12\x16\n\x0estream_version\x18\x01 \x01(\x04\x12\x16\n\x0e\x65vents_deleted\x18\x02 \x01(\x04*\xca\x01\n\x13\x45xpectedVersionKind\x12%\n!EXPECTED_VERSION_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XPECTED_VERSION_KIND_ANY\x10\x01\x12#\n\x1f\x45XPECTED_VERSION_KIND_NO_STREAM\x10\x02\x12\'\n#EXPECTED_VERSION_KIND_STREAM_EXISTS\x10\x03\x12\x1f\n\x1b\x45XPECTED_VERSION_KIND_EXACT\x10\x04\x32\x90\x04\n\rIngestService\x12_\n\x0c\x41ppendEvents\x12!.allsource.v1.AppendEventsRequest\x1a\".allsource.v1.AppendEventsResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x02\x12`\n\x0b\x42\x61tchAppend\x12 .allsource.v1.BatchAppendRequest\x1a!.allsource.v1.BatchAppendResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x04(\x01\x30\x01\x12r\n\x11SetStreamMetadata\x12&.allsource.v1.SetStreamMetadataRequest\x1a\'.allsource.v1.SetStreamMetadataResponse\"\x0c\xc8\xf3\x18\x03\xd8\xf3\x18\x01\xe0\xf3\x18\x01\x12\x63\n\x0c\x44\x65leteStream\x12!.allsource.v1.DeleteStreamRequest\x1a\".allsource.v1.DeleteStreamResponse\"\x0c\xc8\xf3\x18\x03\xd8\xf3\x18\x01\xe0\xf3\x18\x01\x12\x63\n\x0c\x44\x65leteEvents\x12!.allsource.v1.DeleteEventsRequest\x1a\".allsource.v1.DeleteEventsResponse\"\x0c\xc8\xf3\x18\x06\xd8\xf3\x18\x01\xe0\xf3\x18\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,18 +40,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTSERVICE'].methods_by_name['AppendEvents']._serialized_options = b'\310\363\030\003\340\363\030\002'
   _globals['_INGESTSERVICE'].methods_by_name['BatchAppend']._loaded_options = None
   _globals['_INGESTSERVICE'].methods_by_name['BatchAppend']._serialized_options = b'\310\363\030\003\340\363\030\004'
-  _globals['_EXPECTEDVERSIONKIND']._serialized_start=879
-  _globals['_EXPECTEDVERSIONKIND']._serialized_end=1081
-  _globals['_EXPECTEDVERSION']._serialized_start=155
-  _globals['_EXPECTEDVERSION']._serialized_end=238
-  _globals['_APPENDEVENTSREQUEST']._serialized_start=241
-  _globals['_APPENDEVENTSREQUEST']._serialized_end=399
-  _globals['_APPENDEVENTSRESPONSE']._serialized_start=402
-  _globals['_APPENDEVENTSRESPONSE']._serialized_end=606
-  _globals['_BATCHAPPENDREQUEST']._serialized_start=608
-  _globals['_BATCHAPPENDREQUEST']._serialized_end=703
-  _globals['_BATCHAPPENDRESPONSE']._serialized_start=706
-  _globals['_BATCHAPPENDRESPONSE']._serialized_end=876
-  _globals['_INGESTSERVICE']._serialized_start=1084
-  _globals['_INGESTSERVICE']._serialized_end=1294
+  _globals['_INGESTSERVICE'].methods_by_name['SetStreamMetadata']._loaded_options = None
+  _globals['_INGESTSERVICE'].methods_by_name['SetStreamMetadata']._serialized_options = b'\310\363\030\003\330\363\030\001\340\363\030\001'
+  _globals['_INGESTSERVICE'].methods_by_name['DeleteStream']._loaded_options = None
+  _globals['_INGESTSERVICE'].methods_by_name['DeleteStream']._serialized_options = b'\310\363\030\003\330\363\030\001\340\363\030\001'
+  _globals['_INGESTSERVICE'].methods_by_name['DeleteEvents']._loaded_options = None
+  _globals['_INGESTSERVICE'].methods_by_name['DeleteEvents']._serialized_options = b'\310\363\030\006\330\363\030\001\340\363\030\001'
+  _globals['_EXPECTEDVERSIONKIND']._serialized_start=1094
+  _globals['_EXPECTEDVERSIONKIND']._serialized_end=1296
+  _globals['_EXPECTEDVERSION']._serialized_start=185
+  _globals['_EXPECTEDVERSION']._serialized_end=268
+  _globals['_APPENDEVENTSREQUEST']._serialized_start=271
+  _globals['_APPENDEVENTSREQUEST']._serialized_end=429
+  _globals['_APPENDEVENTSRESPONSE']._serialized_start=432
+  _globals['_APPENDEVENTSRESPONSE']._serialized_end=636
+  _globals['_BATCHAPPENDREQUEST']._serialized_start=638
+  _globals['_BATCHAPPENDREQUEST']._serialized_end=733
+  _globals['_BATCHAPPENDRESPONSE']._serialized_start=736
+  _globals['_BATCHAPPENDRESPONSE']._serialized_end=906
+  _globals['_DELETESTREAMREQUEST']._serialized_start=908
+  _globals['_DELETESTREAMREQUEST']._serialized_end=1019
+  _globals['_DELETESTREAMRESPONSE']._serialized_start=1021
+  _globals['_DELETESTREAMRESPONSE']._serialized_end=1091
+  _globals['_INGESTSERVICE']._serialized_start=1299
+  _globals['_INGESTSERVICE']._serialized_end=1827
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from allsource.v1 import options_pb2 as _options_pb2
 from allsource.v1 import event_pb2 as _event_pb2
+from allsource.v1 import lifecycle_pb2 as _lifecycle_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
@@ -83,3 +84,21 @@ class BatchAppendResponse(_message.Message):
     success: AppendEventsResponse
     error: _status_pb2.Status
     def __init__(self, request_index: _Optional[int] = ..., correlation_id: _Optional[str] = ..., success: _Optional[_Union[AppendEventsResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class DeleteStreamRequest(_message.Message):
+    __slots__ = ("stream_id", "expected_version", "hard")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    expected_version: ExpectedVersion
+    hard: bool
+    def __init__(self, stream_id: _Optional[str] = ..., expected_version: _Optional[_Union[ExpectedVersion, _Mapping]] = ..., hard: _Optional[bool] = ...) -> None: ...
+
+class DeleteStreamResponse(_message.Message):
+    __slots__ = ("stream_version", "events_deleted")
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    stream_version: int
+    events_deleted: int
+    def __init__(self, stream_version: _Optional[int] = ..., events_deleted: _Optional[int] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from allsource.v1 import ingest_pb2 as allsource_dot_v1_dot_ingest__pb2
+from allsource.v1 import lifecycle_pb2 as allsource_dot_v1_dot_lifecycle__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -45,6 +46,21 @@ class IngestServiceStub:
                 request_serializer=allsource_dot_v1_dot_ingest__pb2.BatchAppendRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_ingest__pb2.BatchAppendResponse.FromString,
                 _registered_method=True)
+        self.SetStreamMetadata = channel.unary_unary(
+                '/allsource.v1.IngestService/SetStreamMetadata',
+                request_serializer=allsource_dot_v1_dot_lifecycle__pb2.SetStreamMetadataRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_lifecycle__pb2.SetStreamMetadataResponse.FromString,
+                _registered_method=True)
+        self.DeleteStream = channel.unary_unary(
+                '/allsource.v1.IngestService/DeleteStream',
+                request_serializer=allsource_dot_v1_dot_ingest__pb2.DeleteStreamRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_ingest__pb2.DeleteStreamResponse.FromString,
+                _registered_method=True)
+        self.DeleteEvents = channel.unary_unary(
+                '/allsource.v1.IngestService/DeleteEvents',
+                request_serializer=allsource_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -68,6 +84,36 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStreamMetadata(self, request, context):
+        """Replaces a stream's metadata (max_age, max_count, truncate_before, custom), optionally only at an
+        expected metadata version (ABORTED, WRONG_METADATA_VERSION). INVALID_ARGUMENT,
+        INVALID_STREAM_METADATA, with BadRequest violations for a malformed or oversized metadata;
+        FAILED_PRECONDITION, STREAM_DELETED, for a hard-deleted stream. Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteStream(self, request, context):
+        """Deletes a stream at an expected version (ABORTED, WRONG_EXPECTED_VERSION). Soft by default: it
+        disappears from reads and listings, and a later append (expected version any or no_stream)
+        continues its version numbers. Hard: a tombstone; every later write is refused with
+        FAILED_PRECONDITION, STREAM_DELETED. Storage erases the events in the background. NOT_FOUND,
+        STREAM_NOT_FOUND, when it has no events. Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEvents(self, request, context):
+        """Erases the tenant's events matching criteria (stream prefix, event types, time range) from disk;
+        with dry_run it only counts them. Positions of erased events stay unused. INVALID_ARGUMENT,
+        INVALID_DELETE_CRITERIA, without criteria or past their bounds. Tenant administrators; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +126,21 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.BatchAppend,
                     request_deserializer=allsource_dot_v1_dot_ingest__pb2.BatchAppendRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_ingest__pb2.BatchAppendResponse.SerializeToString,
+            ),
+            'SetStreamMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStreamMetadata,
+                    request_deserializer=allsource_dot_v1_dot_lifecycle__pb2.SetStreamMetadataRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_lifecycle__pb2.SetStreamMetadataResponse.SerializeToString,
+            ),
+            'DeleteStream': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStream,
+                    request_deserializer=allsource_dot_v1_dot_ingest__pb2.DeleteStreamRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_ingest__pb2.DeleteStreamResponse.SerializeToString,
+            ),
+            'DeleteEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEvents,
+                    request_deserializer=allsource_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +198,87 @@ class IngestService:
             '/allsource.v1.IngestService/BatchAppend',
             allsource_dot_v1_dot_ingest__pb2.BatchAppendRequest.SerializeToString,
             allsource_dot_v1_dot_ingest__pb2.BatchAppendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStreamMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.IngestService/SetStreamMetadata',
+            allsource_dot_v1_dot_lifecycle__pb2.SetStreamMetadataRequest.SerializeToString,
+            allsource_dot_v1_dot_lifecycle__pb2.SetStreamMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.IngestService/DeleteStream',
+            allsource_dot_v1_dot_ingest__pb2.DeleteStreamRequest.SerializeToString,
+            allsource_dot_v1_dot_ingest__pb2.DeleteStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.IngestService/DeleteEvents',
+            allsource_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.SerializeToString,
+            allsource_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

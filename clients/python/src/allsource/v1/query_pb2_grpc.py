@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from allsource.v1 import lifecycle_pb2 as allsource_dot_v1_dot_lifecycle__pb2
 from allsource.v1 import query_pb2 as allsource_dot_v1_dot_query__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -72,6 +73,11 @@ class QueryServiceStub:
                 request_serializer=allsource_dot_v1_dot_query__pb2.ListStreamsRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_query__pb2.ListStreamsResponse.FromString,
                 _registered_method=True)
+        self.GetStreamMetadata = channel.unary_unary(
+                '/allsource.v1.QueryService/GetStreamMetadata',
+                request_serializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -136,6 +142,14 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStreamMetadata(self, request, context):
+        """Returns a stream's metadata, its version and whether the stream is deleted or tombstoned. A stream
+        that never existed answers with empty metadata at version 0.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +187,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ListStreams,
                     request_deserializer=allsource_dot_v1_dot_query__pb2.ListStreamsRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_query__pb2.ListStreamsResponse.SerializeToString,
+            ),
+            'GetStreamMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStreamMetadata,
+                    request_deserializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -367,6 +386,33 @@ class QueryService:
             '/allsource.v1.QueryService/ListStreams',
             allsource_dot_v1_dot_query__pb2.ListStreamsRequest.SerializeToString,
             allsource_dot_v1_dot_query__pb2.ListStreamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStreamMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/GetStreamMetadata',
+            allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.SerializeToString,
+            allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,418 @@
+"""Stream lifecycle on the RocksDB backend: metadata and deletion records, the deletion ledger, erasure
+by criteria, and the background sweep that removes what the records hide.
+
+Lifecycle records live in the records family (namespace keys.LIFECYCLE_STREAMS_NS) and are mirrored in
+memory per tenant number, so reads and the writer consult a dict, and tenants without records pay
+nothing. Removal deletes the event, type-index and id-index keys (and the stream-index keys below a
+stream's cut) in batches, drops the stream's snapshots, lowers the tenant's stored bytes in the same
+batch, then flushes and compacts the tenant's range so that the payloads leave the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from allsource.storage.v1 import lifecycle_pb2, model_pb2
+from rocksdict import ReadOptions, WriteBatch
+
+from services.storage import codec, keys, lifecycle
+from shared.core.errors import Aborted, InvalidArgument
+from shared.core.reasons import Reason
+from shared.core.timestamps import from_timestamp, to_timestamp
+
+if TYPE_CHECKING:
+    from services.storage.rocksdb_backend import RocksBackend
+
+log = logging.getLogger(__name__)
+
+# A change of metadata or a deletion starts a sweep this much later (else the periodic one finds it).
+WAKE_DELAY_S = 1.0
+# Keys removed per write batch (each batch waits for the writer to be idle).
+REMOVE_BATCH = 1000
+_EK = model_pb2.ExpectedVersionKind
+# Families whose tenant range is compacted after a removal.
+_COMPACTED = ("events", "stream_idx", "type_idx", "id_idx", "snapshots")
+
+
+def _event_bytes(t: int, data: bytes, ev: model_pb2.StoredEvent, index_kept: bool) -> int:
+    """Bytes the writer counted for one event (see writer._prepare), minus a stream-index entry kept."""
+    sprefix = len(keys.stream_prefix(t, ev.stream_id))
+    total = len(data) + len(keys.type_prefix(t, ev.event_type)) + 12 + sprefix + 16 + 8 + 28
+    return total - (sprefix + 16 if index_kept else 0)
+
+
+class RocksLifecycle:
+    """Lifecycle records, erasure and the sweep of one RocksBackend."""
+
+    def __init__(self, backend: RocksBackend) -> None:
+        self.b = backend
+        self.records: dict[int, dict[str, lifecycle.Rec]] = {}
+        self._ledger_seq = itertools.count()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.removed_events = 0
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read every tenant's lifecycle records (at open)."""
+        self.records.clear()
+        for cursor in self.b._tenants.values():
+            prefix = keys.record_prefix(cursor.number, keys.LIFECYCLE_STREAMS_NS)
+            for key, value in self.b._cf["records"].items(from_key=prefix):
+                if not key.startswith(prefix):
+                    break
+                rec = lifecycle.Rec.FromString(value[8:])
+                self.records.setdefault(cursor.number, {})[key[len(prefix) :].decode()] = rec
+
+    def get(self, t: int, stream_id: str) -> lifecycle.Rec | None:
+        """A stream's record (what the writer asks before every append)."""
+        found = self.records.get(t)
+        return found.get(stream_id) if found else None
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep_loop())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            try:
+                await self._sweeper
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._sweeper = None
+
+    def forget(self, t: int) -> None:
+        self.records.pop(t, None)
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    def visible(self, t: int, data: bytes, heads: dict[str, int], now: int) -> bool:
+        """Whether a stored event is visible (heads caches stream versions for one call)."""
+        ev = codec.decode_event(data)
+        rec = self.get(t, ev.stream_id)
+        if rec is None:
+            return True
+        head = heads.get(ev.stream_id)
+        if head is None:
+            found = self.b._stream_head(t, ev.stream_id)
+            head = heads[ev.stream_id] = found.version if found else 0
+        return lifecycle.visible(rec, ev, head, now)
+
+    def filter(self, t: int, events: list[bytes]) -> list[bytes]:
+        """The visible ones of a tenant's events (all of them when it has no lifecycle records)."""
+        if not self.records.get(t) or not events:
+            return events
+        heads: dict[str, int] = {}
+        now = time.time_ns()
+        return [e for e in events if self.visible(t, e, heads, now)]
+
+    # -- RPCs ----------------------------------------------------------------------------------------
+
+    def _tenant(self, tenant_id: str) -> int:
+        t = self.b._tenant_no(tenant_id)
+        if t is None:
+            raise self.b._tenant_missing(tenant_id)
+        return t
+
+    async def get_metadata(self, tenant_id: str, stream_id: str) -> lifecycle_pb2.GetStreamMetadataResponse:
+        t = self._tenant(tenant_id)
+        rec = self.get(t, stream_id)
+        head = self.b._stream_head(t, stream_id)
+        version = head.version if head else 0
+        out = lifecycle_pb2.GetStreamMetadataResponse(stream_id=stream_id, stream_version=version)
+        if rec is not None:
+            out.metadata.CopyFrom(rec.metadata)
+            out.metadata_version = rec.metadata_version
+            out.tombstoned = rec.tombstoned
+            out.deleted = lifecycle.deleted(rec, version) and not rec.tombstoned
+        return out
+
+    async def set_metadata(self, request: lifecycle_pb2.SetStreamMetadataRequest) -> int:
+        t = self._tenant(request.tenant_id)
+        self.b._disk.check()
+        await self._quiesce()
+        rec = lifecycle.Rec()
+        old = self.get(t, request.stream_id)
+        if old is not None:
+            rec.CopyFrom(old)
+        if rec.tombstoned:
+            raise lifecycle.tombstone_refusal(request.stream_id)
+        if request.HasField("expected_metadata_version") and request.expected_metadata_version != rec.metadata_version:
+            raise Aborted(
+                f"the metadata of stream {request.stream_id!r} is at version {rec.metadata_version}",
+                reason=Reason.WRONG_METADATA_VERSION,
+                metadata={"stream_id": request.stream_id, "actual_version": str(rec.metadata_version)},
+            )
+        rec.metadata.CopyFrom(request.metadata)
+        rec.metadata_version += 1
+        entry = lifecycle_pb2.LedgerEntry(kind="metadata", stream_id=request.stream_id, metadata=request.metadata)
+        self._write_record(t, request.stream_id, rec, entry)
+        self._wake.set()
+        return rec.metadata_version
+
+    async def delete_stream(self, request: lifecycle_pb2.DeleteStreamRequest) -> lifecycle_pb2.DeleteStreamResponse:
+        t = self._tenant(request.tenant_id)
+        stream_id = request.stream_id
+        self.b._disk.check()
+        await self._quiesce()  # no append of this stream is half-written while its head is read
+        head = self.b._stream_head(t, stream_id)
+        rec = lifecycle.Rec()
+        old = self.get(t, stream_id)
+        if old is not None:
+            rec.CopyFrom(old)
+        if rec.tombstoned:
+            raise lifecycle.tombstone_refusal(stream_id)
+        version = head.version if head else 0
+        gone = head is None or lifecycle.deleted(rec, version)
+        if gone and not request.hard:
+            raise self.b._not_found(stream_id)
+        kind, expected = request.expected_version.kind, request.expected_version.version
+        if (
+            (kind == _EK.EXPECTED_VERSION_KIND_NO_STREAM and not gone)
+            or (kind == _EK.EXPECTED_VERSION_KIND_STREAM_EXISTS and gone)
+            or (kind == _EK.EXPECTED_VERSION_KIND_EXACT and expected != version)
+        ):
+            raise Aborted(
+                f"stream {stream_id!r} is at version {version}, which does not satisfy the expected version",
+                reason=Reason.WRONG_EXPECTED_VERSION,
+                metadata={"stream_id": stream_id, "actual_version": str(version)},
+            )
+        hidden = 0 if gone else version - lifecycle.cut(rec, version) + 1
+        rec.deleted_through = version
+        rec.tombstoned = request.hard
+        entry = lifecycle_pb2.LedgerEntry(
+            kind="tombstone" if request.hard else "delete-stream",
+            stream_id=stream_id,
+            through_version=version,
+            events=max(0, hidden),
+        )
+        self._write_record(t, stream_id, rec, entry)
+        self._wake.set()
+        log.info("stream deleted", extra={"stream_id": stream_id, "hard": request.hard, "version": version})
+        return lifecycle_pb2.DeleteStreamResponse(stream_version=version, events_deleted=max(0, hidden))
+
+    async def delete_events(self, request: lifecycle_pb2.DeleteEventsRequest) -> lifecycle_pb2.DeleteEventsResponse:
+        t = self._tenant(request.tenant_id)
+        if not (request.stream_id_prefix or request.event_types or request.HasField("start_time")) and not (
+            request.HasField("end_time")
+        ):
+            raise InvalidArgument("DeleteEvents needs at least one criterion", reason=Reason.INVALID_DELETE_CRITERIA)
+        if not request.dry_run:
+            self.b._disk.check()
+        types = frozenset(request.event_types)
+        start = from_timestamp(request.start_time) if request.HasField("start_time") else None
+        end = from_timestamp(request.end_time) if request.HasField("end_time") else None
+        head = self.b._hub.head(t) if self.b._hub else 0
+        lo = self.b._first_position_at_or_after(t, start, head) if start is not None and head else 1
+        hi = self.b._first_position_at_or_after(t, end, head) - 1 if end is not None and head else head
+        count, freed, streams = 0, 0, set()
+        doomed: list[tuple[int, bytes, model_pb2.StoredEvent]] = []
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
+        it = self.b._cf["events"].iter(ro)
+        it.seek(keys.event_key(t, lo))
+        slice_ends = time.perf_counter() + 0.005
+        while it.valid():
+            data = bytes(it.value())
+            ev = codec.decode_event(data)
+            if ev.stream_id.startswith(request.stream_id_prefix) and (not types or ev.event_type in types):
+                count += 1
+                streams.add(ev.stream_id)
+                freed += _event_bytes(t, data, ev, index_kept=True)
+                if not request.dry_run:
+                    doomed.append((keys.event_key_position(it.key()), data, ev))
+            it.next()
+            if time.perf_counter() > slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + 0.005
+        del it
+        if not request.dry_run and doomed:
+            for i in range(0, len(doomed), REMOVE_BATCH):
+                self._remove(t, doomed[i : i + REMOVE_BATCH], drop_index=False)
+                await asyncio.sleep(0)
+            await self._quiesce()
+            criteria = lifecycle_pb2.DeleteEventsRequest()
+            criteria.CopyFrom(request)
+            entry = lifecycle_pb2.LedgerEntry(kind="erase", events=count, criteria=criteria)
+            batch = WriteBatch(raw_mode=True)
+            self._ledger(batch, t, entry)
+            self.b._db.write(batch, self.b._durable)
+            await self._compact(t)
+            log.info("events erased", extra={"events": count, "streams": len(streams)})
+        return lifecycle_pb2.DeleteEventsResponse(
+            events_deleted=count, streams_affected=len(streams), bytes_freed=freed, dry_run=request.dry_run
+        )
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    async def _quiesce(self) -> None:
+        if self.b._writer is not None:
+            await self.b._writer.quiesce()
+
+    def _ledger(self, batch: WriteBatch, t: int, entry: lifecycle_pb2.LedgerEntry) -> int:
+        entry.at.CopyFrom(to_timestamp(time.time_ns()))
+        key = (
+            keys.record_prefix(t, keys.LIFECYCLE_LEDGER_NS)
+            + f"{time.time_ns():020d}-{next(self._ledger_seq) % 1000000:06d}".encode()
+        )
+        value = keys.pack_u64(1) + entry.SerializeToString()
+        batch.put(key, value, self.b._h["records"])
+        return len(key) + len(value)
+
+    def _write_record(self, t: int, stream_id: str, rec: lifecycle.Rec, entry: lifecycle_pb2.LedgerEntry) -> None:
+        """Store a stream's record and its ledger entry in one synced batch (no await: atomic on the loop)."""
+        key = keys.record_prefix(t, keys.LIFECYCLE_STREAMS_NS) + stream_id.encode()
+        old = self.b._cf["records"].get(key)
+        value = keys.pack_u64(keys.unpack_u64(old) + 1 if old is not None else 1) + rec.SerializeToString()
+        batch = WriteBatch(raw_mode=True)
+        batch.put(key, value, self.b._h["records"])
+        delta = len(key) + len(value) - (len(key) + len(old) if old is not None else 0)
+        delta += self._ledger(batch, t, entry)
+        counted = self.b._count_other(batch, t, delta)
+        self.b._db.write(batch, self.b._durable)
+        self.b._other_bytes.update(counted)
+        self.records.setdefault(t, {})[stream_id] = rec
+
+    def _remove(self, t: int, doomed: list[tuple[int, bytes, model_pb2.StoredEvent]], *, drop_index: bool) -> int:
+        """Delete events' keys and lower the tenant's stored bytes, in one batch; returns the bytes freed."""
+        cursor = next((c for c in self.b._tenants.values() if c.number == t), None)
+        if cursor is None or not doomed:
+            return 0
+        h = self.b._h
+        batch = WriteBatch(raw_mode=True)
+        freed = 0
+        for pos, data, ev in doomed:
+            batch.delete(keys.event_key(t, pos), h["events"])
+            batch.delete(keys.type_prefix(t, ev.event_type) + keys.pack_u64(pos), h["type_idx"])
+            raw_id = codec.parse_uuid(ev.event_id)
+            if raw_id is not None:
+                batch.delete(keys.id_key(t, raw_id), h["id_idx"])
+            if drop_index:
+                batch.delete(keys.stream_prefix(t, ev.stream_id) + keys.pack_u64(ev.version), h["stream_idx"])
+            freed += _event_bytes(t, data, ev, index_kept=not drop_index)
+        cursor.stored_bytes = max(0, cursor.stored_bytes - freed)
+        batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(cursor.stored_bytes), h["meta"])
+        self.b._db.write(batch, self.b._durable)
+        self.removed_events += len(doomed)
+        return freed
+
+    def _drop_snapshots(self, t: int, stream_id: str) -> None:
+        prefix = keys.stream_prefix(t, stream_id)
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(keys.next_key(prefix))
+        it = self.b._cf["snapshots"].iter(ro)
+        it.seek(prefix)
+        size = 0
+        while it.valid():
+            size += len(it.key()) + len(it.value())
+            it.next()
+        del it
+        if size:
+            batch = WriteBatch(raw_mode=True)
+            batch.delete_range(prefix, keys.next_key(prefix), self.b._h["snapshots"])
+            counted = self.b._count_other(batch, t, -size)
+            self.b._db.write(batch, self.b._durable)
+            self.b._other_bytes.update(counted)
+
+    async def _compact(self, t: int) -> None:
+        """Flush every family (so no WAL file still holds removed payloads), then compact the tenant's range."""
+        db = self.b._db
+        lo, hi = keys.tenant_prefix(t), keys.tenant_upper(t)
+
+        def work() -> None:
+            for name in self.b._cf:
+                self.b._cf[name].flush(True)
+            db.flush_wal(True)
+            for name in _COMPACTED:
+                self.b._cf[name].compact_range(lo, hi)
+
+        await asyncio.get_running_loop().run_in_executor(None, work)
+
+    # -- the sweep -----------------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.b.settings.lifecycle_sweep_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await asyncio.sleep(WAKE_DELAY_S)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the lifecycle sweep failed; it runs again later")
+
+    async def sweep(self) -> int:
+        """Remove every event the lifecycle records hide; returns how many were removed."""
+        removed = 0
+        for t, recs in list(self.records.items()):
+            touched = False
+            for stream_id, rec in list(recs.items()):
+                n = await self._sweep_stream(t, stream_id, rec)
+                if n:
+                    removed += n
+                    touched = True
+                    self._drop_snapshots(t, stream_id)
+            if touched:
+                await self._compact(t)
+        if removed:
+            log.info("lifecycle sweep removed events", extra={"events": removed})
+        return removed
+
+    async def _sweep_stream(self, t: int, stream_id: str, rec: lifecycle.Rec) -> int:
+        head = self.b._stream_head(t, stream_id)
+        if head is None:
+            return 0
+        first = lifecycle.cut(rec, head.version)
+        age = lifecycle.max_age_ns(rec)
+        oldest = time.time_ns() - age
+        prefix = keys.stream_prefix(t, stream_id)
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(keys.next_key(prefix))
+        it = self.b._cf["stream_idx"].iter(ro)
+        it.seek(prefix)
+        doomed: list[tuple[int, bytes, model_pb2.StoredEvent]] = []
+        index_only: list[bytes] = []
+        while it.valid():
+            version = keys.unpack_u64(it.key(), len(prefix))
+            pos = keys.unpack_u64(it.value())
+            data = self.b._cf["events"].get(keys.event_key(t, pos))
+            if data is None:  # erased by criteria earlier: its index entry goes once below the cut
+                if version < first:
+                    index_only.append(bytes(it.key()))
+                it.next()
+                continue
+            ev = codec.decode_event(data)
+            if version >= first and not (age and from_timestamp(ev.recorded_at) < oldest):
+                break
+            doomed.append((pos, bytes(data), ev))
+            it.next()
+        del it
+        if not doomed and not index_only:
+            return 0
+        await self._quiesce()
+        for i in range(0, len(doomed), REMOVE_BATCH):
+            self._remove(t, doomed[i : i + REMOVE_BATCH], drop_index=True)
+        if index_only:
+            batch = WriteBatch(raw_mode=True)
+            for key in index_only:
+                batch.delete(key, self.b._h["stream_idx"])
+            cursor = next((c for c in self.b._tenants.values() if c.number == t), None)
+            if cursor is not None:
+                cursor.stored_bytes = max(0, cursor.stored_bytes - len(index_only) * (len(prefix) + 16))
+                batch.put(
+                    keys.META_USAGE_BYTES + keys.tenant_prefix(t),
+                    keys.pack_u64(cursor.stored_bytes),
+                    self.b._h["meta"],
+                )
+            self.b._db.write(batch, self.b._durable)
+        return len(doomed)
