@@ -13,6 +13,7 @@ from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
 from services.query.cache import EventCache
+from services.query.groups import ConsumerGroupRPCs, ConsumeSlots
 from services.query.relay import SubscriptionRelay
 from services.query.state import fold_stream
 from services.query.subscriptions import SubscriptionSlots
@@ -88,7 +89,7 @@ def check_stream_id(stream_id: str, limits: LimitsSettings) -> None:
         raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
 
 
-class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+class QueryServicer(ConsumerGroupRPCs, query_pb2_grpc.QueryServiceServicer):
     """The public read API."""
 
     def __init__(self, storage: StorageClient, settings: QuerySettings, limits: LimitsSettings) -> None:
@@ -96,6 +97,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self.settings = settings
         self.limits = limits
         self.subscriptions = SubscriptionSlots(settings)
+        self.consume_slots = ConsumeSlots(settings)
         self.events = EventCache(
             max_bytes=settings.event_cache_bytes, max_bytes_per_tenant=settings.event_cache_bytes_per_tenant
         )

@@ -102,6 +102,11 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SERVICE_CREDENTIALS_INVALID: _ClassVar[ErrorReason]
     SERVICE_CREDENTIALS_EXPIRED: _ClassVar[ErrorReason]
     SERVICE_NOT_ALLOWED: _ClassVar[ErrorReason]
+    CONSUMER_GROUP_NOT_FOUND: _ClassVar[ErrorReason]
+    CONSUMER_GROUP_EXISTS: _ClassVar[ErrorReason]
+    INVALID_CONSUMER_GROUP: _ClassVar[ErrorReason]
+    TOO_MANY_CONSUMERS: _ClassVar[ErrorReason]
+    INVALID_CONSUME_MESSAGE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
 NOT_FOUND: ErrorReason
@@ -198,3 +203,8 @@ SERVICE_CREDENTIALS_MISSING: ErrorReason
 SERVICE_CREDENTIALS_INVALID: ErrorReason
 SERVICE_CREDENTIALS_EXPIRED: ErrorReason
 SERVICE_NOT_ALLOWED: ErrorReason
+CONSUMER_GROUP_NOT_FOUND: ErrorReason
+CONSUMER_GROUP_EXISTS: ErrorReason
+INVALID_CONSUMER_GROUP: ErrorReason
+TOO_MANY_CONSUMERS: ErrorReason
+INVALID_CONSUME_MESSAGE: ErrorReason

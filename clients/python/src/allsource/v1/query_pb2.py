@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from allsource.v1 import options_pb2 as allsource_dot_v1_dot_options__pb2
 from allsource.v1 import event_pb2 as allsource_dot_v1_dot_event__pb2
+from allsource.v1 import groups_pb2 as allsource_dot_v1_dot_groups__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/query.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x18\x61llsource/v1/event.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"6\n\x10GetEventResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.allsource.v1.Event\"\x93\x01\n\x11ReadStreamRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.allsource.v1.ReadDirection\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"j\n\x12ReadStreamResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x16\n\x0estream_version\x18\x03 \x01(\x04\"e\n\x11ListEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x13StreamEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\";\n\x14StreamEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\"~\n\x15GetEntityStateRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x17\n\ras_of_version\x18\x02 \x01(\x04H\x00\x12\x30\n\nas_of_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x07\n\x05\x61s_of\"\xac\x01\n\x16GetEntityStateResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\revents_folded\x18\x05 \x01(\x04\x12\x18\n\x10snapshot_version\x18\x06 \x01(\x04\"\xdc\x01\n\x10SubscribeRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x10\n\x08\x66rom_end\x18\x02 \x01(\x08\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x18\n\x10stream_id_prefix\x18\x04 \x01(\t\x12\x1f\n\x17\x63heckpoint_every_events\x18\x05 \x01(\r\x12\x36\n\x13\x63heckpoint_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\x05\"\xa7\x01\n\x11SubscribeResponse\x12*\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x18.allsource.v1.EventBatchH\x00\x12.\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x18.allsource.v1.CheckpointH\x00\x12+\n\tcaught_up\x18\x03 \x01(\x0b\x32\x16.allsource.v1.CaughtUpH\x00\x42\t\n\x07\x63ontent\"U\n\x12ListStreamsRequest\x12\x18\n\x10stream_id_prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListStreamsResponse\x12)\n\x07streams\x18\x01 \x03(\x0b\x32\x18.allsource.v1.StreamInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*h\n\rReadDirection\x12\x1e\n\x1aREAD_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16READ_DIRECTION_FORWARD\x10\x01\x12\x1b\n\x17READ_DIRECTION_BACKWARD\x10\x02\x32\x9b\x05\n\x0cQueryService\x12S\n\x08GetEvent\x12\x1d.allsource.v1.GetEventRequest\x1a\x1e.allsource.v1.GetEventResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12Y\n\nReadStream\x12\x1f.allsource.v1.ReadStreamRequest\x1a .allsource.v1.ReadStreamResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12Y\n\nListEvents\x12\x1f.allsource.v1.ListEventsRequest\x1a .allsource.v1.ListEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12\x61\n\x0cStreamEvents\x12!.allsource.v1.StreamEventsRequest\x1a\".allsource.v1.StreamEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04\x30\x01\x12\x65\n\x0eGetEntityState\x12#.allsource.v1.GetEntityStateRequest\x1a$.allsource.v1.GetEntityStateResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12X\n\tSubscribe\x12\x1e.allsource.v1.SubscribeRequest\x1a\x1f.allsource.v1.SubscribeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x30\x01\x12\\\n\x0bListStreams\x12 .allsource.v1.ListStreamsRequest\x1a!.allsource.v1.ListStreamsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/query.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x18\x61llsource/v1/event.proto\x1a\x19\x61llsource/v1/groups.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"6\n\x10GetEventResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.allsource.v1.Event\"\x93\x01\n\x11ReadStreamRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.allsource.v1.ReadDirection\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"j\n\x12ReadStreamResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x16\n\x0estream_version\x18\x03 \x01(\x04\"e\n\x11ListEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x13StreamEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\";\n\x14StreamEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\"~\n\x15GetEntityStateRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x17\n\ras_of_version\x18\x02 \x01(\x04H\x00\x12\x30\n\nas_of_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x07\n\x05\x61s_of\"\xac\x01\n\x16GetEntityStateResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\revents_folded\x18\x05 \x01(\x04\x12\x18\n\x10snapshot_version\x18\x06 \x01(\x04\"\xdc\x01\n\x10SubscribeRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x10\n\x08\x66rom_end\x18\x02 \x01(\x08\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x18\n\x10stream_id_prefix\x18\x04 \x01(\t\x12\x1f\n\x17\x63heckpoint_every_events\x18\x05 \x01(\r\x12\x36\n\x13\x63heckpoint_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\x05\"\xa7\x01\n\x11SubscribeResponse\x12*\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x18.allsource.v1.EventBatchH\x00\x12.\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x18.allsource.v1.CheckpointH\x00\x12+\n\tcaught_up\x18\x03 \x01(\x0b\x32\x16.allsource.v1.CaughtUpH\x00\x42\t\n\x07\x63ontent\"U\n\x12ListStreamsRequest\x12\x18\n\x10stream_id_prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListStreamsResponse\x12)\n\x07streams\x18\x01 \x03(\x0b\x32\x18.allsource.v1.StreamInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*h\n\rReadDirection\x12\x1e\n\x1aREAD_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16READ_DIRECTION_FORWARD\x10\x01\x12\x1b\n\x17READ_DIRECTION_BACKWARD\x10\x02\x32\xef\x0b\n\x0cQueryService\x12S\n\x08GetEvent\x12\x1d.allsource.v1.GetEventRequest\x1a\x1e.allsource.v1.GetEventResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12Y\n\nReadStream\x12\x1f.allsource.v1.ReadStreamRequest\x1a .allsource.v1.ReadStreamResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12Y\n\nListEvents\x12\x1f.allsource.v1.ListEventsRequest\x1a .allsource.v1.ListEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12\x61\n\x0cStreamEvents\x12!.allsource.v1.StreamEventsRequest\x1a\".allsource.v1.StreamEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04\x30\x01\x12\x65\n\x0eGetEntityState\x12#.allsource.v1.GetEntityStateRequest\x1a$.allsource.v1.GetEntityStateResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12X\n\tSubscribe\x12\x1e.allsource.v1.SubscribeRequest\x1a\x1f.allsource.v1.SubscribeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x30\x01\x12\\\n\x0bListStreams\x12 .allsource.v1.ListStreamsRequest\x1a!.allsource.v1.ListStreamsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12t\n\x13\x43reateConsumerGroup\x12(.allsource.v1.CreateConsumerGroupRequest\x1a).allsource.v1.CreateConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12t\n\x13UpdateConsumerGroup\x12(.allsource.v1.UpdateConsumerGroupRequest\x1a).allsource.v1.UpdateConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12t\n\x13\x44\x65leteConsumerGroup\x12(.allsource.v1.DeleteConsumerGroupRequest\x1a).allsource.v1.DeleteConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12q\n\x12ListConsumerGroups\x12\'.allsource.v1.ListConsumerGroupsRequest\x1a(.allsource.v1.ListConsumerGroupsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12k\n\x10GetConsumerGroup\x12%.allsource.v1.GetConsumerGroupRequest\x1a&.allsource.v1.GetConsumerGroupResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12T\n\x07\x43onsume\x12\x1c.allsource.v1.ConsumeRequest\x1a\x1d.allsource.v1.ConsumeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04(\x01\x30\x01\x12Y\n\nListParked\x12\x1f.allsource.v1.ListParkedRequest\x1a .allsource.v1.ListParkedResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12_\n\x0cReplayParked\x12!.allsource.v1.ReplayParkedRequest\x1a\".allsource.v1.ReplayParkedResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,36 +50,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYSERVICE'].methods_by_name['Subscribe']._serialized_options = b'\310\363\030\002\340\363\030\001'
   _globals['_QUERYSERVICE'].methods_by_name['ListStreams']._loaded_options = None
   _globals['_QUERYSERVICE'].methods_by_name['ListStreams']._serialized_options = b'\310\363\030\002\340\363\030\003'
-  _globals['_READDIRECTION']._serialized_start=1720
-  _globals['_READDIRECTION']._serialized_end=1824
-  _globals['_GETEVENTREQUEST']._serialized_start=161
-  _globals['_GETEVENTREQUEST']._serialized_end=196
-  _globals['_GETEVENTRESPONSE']._serialized_start=198
-  _globals['_GETEVENTRESPONSE']._serialized_end=252
-  _globals['_READSTREAMREQUEST']._serialized_start=255
-  _globals['_READSTREAMREQUEST']._serialized_end=402
-  _globals['_READSTREAMRESPONSE']._serialized_start=404
-  _globals['_READSTREAMRESPONSE']._serialized_end=510
-  _globals['_LISTEVENTSREQUEST']._serialized_start=512
-  _globals['_LISTEVENTSREQUEST']._serialized_end=613
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=615
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=697
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=699
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=783
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=785
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=844
-  _globals['_GETENTITYSTATEREQUEST']._serialized_start=846
-  _globals['_GETENTITYSTATEREQUEST']._serialized_end=972
-  _globals['_GETENTITYSTATERESPONSE']._serialized_start=975
-  _globals['_GETENTITYSTATERESPONSE']._serialized_end=1147
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1150
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1370
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1373
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1540
-  _globals['_LISTSTREAMSREQUEST']._serialized_start=1542
-  _globals['_LISTSTREAMSREQUEST']._serialized_end=1627
-  _globals['_LISTSTREAMSRESPONSE']._serialized_start=1629
-  _globals['_LISTSTREAMSRESPONSE']._serialized_end=1718
-  _globals['_QUERYSERVICE']._serialized_start=1827
-  _globals['_QUERYSERVICE']._serialized_end=2494
+  _globals['_QUERYSERVICE'].methods_by_name['CreateConsumerGroup']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['CreateConsumerGroup']._serialized_options = b'\310\363\030\003\340\363\030\001'
+  _globals['_QUERYSERVICE'].methods_by_name['UpdateConsumerGroup']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['UpdateConsumerGroup']._serialized_options = b'\310\363\030\003\340\363\030\001'
+  _globals['_QUERYSERVICE'].methods_by_name['DeleteConsumerGroup']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['DeleteConsumerGroup']._serialized_options = b'\310\363\030\003\340\363\030\001'
+  _globals['_QUERYSERVICE'].methods_by_name['ListConsumerGroups']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['ListConsumerGroups']._serialized_options = b'\310\363\030\002\340\363\030\003'
+  _globals['_QUERYSERVICE'].methods_by_name['GetConsumerGroup']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['GetConsumerGroup']._serialized_options = b'\310\363\030\002\340\363\030\001'
+  _globals['_QUERYSERVICE'].methods_by_name['Consume']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['Consume']._serialized_options = b'\310\363\030\002\340\363\030\004'
+  _globals['_QUERYSERVICE'].methods_by_name['ListParked']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['ListParked']._serialized_options = b'\310\363\030\002\340\363\030\003'
+  _globals['_QUERYSERVICE'].methods_by_name['ReplayParked']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['ReplayParked']._serialized_options = b'\310\363\030\003\340\363\030\001'
+  _globals['_READDIRECTION']._serialized_start=1747
+  _globals['_READDIRECTION']._serialized_end=1851
+  _globals['_GETEVENTREQUEST']._serialized_start=188
+  _globals['_GETEVENTREQUEST']._serialized_end=223
+  _globals['_GETEVENTRESPONSE']._serialized_start=225
+  _globals['_GETEVENTRESPONSE']._serialized_end=279
+  _globals['_READSTREAMREQUEST']._serialized_start=282
+  _globals['_READSTREAMREQUEST']._serialized_end=429
+  _globals['_READSTREAMRESPONSE']._serialized_start=431
+  _globals['_READSTREAMRESPONSE']._serialized_end=537
+  _globals['_LISTEVENTSREQUEST']._serialized_start=539
+  _globals['_LISTEVENTSREQUEST']._serialized_end=640
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=642
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=724
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=726
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=810
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=812
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=871
+  _globals['_GETENTITYSTATEREQUEST']._serialized_start=873
+  _globals['_GETENTITYSTATEREQUEST']._serialized_end=999
+  _globals['_GETENTITYSTATERESPONSE']._serialized_start=1002
+  _globals['_GETENTITYSTATERESPONSE']._serialized_end=1174
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1177
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1397
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1400
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1567
+  _globals['_LISTSTREAMSREQUEST']._serialized_start=1569
+  _globals['_LISTSTREAMSREQUEST']._serialized_end=1654
+  _globals['_LISTSTREAMSRESPONSE']._serialized_start=1656
+  _globals['_LISTSTREAMSRESPONSE']._serialized_end=1745
+  _globals['_QUERYSERVICE']._serialized_start=1854
+  _globals['_QUERYSERVICE']._serialized_end=3373
 # @@protoc_insertion_point(module_scope)
