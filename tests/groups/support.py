@@ -22,7 +22,8 @@ def append(suite: Suite, metadata: Sequence[tuple[str, str]], stream_id: str, co
     stub = ingest_pb2_grpc.IngestServiceStub(suite.channel("ingest", metadata))
     for start in range(0, count, 500):
         events = [
-            event_pb2.EventData(event_type=kind, payload=b'{"i": %d}' % i) for i in range(start, min(count, start + 500))
+            event_pb2.EventData(event_type=kind, payload=b'{"i": %d}' % i)
+            for i in range(start, min(count, start + 500))
         ]
         stub.AppendEvents(ingest_pb2.AppendEventsRequest(stream_id=stream_id, events=events), timeout=30)
 
@@ -81,7 +82,9 @@ class Consumer:
                 decided: dict[str, list[int]] = {}
                 for delivered in message.delivery.events:
                     with self._lock:
-                        self.received.append((delivered.event.position, delivered.event.stream_id, delivered.retry_count))
+                        self.received.append(
+                            (delivered.event.position, delivered.event.stream_id, delivered.retry_count)
+                        )
                     decided.setdefault(self.policy(delivered), []).append(delivered.event.position)
                 if decided.get("ack"):
                     with self._lock:
