@@ -40,3 +40,9 @@ def test_the_rate_limit_benchmark_runs_and_reports_each_backend_beside_limits_of
     out = run("limits.py")
     for line in ("limits off", "in memory", "redis", "ratio to limits off", "admission stage's own cost"):
         assert line in out, out
+
+
+def test_the_consumer_group_benchmark_runs_and_reports_its_ratio_to_subscribe() -> None:
+    out = run("groups.py")
+    for line in ("Subscribe", "consumer group", "ratio to Subscribe", "append-to-ack latency"):
+        assert line in out, out
