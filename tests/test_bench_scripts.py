@@ -46,3 +46,9 @@ def test_the_telemetry_benchmark_runs_and_reports_each_setting_beside_off() -> N
     out = run("telemetry.py")
     for line in ("production preset: tracing.sample_ratio", "production", "all sampled", "ratio to off", "own cost"):
         assert line in out, out
+
+
+def test_the_consumer_group_benchmark_runs_and_reports_its_ratio_to_subscribe() -> None:
+    out = run("groups.py")
+    for line in ("Subscribe", "consumer group", "ratio to Subscribe", "append-to-ack latency"):
+        assert line in out, out

@@ -40,6 +40,7 @@ class QueryProcess(server.StorageBackedService):
         self.servicer.settings = settings.query
         self.servicer.limits = settings.limits
         self.servicer.subscriptions.settings = settings.query
+        self.servicer.consume_slots.settings = settings.query
 
     def begin_shutdown(self) -> None:
         self.servicer.closing.set()

@@ -13,6 +13,7 @@ from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
 from services.query.cache import EventCache
+from services.query.groups import ConsumerGroupRPCs, ConsumeSlots
 from services.query.lifecycle import MetadataReads
 from services.query.relay import SubscriptionRelay
 from services.query.state import fold_stream
@@ -90,14 +91,16 @@ def check_stream_id(stream_id: str, limits: LimitsSettings) -> None:
         raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
 
 
-class QueryServicer(MetadataReads, query_pb2_grpc.QueryServiceServicer):
-    """The public read API, and GetStreamMetadata (services.query.lifecycle)."""
+class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServiceServicer):
+    """The public read API, GetStreamMetadata (services.query.lifecycle) and consumer groups
+    (services.query.groups)."""
 
     def __init__(self, storage: StorageClient, settings: QuerySettings, limits: LimitsSettings) -> None:
         self.storage = storage
         self.settings = settings
         self.limits = limits
         self.subscriptions = SubscriptionSlots(settings)
+        self.consume_slots = ConsumeSlots(settings)
         self.events = EventCache(
             max_bytes=settings.event_cache_bytes, max_bytes_per_tenant=settings.event_cache_bytes_per_tenant
         )

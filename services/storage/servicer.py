@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from allsource.storage.v1 import lifecycle_pb2, storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
+from allsource.v1 import groups_pb2 as public_groups_pb2
 
 from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
+from services.storage.groups import MAX_REPLAY, GroupEngine
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant, scope_var
 from shared.core.errors import AllSourceError, InvalidArgument, PermissionDenied, Unavailable
@@ -108,6 +110,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.following: dict[int, tuple[str, list[int]]] = {}
         self.started_ns = time.time_ns()
         self.soft_ratio = 0.8  # limits.soft_limit_ratio: appends past it carry a quota warning
+        self.groups = GroupEngine(backend)
 
     async def _check(self, tenant_id: str) -> None:
         """The request's tenant is the scope's, and exists and is active (the admin service's system scope
@@ -455,6 +458,84 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> lifecycle_pb2.DeleteEventsResponse:
         await self._check(request.tenant_id)
         return await self.backend.delete_events(request)
+
+    # -- consumer groups (services.storage.groups) ------------------------------------------------------
+
+    async def CreateConsumerGroup(
+        self, request: groups_pb2.CreateConsumerGroupRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.CreateConsumerGroupResponse:
+        await self._check(request.tenant_id)
+        quota = request.max_groups if request.HasField("max_groups") else None
+        group = await self.groups.create(request.tenant_id, request.group, quota)
+        return groups_pb2.CreateConsumerGroupResponse(group=group)
+
+    async def UpdateConsumerGroup(
+        self, request: groups_pb2.UpdateConsumerGroupRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.UpdateConsumerGroupResponse:
+        await self._check(request.tenant_id)
+        group = await self.groups.update(request.tenant_id, request.group, list(request.paths) or ["settings"])
+        return groups_pb2.UpdateConsumerGroupResponse(group=group)
+
+    async def DeleteConsumerGroup(
+        self, request: groups_pb2.DeleteConsumerGroupRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.DeleteConsumerGroupResponse:
+        await self._check(request.tenant_id)
+        await self.groups.delete(request.tenant_id, request.name)
+        return groups_pb2.DeleteConsumerGroupResponse()
+
+    async def ListConsumerGroups(
+        self, request: groups_pb2.ListConsumerGroupsRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.ListConsumerGroupsResponse:
+        await self._check(request.tenant_id)
+        groups, end = await self.groups.list_groups(request.tenant_id, request.after_name, _limit(request.limit))
+        return groups_pb2.ListConsumerGroupsResponse(groups=groups, end=end)
+
+    async def GetConsumerGroup(
+        self, request: groups_pb2.GetConsumerGroupRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.GetConsumerGroupResponse:
+        await self._check(request.tenant_id)
+        group = await self.groups.get(request.tenant_id, request.name)
+        head = await self.backend.head_position(request.tenant_id)
+        return groups_pb2.GetConsumerGroupResponse(group=group.group, status=group.status(head))
+
+    async def Consume(
+        self, request_iterator: AsyncIterator[groups_pb2.ConsumeRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[groups_pb2.ConsumeResponse]:
+        iterator = request_iterator.__aiter__()
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        await self._check(first.tenant_id)
+        if first.request.WhichOneof("content") != "join":
+            raise InvalidArgument(
+                "the first message of a Consume stream is a join", reason=Reason.INVALID_CONSUME_MESSAGE
+            )
+
+        async def requests() -> AsyncIterator[public_groups_pb2.ConsumeRequest]:
+            async for message in iterator:
+                yield message.request
+
+        session = self.groups.consume(first.tenant_id, first.request.join, requests())
+        async for message in until_closed(session, self.closing):
+            yield groups_pb2.ConsumeResponse(response=message)
+
+    async def ListParked(
+        self, request: groups_pb2.ListParkedRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.ListParkedResponse:
+        await self._check(request.tenant_id)
+        events, end = await self.groups.list_parked(
+            request.tenant_id, request.group, request.after_position, _limit(request.limit)
+        )
+        return groups_pb2.ListParkedResponse(events=events, end=end)
+
+    async def ReplayParked(
+        self, request: groups_pb2.ReplayParkedRequest, context: grpc.aio.ServicerContext
+    ) -> groups_pb2.ReplayParkedResponse:
+        await self._check(request.tenant_id)
+        group = await self.groups.get(request.tenant_id, request.group)
+        limit = min(request.max_events or MAX_REPLAY, MAX_REPLAY)
+        return groups_pb2.ReplayParkedResponse(replayed=await group.replay(limit))
 
 
 def _record(r: Record) -> storage_pb2.Record:

@@ -112,6 +112,9 @@ class QuerySettings(Endpoint):
     # (UNAVAILABLE / OVERLOADED, or RESOURCE_EXHAUSTED / QUOTA_EXCEEDED for the tenant's share).
     max_subscriptions: int = Reloadable(2000, ge=1)
     max_subscriptions_per_tenant: int = Reloadable(200, ge=1)
+    # Consumer-group Consume streams this process carries, in all and per tenant (same refusals).
+    max_consume_streams: int = Reloadable(1000, ge=1)
+    max_consume_streams_per_tenant: int = Reloadable(200, ge=1)
     # Messages waiting for a slow subscriber (besides what HTTP/2 flow control holds); when it makes no
     # room for subscriber_stall_s the subscription ends with SUBSCRIBER_TOO_SLOW and where to resume.
     subscriber_buffer_bytes: int = Reloadable(64 * 1024, ge=16 * 1024)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar, cast
 
 import grpc
-from allsource.storage.v1 import lifecycle_pb2, storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import query_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -72,6 +72,8 @@ class StorageClient:
             )
             for channel in self._stream_channels
         ]
+        # Consumer groups' Consume streams are long-lived too: they ride the stream connections.
+        self._consume = [storage_pb2_grpc.StorageServiceStub(channel).Consume for channel in self._stream_channels]
         # Reads return (message, raw bytes): the query service re-parses the bytes as its public type.
         self._raw_reads = {
             "ReadStream": self._reader("ReadStream", storage_pb2.ReadStreamRequest, storage_pb2.ReadStreamResponse),
@@ -316,6 +318,60 @@ class StorageClient:
             self.stub.GetStats, request, storage_pb2.GetStatsResponse, timeout=timeout, system=True, retry=True
         )
 
+    # -- consumer groups ------------------------------------------------------------------------------
+
+    async def create_consumer_group(
+        self, request: groups_pb2.CreateConsumerGroupRequest
+    ) -> groups_pb2.CreateConsumerGroupResponse:
+        """Create a consumer group."""
+        returns = groups_pb2.CreateConsumerGroupResponse
+        return await self._unary(self.stub.CreateConsumerGroup, request, returns, system=False)
+
+    async def update_consumer_group(
+        self, request: groups_pb2.UpdateConsumerGroupRequest
+    ) -> groups_pb2.UpdateConsumerGroupResponse:
+        """Change a consumer group's settings."""
+        returns = groups_pb2.UpdateConsumerGroupResponse
+        return await self._unary(self.stub.UpdateConsumerGroup, request, returns, system=False)
+
+    async def delete_consumer_group(
+        self, request: groups_pb2.DeleteConsumerGroupRequest
+    ) -> groups_pb2.DeleteConsumerGroupResponse:
+        """Delete a consumer group."""
+        returns = groups_pb2.DeleteConsumerGroupResponse
+        return await self._unary(self.stub.DeleteConsumerGroup, request, returns, system=False)
+
+    async def list_consumer_groups(
+        self, request: groups_pb2.ListConsumerGroupsRequest
+    ) -> groups_pb2.ListConsumerGroupsResponse:
+        """A tenant's consumer groups by name."""
+        returns = groups_pb2.ListConsumerGroupsResponse
+        return await self._unary(self.stub.ListConsumerGroups, request, returns, system=False, retry=True)
+
+    async def get_consumer_group(
+        self, request: groups_pb2.GetConsumerGroupRequest
+    ) -> groups_pb2.GetConsumerGroupResponse:
+        """One consumer group and its progress."""
+        returns = groups_pb2.GetConsumerGroupResponse
+        return await self._unary(self.stub.GetConsumerGroup, request, returns, system=False, retry=True)
+
+    async def list_parked(self, request: groups_pb2.ListParkedRequest) -> groups_pb2.ListParkedResponse:
+        """A consumer group's parked events by position."""
+        returns = groups_pb2.ListParkedResponse
+        return await self._unary(self.stub.ListParked, request, returns, system=False, retry=True)
+
+    async def replay_parked(self, request: groups_pb2.ReplayParkedRequest) -> groups_pb2.ReplayParkedResponse:
+        """Put a consumer group's parked events back into its flow."""
+        returns = groups_pb2.ReplayParkedResponse
+        return await self._unary(self.stub.ReplayParked, request, returns, system=False)
+
+    async def consume(
+        self, requests: AsyncIterator[groups_pb2.ConsumeRequest]
+    ) -> AsyncIterator[groups_pb2.ConsumeResponse]:
+        """A consumer's bidirectional stream into its group, on a stream connection."""
+        async for message in self._stream(self._consume, requests, self._metadata()):
+            yield message
+
     # -- live ---------------------------------------------------------------------------------------
 
     async def subscribe(self, request: storage_pb2.SubscribeRequest) -> AsyncIterator[query_pb2.SubscribeResponse]:
@@ -330,7 +386,9 @@ class StorageClient:
         async for message in self._stream(self._watch, request, self._metadata(self.system_scope())):
             yield message
 
-    async def _stream(self, methods: list[Any], request: Message, metadata: Any) -> AsyncIterator[Any]:
+    async def _stream(
+        self, methods: list[Any], request: Message | AsyncIterator[Any], metadata: Any
+    ) -> AsyncIterator[Any]:
         lane = self._streams_open.index(min(self._streams_open))  # the stream connection least in use
         self._streams_open[lane] += 1
         call = methods[lane](request, metadata=metadata)

@@ -21,14 +21,15 @@ from typing import Any
 
 import grpc
 import pytest
-from allsource.v1 import admin_pb2, auth_pb2, event_pb2, ingest_pb2, options_pb2, query_pb2
+from allsource.v1 import admin_pb2, auth_pb2, event_pb2, groups_pb2, ingest_pb2, options_pb2, query_pb2
 from allsource_client import error_from_rpc, event
 from google.protobuf import duration_pb2, message_factory
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from shared.auth import rbac
-from tests.harness import Suite
+from tests.groups.support import Consumer, create_group, group_status
+from tests.harness import Suite, wait_until
 
 PUBLIC_MODULES = (ingest_pb2, query_pb2, admin_pb2, auth_pb2)
 PROCESS = {"IngestService": "ingest", "QueryService": "query", "AdminService": "admin", "AuthService": "admin"}
@@ -67,6 +68,8 @@ def first_requests(data: Data) -> dict[str, Message]:
             filter=event_pb2.EventFilter(event_types=[data.event_type])
         ),
         "/allsource.v1.QueryService/ListStreams": query_pb2.ListStreamsRequest(stream_id_prefix=data.prefix),
+        "/allsource.v1.QueryService/ListConsumerGroups": groups_pb2.ListConsumerGroupsRequest(),
+        "/allsource.v1.QueryService/ListParked": groups_pb2.ListParkedRequest(group=data.prefix + "g1"),
         "/allsource.v1.AdminService/ListTenants": admin_pb2.ListTenantsRequest(),
         "/allsource.v1.AdminService/ListAuditEvents": admin_pb2.ListAuditEventsRequest(),
         "/allsource.v1.AdminService/ListQuotaOverrides": admin_pb2.ListQuotaOverridesRequest(),
@@ -143,6 +146,14 @@ def data(suite: Suite) -> Data:
         client.append(prefix + "a", [event(event_type), event(event_type), event(event_type)])
         client.append(prefix + "b", [event(event_type)])
     operator = suite.auth_metadata()
+    # Two consumer groups, the first with the 3 events of stream "a" parked.
+    for name in ("g1", "g2"):
+        create_group(suite, operator, name=prefix + name, stream_id=prefix + "a")
+    parker = Consumer(suite, operator, prefix + "g1", "parker", policy=lambda _: "park")
+    try:
+        wait_until(lambda: group_status(suite, operator, prefix + "g1").status.parked_count == 3, 20, "3 parked")
+    finally:
+        parker.close()
     auth = "/allsource.v1.AuthService/"
     for _ in range(2):
         username = f"pager-{uuid.uuid4().hex[:8]}"

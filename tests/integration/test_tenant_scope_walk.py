@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+from allsource.storage.v1 import groups_pb2 as storage_groups_pb2
 from allsource.storage.v1 import lifecycle_pb2 as storage_lifecycle
 from allsource.storage.v1 import model_pb2, storage_pb2
 from allsource.v1 import (
@@ -35,6 +36,7 @@ from allsource.v1 import (
     auth_pb2,
     auth_pb2_grpc,
     event_pb2,
+    groups_pb2,
     ingest_pb2,
     lifecycle_pb2,
     query_pb2,
@@ -119,6 +121,7 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
         "/allsource.v1.IngestService/DeleteEvents": lifecycle_pb2.DeleteEventsRequest(
             stream_id_prefix=other.stream_id, dry_run=True
         ),
+        **group_probes(other),
         "/allsource.v1.AdminService/GetSystemInfo": admin_pb2.GetSystemInfoRequest(),
         "/allsource.v1.AdminService/ReloadConfig": admin_pb2.ReloadConfigRequest(),
         "/allsource.v1.AdminService/GetConfig": admin_pb2.GetConfigRequest(),
@@ -181,6 +184,23 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
         "/allsource.v1.AuthService/RotateApiKey": auth_pb2.RotateApiKeyRequest(key_id=other.key_id),
         "/allsource.v1.AuthService/RotateSigningKey": auth_pb2.RotateSigningKeyRequest(),
         "/allsource.v1.AuthService/GetPublicKeys": auth_pb2.GetPublicKeysRequest(),
+    }
+
+
+def group_probes(other: Other) -> dict[str, Message]:
+    """Consumer-group probes, aimed at a group named like the other tenant's stream."""
+    name = f"g-{other.stream_id}"
+    group = groups_pb2.ConsumerGroup(name=name, stream_id_prefix=other.stream_id)
+    q = "/allsource.v1.QueryService/"
+    return {
+        f"{q}CreateConsumerGroup": groups_pb2.CreateConsumerGroupRequest(group=group),
+        f"{q}UpdateConsumerGroup": groups_pb2.UpdateConsumerGroupRequest(group=group),
+        f"{q}DeleteConsumerGroup": groups_pb2.DeleteConsumerGroupRequest(name=name),
+        f"{q}ListConsumerGroups": groups_pb2.ListConsumerGroupsRequest(),
+        f"{q}GetConsumerGroup": groups_pb2.GetConsumerGroupRequest(name=name),
+        f"{q}Consume": groups_pb2.ConsumeRequest(join=groups_pb2.ConsumeJoin(group=name)),
+        f"{q}ListParked": groups_pb2.ListParkedRequest(group=name),
+        f"{q}ReplayParked": groups_pb2.ReplayParkedRequest(group=name),
     }
 
 
@@ -420,6 +440,32 @@ def storage_requests(tenant: str, ghost: str) -> dict[str, tuple[str, Message]]:
             TENANT_SCOPED,
             storage_lifecycle.DeleteEventsRequest(tenant_id=tenant, stream_id_prefix=stream, dry_run=True),
         ),
+        "CreateConsumerGroup": (
+            TENANT_SCOPED,
+            storage_groups_pb2.CreateConsumerGroupRequest(
+                tenant_id=tenant, group=groups_pb2.ConsumerGroup(name="walk")
+            ),
+        ),
+        "UpdateConsumerGroup": (
+            TENANT_SCOPED,
+            storage_groups_pb2.UpdateConsumerGroupRequest(
+                tenant_id=tenant, group=groups_pb2.ConsumerGroup(name="walk")
+            ),
+        ),
+        "DeleteConsumerGroup": (
+            TENANT_SCOPED,
+            storage_groups_pb2.DeleteConsumerGroupRequest(tenant_id=tenant, name="x"),
+        ),
+        "ListConsumerGroups": (TENANT_SCOPED, storage_groups_pb2.ListConsumerGroupsRequest(tenant_id=tenant)),
+        "GetConsumerGroup": (TENANT_SCOPED, storage_groups_pb2.GetConsumerGroupRequest(tenant_id=tenant, name="x")),
+        "Consume": (
+            TENANT_SCOPED,
+            storage_groups_pb2.ConsumeRequest(
+                tenant_id=tenant, request=groups_pb2.ConsumeRequest(join=groups_pb2.ConsumeJoin(group="x"))
+            ),
+        ),
+        "ListParked": (TENANT_SCOPED, storage_groups_pb2.ListParkedRequest(tenant_id=tenant, group="x")),
+        "ReplayParked": (TENANT_SCOPED, storage_groups_pb2.ReplayParkedRequest(tenant_id=tenant, group="x")),
     }
 
 

@@ -308,3 +308,18 @@ class Reason(StrEnum):
 
     # INVALID_ARGUMENT: DeleteEvents criteria are missing, malformed or too large.
     INVALID_DELETE_CRITERIA = "INVALID_DELETE_CRITERIA"
+
+    # NOT_FOUND: the tenant has no consumer group of this name.
+    CONSUMER_GROUP_NOT_FOUND = "CONSUMER_GROUP_NOT_FOUND"
+
+    # ALREADY_EXISTS: the tenant has a consumer group of this name already.
+    CONSUMER_GROUP_EXISTS = "CONSUMER_GROUP_EXISTS"
+
+    # INVALID_ARGUMENT: a consumer group's definition or settings are invalid; BadRequest violations name them.
+    INVALID_CONSUMER_GROUP = "INVALID_CONSUMER_GROUP"
+
+    # RESOURCE_EXHAUSTED: the consumer group has as many consumers as it may hold.
+    TOO_MANY_CONSUMERS = "TOO_MANY_CONSUMERS"
+
+    # INVALID_ARGUMENT: a Consume message is out of order (no join first, or a second join).
+    INVALID_CONSUME_MESSAGE = "INVALID_CONSUME_MESSAGE"

@@ -1,6 +1,7 @@
 import datetime
 
 from allsource.storage.v1 import lifecycle_pb2 as _lifecycle_pb2
+from allsource.storage.v1 import groups_pb2 as _groups_pb2
 from allsource.storage.v1 import model_pb2 as _model_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from allsource.storage.v1 import groups_pb2 as allsource_dot_storage_dot_v1_dot_groups__pb2
 from allsource.storage.v1 import lifecycle_pb2 as allsource_dot_storage_dot_v1_dot_lifecycle__pb2
 from allsource.storage.v1 import storage_pb2 as allsource_dot_storage_dot_v1_dot_storage__pb2
 
@@ -163,6 +164,46 @@ class StorageServiceStub:
                 '/allsource.storage.v1.StorageService/DeleteEvents',
                 request_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.SerializeToString,
                 response_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateConsumerGroup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/CreateConsumerGroup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.CreateConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.CreateConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.UpdateConsumerGroup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/UpdateConsumerGroup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.UpdateConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.UpdateConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.DeleteConsumerGroup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/DeleteConsumerGroup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.DeleteConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.DeleteConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.ListConsumerGroups = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ListConsumerGroups',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListConsumerGroupsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListConsumerGroupsResponse.FromString,
+                _registered_method=True)
+        self.GetConsumerGroup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetConsumerGroup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.GetConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.GetConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.Consume = channel.stream_stream(
+                '/allsource.storage.v1.StorageService/Consume',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ConsumeRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ConsumeResponse.FromString,
+                _registered_method=True)
+        self.ListParked = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ListParked',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListParkedRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListParkedResponse.FromString,
+                _registered_method=True)
+        self.ReplayParked = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ReplayParked',
+                request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
                 _registered_method=True)
 
 
@@ -356,6 +397,62 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConsumerGroup(self, request, context):
+        """Creates a consumer group (see groups.proto); the quota is checked here, where every creation is seen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConsumerGroup(self, request, context):
+        """Changes a consumer group's settings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConsumerGroup(self, request, context):
+        """Deletes a consumer group, its checkpoint and parked events; ends its consumers' streams.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsumerGroups(self, request, context):
+        """Lists a tenant's consumer groups by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsumerGroup(self, request, context):
+        """One consumer group and its progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Consume(self, request_iterator, context):
+        """A consumer's stream: a join, then acks and nacks; the server pushes batches of events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParked(self, request, context):
+        """Lists a consumer group's parked events by position.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayParked(self, request, context):
+        """Puts a consumer group's parked events back into its flow.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -483,6 +580,46 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DeleteEvents,
                     request_deserializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.FromString,
                     response_serializer=allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.SerializeToString,
+            ),
+            'CreateConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsumerGroup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.CreateConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.CreateConsumerGroupResponse.SerializeToString,
+            ),
+            'UpdateConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConsumerGroup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.UpdateConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.UpdateConsumerGroupResponse.SerializeToString,
+            ),
+            'DeleteConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConsumerGroup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.DeleteConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.DeleteConsumerGroupResponse.SerializeToString,
+            ),
+            'ListConsumerGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsumerGroups,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListConsumerGroupsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListConsumerGroupsResponse.SerializeToString,
+            ),
+            'GetConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsumerGroup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.GetConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.GetConsumerGroupResponse.SerializeToString,
+            ),
+            'Consume': grpc.stream_stream_rpc_method_handler(
+                    servicer.Consume,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ConsumeRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ConsumeResponse.SerializeToString,
+            ),
+            'ListParked': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParked,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListParkedRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ListParkedResponse.SerializeToString,
+            ),
+            'ReplayParked': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayParked,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1164,6 +1301,222 @@ class StorageService:
             '/allsource.storage.v1.StorageService/DeleteEvents',
             allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsRequest.SerializeToString,
             allsource_dot_storage_dot_v1_dot_lifecycle__pb2.DeleteEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/CreateConsumerGroup',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.CreateConsumerGroupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.CreateConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/UpdateConsumerGroup',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.UpdateConsumerGroupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.UpdateConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/DeleteConsumerGroup',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.DeleteConsumerGroupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.DeleteConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsumerGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ListConsumerGroups',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ListConsumerGroupsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ListConsumerGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetConsumerGroup',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.GetConsumerGroupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.GetConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Consume(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/allsource.storage.v1.StorageService/Consume',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ConsumeRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ConsumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ListParked',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ListParkedRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ListParkedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayParked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ReplayParked',
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
             options,
             channel_credentials,
             insecure,

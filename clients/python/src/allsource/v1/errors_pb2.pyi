@@ -106,6 +106,11 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WRONG_METADATA_VERSION: _ClassVar[ErrorReason]
     INVALID_STREAM_METADATA: _ClassVar[ErrorReason]
     INVALID_DELETE_CRITERIA: _ClassVar[ErrorReason]
+    CONSUMER_GROUP_NOT_FOUND: _ClassVar[ErrorReason]
+    CONSUMER_GROUP_EXISTS: _ClassVar[ErrorReason]
+    INVALID_CONSUMER_GROUP: _ClassVar[ErrorReason]
+    TOO_MANY_CONSUMERS: _ClassVar[ErrorReason]
+    INVALID_CONSUME_MESSAGE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
 NOT_FOUND: ErrorReason
@@ -206,3 +211,8 @@ STREAM_DELETED: ErrorReason
 WRONG_METADATA_VERSION: ErrorReason
 INVALID_STREAM_METADATA: ErrorReason
 INVALID_DELETE_CRITERIA: ErrorReason
+CONSUMER_GROUP_NOT_FOUND: ErrorReason
+CONSUMER_GROUP_EXISTS: ErrorReason
+INVALID_CONSUMER_GROUP: ErrorReason
+TOO_MANY_CONSUMERS: ErrorReason
+INVALID_CONSUME_MESSAGE: ErrorReason

@@ -3,6 +3,7 @@ import datetime
 from allsource.v1 import options_pb2 as _options_pb2
 from allsource.v1 import event_pb2 as _event_pb2
 from allsource.v1 import lifecycle_pb2 as _lifecycle_pb2
+from allsource.v1 import groups_pb2 as _groups_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from allsource.v1 import groups_pb2 as allsource_dot_v1_dot_groups__pb2
 from allsource.v1 import lifecycle_pb2 as allsource_dot_v1_dot_lifecycle__pb2
 from allsource.v1 import query_pb2 as allsource_dot_v1_dot_query__pb2
 
@@ -78,6 +79,46 @@ class QueryServiceStub:
                 request_serializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.FromString,
                 _registered_method=True)
+        self.CreateConsumerGroup = channel.unary_unary(
+                '/allsource.v1.QueryService/CreateConsumerGroup',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.CreateConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.CreateConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.UpdateConsumerGroup = channel.unary_unary(
+                '/allsource.v1.QueryService/UpdateConsumerGroup',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.UpdateConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.UpdateConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.DeleteConsumerGroup = channel.unary_unary(
+                '/allsource.v1.QueryService/DeleteConsumerGroup',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.DeleteConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.DeleteConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.ListConsumerGroups = channel.unary_unary(
+                '/allsource.v1.QueryService/ListConsumerGroups',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.ListConsumerGroupsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.ListConsumerGroupsResponse.FromString,
+                _registered_method=True)
+        self.GetConsumerGroup = channel.unary_unary(
+                '/allsource.v1.QueryService/GetConsumerGroup',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.GetConsumerGroupRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.GetConsumerGroupResponse.FromString,
+                _registered_method=True)
+        self.Consume = channel.stream_stream(
+                '/allsource.v1.QueryService/Consume',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.ConsumeRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.ConsumeResponse.FromString,
+                _registered_method=True)
+        self.ListParked = channel.unary_unary(
+                '/allsource.v1.QueryService/ListParked',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.ListParkedRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.ListParkedResponse.FromString,
+                _registered_method=True)
+        self.ReplayParked = channel.unary_unary(
+                '/allsource.v1.QueryService/ReplayParked',
+                request_serializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -150,6 +191,71 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConsumerGroup(self, request, context):
+        """Creates a consumer group (a durable subscription shared by competing consumers; see groups.proto).
+        ALREADY_EXISTS (CONSUMER_GROUP_EXISTS); RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) past the tenant's
+        max_consumer_groups; INVALID_ARGUMENT (INVALID_CONSUMER_GROUP, INVALID_FILTER).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateConsumerGroup(self, request, context):
+        """Changes a group's delivery settings; connected consumers follow at once. NOT_FOUND
+        (CONSUMER_GROUP_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConsumerGroup(self, request, context):
+        """Deletes a group with its checkpoint and parked events. NOT_FOUND (CONSUMER_GROUP_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsumerGroups(self, request, context):
+        """Lists the tenant's consumer groups in name order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsumerGroup(self, request, context):
+        """One group with its checkpoint, lag, in-flight and parked counts and consumers. NOT_FOUND
+        (CONSUMER_GROUP_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Consume(self, request_iterator, context):
+        """Joins a group as a consumer: the server pushes batches of events, the consumer acks or nacks them
+        (batched positions). Unacked events come back after the group's ack_timeout with a higher
+        retry_count; past max_retries they are parked. At least once: an event is delivered until it is
+        acked, skipped or parked. NOT_FOUND (CONSUMER_GROUP_NOT_FOUND); RESOURCE_EXHAUSTED
+        (TOO_MANY_CONSUMERS) when the group has its maximum of consumers; UNAVAILABLE (OVERLOADED) when the
+        replica carries query.max_consume_streams streams.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListParked(self, request, context):
+        """Lists a group's parked events in position order, a page at a time. NOT_FOUND (CONSUMER_GROUP_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayParked(self, request, context):
+        """Delivers a group's parked events again (the oldest first). NOT_FOUND (CONSUMER_GROUP_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +298,46 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.GetStreamMetadata,
                     request_deserializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.SerializeToString,
+            ),
+            'CreateConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsumerGroup,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.CreateConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.CreateConsumerGroupResponse.SerializeToString,
+            ),
+            'UpdateConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateConsumerGroup,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.UpdateConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.UpdateConsumerGroupResponse.SerializeToString,
+            ),
+            'DeleteConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConsumerGroup,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.DeleteConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.DeleteConsumerGroupResponse.SerializeToString,
+            ),
+            'ListConsumerGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsumerGroups,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.ListConsumerGroupsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.ListConsumerGroupsResponse.SerializeToString,
+            ),
+            'GetConsumerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsumerGroup,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.GetConsumerGroupRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.GetConsumerGroupResponse.SerializeToString,
+            ),
+            'Consume': grpc.stream_stream_rpc_method_handler(
+                    servicer.Consume,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.ConsumeRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.ConsumeResponse.SerializeToString,
+            ),
+            'ListParked': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListParked,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.ListParkedRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.ListParkedResponse.SerializeToString,
+            ),
+            'ReplayParked': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayParked,
+                    request_deserializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -413,6 +559,222 @@ class QueryService:
             '/allsource.v1.QueryService/GetStreamMetadata',
             allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataRequest.SerializeToString,
             allsource_dot_v1_dot_lifecycle__pb2.GetStreamMetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/CreateConsumerGroup',
+            allsource_dot_v1_dot_groups__pb2.CreateConsumerGroupRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.CreateConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/UpdateConsumerGroup',
+            allsource_dot_v1_dot_groups__pb2.UpdateConsumerGroupRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.UpdateConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/DeleteConsumerGroup',
+            allsource_dot_v1_dot_groups__pb2.DeleteConsumerGroupRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.DeleteConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsumerGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/ListConsumerGroups',
+            allsource_dot_v1_dot_groups__pb2.ListConsumerGroupsRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.ListConsumerGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsumerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/GetConsumerGroup',
+            allsource_dot_v1_dot_groups__pb2.GetConsumerGroupRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.GetConsumerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Consume(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/allsource.v1.QueryService/Consume',
+            allsource_dot_v1_dot_groups__pb2.ConsumeRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.ConsumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListParked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/ListParked',
+            allsource_dot_v1_dot_groups__pb2.ListParkedRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.ListParkedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayParked(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/ReplayParked',
+            allsource_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
+            allsource_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,591 @@
+"""Consumer groups: the one authority over each group's state and dispatch, whatever the query replicas.
+
+A group reads its tenant's log after its read cursor into a bounded buffer of entries; consumers take
+batches of ready entries (as many as their in-flight room allows), then ack or nack them. An entry
+leaves the group when it is acked, skipped or parked; the checkpoint is the position below the oldest
+entry still in the group (or the read cursor when none is), so everything at or below it is done.
+
+What persists (control-plane records, so any backend keeps them, synced like every record):
+- `consumer_groups/<name>`: the definition, the checkpoint and the parked count (a GetConsumerGroupResponse),
+  rewritten soon after the checkpoint moves;
+- `consumer_group_parked/<name>/<position>`: each parked event, written before the checkpoint may pass it.
+After a restart the group resumes from its saved checkpoint: events above it that were acked are
+delivered again (at least once), none is skipped. A replayed parked event stays parked until it is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+from allsource.storage.v1 import model_pb2
+from allsource.v1 import event_pb2, groups_pb2
+
+from services.storage.backend import StorageBackend
+from shared.core.errors import AllSourceError, AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from shared.core.reasons import Reason
+from shared.core.timestamps import to_timestamp
+from shared.limits.plans import exceeded
+
+NS_GROUPS = "consumer_groups"
+NS_PARKED = "consumer_group_parked"
+# Bounds: each group buffers at most BUFFER entries (in flight included); a tenant holds at most
+# MAX_GROUPS groups whatever its plan, each with at most MAX_CONSUMERS consumers.
+BUFFER = 2000
+READ_BATCH = 500
+MAX_SCAN = 5000
+MAX_GROUPS = 1000
+MAX_CONSUMERS = 64
+MAX_IN_FLIGHT = 1000
+DEFAULT_IN_FLIGHT = 100
+DEFAULT_ACK_TIMEOUT_S = 30.0
+DEFAULT_MAX_RETRIES = 10
+MAX_RETRIES = 1000
+MAX_REPLAY = 1000
+SAVE_EVERY_S = 0.05  # the checkpoint record is rewritten at most this often
+IDLE_WAKE_S = 1.0
+
+
+def with_defaults(group: groups_pb2.ConsumerGroup) -> groups_pb2.ConsumerGroup:
+    """The group with its settings' defaults written in."""
+    out = groups_pb2.ConsumerGroup()
+    out.CopyFrom(group)
+    s = out.settings
+    s.max_in_flight_per_consumer = s.max_in_flight_per_consumer or DEFAULT_IN_FLIGHT
+    if not s.HasField("ack_timeout"):
+        s.ack_timeout.FromNanoseconds(int(DEFAULT_ACK_TIMEOUT_S * 1e9))
+    if not s.HasField("max_retries"):
+        s.max_retries = DEFAULT_MAX_RETRIES
+    if s.strategy == groups_pb2.CONSUMER_STRATEGY_UNSPECIFIED:
+        s.strategy = groups_pb2.CONSUMER_STRATEGY_ROUND_ROBIN
+    if out.start == groups_pb2.CONSUMER_GROUP_START_UNSPECIFIED:
+        out.start = groups_pb2.CONSUMER_GROUP_START_BEGINNING
+    return out
+
+
+def not_found(name: str) -> NotFound:
+    """The refusal for a group the tenant does not have."""
+    return NotFound(
+        f"consumer group {name!r} not found", reason=Reason.CONSUMER_GROUP_NOT_FOUND, metadata={"group": name}
+    )
+
+
+def parked_key(name: str, position: int) -> str:
+    """Key of a parked event's record: sorted by group, then position."""
+    return f"{name}/{position:020d}"
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """An event in a group's flow."""
+
+    position: int
+    stream_id: str
+    event: event_pb2.Event
+    retries: int = 0
+    consumer: Consumer | None = None
+    deadline: float = 0.0
+    replay: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Consumer:
+    """One consumer's stream into a group."""
+
+    consumer_id: str
+    name: str
+    max_in_flight: int
+    in_flight: dict[int, Entry] = field(default_factory=dict)
+    acked: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Group:
+    """One consumer group's live state: buffer, consumers, checkpoint."""
+
+    def __init__(
+        self, backend: StorageBackend, tenant_id: str, group: groups_pb2.ConsumerGroup, checkpoint: int, parked: int
+    ) -> None:
+        self.backend = backend
+        self.tenant_id = tenant_id
+        self.group = group
+        self.name = group.name
+        self.read_cursor = checkpoint
+        self.saved_checkpoint = checkpoint
+        self.parked_count = parked
+        self.parked_above: set[int] = set()  # parked positions above the checkpoint: not read again
+        self.entries: dict[int, Entry] = {}
+        self.log_order: deque[int] = deque()  # positions read from the log, ascending
+        self.ready: list[int] = []  # heap of positions waiting for a consumer
+        self.busy_streams: set[str] = set()
+        self.consumers: dict[str, Consumer] = {}
+        self.deleted = False
+        self._wake = asyncio.Event()
+        self._fill_lock = asyncio.Lock()
+        self._saver: asyncio.Task[None] | None = None
+        self._dirty = False
+        self.filter = model_pb2.EventFilter(
+            stream_id=group.stream_id, stream_id_prefix=group.stream_id_prefix, event_types=group.event_types
+        )
+
+    # -- settings ---------------------------------------------------------------------------------------
+
+    @property
+    def ack_timeout_s(self) -> float:
+        return self.group.settings.ack_timeout.ToNanoseconds() / 1e9
+
+    @property
+    def by_stream(self) -> bool:
+        return self.group.settings.strategy == groups_pb2.CONSUMER_STRATEGY_BY_STREAM
+
+    def checkpoint(self) -> int:
+        """Every matching event at or below this position is acked, skipped or parked."""
+        while self.log_order and self.log_order[0] not in self.entries:
+            self.log_order.popleft()
+        return self.log_order[0] - 1 if self.log_order else self.read_cursor
+
+    def status(self, head: int) -> groups_pb2.ConsumerGroupStatus:
+        """The group's progress."""
+        checkpoint = self.checkpoint()
+        return groups_pb2.ConsumerGroupStatus(
+            checkpoint=checkpoint,
+            head_position=head,
+            lag=max(0, head - checkpoint),
+            in_flight=sum(len(c.in_flight) for c in self.consumers.values()),
+            parked_count=self.parked_count,
+            consumers=[
+                groups_pb2.ConsumerInfo(
+                    consumer_id=c.consumer_id, name=c.name, in_flight=len(c.in_flight), acked=c.acked
+                )
+                for c in self.consumers.values()
+            ],
+        )
+
+    def record(self) -> bytes:
+        """The persisted form: definition, checkpoint, parked count."""
+        status = groups_pb2.ConsumerGroupStatus(checkpoint=self.checkpoint(), parked_count=self.parked_count)
+        return groups_pb2.GetConsumerGroupResponse(group=self.group, status=status).SerializeToString()
+
+    def wake(self) -> None:
+        """Wake every consumer waiting for work."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    # -- consumers --------------------------------------------------------------------------------------
+
+    def join(self, name: str, max_in_flight: int) -> Consumer:
+        """Add a consumer (TOO_MANY_CONSUMERS past MAX_CONSUMERS)."""
+        if len(self.consumers) >= MAX_CONSUMERS:
+            raise ResourceExhausted(
+                f"consumer group {self.name!r} has {MAX_CONSUMERS} consumers, its maximum",
+                reason=Reason.TOO_MANY_CONSUMERS,
+                metadata={"group": self.name, "limit": str(MAX_CONSUMERS)},
+                retry_after=5.0,
+            )
+        consumer = Consumer(str(uuid.uuid4()), name, max_in_flight)
+        self.consumers[consumer.consumer_id] = consumer
+        self.wake()
+        return consumer
+
+    async def leave(self, consumer: Consumer) -> None:
+        """A consumer went away: what it held goes to the others."""
+        self.consumers.pop(consumer.consumer_id, None)
+        for entry in list(consumer.in_flight.values()):
+            await self._redeliver(consumer, entry, "consumer left")
+        self.wake()
+
+    async def take(self, consumer: Consumer) -> list[Entry]:
+        """The next batch for a consumer, waiting until there is one (empty when the consumer stops)."""
+        while True:
+            if self.deleted:
+                raise not_found(self.name)
+            if consumer.stop.is_set():
+                return []
+            await self._expire()
+            await self._fill()
+            room = min(consumer.max_in_flight, self.group.settings.max_in_flight_per_consumer) - len(consumer.in_flight)
+            if room > 0:
+                batch = self._pick(room)
+                if batch:
+                    deadline = time.monotonic() + self.ack_timeout_s
+                    for entry in batch:
+                        entry.consumer, entry.deadline = consumer, deadline
+                        consumer.in_flight[entry.position] = entry
+                    return batch
+            await self._idle(consumer)
+
+    async def _idle(self, consumer: Consumer) -> None:
+        """Wait for an ack, a commit, the next ack deadline or the consumer's end."""
+        deadlines = [e.deadline for c in self.consumers.values() for e in c.in_flight.values()]
+        timeout = IDLE_WAKE_S
+        if deadlines:
+            timeout = max(0.005, min(timeout, min(deadlines) - time.monotonic()))
+        waits: list[asyncio.Future[bool]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(consumer.stop.wait()),
+        ]
+        if len(self.entries) < BUFFER:
+            waits.append(asyncio.ensure_future(self.backend.wait_for_commit(self.tenant_id, self.read_cursor, timeout)))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _pick(self, room: int) -> list[Entry]:
+        batch: list[Entry] = []
+        deferred: list[int] = []
+        while self.ready and len(batch) < room and len(deferred) < BUFFER:
+            position = heapq.heappop(self.ready)
+            entry = self.entries.get(position)
+            if entry is None or entry.consumer is not None:
+                continue
+            if self.by_stream:
+                if entry.stream_id in self.busy_streams:
+                    deferred.append(position)
+                    continue
+                self.busy_streams.add(entry.stream_id)
+            batch.append(entry)
+        for position in deferred:
+            heapq.heappush(self.ready, position)
+        return batch
+
+    async def _fill(self) -> None:
+        """Read more of the log into the buffer when there is room."""
+        if len(self.entries) >= BUFFER // 2 or self._fill_lock.locked():
+            return
+        async with self._fill_lock:
+            if self.read_cursor >= await self.backend.head_position(self.tenant_id):
+                return
+            run = await self.backend.read_events(
+                self.tenant_id,
+                self.filter,
+                after_position=self.read_cursor,
+                limit=min(READ_BATCH, BUFFER - len(self.entries)),
+                max_scan=MAX_SCAN,
+            )
+            for raw in run.events:
+                event = event_pb2.Event.FromString(raw)
+                if event.position <= self.read_cursor or event.position in self.parked_above:
+                    continue
+                self.entries[event.position] = Entry(event.position, event.stream_id, event)
+                self.log_order.append(event.position)
+                heapq.heappush(self.ready, event.position)
+            self.read_cursor = max(self.read_cursor, run.scanned_to)
+            self._moved()
+
+    async def _expire(self) -> None:
+        now = time.monotonic()
+        for consumer in list(self.consumers.values()):
+            for entry in [e for e in consumer.in_flight.values() if e.deadline <= now]:
+                await self._redeliver(consumer, entry, "ack timeout")
+
+    async def _redeliver(self, consumer: Consumer, entry: Entry, why: str) -> None:
+        """Take an entry back from a consumer; deliver it again, or park it past max_retries."""
+        if consumer.in_flight.pop(entry.position, None) is None:
+            return
+        entry.consumer = None
+        self.busy_streams.discard(entry.stream_id)
+        entry.retries += 1
+        if entry.retries > self.group.settings.max_retries:
+            await self._park(entry, f"max retries exceeded ({why})")
+        else:
+            heapq.heappush(self.ready, entry.position)
+        self.wake()
+
+    # -- acks -------------------------------------------------------------------------------------------
+
+    async def ack(self, consumer: Consumer, positions: Iterable[int]) -> None:
+        """The consumer handled these (unknown or no longer held positions are ignored: at least once)."""
+        for position in positions:
+            entry = consumer.in_flight.pop(position, None)
+            if entry is None:
+                continue
+            consumer.acked += 1
+            await self._done(entry)
+        self._moved()
+        self.wake()
+
+    async def nack(self, consumer: Consumer, positions: Iterable[int], action: int, reason: str) -> None:
+        """Retry, park or skip events the consumer could not handle."""
+        for position in positions:
+            entry = consumer.in_flight.get(position)
+            if entry is None:
+                continue
+            if action == groups_pb2.NACK_ACTION_PARK:
+                consumer.in_flight.pop(position)
+                await self._park(entry, reason or "parked by the consumer")
+            elif action == groups_pb2.NACK_ACTION_SKIP:
+                consumer.in_flight.pop(position)
+                await self._done(entry)
+            else:
+                await self._redeliver(consumer, entry, reason or "nack")
+        self._moved()
+        self.wake()
+
+    async def _done(self, entry: Entry) -> None:
+        self.entries.pop(entry.position, None)
+        self.busy_streams.discard(entry.stream_id)
+        entry.consumer = None
+        if entry.replay:
+            await self.backend.delete_record(self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), None)
+            self.parked_count = max(0, self.parked_count - 1)
+            self._dirty = True
+
+    async def _park(self, entry: Entry, reason: str) -> None:
+        """Keep the event aside (durably, before the checkpoint can pass it) and take it out of the flow."""
+        parked = groups_pb2.ParkedEvent(
+            event=entry.event, retry_count=entry.retries, reason=reason[:1024], park_time=to_timestamp(time.time_ns())
+        )
+        await self.backend.put_record(
+            self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), parked.SerializeToString(), None
+        )
+        self.entries.pop(entry.position, None)
+        self.busy_streams.discard(entry.stream_id)
+        entry.consumer = None
+        if not entry.replay:
+            self.parked_count += 1
+            self._dirty = True
+
+    async def replay(self, max_events: int) -> int:
+        """Put parked events (oldest first) back into the flow; each stays parked until acked or skipped."""
+        replayed = 0
+        after = f"{self.name}/"
+        while replayed < max_events and len(self.entries) < BUFFER:
+            records, end = await self.backend.list_records(self.tenant_id, NS_PARKED, after, 200)
+            for r in records:
+                if not r.key.startswith(f"{self.name}/"):
+                    return replayed
+                after = r.key
+                parked = groups_pb2.ParkedEvent.FromString(r.value)
+                position = parked.event.position
+                if position in self.entries or replayed >= max_events:
+                    continue
+                self.entries[position] = Entry(position, parked.event.stream_id, parked.event, replay=True)
+                heapq.heappush(self.ready, position)
+                replayed += 1
+            if end or not records:
+                break
+        self.wake()
+        return replayed
+
+    # -- persistence ------------------------------------------------------------------------------------
+
+    def _moved(self) -> None:
+        if self.checkpoint() != self.saved_checkpoint:
+            self._dirty = True
+        if self._dirty and (self._saver is None or self._saver.done()):
+            self._saver = asyncio.ensure_future(self._save())
+
+    async def _save(self) -> None:
+        while self._dirty and not self.deleted:
+            self._dirty = False
+            checkpoint = self.checkpoint()
+            try:
+                await self.backend.put_record(self.tenant_id, NS_GROUPS, self.name, self.record(), None)
+            except AllSourceError:
+                self._dirty = True  # tried again at the next move
+                return
+            self.saved_checkpoint = checkpoint
+            await asyncio.sleep(SAVE_EVERY_S)
+
+    async def flush(self) -> None:
+        """Wait for a pending save."""
+        if self._saver is not None:
+            with contextlib.suppress(Exception):
+                await self._saver
+
+
+class GroupEngine:
+    """Every tenant's groups, loaded from their records on first use."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+        self.live: dict[tuple[str, str], Group] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(tenant_id, asyncio.Lock())
+
+    async def get(self, tenant_id: str, name: str) -> Group:
+        """The live group (loaded from its record), or CONSUMER_GROUP_NOT_FOUND."""
+        group = self.live.get((tenant_id, name))
+        if group is not None:
+            return group
+        async with self._lock(tenant_id):
+            group = self.live.get((tenant_id, name))
+            if group is not None:
+                return group
+            try:
+                record = await self.backend.get_record(tenant_id, NS_GROUPS, name)
+            except NotFound:
+                raise not_found(name) from None
+            stored = groups_pb2.GetConsumerGroupResponse.FromString(record.value)
+            group = Group(self.backend, tenant_id, stored.group, stored.status.checkpoint, stored.status.parked_count)
+            after = parked_key(name, stored.status.checkpoint)
+            while True:  # parked events above the checkpoint are not read from the log again
+                records, end = await self.backend.list_records(tenant_id, NS_PARKED, after, 500)
+                mine = [r for r in records if r.key.startswith(f"{name}/")]
+                group.parked_above.update(int(r.key.rsplit("/", 1)[1]) for r in mine)
+                if end or len(mine) < len(records) or not records:
+                    break
+                after = records[-1].key
+            self.live[(tenant_id, name)] = group
+            return group
+
+    async def create(
+        self, tenant_id: str, definition: groups_pb2.ConsumerGroup, max_groups: int | None
+    ) -> groups_pb2.ConsumerGroup:
+        """Create a group (ALREADY_EXISTS, or QUOTA_EXCEEDED past the tenant's quota)."""
+        group = with_defaults(definition)
+        group.create_time.CopyFrom(to_timestamp(time.time_ns()))
+        async with self._lock(tenant_id):
+            limit = MAX_GROUPS if max_groups is None else min(max_groups, MAX_GROUPS)
+            records, _ = await self.backend.list_records(tenant_id, NS_GROUPS, "", limit + 1)
+            if any(r.key == group.name for r in records):
+                raise self._exists(group.name)
+            if len(records) >= limit:
+                raise exceeded(
+                    tenant_id,
+                    "max_consumer_groups",
+                    limit,
+                    len(records),
+                    f"the tenant has {len(records)} consumer groups; its quota is {limit}",
+                )
+            if group.start == groups_pb2.CONSUMER_GROUP_START_END:
+                checkpoint = await self.backend.head_position(tenant_id)
+            elif group.start == groups_pb2.CONSUMER_GROUP_START_POSITION:
+                checkpoint = group.start_position
+            else:
+                checkpoint = 0
+            value = groups_pb2.GetConsumerGroupResponse(
+                group=group, status=groups_pb2.ConsumerGroupStatus(checkpoint=checkpoint)
+            ).SerializeToString()
+            try:
+                await self.backend.put_record(tenant_id, NS_GROUPS, group.name, value, 0)
+            except AllSourceError as exc:
+                if exc.reason == Reason.RECORD_REVISION_MISMATCH:
+                    raise self._exists(group.name) from None
+                raise
+            return group
+
+    @staticmethod
+    def _exists(name: str) -> AlreadyExists:
+        return AlreadyExists(
+            f"consumer group {name!r} exists already", reason=Reason.CONSUMER_GROUP_EXISTS, metadata={"group": name}
+        )
+
+    async def update(
+        self, tenant_id: str, changes: groups_pb2.ConsumerGroup, paths: list[str]
+    ) -> groups_pb2.ConsumerGroup:
+        """Replace the settings the paths name; live consumers follow at once."""
+        group = await self.get(tenant_id, changes.name)
+        updated = groups_pb2.ConsumerGroup()
+        updated.CopyFrom(group.group)
+        for path in paths:
+            if path == "settings":
+                updated.settings.CopyFrom(changes.settings)
+            else:
+                name = path.removeprefix("settings.")
+                if name in ("ack_timeout", "max_retries") and not changes.settings.HasField(name):
+                    updated.settings.ClearField(name)  # back to the default
+                else:
+                    setattr_field(updated.settings, changes.settings, name)
+        group.group = with_defaults(updated)
+        await self.backend.put_record(tenant_id, NS_GROUPS, group.name, group.record(), None)
+        group.wake()
+        return group.group
+
+    async def delete(self, tenant_id: str, name: str) -> None:
+        """Delete a group, its checkpoint and its parked events; its consumers' streams end."""
+        group = await self.get(tenant_id, name)
+        group.deleted = True
+        group.wake()
+        await group.flush()
+        self.live.pop((tenant_id, name), None)
+        await self.backend.delete_record(tenant_id, NS_GROUPS, name, None)
+        while True:
+            records, end = await self.backend.list_records(tenant_id, NS_PARKED, f"{name}/", 500)
+            mine = [r for r in records if r.key.startswith(f"{name}/")]
+            for r in mine:
+                await self.backend.delete_record(tenant_id, NS_PARKED, r.key, None)
+            if end or len(mine) < len(records) or not records:
+                return
+
+    async def list_groups(self, tenant_id: str, after: str, limit: int) -> tuple[list[groups_pb2.ConsumerGroup], bool]:
+        """Groups by name after `after`."""
+        records, end = await self.backend.list_records(tenant_id, NS_GROUPS, after, limit)
+        return [groups_pb2.GetConsumerGroupResponse.FromString(r.value).group for r in records], end
+
+    async def list_parked(
+        self, tenant_id: str, name: str, after_position: int, limit: int
+    ) -> tuple[list[groups_pb2.ParkedEvent], bool]:
+        """A group's parked events after a position."""
+        await self.get(tenant_id, name)
+        records, end = await self.backend.list_records(tenant_id, NS_PARKED, parked_key(name, after_position), limit)
+        mine = [r for r in records if r.key.startswith(f"{name}/")]
+        return [groups_pb2.ParkedEvent.FromString(r.value) for r in mine], end or len(mine) < len(records)
+
+    async def consume(
+        self, tenant_id: str, join: groups_pb2.ConsumeJoin, requests: AsyncIterator[groups_pb2.ConsumeRequest]
+    ) -> AsyncIterator[groups_pb2.ConsumeResponse]:
+        """One consumer's session: joined, then deliveries while its acks and nacks are applied."""
+        group = await self.get(tenant_id, join.group)
+        consumer = group.join(join.consumer_name, join.max_in_flight or group.group.settings.max_in_flight_per_consumer)
+        failure: list[BaseException] = []
+
+        async def apply() -> None:
+            try:
+                async for message in requests:
+                    kind = message.WhichOneof("content")
+                    if kind == "ack":
+                        await group.ack(consumer, message.ack.positions[:MAX_IN_FLIGHT])
+                    elif kind == "nack":
+                        n = message.nack
+                        await group.nack(consumer, n.positions[:MAX_IN_FLIGHT], n.action, n.reason)
+                    else:
+                        raise InvalidArgument(
+                            "a Consume stream joins once, with its first message",
+                            reason=Reason.INVALID_CONSUME_MESSAGE,
+                        )
+            except BaseException as exc:
+                failure.append(exc)
+            consumer.stop.set()
+
+        reader = asyncio.ensure_future(apply())
+        try:
+            yield groups_pb2.ConsumeResponse(
+                joined=groups_pb2.ConsumerJoined(consumer_id=consumer.consumer_id, group=group.group)
+            )
+            while True:
+                batch = await group.take(consumer)
+                if not batch:
+                    break
+                delivery = groups_pb2.ConsumeDelivery(
+                    events=[groups_pb2.DeliveredEvent(event=e.event, retry_count=e.retries) for e in batch]
+                )
+                yield groups_pb2.ConsumeResponse(delivery=delivery)
+            if failure and not isinstance(failure[0], asyncio.CancelledError):
+                raise failure[0]
+        finally:
+            consumer.stop.set()
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+            await group.leave(consumer)
+
+
+def setattr_field(
+    target: groups_pb2.ConsumerGroupSettings, source: groups_pb2.ConsumerGroupSettings, name: str
+) -> None:
+    """Copy one settings field (messages by value)."""
+    if name == "ack_timeout":
+        target.ack_timeout.CopyFrom(source.ack_timeout)
+    else:
+        setattr(target, name, getattr(source, name))
