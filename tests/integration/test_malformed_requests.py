@@ -17,9 +17,11 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 
+from shared.auth.scopes import SCOPE_KEY, ScopeSigner
 from tests.harness import Suite
 
 CORRUPT = b"\x0a\xff\xff\xff\xff\x0f"  # field 1, length-delimited, longer than the message
+DEV_SERVICE_SECRET = b"development-only-service-secret"  # config/development.toml
 SERVICES = {
     "ingest": [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"]],
     "query": [query_pb2.DESCRIPTOR.services_by_name["QueryService"]],
@@ -80,7 +82,15 @@ def test_every_rpc_refuses_undecodable_bytes_clearly(suite: Suite) -> None:
     assert len(cases) > 60
     problems = []
     for service, method, data in cases:
-        metadata = suite.auth_metadata() if method.client_streaming else ()
+        # A client stream's messages are read after the call is admitted: send the credentials the
+        # service takes (a signed service scope for storage), so that the undecodable message is reached.
+        metadata: tuple[tuple[str, str], ...] = ()
+        if method.client_streaming:
+            metadata = (
+                ((SCOPE_KEY, ScopeSigner(DEV_SERVICE_SECRET, "query", 60).mint("default", "test")),)
+                if service == "storage"
+                else suite.auth_metadata()
+            )
         with suite.channel(service, metadata) if metadata else suite.raw_channel(service) as channel:
             try:
                 _call(channel, method, data)

@@ -86,7 +86,8 @@ def test_one_append_is_traced_from_the_client_through_ingest_to_storage(traced: 
 
     def complete(spans: list[Span]) -> bool:
         mine = [s for s in spans if s.trace_id == trace_id]
-        return {"storage.group_commit", STORAGE_APPEND} <= {s.name for s in mine} and any(
+        # Each process exports on its own schedule: wait for both sides.
+        return {"storage.group_commit", STORAGE_APPEND, APPEND, "coalesce.wait"} <= {s.name for s in mine} and any(
             s.service == "allsource-storage" for s in mine
         )
 
