@@ -90,7 +90,7 @@ class Entry:
     """An event in a group's flow, kept as its stored bytes (delivered as they are, never re-encoded)."""
 
     position: int
-    stream_id: str
+    stream_id: str  # "" when not decoded (round robin does not need it)
     raw: bytes
     retries: int = 0
     consumer: Consumer | None = None
@@ -189,6 +189,9 @@ class Group:
         by_stream = group.settings.strategy == groups_pb2.CONSUMER_STRATEGY_BY_STREAM
         if by_stream != self.by_stream:
             self.by_stream = by_stream
+            for entry in self.entries.values():  # round robin may have left stream ids unknown
+                if not entry.stream_id:
+                    entry.stream_id = event_pb2.Event.FromString(entry.raw).stream_id
             waiting = sorted((e for e in self.entries.values() if e.consumer is None), key=lambda e: e.position)
             self.ready, self.stream_ready, self.heads, self.busy_streams = [], {}, [], {}
             if by_stream:  # what is in flight already holds its stream
@@ -392,15 +395,26 @@ class Group:
                 max_scan=MAX_SCAN,
             )
             cursor, parked, entries, order = self.read_cursor, self.parked_above, self.entries, self.log_order
-            parse = event_pb2.Event.FromString
-            for raw in run.events:
-                event = parse(raw)
-                position = event.position
-                if position <= cursor or position in parked:
-                    continue
-                entry = entries[position] = Entry(position, event.stream_id, raw)
-                order.append(position)
-                self._make_ready(entry)
+            if run.positions is not None and not self.by_stream:
+                # Round robin needs only positions, and the backend knows them: no event is decoded here
+                # (the stream id is filled in if the group switches to by stream).
+                ready = self.ready
+                for position, raw in zip(run.positions, run.events, strict=True):
+                    if position <= cursor or position in parked:
+                        continue
+                    entries[position] = Entry(position, "", raw)
+                    order.append(position)
+                    heapq.heappush(ready, position)
+            else:
+                parse = event_pb2.Event.FromString
+                for raw in run.events:
+                    event = parse(raw)
+                    position = event.position
+                    if position <= cursor or position in parked:
+                        continue
+                    entry = entries[position] = Entry(position, event.stream_id, raw)
+                    order.append(position)
+                    self._make_ready(entry)
             self.read_cursor = max(self.read_cursor, run.scanned_to)
             self._moved()
 

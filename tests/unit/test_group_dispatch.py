@@ -21,6 +21,7 @@ class MemoryLog:
     def __init__(self) -> None:
         self.events: list[bytes] = []
         self.records: dict[tuple[str, str], bytes] = {}
+        self.know_positions = True  # like the RocksDB log scan: round robin then decodes nothing
 
     def append(self, stream_id: str, count: int, payload: bytes = b"{}") -> None:
         for _ in range(count):
@@ -35,7 +36,9 @@ class MemoryLog:
         self, tenant_id: str, event_filter: Any, *, after_position: int, limit: int, **_: Any
     ) -> EventRun:
         run = self.events[after_position : after_position + limit]
-        return EventRun(run, after_position + len(run), after_position + len(run) >= len(self.events))
+        end = after_position + len(run)
+        positions = list(range(after_position + 1, end + 1)) if self.know_positions else None
+        return EventRun(run, end, end >= len(self.events), positions)
 
     async def wait_for_commit(self, tenant_id: str, after_position: int, timeout: float) -> bool:
         await asyncio.sleep(timeout)
@@ -204,5 +207,20 @@ def test_switching_to_by_stream_counts_what_is_in_flight() -> None:
         assert not idle.done()  # 4 is still in flight: stream a is busy
         await group.ack(consumer, [4])
         assert positions(await idle) == [5]
+
+    run(body)
+
+
+def test_without_positions_from_the_backend_events_are_decoded_and_dispatch_is_the_same() -> None:
+    async def body() -> None:
+        log = MemoryLog()
+        log.know_positions = False
+        log.append("a", 3)
+        log.append("b", 3)
+        group = group_of(log)
+        consumer = group.join("c", 100)
+        batch = await group.take(consumer)
+        assert positions(batch) == [1, 2, 3, 4, 5, 6]
+        assert [e.stream_id for e in batch] == ["a"] * 3 + ["b"] * 3
 
     run(body)
