@@ -253,8 +253,7 @@ class ConsumerGroupRPCs:
                 yield storage_groups.ConsumeRequest(tenant_id=tenant, request=message)
 
         with self.consume_slots.hold(tenant):
-            async for reply in until_closed(self.storage.consume(upstream()), self.closing):  # type: ignore[attr-defined]
-                message = reply.response
+            async for message in until_closed(self.storage.consume(upstream()), self.closing):  # type: ignore[attr-defined]
                 if message.WhichOneof("content") == "delivery":
                     await charge(len(message.delivery.events))
                 yield message

@@ -82,6 +82,9 @@ class EventRun:
     events: list[bytes]
     scanned_to: int
     end_of_range: bool
+    # The events' positions, in the same order, when the backend knows them without decoding the events
+    # (None otherwise): consumer groups then need not decode what they only dispatch by position.
+    positions: list[int] | None = None
 
 
 @dataclass(slots=True)

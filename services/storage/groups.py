@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import time
 import uuid
 from collections import deque
@@ -31,6 +32,7 @@ from services.storage.backend import StorageBackend
 from shared.core.errors import AllSourceError, AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from shared.core.reasons import Reason
 from shared.core.timestamps import to_timestamp
+from shared.core.wire import varint
 from shared.limits.plans import exceeded
 
 NS_GROUPS = "consumer_groups"
@@ -39,11 +41,13 @@ NS_PARKED = "consumer_group_parked"
 # MAX_GROUPS groups whatever its plan, each with at most MAX_CONSUMERS consumers.
 BUFFER = 2000
 READ_BATCH = 500
+MAX_BATCH = 500  # events per delivery (and at most half the consumer's window)
+MAX_DELIVERY_BYTES = 3 * 1024 * 1024  # bytes per delivery (one event always goes): under clients' 4 MiB default
 MAX_SCAN = 5000
 MAX_GROUPS = 1000
 MAX_CONSUMERS = 64
 MAX_IN_FLIGHT = 1000
-DEFAULT_IN_FLIGHT = 100
+DEFAULT_IN_FLIGHT = 1000
 DEFAULT_ACK_TIMEOUT_S = 30.0
 DEFAULT_MAX_RETRIES = 10
 MAX_RETRIES = 1000
@@ -83,15 +87,26 @@ def parked_key(name: str, position: int) -> str:
 
 @dataclass(slots=True, eq=False)
 class Entry:
-    """An event in a group's flow."""
+    """An event in a group's flow, kept as its stored bytes (delivered as they are, never re-encoded)."""
 
     position: int
-    stream_id: str
-    event: event_pb2.Event
+    stream_id: str  # "" when not decoded (round robin does not need it)
+    raw: bytes
     retries: int = 0
     consumer: Consumer | None = None
-    deadline: float = 0.0
+    lease: Lease | None = None
     replay: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Lease:
+    """One delivery: its entries and their ack deadline. `held` counts the entries still in flight under it;
+    at 0 the list is dropped, so a finished lease waiting in the deadline heap costs almost nothing."""
+
+    deadline: float
+    consumer: Consumer
+    entries: list[Entry] | None
+    held: int
 
 
 @dataclass(slots=True, eq=False)
@@ -106,8 +121,31 @@ class Consumer:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def delivery_bytes(batch: list[Entry]) -> bytes:
+    """A serialized ConsumeResponse carrying the batch as a delivery, built from the stored bytes: each
+    DeliveredEvent is field 1 (the Event's bytes) and field 2 (retry_count, when not 0)."""
+    parts: list[bytes] = []
+    for entry in batch:
+        raw = entry.raw
+        length = varint(len(raw))
+        retries = b"\x10" + varint(entry.retries) if entry.retries else b""
+        parts += (b"\x0a", varint(1 + len(length) + len(raw) + len(retries)), b"\x0a", length, raw, retries)
+    events = b"".join(parts)
+    return b"\x12" + varint(len(events)) + events  # ConsumeResponse.delivery (2) = ConsumeDelivery{events (1)}
+
+
+# The holder of an entry being parked: not in flight, not waiting, still holding the checkpoint.
+PARKING = Consumer("", "parking", 0)
+
+
 class Group:
-    """One consumer group's live state: buffer, consumers, checkpoint."""
+    """One consumer group's live state: buffer, consumers, checkpoint.
+
+    Waiting entries are kept by strategy: round robin, one heap of positions; by stream, a heap of
+    positions per stream, and a heap of (oldest waiting position, stream) over the streams with nothing in
+    flight (its items may be stale: checked when popped). Either way a batch takes the lowest waiting
+    positions first, and a retried event goes before its stream's later ones.
+    """
 
     def __init__(
         self, backend: StorageBackend, tenant_id: str, group: groups_pb2.ConsumerGroup, checkpoint: int, parked: int
@@ -116,14 +154,19 @@ class Group:
         self.tenant_id = tenant_id
         self.group = group
         self.name = group.name
+        self.by_stream = group.settings.strategy == groups_pb2.CONSUMER_STRATEGY_BY_STREAM
         self.read_cursor = checkpoint
         self.saved_checkpoint = checkpoint
         self.parked_count = parked
         self.parked_above: set[int] = set()  # parked positions above the checkpoint: not read again
         self.entries: dict[int, Entry] = {}
         self.log_order: deque[int] = deque()  # positions read from the log, ascending
-        self.ready: list[int] = []  # heap of positions waiting for a consumer
-        self.busy_streams: set[str] = set()
+        self.ready: list[int] = []  # round robin: heap of positions waiting for a consumer
+        self.stream_ready: dict[str, list[int]] = {}  # by stream: heap of waiting positions per stream
+        self.heads: list[tuple[int, str]] = []  # by stream: heap of (position, stream) of free streams
+        self.busy_streams: dict[str, int] = {}  # by stream: events in flight per stream (1 but after a switch)
+        self.leases: list[tuple[float, int, Lease]] = []  # heap by ack deadline
+        self._lease_seq = itertools.count()
         self.consumers: dict[str, Consumer] = {}
         self.deleted = False
         self._wake = asyncio.Event()
@@ -140,9 +183,24 @@ class Group:
     def ack_timeout_s(self) -> float:
         return self.group.settings.ack_timeout.ToNanoseconds() / 1e9
 
-    @property
-    def by_stream(self) -> bool:
-        return self.group.settings.strategy == groups_pb2.CONSUMER_STRATEGY_BY_STREAM
+    def redefine(self, group: groups_pb2.ConsumerGroup) -> None:
+        """Take new settings; a change of strategy sorts the waiting entries again."""
+        self.group = group
+        by_stream = group.settings.strategy == groups_pb2.CONSUMER_STRATEGY_BY_STREAM
+        if by_stream != self.by_stream:
+            self.by_stream = by_stream
+            for entry in self.entries.values():  # round robin may have left stream ids unknown
+                if not entry.stream_id:
+                    entry.stream_id = event_pb2.Event.FromString(entry.raw).stream_id
+            waiting = sorted((e for e in self.entries.values() if e.consumer is None), key=lambda e: e.position)
+            self.ready, self.stream_ready, self.heads, self.busy_streams = [], {}, [], {}
+            if by_stream:  # what is in flight already holds its stream
+                for consumer in self.consumers.values():
+                    for entry in consumer.in_flight.values():
+                        self.busy_streams[entry.stream_id] = self.busy_streams.get(entry.stream_id, 0) + 1
+            for entry in waiting:
+                self._make_ready(entry)
+        self.wake()
 
     def checkpoint(self) -> int:
         """Every matching event at or below this position is acked, skipped or parked."""
@@ -177,6 +235,85 @@ class Group:
         self._wake.set()
         self._wake = asyncio.Event()
 
+    # -- the waiting entries ----------------------------------------------------------------------------
+
+    def _make_ready(self, entry: Entry) -> None:
+        """The entry waits for a consumer."""
+        if not self.by_stream:
+            heapq.heappush(self.ready, entry.position)
+            return
+        stream = entry.stream_id
+        queue = self.stream_ready.get(stream)
+        if queue is None:
+            queue = self.stream_ready[stream] = []
+        heapq.heappush(queue, entry.position)
+        if stream not in self.busy_streams and queue[0] == entry.position:
+            heapq.heappush(self.heads, (entry.position, stream))
+
+    def _release(self, entry: Entry) -> None:
+        """The entry is no longer in flight: its lease forgets it, its stream (by stream) is free again."""
+        entry.consumer = None
+        lease = entry.lease
+        if lease is not None:
+            entry.lease = None
+            lease.held -= 1
+            if not lease.held:
+                lease.entries = None
+        if self.by_stream:
+            stream = entry.stream_id
+            held = self.busy_streams.get(stream, 0) - 1
+            if held > 0:
+                self.busy_streams[stream] = held
+                return
+            self.busy_streams.pop(stream, None)
+            queue = self.stream_ready.get(stream)
+            if queue:
+                heapq.heappush(self.heads, (queue[0], stream))
+
+    def _pick(self, room: int, max_bytes: int) -> list[Entry]:
+        """Up to `room` waiting entries (at least one, then within max_bytes), lowest positions first."""
+        batch: list[Entry] = []
+        size = 0
+        entries = self.entries
+        if not self.by_stream:
+            ready = self.ready
+            while ready and len(batch) < room:
+                entry = entries.get(ready[0])
+                if entry is None or entry.consumer is not None:  # defensive: not waiting after all
+                    heapq.heappop(ready)
+                    continue
+                size += len(entry.raw) + 16
+                if batch and size > max_bytes:
+                    break
+                heapq.heappop(ready)
+                batch.append(entry)
+            return batch
+        heads, busy = self.heads, self.busy_streams
+        while heads and len(batch) < room:
+            position, stream = heads[0]
+            queue = self.stream_ready.get(stream)
+            if stream in busy or not queue or queue[0] != position:  # stale
+                heapq.heappop(heads)
+                continue
+            entry = entries.get(position)
+            if entry is not None and entry.consumer is None:
+                size += len(entry.raw) + 16
+                if batch and size > max_bytes:
+                    break
+            heapq.heappop(heads)
+            heapq.heappop(queue)
+            if entry is None or entry.consumer is not None:  # defensive: offer the stream's next one
+                if queue:
+                    heapq.heappush(heads, (queue[0], stream))
+                else:
+                    del self.stream_ready[stream]
+                continue
+            if not queue:
+                del self.stream_ready[stream]
+            busy[stream] = 1
+            batch.append(entry)
+        return batch
+
     # -- consumers --------------------------------------------------------------------------------------
 
     def join(self, name: str, max_in_flight: int) -> Consumer:
@@ -201,7 +338,10 @@ class Group:
         self.wake()
 
     async def take(self, consumer: Consumer) -> list[Entry]:
-        """The next batch for a consumer, waiting until there is one (empty when the consumer stops)."""
+        """The next batch for a consumer, waiting until there is one (empty when the consumer stops).
+
+        A batch is at most half the consumer's window (and MAX_BATCH events, MAX_DELIVERY_BYTES bytes), so
+        the next batch is on its way while the consumer handles one and acks it."""
         while True:
             if self.deleted:
                 raise not_found(self.name)
@@ -209,28 +349,30 @@ class Group:
                 return []
             await self._expire()
             await self._fill()
-            room = min(consumer.max_in_flight, self.group.settings.max_in_flight_per_consumer) - len(consumer.in_flight)
+            window = min(consumer.max_in_flight, self.group.settings.max_in_flight_per_consumer)
+            room = window - len(consumer.in_flight)
             if room > 0:
-                batch = self._pick(room)
+                batch = self._pick(min(room, max(1, window // 2), MAX_BATCH), MAX_DELIVERY_BYTES)
                 if batch:
-                    deadline = time.monotonic() + self.ack_timeout_s
+                    lease = Lease(time.monotonic() + self.ack_timeout_s, consumer, batch, len(batch))
+                    in_flight = consumer.in_flight
                     for entry in batch:
-                        entry.consumer, entry.deadline = consumer, deadline
-                        consumer.in_flight[entry.position] = entry
+                        entry.consumer, entry.lease = consumer, lease
+                        in_flight[entry.position] = entry
+                    heapq.heappush(self.leases, (lease.deadline, next(self._lease_seq), lease))
                     return batch
             await self._idle(consumer)
 
     async def _idle(self, consumer: Consumer) -> None:
         """Wait for an ack, a commit, the next ack deadline or the consumer's end."""
-        deadlines = [e.deadline for c in self.consumers.values() for e in c.in_flight.values()]
         timeout = IDLE_WAKE_S
-        if deadlines:
-            timeout = max(0.005, min(timeout, min(deadlines) - time.monotonic()))
+        if self.leases:
+            timeout = max(0.005, min(timeout, self.leases[0][0] - time.monotonic()))
         waits: list[asyncio.Future[bool]] = [
             asyncio.ensure_future(self._wake.wait()),
             asyncio.ensure_future(consumer.stop.wait()),
         ]
-        if len(self.entries) < BUFFER:
+        if len(self.entries) <= BUFFER - READ_BATCH:  # else a commit would not be read yet
             waits.append(asyncio.ensure_future(self.backend.wait_for_commit(self.tenant_id, self.read_cursor, timeout)))
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -238,27 +380,9 @@ class Group:
             for w in waits:
                 w.cancel()
 
-    def _pick(self, room: int) -> list[Entry]:
-        batch: list[Entry] = []
-        deferred: list[int] = []
-        while self.ready and len(batch) < room and len(deferred) < BUFFER:
-            position = heapq.heappop(self.ready)
-            entry = self.entries.get(position)
-            if entry is None or entry.consumer is not None:
-                continue
-            if self.by_stream:
-                if entry.stream_id in self.busy_streams:
-                    deferred.append(position)
-                    continue
-                self.busy_streams.add(entry.stream_id)
-            batch.append(entry)
-        for position in deferred:
-            heapq.heappush(self.ready, position)
-        return batch
-
     async def _fill(self) -> None:
         """Read more of the log into the buffer when there is room."""
-        if len(self.entries) >= BUFFER // 2 or self._fill_lock.locked():
+        if len(self.entries) > BUFFER - READ_BATCH or self._fill_lock.locked():
             return
         async with self._fill_lock:
             if self.read_cursor >= await self.backend.head_position(self.tenant_id):
@@ -270,45 +394,77 @@ class Group:
                 limit=min(READ_BATCH, BUFFER - len(self.entries)),
                 max_scan=MAX_SCAN,
             )
-            for raw in run.events:
-                event = event_pb2.Event.FromString(raw)
-                if event.position <= self.read_cursor or event.position in self.parked_above:
-                    continue
-                self.entries[event.position] = Entry(event.position, event.stream_id, event)
-                self.log_order.append(event.position)
-                heapq.heappush(self.ready, event.position)
+            cursor, parked, entries, order = self.read_cursor, self.parked_above, self.entries, self.log_order
+            if run.positions is not None and not self.by_stream:
+                # Round robin needs only positions, and the backend knows them: no event is decoded here
+                # (the stream id is filled in if the group switches to by stream).
+                ready = self.ready
+                for position, raw in zip(run.positions, run.events, strict=True):
+                    if position <= cursor or position in parked:
+                        continue
+                    entries[position] = Entry(position, "", raw)
+                    order.append(position)
+                    heapq.heappush(ready, position)
+            else:
+                parse = event_pb2.Event.FromString
+                for raw in run.events:
+                    event = parse(raw)
+                    position = event.position
+                    if position <= cursor or position in parked:
+                        continue
+                    entry = entries[position] = Entry(position, event.stream_id, raw)
+                    order.append(position)
+                    self._make_ready(entry)
             self.read_cursor = max(self.read_cursor, run.scanned_to)
             self._moved()
 
     async def _expire(self) -> None:
+        """Take back what is unacked past its deadline (finished leases leave the heap on the way)."""
+        leases = self.leases
+        if not leases:
+            return
         now = time.monotonic()
-        for consumer in list(self.consumers.values()):
-            for entry in [e for e in consumer.in_flight.values() if e.deadline <= now]:
-                await self._redeliver(consumer, entry, "ack timeout")
+        while leases and (leases[0][0] <= now or not leases[0][2].held):
+            lease = heapq.heappop(leases)[2]
+            entries = lease.entries
+            if not lease.held or entries is None:
+                continue
+            for entry in entries:
+                if entry.lease is lease:
+                    await self._redeliver(lease.consumer, entry, "ack timeout")
 
     async def _redeliver(self, consumer: Consumer, entry: Entry, why: str) -> None:
         """Take an entry back from a consumer; deliver it again, or park it past max_retries."""
         if consumer.in_flight.pop(entry.position, None) is None:
             return
-        entry.consumer = None
-        self.busy_streams.discard(entry.stream_id)
+        self._release(entry)
         entry.retries += 1
         if entry.retries > self.group.settings.max_retries:
             await self._park(entry, f"max retries exceeded ({why})")
         else:
-            heapq.heappush(self.ready, entry.position)
+            self._make_ready(entry)
         self.wake()
 
     # -- acks -------------------------------------------------------------------------------------------
 
     async def ack(self, consumer: Consumer, positions: Iterable[int]) -> None:
         """The consumer handled these (unknown or no longer held positions are ignored: at least once)."""
+        take_back = consumer.in_flight.pop
+        entries = self.entries
+        replayed: list[Entry] = []
+        count = 0
         for position in positions:
-            entry = consumer.in_flight.pop(position, None)
+            entry = take_back(position, None)
             if entry is None:
                 continue
-            consumer.acked += 1
-            await self._done(entry)
+            count += 1
+            entries.pop(position, None)
+            self._release(entry)
+            if entry.replay:
+                replayed.append(entry)
+        consumer.acked += count
+        for entry in replayed:
+            await self._unpark(entry)
         self._moved()
         self.wake()
 
@@ -320,35 +476,46 @@ class Group:
                 continue
             if action == groups_pb2.NACK_ACTION_PARK:
                 consumer.in_flight.pop(position)
+                self._release(entry)
                 await self._park(entry, reason or "parked by the consumer")
             elif action == groups_pb2.NACK_ACTION_SKIP:
                 consumer.in_flight.pop(position)
-                await self._done(entry)
+                self.entries.pop(position, None)
+                self._release(entry)
+                if entry.replay:
+                    await self._unpark(entry)
             else:
                 await self._redeliver(consumer, entry, reason or "nack")
         self._moved()
         self.wake()
 
-    async def _done(self, entry: Entry) -> None:
-        self.entries.pop(entry.position, None)
-        self.busy_streams.discard(entry.stream_id)
-        entry.consumer = None
-        if entry.replay:
-            await self.backend.delete_record(self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), None)
-            self.parked_count = max(0, self.parked_count - 1)
-            self._dirty = True
+    async def _unpark(self, entry: Entry) -> None:
+        """A replayed parked event was acked or skipped: it is parked no more."""
+        await self.backend.delete_record(self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), None)
+        self.parked_count = max(0, self.parked_count - 1)
+        self._dirty = True
 
     async def _park(self, entry: Entry, reason: str) -> None:
-        """Keep the event aside (durably, before the checkpoint can pass it) and take it out of the flow."""
+        """Keep the event aside (durably, before the checkpoint can pass it) and take it out of the flow.
+        The entry is out of flight already and not waiting: it stays in the buffer (holding the
+        checkpoint) until its record is written."""
         parked = groups_pb2.ParkedEvent(
-            event=entry.event, retry_count=entry.retries, reason=reason[:1024], park_time=to_timestamp(time.time_ns())
+            event=event_pb2.Event.FromString(entry.raw),
+            retry_count=entry.retries,
+            reason=reason[:1024],
+            park_time=to_timestamp(time.time_ns()),
         )
-        await self.backend.put_record(
-            self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), parked.SerializeToString(), None
-        )
-        self.entries.pop(entry.position, None)
-        self.busy_streams.discard(entry.stream_id)
+        entry.consumer = PARKING
+        try:
+            await self.backend.put_record(
+                self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), parked.SerializeToString(), None
+            )
+        except BaseException:
+            entry.consumer = None
+            self._make_ready(entry)  # not parked after all: it is delivered again
+            raise
         entry.consumer = None
+        self.entries.pop(entry.position, None)
         if not entry.replay:
             self.parked_count += 1
             self._dirty = True
@@ -367,8 +534,9 @@ class Group:
                 position = parked.event.position
                 if position in self.entries or replayed >= max_events:
                     continue
-                self.entries[position] = Entry(position, parked.event.stream_id, parked.event, replay=True)
-                heapq.heappush(self.ready, position)
+                entry = Entry(position, parked.event.stream_id, parked.event.SerializeToString(), replay=True)
+                self.entries[position] = entry
+                self._make_ready(entry)
                 replayed += 1
             if end or not records:
                 break
@@ -497,9 +665,8 @@ class GroupEngine:
                     updated.settings.ClearField(name)  # back to the default
                 else:
                     setattr_field(updated.settings, changes.settings, name)
-        group.group = with_defaults(updated)
+        group.redefine(with_defaults(updated))
         await self.backend.put_record(tenant_id, NS_GROUPS, group.name, group.record(), None)
-        group.wake()
         return group.group
 
     async def delete(self, tenant_id: str, name: str) -> None:
@@ -534,8 +701,9 @@ class GroupEngine:
 
     async def consume(
         self, tenant_id: str, join: groups_pb2.ConsumeJoin, requests: AsyncIterator[groups_pb2.ConsumeRequest]
-    ) -> AsyncIterator[groups_pb2.ConsumeResponse]:
-        """One consumer's session: joined, then deliveries while its acks and nacks are applied."""
+    ) -> AsyncIterator[bytes]:
+        """One consumer's session: joined, then deliveries while its acks and nacks are applied; yields
+        serialized allsource.v1.ConsumeResponse messages (deliveries built from the stored bytes)."""
         group = await self.get(tenant_id, join.group)
         consumer = group.join(join.consumer_name, join.max_in_flight or group.group.settings.max_in_flight_per_consumer)
         failure: list[BaseException] = []
@@ -562,15 +730,12 @@ class GroupEngine:
         try:
             yield groups_pb2.ConsumeResponse(
                 joined=groups_pb2.ConsumerJoined(consumer_id=consumer.consumer_id, group=group.group)
-            )
+            ).SerializeToString()
             while True:
                 batch = await group.take(consumer)
                 if not batch:
                     break
-                delivery = groups_pb2.ConsumeDelivery(
-                    events=[groups_pb2.DeliveredEvent(event=e.event, retry_count=e.retries) for e in batch]
-                )
-                yield groups_pb2.ConsumeResponse(delivery=delivery)
+                yield delivery_bytes(batch)
             if failure and not isinstance(failure[0], asyncio.CancelledError):
                 raise failure[0]
         finally:

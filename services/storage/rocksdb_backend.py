@@ -524,7 +524,9 @@ class RocksBackend(StorageBackend):
                     run = await self._scan_log(t, match, lo, hi, limit, max_scan, budget)
                 # Events hidden by stream metadata or deletion are passed over like non-matching ones: the
                 # run still reaches scanned_to, so subscriptions checkpoint over them.
-                run.events = self.lifecycle.filter(t, run.events)
+                visible = self.lifecycle.filter(t, run.events)
+                if visible is not run.events:
+                    run.events, run.positions = visible, None
                 return run
             finally:
                 self._scans -= 1
@@ -539,6 +541,7 @@ class RocksBackend(StorageBackend):
         it = self._cf["events"].iter(ro)
         it.seek(keys.event_key(t, lo))
         out: list[bytes] = []
+        positions: list[int] = []
         used, scanned, last = 0, 0, lo - 1
         accept, slice_ends = match.accept, time.perf_counter() + SCAN_SLICE_S
         while it.valid() and scanned < max_scan and len(out) < limit:
@@ -549,6 +552,7 @@ class RocksBackend(StorageBackend):
             scanned += 1
             if accept(data):
                 out.append(data)
+                positions.append(last)
                 used += len(data)
             it.next()
             if scanned % 64 == 0 and time.perf_counter() > slice_ends:
@@ -556,7 +560,7 @@ class RocksBackend(StorageBackend):
                 slice_ends = time.perf_counter() + SCAN_SLICE_S
         if not it.valid():
             last = hi  # the log is gapless up to the head, so the range is done
-        return EventRun(out, last, last >= hi)
+        return EventRun(out, last, last >= hi, positions)
 
     async def _scan_types(
         self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int, budget: int

@@ -516,9 +516,11 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             async for message in iterator:
                 yield message.request
 
+        # The session's messages are serialized public ConsumeResponses (deliveries made of the stored
+        # event bytes): wrapped as field 1 and parsed once in C, never rebuilt event by event.
         session = self.groups.consume(first.tenant_id, first.request.join, requests())
         async for message in until_closed(session, self.closing):
-            yield groups_pb2.ConsumeResponse(response=message)
+            yield groups_pb2.ConsumeResponse.FromString(b"\x0a" + varint(len(message)) + message)
 
     async def ListParked(
         self, request: groups_pb2.ListParkedRequest, context: grpc.aio.ServicerContext

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from allsource.storage.v1 import groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
+from allsource.v1 import groups_pb2 as public_groups_pb2
 from allsource.v1 import query_pb2
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -72,8 +73,16 @@ class StorageClient:
             )
             for channel in self._stream_channels
         ]
-        # Consumer groups' Consume streams are long-lived too: they ride the stream connections.
-        self._consume = [storage_pb2_grpc.StorageServiceStub(channel).Consume for channel in self._stream_channels]
+        # Consumer groups' Consume streams are long-lived too: they ride the stream connections. Their
+        # messages wrap the public ConsumeResponse as field 1: parsed as that type, forwarded unconverted.
+        self._consume = [
+            channel.stream_stream(
+                f"/{STORAGE_SERVICE}/Consume",
+                request_serializer=groups_pb2.ConsumeRequest.SerializeToString,
+                response_deserializer=public_consume_response,
+            )
+            for channel in self._stream_channels
+        ]
         # Reads return (message, raw bytes): the query service re-parses the bytes as its public type.
         self._raw_reads = {
             "ReadStream": self._reader("ReadStream", storage_pb2.ReadStreamRequest, storage_pb2.ReadStreamResponse),
@@ -367,8 +376,9 @@ class StorageClient:
 
     async def consume(
         self, requests: AsyncIterator[groups_pb2.ConsumeRequest]
-    ) -> AsyncIterator[groups_pb2.ConsumeResponse]:
-        """A consumer's bidirectional stream into its group, on a stream connection."""
+    ) -> AsyncIterator[public_groups_pb2.ConsumeResponse]:
+        """A consumer's bidirectional stream into its group, on a stream connection; yields the public
+        ConsumeResponse each storage message carries."""
         async for message in self._stream(self._consume, requests, self._metadata()):
             yield message
 
@@ -418,6 +428,23 @@ class StorageClient:
         """Close the channels."""
         for channel in (self.channel, *self._stream_channels):
             await channel.close()
+
+
+def public_consume_response(raw: bytes) -> public_groups_pb2.ConsumeResponse:
+    """A storage ConsumeResponse's `response` field (1), parsed straight from its bytes."""
+    if raw[:1] == b"\x0a":
+        length, start = 0, 1
+        for shift in range(0, 35, 7):  # the varint length of field 1
+            if start >= len(raw):
+                break
+            byte = raw[start]
+            start += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                if start + length == len(raw):  # field 1 is the whole message
+                    return public_groups_pb2.ConsumeResponse.FromString(raw[start:])
+                break
+    return groups_pb2.ConsumeResponse.FromString(raw).response
 
 
 def _unreachable(err: grpc.aio.AioRpcError) -> bool:

@@ -203,7 +203,7 @@ def test_group_crud_and_quota(suite: Suite, unique: str) -> None:
             update_mask={"paths": ["settings.max_retries"]},
         )
     )
-    assert updated.group.settings.max_retries == 3 and updated.group.settings.max_in_flight_per_consumer == 100
+    assert updated.group.settings.max_retries == 3 and updated.group.settings.max_in_flight_per_consumer == 1000
     stub.DeleteConsumerGroup(groups_pb2.DeleteConsumerGroupRequest(name="one"))
     with pytest.raises(grpc.RpcError) as gone:
         group_status(suite, md, "one")
