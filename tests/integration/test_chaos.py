@@ -153,7 +153,12 @@ def test_kill_9_loop_loses_nothing_and_clients_are_back_within_2_s(chaos_suite: 
             suite.start("storage", wait=False)
             suite.wait_until(lambda: serving(suite, "storage"), timeout=30, what="storage serving again")
             back_at.append(time.monotonic())
-        time.sleep(3)  # let the writers show they are back after the last restart
+        # every writer shows it is back after the last restart (the bound is checked below)
+        suite.wait_until(
+            lambda: all(any(s >= back_at[-1] for s in w.successes) for w in writers) if back_at else True,
+            timeout=15,
+            what="every writer appending again after the last restart",
+        )
     finally:
         for w in writers:
             w.stop.set()
@@ -189,7 +194,7 @@ def test_a_partition_between_ingest_and_storage_fails_fast_and_heals(tmp_path: o
             threads = [threading.Thread(target=w.run) for w in writers]
             for t in threads:
                 t.start()
-            time.sleep(2)
+            suite.wait_until(lambda: all(len(w.acked) >= 5 for w in writers), timeout=30, what="writers appending")
             proxy.set_mode(BLACKHOLE)
             partitioned = time.monotonic()
             stub = ingest_pb2_grpc.IngestServiceStub(suite.channel("ingest"))
@@ -212,7 +217,11 @@ def test_a_partition_between_ingest_and_storage_fails_fast_and_heals(tmp_path: o
             suite.wait_until(lambda: _appends(stub, request), timeout=30, what="appends through the healed proxy")
             took = time.monotonic() - healed
             print(f"partition: {len(outcomes)} refused calls, {len(fast)} at once; healed in {took:.1f} s")
-            time.sleep(2)
+            suite.wait_until(
+                lambda: all(any(s >= healed for s in w.successes) for w in writers),
+                timeout=30,
+                what="every writer appending again after the heal",
+            )
             for w in writers:
                 w.stop.set()
             for t in threads:
