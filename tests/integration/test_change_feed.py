@@ -23,14 +23,28 @@ def _storage_calls(suite: Suite, since: int) -> list[str]:
     return [entry["method"] for entry in map(json.loads, filter(None, lines)) if entry.get("msg") == "rpc"]
 
 
+def _settled(suite: Suite, quiet_s: float = 0.6) -> int:
+    """Wait until storage's log has had no new line for `quiet_s` (three times the access log's 0.2 s
+    buffer), and return its length then."""
+    seen = [-1, time.monotonic()]
+
+    def quiet() -> int | None:
+        lines, now = len(suite.log("storage").splitlines()), time.monotonic()
+        if lines != seen[0]:
+            seen[:] = [lines, now]
+            return None
+        return lines if now - seen[1] >= quiet_s else None
+
+    return suite.wait_until(quiet, timeout=20, what="storage's log to settle after start-up")
+
+
 def test_an_idle_suite_asks_storage_nothing(tmp_path: object) -> None:
     suite = Suite(tmp_path / "idle", extra_env=IDLE)  # type: ignore[operator]
     try:
         suite.start_all()
         with suite.client() as client:
             client.system_info()  # every service has started, and answered one call
-        time.sleep(1.0)  # let the access log's buffer (0.2 s) and start-up work settle
-        mark = len(suite.log("storage").splitlines())
+        mark = _settled(suite)  # start-up work done and the access log's buffer flushed
         time.sleep(3.0)  # the window observed: nothing happens in it
         assert _storage_calls(suite, mark) == []
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from allsource.v1 import (
 )
 from allsource_client import status_from_call
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.suite import SERVICE_NAMES
 from tests.harness import Suite
 
 Metadata = tuple[tuple[str, str], ...]
@@ -131,3 +134,33 @@ def _streams(suite: Suite, prefix: str) -> set[str]:
 def test_operators_are_not_shed(tight: Suite) -> None:
     outcomes, _ = burst(tight, tight.auth_metadata(), 500, f"o{uuid.uuid4().hex[:6]}-")
     assert outcomes == {"OK": 500}
+
+
+def test_health_stays_serving_through_an_overload_burst(tight: Suite) -> None:
+    """Shedding is per call: an overloaded process still reports SERVING (docs/OPERATIONS.md: NOT_SERVING
+    means a dependency is down; a mesh that pulled an overloaded replica would spread the overload), and
+    health checks are never shed themselves."""
+    statuses: list[str] = []
+    done = threading.Event()
+
+    def check_health() -> None:
+        with grpc.insecure_channel(tight.address("ingest")) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while not done.is_set():
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAMES["ingest"]), timeout=10)
+                    statuses.append(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+                except grpc.RpcError as err:
+                    statuses.append(err.code().name)
+                time.sleep(0.02)
+
+    checker = threading.Thread(target=check_health)
+    checker.start()
+    try:
+        outcomes, _ = burst(tight, _developer(tight), 2000, f"h{uuid.uuid4().hex[:6]}-")
+    finally:
+        done.set()
+        checker.join(30)
+    assert outcomes["UNAVAILABLE/OVERLOADED"] > 0, f"this burst was no overload: {outcomes}"
+    assert len(statuses) >= 3, "too few health checks ran during the burst"
+    assert set(statuses) == {"SERVING"}, collections.Counter(statuses)

@@ -125,3 +125,27 @@ def test_json_nesting_is_bounded_at_the_limit_and_refused_past_it(wrap: str) -> 
     # Binary payloads are not JSON: no depth applies.
     binary = event_pb2.EventData(event_type="E", payload=b"[" * 500, content_type="application/octet-stream")
     assert fields(request(events=[binary])) == {}
+
+
+@pytest.mark.parametrize("depth", [64, 255], ids=["default limit", "highest limit settable"])
+@pytest.mark.parametrize("wrap", ["object", "mixed"])
+def test_the_deepest_payload_ingest_accepts_can_always_be_folded(depth: int, wrap: str) -> None:
+    """Ingest once accepted JSON that GetEntityState could never fold again. Whatever limits.max_json_depth
+    is set to (at most 255), a payload at the limit folds, its state is written as a snapshot and read
+    back, and the fold goes on from the snapshot."""
+    from allsource.storage.v1 import model_pb2
+
+    from services.query.state import apply
+    from shared.core.text import dump_json, exact_json
+
+    payload = b'{"deep":' + _nested(depth - 1, wrap) + b"}"
+    assert fields(request(events=[event_pb2.EventData(event_type="E", payload=payload)]), max_json_depth=depth) == {}
+    deeper = b'{"deep":' + _nested(depth, wrap) + b"}"
+    assert fields(request(events=[event_pb2.EventData(event_type="E", payload=deeper)]), max_json_depth=depth)
+    state: dict[str, object] = {}
+    apply(state, model_pb2.StoredEvent(stream_id="s", version=1, payload=payload))
+    snapshot = dump_json(state)
+    assert exact_json(snapshot) == exact_json(payload)
+    resumed = exact_json(snapshot)
+    apply(resumed, model_pb2.StoredEvent(stream_id="s", version=2, payload=payload))
+    assert dump_json(resumed) == snapshot
