@@ -16,6 +16,7 @@ Zipkin v2 JSON, and the console.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import random
@@ -352,7 +353,7 @@ def otlp_request(spans: Sequence[Span], resource: dict[str, Any], scope: tuple[s
     return _ld(0x0A, resource_msg + scope_spans)
 
 
-class Exporter:
+class Exporter(abc.ABC):
     """Sends batches of spans somewhere; counts what was accepted and what was not."""
 
     def __init__(self, resource: dict[str, Any], scope: tuple[str, str], timeout_s: float) -> None:
@@ -375,10 +376,11 @@ class Exporter:
         else:
             self.exported += len(spans)
 
+    @abc.abstractmethod
     def send(self, spans: list[Span]) -> None:
-        raise NotImplementedError
+        """Deliver one batch; raise if it was not accepted."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the exporter holds."""
 
 

@@ -72,7 +72,6 @@ _TRACESTATE = "tracestate"
 class _State:
     """This process's tracing: one service per process."""
 
-    enabled = False  # context is propagated
     tracer: Any = None  # spans are recorded (an exporter is set)
     provider: Any = None
     sampler: Any = None
@@ -90,7 +89,6 @@ STATE = _State()
 
 def setup(service: str, settings: TracingSettings) -> None:
     """Install this process's tracer provider and exporter (once)."""
-    STATE.enabled = settings.enabled
     configure(settings)
     if not settings.enabled or settings.exporter == "none" or STATE.provider is not None:
         return
@@ -148,11 +146,6 @@ def shutdown() -> None:
     """Flush and stop span export (bounded by the export timeout)."""
     if STATE.provider is not None:
         STATE.provider.shutdown()
-
-
-def recording() -> bool:
-    """Whether this process records spans."""
-    return STATE.tracer is not None
 
 
 # -- sampling -------------------------------------------------------------------------------------------
