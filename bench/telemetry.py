@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -62,6 +63,12 @@ def sink(port: int) -> None:
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     server.wait_for_termination()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stage_cost(calls: int) -> dict[str, tuple[float, float]]:
@@ -108,6 +115,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=6000)
     parser.add_argument("--quick", action="store_true", help="small sizes (checks the script, not speed)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="two more suites: metrics alone (tracing off), and tracing with nothing sampled (metrics off)",
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -129,16 +141,28 @@ def main() -> None:
         "production": Suite(workdir / "prod", extra_env={**exporting, "ALLSOURCE_TRACING__SAMPLE_RATIO": str(ratio)}),
         "all sampled": Suite(workdir / "all", extra_env={**exporting, "ALLSOURCE_TRACING__SAMPLE_RATIO": "1.0"}),
     }
+    if args.breakdown:
+        suites["metrics only"] = Suite(workdir / "metrics", extra_env={"ALLSOURCE_TRACING__ENABLED": "false"})
+        suites["unsampled"] = Suite(
+            workdir / "unsampled",
+            extra_env={**exporting, "ALLSOURCE_TRACING__SAMPLE_RATIO": "0", "ALLSOURCE_METRICS__ENABLED": "false"},
+        )
     figures: dict[str, list[float]] = {name: [] for name in suites}
+    # CPU per append (microseconds) of ingest + storage, and of the sink, per round
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in suites}
     try:
         for suite in suites.values():
             suite.start_all()
         names = list(suites)
         for r in range(args.rounds):
-            order = names[r % 3 :] + names[: r % 3]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 bench.CREDENTIALS = suites[name].auth_metadata()
+                pids = [suites[name].procs[p].pid for p in ("ingest", "storage")]
+                before = sum(cpu_seconds(p) for p in pids), cpu_seconds(collector.pid)
                 figures[name].append(asyncio.run(bench.single_appends(suites[name].address("ingest"), args.calls)))
+                after = sum(cpu_seconds(p) for p in pids), cpu_seconds(collector.pid)
+                cpu[name].append(((after[0] - before[0]) / args.calls * 1e6, (after[1] - before[1]) / args.calls * 1e6))
             print(
                 f"round {r + 1}/{args.rounds}: " + "; ".join(f"{n} {figures[n][-1]:,.0f}/s" for n in names), flush=True
             )
@@ -156,6 +180,12 @@ def main() -> None:
             f"  {name:<12} {value:>8,.0f}/s  ratio to off {value / base:.2f} "
             f"(per round {', '.join(f'{x:.2f}' for x in ratios)})"
         )
+    print("\nCPU per append (/proc, microseconds, median of the rounds): ingest + storage, and the OTLP sink")
+    off_cpu = statistics.median(c[0] for c in cpu["off"])
+    for name in suites:
+        suite_cpu = statistics.median(c[0] for c in cpu[name])
+        sink_cpu = statistics.median(c[1] for c in cpu[name])
+        print(f"  {name:<12} {suite_cpu:7.0f} us (+{suite_cpu - off_cpu:.0f} us over off)  sink {sink_cpu:5.0f} us")
     print("\nthe telemetry stage's own cost per call (this process), microseconds")
     for name, (p50, p99) in stage_cost(2000 if args.quick else 50_000).items():
         print(f"  {name:<28} p50 {p50:6.1f}  p99 {p99:6.1f}")

@@ -52,3 +52,33 @@ def test_the_consumer_group_benchmark_runs_and_reports_its_ratio_to_subscribe() 
     out = run("groups.py")
     for line in ("Subscribe", "consumer group", "ratio to Subscribe", "append-to-ack latency"):
         assert line in out, out
+
+
+def test_the_backup_benchmark_runs_and_reports_its_ratio_to_zstd() -> None:
+    out = run("backup.py")
+    for line in ("full backup", "zstd -T0 baseline", "ratio to zstd -T0", "incremental (10K)", "restore"):
+        assert line in out, out
+
+
+def test_the_read_path_benchmark_runs_and_reports_warm_and_cold_beside_the_echo() -> None:
+    out = run("reads.py")
+    for line in ("echo returning the same", "warm (read cache on)", "cold (cache off)", "x echo", "replica caches"):
+        assert line in out, out
+    results = json.loads((ROOT / "bench" / "results" / "reads-quick.json").read_text())
+    assert results["warm"]["p50_ms"] > 0 and results["cold_vs_echo"]["rate"] > 0
+    # The PostgreSQL baseline (pyeventsourcing) in the same run; --quick skips it with a note when the
+    # machine has no PostgreSQL to reach.
+    assert "pyeventsourcing on PostgreSQL" in out, out
+    if "PostgreSQL baseline skipped" not in out:
+        assert results["postgres"]["p50_ms"] > 0 and results["warm_vs_postgres_p50"] > 0
+
+
+def test_the_list_events_benchmark_runs_and_reports_both_plans_on_the_same_data() -> None:
+    out = run("list_events.py")
+    for line in ("before: event_type (every entry's time checked)", "after: event_type+time", "explain"):
+        assert line in out, out
+    results = json.loads((ROOT / "bench" / "results" / "list-events-quick.json").read_text())
+    assert results["matching_events"] > 0 and results["suite_after"]["events"] == results["matching_events"]
+    # The time narrowing examines fewer keys than the whole event-type index (every fifth event).
+    assert results["after"]["keys_examined"] < results["before"]["keys_examined"] == results["events"] // 5
+    assert results["after"]["p50_ms"] > 0 and results["before"]["p50_ms"] > 0

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Sequence
 
 import grpc
-from allsource.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc
+from allsource.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, backup_pb2, backup_pb2_grpc
 
 from services.admin.auth import AuthServicer
+from services.admin.backups import BackupServicer
 from services.admin.servicer import ADMIN_SERVICE, AdminServicer, LocalControl
 from shared.config.settings import Endpoint, Settings
 from shared.core.errors import AllSourceError
@@ -18,6 +19,7 @@ from shared.storage.records import StorageRecords
 
 log = logging.getLogger(__name__)
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+BACKUP_SERVICE = backup_pb2.DESCRIPTOR.services_by_name["BackupService"].full_name
 STARTUP_WAIT_S = 60.0
 
 
@@ -46,6 +48,7 @@ class AdminProcess(server.StorageBackedService):
             ),
             self.auth,
         )
+        self.backups = BackupServicer(settings, self.storage, StorageRecords(self.storage))
 
     def endpoint(self) -> Endpoint:
         return self.settings.admin
@@ -61,6 +64,7 @@ class AdminProcess(server.StorageBackedService):
                 if self.settings.auth.enabled:
                     assert self.config is not None
                     await self.auth.bootstrap(self.settings.storage.data_dir)
+                self.backups.scheduler.start()
                 return
             except AllSourceError as exc:
                 if asyncio.get_running_loop().time() > deadline:
@@ -71,13 +75,16 @@ class AdminProcess(server.StorageBackedService):
     def register(self, srv: grpc.aio.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.servicer, srv)
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self.auth, srv)
-        return [ADMIN_SERVICE, AUTH_SERVICE]
+        backup_pb2_grpc.add_BackupServiceServicer_to_server(self.backups, srv)
+        return [ADMIN_SERVICE, AUTH_SERVICE, BACKUP_SERVICE]
 
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         await super().apply_settings(settings, changed)
         self.auth.configure(settings.auth)
+        self.backups.settings = settings
 
     async def stop(self) -> None:
+        await self.backups.scheduler.stop()
         await self.servicer.close()
         await super().stop()
 

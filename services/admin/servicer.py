@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 from allsource.control.v1 import control_pb2, control_pb2_grpc
 from allsource.storage.v1 import storage_pb2
-from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, query_pb2
+from allsource.v1 import admin_pb2, admin_pb2_grpc, config_pb2, ingest_pb2, metrics_pb2, query_pb2
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -28,7 +28,7 @@ from shared.core.reasons import Reason
 from shared.core.timestamps import now_ns, to_timestamp
 from shared.core.version import VERSION
 from shared.core.wire import recast
-from shared.rpc.control import FLAG_NAMESPACE, flag_to_proto, flags_response
+from shared.rpc.control import FLAG_NAMESPACE, flag_to_proto, flags_response, metrics_summary
 from shared.rpc.transport import open_channel
 from shared.storage.client import StorageClient
 from shared.telemetry import tracing
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONTROL_TIMEOUT_S = 10.0
+# GetMetricsSummary lists this many of each service's busiest methods by default, and at most MAX.
+DEFAULT_METRICS_METHODS = 10
+MAX_METRICS_METHODS = 50
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -214,6 +217,35 @@ class AdminServicer(TenantAdmin, QuotaAdmin, admin_pb2_grpc.AdminServiceServicer
                 )
             else:
                 response.services.add().CopyFrom(result)
+        return response
+
+    async def GetMetricsSummary(
+        self, request: admin_pb2.GetMetricsSummaryRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetMetricsSummaryResponse:
+        if not 0 <= request.max_methods <= MAX_METRICS_METHODS:
+            problem = f"must be between 0 and {MAX_METRICS_METHODS}"
+            raise InvalidArgument(f"max_methods {problem}", violations=[("max_methods", problem)])
+        methods = request.max_methods or DEFAULT_METRICS_METHODS
+
+        async def remote(stub: Any) -> metrics_pb2.ServiceMetrics:
+            reply = await stub.GetMetrics(
+                control_pb2.GetMetricsRequest(max_methods=methods),
+                timeout=CONTROL_TIMEOUT_S,
+                metadata=self._control_metadata(),
+            )
+            return reply.metrics
+
+        async def local() -> metrics_pb2.ServiceMetrics:
+            return metrics_summary("admin", methods, self.settings.metrics.enabled)
+
+        response = admin_pb2.GetMetricsSummaryResponse()
+        for name, result in (await self._fan_out(remote, local)).items():
+            entry = response.services.add()
+            if isinstance(result, str):
+                entry.service, entry.error = name, result
+            else:
+                entry.CopyFrom(result)
+            entry.address = self._control(name)[0] if name != "admin" else ""
         return response
 
     async def ListFeatureFlags(

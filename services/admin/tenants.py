@@ -279,6 +279,15 @@ class TenantAdmin:
 
     # -- statistics ----------------------------------------------------------------------------------
 
+    async def GetIndexStats(
+        self, request: admin_pb2.GetIndexStatsRequest, context: grpc.aio.ServicerContext
+    ) -> admin_pb2.GetIndexStatsResponse:
+        tenant_id = self._operator().tenant_id
+        stats = await self.storage.get_index_stats(storage_pb2.GetIndexStatsRequest(tenant_id=tenant_id))
+        # allsource.storage.v1.IndexStats mirrors allsource.v1.IndexStats field for field.
+        indexes = [admin_pb2.IndexStats.FromString(i.SerializeToString()) for i in stats.indexes]
+        return admin_pb2.GetIndexStatsResponse(tenant_id=tenant_id, indexes=indexes)
+
     async def GetTenantStats(
         self, request: admin_pb2.GetTenantStatsRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.GetTenantStatsResponse:

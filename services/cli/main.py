@@ -68,7 +68,8 @@ def cli(
     server_name: str | None,
     timeout: float | None,
 ) -> None:
-    """Administer AllSource: tenants, quotas, users, API keys, events, streams, configuration, diagnostics, audit."""
+    """Administer AllSource: tenants, quotas, users, API keys, events, streams, consumer groups, configuration,
+    diagnostics, audit."""
     options = GlobalOptions(
         profile=profile,
         output=OutputFormat(output) if output else None,

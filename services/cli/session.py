@@ -19,6 +19,7 @@ from allsource.v1 import (
     admin_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
+    backup_pb2_grpc,
     ingest_pb2_grpc,
     query_pb2_grpc,
 )
@@ -104,6 +105,11 @@ class Session:
     def admin(self) -> Any:
         """AdminService."""
         return admin_pb2_grpc.AdminServiceStub(self.channel("admin"))
+
+    @property
+    def backups(self) -> Any:
+        """BackupService (served by the admin process)."""
+        return backup_pb2_grpc.BackupServiceStub(self.channel("admin"))
 
     @property
     def auth(self) -> Any:

@@ -260,10 +260,4 @@ def _note_ride(batch: list[_Waiting], linked: Any) -> None:
         if span.is_recording():
             if ride:
                 span.set_attribute("allsource.storage_call", ride)
-            wait = tracing.STATE.tracer.start_span(
-                "coalesce.wait",
-                trace.set_span_in_context(span),
-                start_time=waiting.queued_ns,
-                attributes={"allsource.appends_in_call": len(batch)},
-            )
-            wait.end(end_time=now)
+            tracing.leaf(span, "coalesce.wait", {"allsource.appends_in_call": len(batch)}, waiting.queued_ns, now)

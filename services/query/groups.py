@@ -22,6 +22,7 @@ from shared.core import pagination
 from shared.core.errors import InvalidArgument, ResourceExhausted, Unavailable
 from shared.core.reasons import Reason
 from shared.limits.governor import charge, current_limit
+from shared.limits.memory import MemoryMonitor
 from shared.rpc.streams import until_closed
 from shared.storage.client import StorageClient
 from shared.tenancy.scope import require_whole_streams, tenant_of
@@ -103,6 +104,7 @@ class ConsumerGroupRPCs:
     settings: QuerySettings
     limits: LimitsSettings
     consume_slots: ConsumeSlots
+    memory: MemoryMonitor
 
     def _check_definition(self, group: groups_pb2.ConsumerGroup) -> None:
         from services.query.servicer import check_filter  # the filter rules are the reads' rules
@@ -252,6 +254,7 @@ class ConsumerGroupRPCs:
                     return
                 yield storage_groups.ConsumeRequest(tenant_id=tenant, request=message)
 
+        self.memory.admit("Consume streams")
         with self.consume_slots.hold(tenant):
             async for message in until_closed(self.storage.consume(upstream()), self.closing):  # type: ignore[attr-defined]
                 if message.WhichOneof("content") == "delivery":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import TypeVar
@@ -12,23 +11,33 @@ from allsource.storage.v1 import model_pb2, storage_pb2
 from allsource.v1 import event_pb2, query_pb2, query_pb2_grpc
 from google.protobuf.message import Message
 
-from services.query.cache import EventCache
+from services.query.batch import BatchReads
+from services.query.cache import Page, ReadCache, make_page
+from services.query.freshness import HeadPolls
 from services.query.groups import ConsumerGroupRPCs, ConsumeSlots
 from services.query.lifecycle import MetadataReads
 from services.query.relay import SubscriptionRelay
 from services.query.state import fold_stream
 from services.query.subscriptions import SubscriptionSlots
-from shared.config.settings import LimitsSettings, QuerySettings
+from shared.config.settings import LimitsSettings, MemorySettings, QuerySettings
 from shared.core import pagination
 from shared.core.errors import AllSourceError, InvalidArgument, NotFound
 from shared.core.reasons import Reason
 from shared.core.text import CONTROL, UUID_PATTERN, text_problem, timestamp_problem
-from shared.core.wire import recast, varint
+from shared.core.wire import Prebuilt, recast, varint
 from shared.limits.governor import charge, current_limit
-from shared.rpc.streams import until_closed
+from shared.limits.memory import MemoryMonitor
+from shared.rpc.streams import Closing, until_closed
 from shared.storage.client import StorageClient
 from shared.telemetry import tracing
-from shared.tenancy.scope import narrow, require_stream, require_whole_streams, tenant_of, visible
+from shared.tenancy.scope import (
+    limited_to_types,
+    narrow,
+    require_stream,
+    require_whole_streams,
+    tenant_of,
+    visible,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +100,26 @@ def check_stream_id(stream_id: str, limits: LimitsSettings) -> None:
         raise InvalidArgument(f"stream_id {problem}", violations=[("stream_id", problem)])
 
 
-class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServiceServicer):
+class QueryServicer(MetadataReads, ConsumerGroupRPCs, BatchReads, query_pb2_grpc.QueryServiceServicer):
     """The public read API, GetStreamMetadata (services.query.lifecycle) and consumer groups
     (services.query.groups)."""
 
-    def __init__(self, storage: StorageClient, settings: QuerySettings, limits: LimitsSettings) -> None:
+    def __init__(
+        self, storage: StorageClient, settings: QuerySettings, limits: LimitsSettings, memory: MemorySettings
+    ) -> None:
         self.storage = storage
         self.settings = settings
         self.limits = limits
         self.subscriptions = SubscriptionSlots(settings)
         self.consume_slots = ConsumeSlots(settings)
-        self.events = EventCache(
-            max_bytes=settings.event_cache_bytes, max_bytes_per_tenant=settings.event_cache_bytes_per_tenant
+        self.cache = ReadCache(
+            max_bytes=settings.cache_bytes,
+            max_bytes_per_tenant=settings.cache_bytes_per_tenant,
+            enabled=settings.cache_enabled,
         )
-        self.closing = asyncio.Event()
+        self.heads = HeadPolls(storage)  # for reads with min_position (services.query.freshness)
+        self.memory = MemoryMonitor(memory, self.cache.shed, self.cache.relieve, service="query")
+        self.closing = Closing()
 
     def _page_size(self, requested: int) -> int:
         return pagination.page_size(requested, self.settings.default_page_size, self.settings.max_page_size)
@@ -119,10 +134,20 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
                 violations=[("event_id", "must be a UUID in 8-4-4-4-12 form")],
             )
         tenant, event_id = tenant_of(context), request.event_id.lower()
+        await self._fresh(tenant, request.min_position)
+        data = self.cache.get(tenant, "event", ("e", event_id))
+        if data is not None:
+            response = query_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
+            if not visible(response.event):
+                raise NotFound(
+                    f"event {event_id} not found", reason=Reason.EVENT_NOT_FOUND, metadata={"event_id": event_id}
+                )
+            return response
+        ticket = self.cache.ticket(tenant)
         try:
             found, raw = await self.storage.get_event(storage_pb2.GetEventRequest(tenant_id=tenant, event_id=event_id))
         except AllSourceError as exc:
-            cached = self.events.get(tenant, event_id) if exc.code == grpc.StatusCode.UNAVAILABLE else None
+            cached = self.cache.peek_event(tenant, event_id) if exc.code == grpc.StatusCode.UNAVAILABLE else None
             if cached is None:
                 raise
             # Storage cannot be reached: an event read before still answers (events never change).
@@ -130,7 +155,11 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
             raw = b"\x0a" + varint(len(cached)) + cached
             found = storage_pb2.GetEventResponse.FromString(raw)
         else:
-            self.events.put(tenant, event_id, found.event.SerializeToString())
+            if not found.volatile:
+                data = found.event.SerializeToString()
+                self.cache.keep(ticket, "event", ("e", event_id), data, len(data), found.event.stream_id)
+        finally:
+            self.cache.done(ticket)
         if not visible(found.event):
             # Answer exactly as storage answers an absent event, so a scoped key cannot probe for ids.
             raise NotFound(
@@ -154,25 +183,51 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
         from_version = request.from_version
         if request.page_token:
             from_version = pagination.cursor_int(pagination.decode(request.page_token, bound), "v")
-        piece, raw = await self.storage.read_stream(
-            storage_pb2.ReadStreamRequest(
-                tenant_id=tenant,
-                stream_id=request.stream_id,
-                backward=backward,
-                from_version=from_version,
-                limit=size,
-                max_bytes=current_limit("max_result_bytes") or 0,
-            ),
-        )
-        response = forward(query_pb2.ReadStreamResponse, raw)
-        if any(not visible(event) for event in response.events):
-            # A key limited to event types reads the stream's events of those types only.
-            kept = [event for event in response.events if visible(event)]
-            del response.events[:]
-            response.events.extend(kept)
-        response.stream_version = piece.stream_version
-        response.next_page_token = pagination.encode(bound, {"v": piece.next_version}) if piece.next_version else ""
+        await self._fresh(tenant, request.min_position)
+        page = await self._page(tenant, request.stream_id, backward, from_version, size)
+        token = pagination.encode(bound, {"v": page.next_version}) if page.next_version else ""
+        if not limited_to_types():
+            # The page's event bytes go out as they came: field 1, then next_page_token (2) and
+            # stream_version (3) encoded by hand; no message is built.
+            encoded = token.encode()
+            tail = b"\x12" + varint(len(encoded)) + encoded if encoded else b""
+            if page.stream_version:
+                tail += b"\x18" + varint(page.stream_version)
+            return Prebuilt(page.events + tail, page.count)  # type: ignore[return-value]
+        # A key limited to event types reads the stream's events of those types only.
+        response = forward(query_pb2.ReadStreamResponse, page.events)
+        kept = [event for event in response.events if visible(event)]
+        del response.events[:]
+        response.events.extend(kept)
+        response.stream_version = page.stream_version
+        response.next_page_token = token
         return response
+
+    async def _page(self, tenant: str, stream_id: str, backward: bool, from_version: int, size: int) -> Page:
+        """A slice of a stream, from the read cache or from storage (and then kept)."""
+        max_bytes = current_limit("max_result_bytes") or 0
+        key = ("p", stream_id, backward, from_version, size, max_bytes)
+        page: Page | None = self.cache.get(tenant, "page", key)
+        if page is not None:
+            return page
+        ticket = self.cache.ticket(tenant, stream_id, heads=True)
+        try:
+            piece, raw = await self.storage.read_stream(
+                storage_pb2.ReadStreamRequest(
+                    tenant_id=tenant,
+                    stream_id=stream_id,
+                    backward=backward,
+                    from_version=from_version,
+                    limit=size,
+                    max_bytes=max_bytes,
+                ),
+            )
+            page = make_page(piece, raw, backward, from_version)
+            if not piece.volatile:
+                self.cache.keep(ticket, "page", key, page, len(page.events), stream_id)
+        finally:
+            self.cache.done(ticket)
+        return page
 
     async def ListEvents(
         self, request: query_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
@@ -181,10 +236,15 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
         narrow(request.filter)
         tenant = tenant_of(context)
         size = self._page_size(request.page_size)
-        bound = pagination.fingerprint("ListEvents", tenant, request.filter.SerializeToString(deterministic=True))
+        # explain is bound too (any parameter but page_size is); left out when false, so tokens stay as before.
+        explained = ("explain",) if request.explain else ()
+        bound = pagination.fingerprint(
+            "ListEvents", tenant, request.filter.SerializeToString(deterministic=True), *explained
+        )
         after = 0
         if request.page_token:
             after = pagination.cursor_int(pagination.decode(request.page_token, bound), "p")
+        await self._fresh(tenant, request.min_position)
         run, raw = await self.storage.read_events(
             storage_pb2.ReadEventsRequest(
                 tenant_id=tenant,
@@ -197,6 +257,8 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
         )
         response = forward(query_pb2.ListEventsResponse, raw)
         response.next_page_token = "" if run.end_of_range else pagination.encode(bound, {"p": run.scanned_to_position})
+        if request.explain:
+            response.plan.index, response.plan.keys_examined = run.index, run.keys_examined
         return response
 
     async def StreamEvents(
@@ -242,9 +304,11 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
         as_of = request.WhichOneof("as_of")
         if as_of == "as_of_time" and (problem := timestamp_problem(request.as_of_time)):
             raise InvalidArgument(f"as_of_time {problem}", violations=[("as_of_time", problem)])
+        await self._fresh(tenant_of(context), request.min_position)
         with tracing.span("entity_state.fold", {"allsource.stream_id": request.stream_id}, current=True) as span:
             state = await fold_stream(
                 self.storage,
+                self.cache,
                 tenant_of(context),
                 request.stream_id,
                 as_of_version=request.as_of_version if as_of == "as_of_version" else None,
@@ -296,6 +360,7 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, query_pb2_grpc.QueryServic
                 current_limit("max_result_bytes") or self.settings.subscriber_buffer_bytes,
             ),
         )
+        self.memory.admit("subscriptions")
         with self.subscriptions.hold(upstream.tenant_id):
             relay = SubscriptionRelay(
                 self.storage.subscribe(upstream),

@@ -52,7 +52,8 @@ class EngineFigures:
     live_sst_bytes: int
     memtable_bytes: int
     pending_compaction_bytes: int
-    block_cache_bytes: int
+    block_cache_bytes: int  # in use
+    block_cache_capacity_bytes: int  # storage.block_cache_bytes, or less under memory pressure
     volume_free_bytes: int
     volume_size_bytes: int
     tenants: list[TenantFigures]  # the tenants with the most events, at most the number asked for
@@ -73,6 +74,9 @@ class StreamSlice:
     events: list[bytes]
     stream_version: int
     next_version: int
+    # The stream's visible events change without a new head or lifecycle change (max_age, max_count),
+    # so a read cache must not keep the slice.
+    volatile: bool = False
 
 
 @dataclass(slots=True)
@@ -85,6 +89,10 @@ class EventRun:
     # The events' positions, in the same order, when the backend knows them without decoding the events
     # (None otherwise): consumer groups then need not decode what they only dispatch by position.
     positions: list[int] | None = None
+    # How the read was made (ListEvents' explain): the index it walked ("log", "event_type",
+    # "category_type", "stream", with "+time" when a time window narrowed the positions first) and the keys it examined.
+    index: str = ""
+    examined: int = 0
 
 
 @dataclass(slots=True)
@@ -117,6 +125,19 @@ class TenantUsage:
     events_today: int
     queries_this_hour: int
     events_this_minute: int = 0
+
+
+@dataclass(slots=True)
+class IndexFigures:
+    """One index of a tenant, counted: entries, bytes of keys and values, whether the count stopped at
+    its bound, and an unfinished backfill's last and next positions (0 when complete)."""
+
+    index: str
+    entries: int
+    bytes: int
+    partial: bool = False
+    backfill_target: int = 0
+    backfill_next: int = 0
 
 
 class EventLog(abc.ABC):
@@ -170,6 +191,11 @@ class EventLog(abc.ABC):
         self, tenant_id: str, stream_id: str, as_of_ns: int | None
     ) -> tuple[model_pb2.StreamInfo, int]:
         """A stream's info and its version at as_of_ns (its current version when None)."""
+
+    @abc.abstractmethod
+    async def volatile(self, tenant_id: str, stream_id: str) -> bool:
+        """Whether the stream's visible events change with time or appends alone (its metadata has a
+        max_age or a max_count): what is read of it may not be cached."""
 
     @abc.abstractmethod
     async def head_position(self, tenant_id: str) -> int:
@@ -261,6 +287,10 @@ class UsageCounters(abc.ABC):
     @abc.abstractmethod
     async def quota_warning(self, tenant_id: str, soft_ratio: float) -> str:
         """A warning when the tenant is past `soft_ratio` of a quota storage enforces, else ""."""
+
+    @abc.abstractmethod
+    async def index_stats(self, tenant_id: str) -> list[IndexFigures]:
+        """Each index of the tenant counted (at most storage.index_stats_max_keys keys each)."""
 
 
 class StreamLifecycle(abc.ABC):

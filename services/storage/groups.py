@@ -685,6 +685,17 @@ class GroupEngine:
             if end or len(mine) < len(records) or not records:
                 return
 
+    def forget_tenant(self, tenant_id: str) -> int:
+        """Drop a deleted tenant's live groups at once: their consumers' streams end (CONSUMER_GROUP_NOT_FOUND)
+        and nothing of them answers for a tenant created later with the same id. Returns how many."""
+        gone = [key for key in self.live if key[0] == tenant_id]
+        for key in gone:
+            group = self.live.pop(key)
+            group.deleted = True  # no save writes its record again; take() ends its consumers
+            group.wake()
+        self._locks.pop(tenant_id, None)
+        return len(gone)
+
     async def list_groups(self, tenant_id: str, after: str, limit: int) -> tuple[list[groups_pb2.ConsumerGroup], bool]:
         """Groups by name after `after`."""
         records, end = await self.backend.list_records(tenant_id, NS_GROUPS, after, limit)

@@ -61,6 +61,32 @@ def type_prefix(tenant_no: int, event_type: str) -> bytes:
     return TENANT.pack(tenant_no) + event_type.encode() + SEP
 
 
+# category_type_idx: T + category + 0x00 + event_type + 0x00 + position -> b"" (F13). The category is the
+# part of the stream id before the first separator (storage.category_separator); a stream id without the
+# separator has no category and no entry. The layout is built only by `category_type_prefix`: the writer,
+# the backfill, a restore's index rebuild and the reads all call it, so they cannot drift.
+def stream_category(stream_id: str, separator: str) -> str | None:
+    """The category of a stream id (the text before the first separator), or None without one."""
+    cut = stream_id.find(separator)
+    return stream_id[:cut] if cut > 0 else None
+
+
+def category_type_prefix(tenant_no: int, stream_id: str, event_type: str, separator: str) -> bytes | None:
+    """The category/type index prefix of a stream's events of one type (an event's key is this prefix and
+    its 8-byte position), or None when the stream id has no category. A filter's stream prefix that is a
+    whole category ("order-") gives the prefix of that category's entries."""
+    category = stream_category(stream_id, separator)
+    if category is None:
+        return None
+    return TENANT.pack(tenant_no) + category.encode() + SEP + event_type.encode() + SEP
+
+
+def category_type_key(tenant_no: int, stream_id: str, event_type: str, position: int, separator: str) -> bytes | None:
+    """The category/type index key of one event, or None when its stream id has no category."""
+    prefix = category_type_prefix(tenant_no, stream_id, event_type, separator)
+    return None if prefix is None else prefix + U64.pack(position)
+
+
 # id_idx: T + 16-byte UUID -> position
 def id_key(tenant_no: int, uuid_bytes: bytes) -> bytes:
     """Key of an event-id index entry."""
@@ -97,6 +123,10 @@ META_OTHER_BYTES = b"usage-obytes/"  # + T -> bytes of snapshots and control-pla
 META_HOUR_EVENTS = b"usage-events/"  # + T + hour -> events appended in that UTC hour
 META_HOUR_QUERIES = b"usage-queries/"  # + T + hour -> query calls counted in that UTC hour
 META_MINUTE_EVENTS = b"usage-mevents/"  # + T -> the current UTC minute (8 bytes) and its event count (8)
+# The category/type index (F13): the separator it was built with (a change rebuilds it), and for each
+# tenant with events from before it (or before a separator change) the backfill's progress, resumed at start.
+META_CATEGORY_SEPARATOR = b"idx-category-separator"  # -> the separator, UTF-8
+META_CATEGORY_BACKFILL = b"idx-category-backfill/"  # + T -> last position to cover (8) + next position (8)
 # Every per-tenant meta prefix (purged with the tenant).
 META_TENANT_PREFIXES = (
     META_STREAM_COUNT,
@@ -105,6 +135,7 @@ META_TENANT_PREFIXES = (
     META_HOUR_EVENTS,
     META_HOUR_QUERIES,
     META_MINUTE_EVENTS,
+    META_CATEGORY_BACKFILL,
 )
 HOUR_NS = 3600 * 1_000_000_000
 HOUR = struct.Struct(">I")

@@ -47,6 +47,23 @@ def deleted(rec: Rec | None, head_version: int) -> bool:
     return rec is not None and (rec.tombstoned or (rec.deleted_through > 0 and rec.deleted_through >= head_version))
 
 
+def nothing_visible(rec: Rec | None, head_version: int, last_recorded_ns: int, now_ns: int) -> bool:
+    """The stream has no visible event: deleted, cut past its head, or its newest event is past max_age.
+    Listings leave such a stream out, as they leave out a deleted one."""
+    if rec is None:
+        return False
+    if deleted(rec, head_version) or cut(rec, head_version) > head_version:
+        return True
+    age = max_age_ns(rec)
+    return bool(age) and last_recorded_ns < now_ns - age
+
+
+def volatile(rec: Rec | None) -> bool:
+    """Whether the visible events change with time (max_age) or with appends (max_count) alone, with no
+    lifecycle change in between: a read cache may not keep what it read of such a stream."""
+    return rec is not None and bool(rec.metadata.max_count or max_age_ns(rec))
+
+
 def restricts(rec: Rec | None) -> bool:
     """Whether the record hides anything at all (snapshots of such a stream are not used)."""
     if rec is None:

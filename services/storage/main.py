@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,14 +12,21 @@ from allsource.storage.v1 import storage_pb2, storage_pb2_grpc
 from prometheus_client.core import GaugeMetricFamily
 
 from services.storage.backend import StorageBackend, StorageOpenError
+from services.storage.backup.jobs import BackupJobs
 from services.storage.factory import open_backend
+from services.storage.rocksdb_backend import RocksBackend
 from services.storage.servicer import StorageServicer
 from shared.config.flags import FlagState
 from shared.config.settings import Endpoint, Settings
 from shared.core.errors import AllSourceError
 from shared.harness import server
+from shared.limits.memory import MemoryMonitor
 from shared.rpc.control import FLAG_NAMESPACE, flag_from_record
 from shared.telemetry import metrics
+
+
+def _nothing() -> None:
+    """What a backend without caches of its own sheds under memory pressure."""
 
 
 class StorageProcess(server.Service):
@@ -30,6 +39,21 @@ class StorageProcess(server.Service):
         self.backend = backend or open_backend(settings.storage)
         self.servicer = StorageServicer(self.backend, self.scope_verifier(), settings.storage.max_subscriptions)
         self.servicer.soft_ratio = settings.limits.soft_limit_ratio
+        if isinstance(self.backend, RocksBackend):
+            self.servicer.backups = BackupJobs(self.backend, settings.backup)
+            self.servicer.backups.installed = self.servicer.tenant_replaced
+        self._configure_feed(settings)
+        if isinstance(self.backend, RocksBackend):
+            shed, relieve = self.backend.shed_caches, self.backend.restore_caches
+        else:  # a backend without caches of its own: pressure only refuses new subscriptions
+            shed = relieve = _nothing
+        self.servicer.memory = self.memory = MemoryMonitor(settings.memory, shed, relieve, service="storage")
+
+    def _configure_feed(self, settings: Settings) -> None:
+        feed = self.servicer.feed
+        feed.ack_timeout_s = settings.storage.commit_feed_ack_timeout_s
+        feed.heartbeat_s = settings.storage.commit_feed_heartbeat_s
+        feed.max_followers = settings.storage.max_commit_followers
 
     def endpoint(self) -> Endpoint:
         return self.settings.storage
@@ -39,6 +63,8 @@ class StorageProcess(server.Service):
             await self.backend.start()
         except StorageOpenError as exc:
             raise SystemExit(f"allsource-storage: {exc}") from None
+        if self.servicer.backups is not None:
+            await self.servicer.backups.clean()
 
     def register(self, srv: grpc.aio.Server) -> list[str]:
         storage_pb2_grpc.add_StorageServiceServicer_to_server(self.servicer, srv)
@@ -51,6 +77,14 @@ class StorageProcess(server.Service):
         self.backend.apply_settings(settings.storage)
         self.servicer.max_subscriptions = settings.storage.max_subscriptions
         self.servicer.soft_ratio = settings.limits.soft_limit_ratio
+        if self.servicer.backups is not None:
+            self.servicer.backups.settings = settings.backup
+        self._configure_feed(settings)
+        self.memory.settings = settings.memory
+        self.memory.check()  # a new limit applies now, not at the next tick
+
+    async def background(self, stop: asyncio.Event) -> None:
+        await self.memory.run(stop)
 
     async def flag_overrides(self) -> dict[str, FlagState] | None:
         try:
@@ -66,11 +100,20 @@ class StorageProcess(server.Service):
         yield from super().collect_metrics()
         label = {"service": self.name}
         yield metrics.gauge("allsource_subscriptions_active", "Live subscriptions.", self.servicer.subscriptions, label)
+        yield from self.memory.metric_families()
         yield metrics.gauge(
             "allsource_subscription_lag_events",
             "Positions the furthest-behind live subscription has yet to examine.",
             self.servicer.subscription_lag(),
             label,
+        )
+        yield metrics.gauge(
+            "allsource_commit_followers", "Query replicas following the commit feed.", len(self.servicer.feed.followers)
+        )
+        yield metrics.counter(
+            "allsource_commit_followers_cut_off",
+            "Commit feed followers cut off for not acknowledging in time.",
+            self.servicer.feed.cut_off,
         )
         figures = self.backend.figures(self.settings.metrics.tenant_series)
         if figures is None:
@@ -84,6 +127,11 @@ class StorageProcess(server.Service):
                 figures.pending_compaction_bytes,
             ),
             ("allsource_rocksdb_block_cache_usage_bytes", "Bytes in the block cache.", figures.block_cache_bytes),
+            (
+                "allsource_rocksdb_block_cache_capacity_bytes",
+                "The block cache's capacity: storage.block_cache_bytes, shrunk under memory pressure.",
+                figures.block_cache_capacity_bytes,
+            ),
             ("allsource_storage_volume_free_bytes", "Free bytes on the data volume.", figures.volume_free_bytes),
             ("allsource_storage_volume_size_bytes", "Size of the data volume.", figures.volume_size_bytes),
         ):
@@ -112,8 +160,13 @@ class StorageProcess(server.Service):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point."""
-    server.main("storage", StorageProcess, argv)
+    """Console entry point: the service, or `allsource-storage restore ...` (services.storage.offline)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["restore"]:
+        from services.storage import offline
+
+        offline.main(args[1:])
+    server.main("storage", StorageProcess, args)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ WAKE_DELAY_S = 1.0
 REMOVE_BATCH = 1000
 _EK = model_pb2.ExpectedVersionKind
 # Families whose tenant range is compacted after a removal.
-_COMPACTED = ("events", "stream_idx", "type_idx", "id_idx", "snapshots")
+_COMPACTED = ("events", "stream_idx", "type_idx", "id_idx", "category_type_idx", "snapshots")
 
 
-def _event_bytes(t: int, data: bytes, ev: model_pb2.StoredEvent, index_kept: bool) -> int:
+def _event_bytes(t: int, data: bytes, ev: model_pb2.StoredEvent, index_kept: bool, category_bytes: int) -> int:
     """Bytes the writer counted for one event (see writer._prepare), minus a stream-index entry kept."""
     sprefix = len(keys.stream_prefix(t, ev.stream_id))
     total = len(data) + len(keys.type_prefix(t, ev.event_type)) + 12 + sprefix + 16 + 8 + 28
+    total += category_bytes  # its category/type entry, when it has one (written or backfilled)
     return total - (sprefix + 16 if index_kept else 0)
 
 
@@ -54,6 +55,7 @@ class RocksLifecycle:
         self._ledger_seq = itertools.count()
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self.removed_events = 0
 
     # -- state ---------------------------------------------------------------------------------------
@@ -62,12 +64,18 @@ class RocksLifecycle:
         """Read every tenant's lifecycle records (at open)."""
         self.records.clear()
         for cursor in self.b._tenants.values():
-            prefix = keys.record_prefix(cursor.number, keys.LIFECYCLE_STREAMS_NS)
-            for key, value in self.b._cf["records"].items(from_key=prefix):
-                if not key.startswith(prefix):
-                    break
-                rec = lifecycle.Rec.FromString(value[8:])
-                self.records.setdefault(cursor.number, {})[key[len(prefix) :].decode()] = rec
+            self.load_tenant(cursor.number)
+
+    def load_tenant(self, t: int) -> None:
+        """Read one tenant's lifecycle records (after a restore)."""
+        self.records.pop(t, None)
+        prefix = keys.record_prefix(t, keys.LIFECYCLE_STREAMS_NS)
+        for key, value in self.b._cf["records"].items(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            self.records.setdefault(t, {})[key[len(prefix) :].decode()] = lifecycle.Rec.FromString(value[8:])
+        if self.records.get(t):
+            self._wake.set()  # the sweep removes what the restored records hide
 
     def get(self, t: int, stream_id: str) -> lifecycle.Rec | None:
         """A stream's record (what the writer asks before every append)."""
@@ -79,13 +87,18 @@ class RocksLifecycle:
             self._sweeper = asyncio.ensure_future(self._sweep_loop())
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            try:
-                await self._sweeper
-            except (asyncio.CancelledError, Exception):
-                pass
+            # Python 3.11's wait_for can swallow a cancellation that arrives as the wake-up does (the
+            # loop then sleeps a whole sweep interval): cancel until the task is really done.
+            while not self._sweeper.done():
+                self._sweeper.cancel()
+                await asyncio.wait([self._sweeper], timeout=0.1)
+            if not self._sweeper.cancelled():
+                self._sweeper.exception()  # retrieved: nothing to report at shutdown
             self._sweeper = None
+        self._stopping = False
 
     def forget(self, t: int) -> None:
         self.records.pop(t, None)
@@ -94,15 +107,7 @@ class RocksLifecycle:
 
     def visible(self, t: int, data: bytes, heads: dict[str, int], now: int) -> bool:
         """Whether a stored event is visible (heads caches stream versions for one call)."""
-        ev = codec.decode_event(data)
-        rec = self.get(t, ev.stream_id)
-        if rec is None:
-            return True
-        head = heads.get(ev.stream_id)
-        if head is None:
-            found = self.b._stream_head(t, ev.stream_id)
-            head = heads[ev.stream_id] = found.version if found else 0
-        return lifecycle.visible(rec, ev, head, now)
+        return self._visible_event(t, codec.decode_event(data), heads, now)
 
     def filter(self, t: int, events: list[bytes]) -> list[bytes]:
         """The visible ones of a tenant's events (all of them when it has no lifecycle records)."""
@@ -212,7 +217,11 @@ class RocksLifecycle:
         lo = self.b._first_position_at_or_after(t, start, head) if start is not None and head else 1
         hi = self.b._first_position_at_or_after(t, end, head) - 1 if end is not None and head else head
         count, freed, streams = 0, 0, set()
+        # Erased a slice at a time as the scan finds them: memory and each write batch stay bounded
+        # (REMOVE_BATCH events), and the loop yields between slices as it does every 5 ms of scanning.
         doomed: list[tuple[int, bytes, model_pb2.StoredEvent]] = []
+        heads: dict[str, int] = {}
+        now = time.time_ns()
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
         it = self.b._cf["events"].iter(ro)
@@ -222,21 +231,26 @@ class RocksLifecycle:
             data = bytes(it.value())
             ev = codec.decode_event(data)
             if ev.stream_id.startswith(request.stream_id_prefix) and (not types or ev.event_type in types):
-                count += 1
-                streams.add(ev.stream_id)
-                freed += _event_bytes(t, data, ev, index_kept=True)
+                # Events a stream's lifecycle already hides are erased too (the sweep would remove them
+                # later) but not counted: the counts are of what the tenant could still read.
+                if self._visible_event(t, ev, heads, now):
+                    count += 1
+                    streams.add(ev.stream_id)
+                pos = keys.event_key_position(it.key())
+                freed += _event_bytes(t, data, ev, True, self._category_bytes(t, pos, ev)[1])
                 if not request.dry_run:
-                    doomed.append((keys.event_key_position(it.key()), data, ev))
+                    doomed.append((pos, data, ev))
+                    if len(doomed) >= REMOVE_BATCH:
+                        await self._erase(t, doomed)
+                        doomed = []
+                        slice_ends = time.perf_counter() + 0.005
             it.next()
             if time.perf_counter() > slice_ends:
                 await asyncio.sleep(0)
                 slice_ends = time.perf_counter() + 0.005
         del it
-        if not request.dry_run and doomed:
-            for i in range(0, len(doomed), REMOVE_BATCH):
-                self._remove(t, doomed[i : i + REMOVE_BATCH], drop_index=False)
-                await asyncio.sleep(0)
-            await self._quiesce()
+        if not request.dry_run and freed:
+            await self._erase(t, doomed)
             criteria = lifecycle_pb2.DeleteEventsRequest()
             criteria.CopyFrom(request)
             entry = lifecycle_pb2.LedgerEntry(kind="erase", events=count, criteria=criteria)
@@ -248,6 +262,24 @@ class RocksLifecycle:
         return lifecycle_pb2.DeleteEventsResponse(
             events_deleted=count, streams_affected=len(streams), bytes_freed=freed, dry_run=request.dry_run
         )
+
+    def _visible_event(self, t: int, ev: model_pb2.StoredEvent, heads: dict[str, int], now: int) -> bool:
+        rec = self.get(t, ev.stream_id)
+        if rec is None:
+            return True
+        head = heads.get(ev.stream_id)
+        if head is None:
+            found = self.b._stream_head(t, ev.stream_id)
+            head = heads[ev.stream_id] = found.version if found else 0
+        return lifecycle.visible(rec, ev, head, now)
+
+    async def _erase(self, t: int, doomed: list[tuple[int, bytes, model_pb2.StoredEvent]]) -> None:
+        """Remove one slice of erased events, between two of the writer's batches, then let others run."""
+        if not doomed:
+            return
+        await self._quiesce()
+        self._remove(t, doomed, drop_index=False)
+        await asyncio.sleep(0)
 
     # -- writing -------------------------------------------------------------------------------------
 
@@ -264,6 +296,10 @@ class RocksLifecycle:
         value = keys.pack_u64(1) + entry.SerializeToString()
         batch.put(key, value, self.b._h["records"])
         return len(key) + len(value)
+
+    def ledger_entry(self, batch: WriteBatch, t: int, entry: lifecycle_pb2.LedgerEntry) -> int:
+        """Add a ledger entry to a batch (tenant number 0: the suite-wide ledger); returns its bytes."""
+        return self._ledger(batch, t, entry)
 
     def _write_record(self, t: int, stream_id: str, rec: lifecycle.Rec, entry: lifecycle_pb2.LedgerEntry) -> None:
         """Store a stream's record and its ledger entry in one synced batch (no await: atomic on the loop)."""
@@ -290,17 +326,26 @@ class RocksLifecycle:
         for pos, data, ev in doomed:
             batch.delete(keys.event_key(t, pos), h["events"])
             batch.delete(keys.type_prefix(t, ev.event_type) + keys.pack_u64(pos), h["type_idx"])
+            category_key, category_bytes = self._category_bytes(t, pos, ev)
+            if category_key is not None:
+                batch.delete(category_key, h["category_type_idx"])
             raw_id = codec.parse_uuid(ev.event_id)
             if raw_id is not None:
                 batch.delete(keys.id_key(t, raw_id), h["id_idx"])
             if drop_index:
                 batch.delete(keys.stream_prefix(t, ev.stream_id) + keys.pack_u64(ev.version), h["stream_idx"])
-            freed += _event_bytes(t, data, ev, index_kept=not drop_index)
+            freed += _event_bytes(t, data, ev, not drop_index, category_bytes)
         cursor.stored_bytes = max(0, cursor.stored_bytes - freed)
         batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(cursor.stored_bytes), h["meta"])
         self.b._db.write(batch, self.b._durable)
         self.removed_events += len(doomed)
         return freed
+
+    def _category_bytes(self, t: int, pos: int, ev: model_pb2.StoredEvent) -> tuple[bytes | None, int]:
+        """An event's category/type key (None: its stream has no category) and the bytes it counts for
+        (0 while the backfill has not reached it yet)."""
+        key = keys.category_type_key(t, ev.stream_id, ev.event_type, pos, self.b.category_separator)
+        return key, len(key) if key is not None and self.b.category_indexed(t, pos) else 0
 
     def _drop_snapshots(self, t: int, stream_id: str) -> None:
         prefix = keys.stream_prefix(t, stream_id)
@@ -342,6 +387,10 @@ class RocksLifecycle:
                 await asyncio.wait_for(self._wake.wait(), self.b.settings.lifecycle_sweep_interval_s)
             except TimeoutError:
                 pass
+            # Python 3.11's wait_for loses a cancellation that arrives as the wake fires (the sweep would
+            # then go on until the next interval, and close() with it): the flag ends the loop anyway.
+            if self._stopping:
+                return
             self._wake.clear()
             await asyncio.sleep(WAKE_DELAY_S)
             try:

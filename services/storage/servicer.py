@@ -15,24 +15,37 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from allsource.storage.v1 import groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import backup_pb2, groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import groups_pb2 as public_groups_pb2
 
 from services.storage import codec
 from services.storage.backend import AppendOp, Record, Snapshot, StorageBackend
+from services.storage.backup.jobs import BackupJobs
+from services.storage.feed import CommitFeed, stream_change
 from services.storage.groups import MAX_REPLAY, GroupEngine
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.auth.scopes import SYSTEM_TENANT, Scope, ScopeVerifier, require_tenant, scope_var
-from shared.core.errors import AllSourceError, InvalidArgument, PermissionDenied, Unavailable
+from shared.core.errors import (
+    AllSourceError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from shared.core.reasons import Reason
 from shared.core.timestamps import from_timestamp, to_timestamp
 from shared.core.wire import varint
-from shared.rpc.streams import until_closed
+from shared.limits.memory import MemoryMonitor
+from shared.rpc.streams import Closing, until_closed
 from shared.telemetry import tracing
 from shared.telemetry.logs import tenant_var
 from shared.telemetry.metrics import READ_BYTES
 
 MAX_LIMIT = 2000
+MAX_BATCH_IDS, MAX_BATCH_READS = 1000, 100  # BatchGetEvents ids, ReadStreams reads
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # of events in one batch read's response
 # A record watch with nothing to send looks again this often (a write wakes it at once).
 WATCH_IDLE_S = 30.0
 
@@ -104,13 +117,17 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self.backend = backend
         self.scopes = scopes
         self.max_subscriptions = max_subscriptions
-        self.closing = asyncio.Event()
+        self.closing = Closing()
         self.subscriptions = 0
         # Live subscriptions: tenant and the position each has examined so far (for the lag metric).
         self.following: dict[int, tuple[str, list[int]]] = {}
         self.started_ns = time.time_ns()
         self.soft_ratio = 0.8  # limits.soft_limit_ratio: appends past it carry a quota warning
+        self.memory: MemoryMonitor | None = None  # set by the storage process
         self.groups = GroupEngine(backend)
+        # Backups, when the backend has them (set by the storage process).
+        self.backups: BackupJobs | None = None
+        self.feed = CommitFeed(ack_timeout_s=2.0, heartbeat_s=0.1, max_followers=64)  # storage.commit_feed_*
 
     async def _check(self, tenant_id: str) -> None:
         """The request's tenant is the scope's, and exists and is active (the admin service's system scope
@@ -143,6 +160,14 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             admitted.append(AppendOp(op.tenant_id, op.request))
         written = iter(await self.backend.append(admitted) if admitted else [])
         results = [refused[i] if i in refused else next(written) for i in range(len(request.operations))]
+        # The read caches learn of the new heads before anyone learns of the appends (services.storage.feed).
+        await self.feed.publish(
+            [
+                stream_change(op.tenant_id, op.request.stream_id, result.last_version, result.last_position)
+                for op, result in zip(request.operations, results, strict=True)
+                if not isinstance(result, AllSourceError) and not result.deduplicated
+            ]
+        )
         response = storage_pb2.AppendResponse()
         warnings: dict[str, str] = {}  # per tenant, as its quotas stand after these appends
         for op, result in zip(request.operations, results, strict=True):
@@ -165,7 +190,9 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         with tracing.span("rocksdb.read", {"allsource.read": "event"}):
             data = await self.backend.get_event(request.tenant_id, request.event_id)
         READ_BYTES.inc(len(data))
-        return storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
+        response = storage_pb2.GetEventResponse.FromString(b"\x0a" + varint(len(data)) + data)
+        response.volatile = await self.backend.volatile(request.tenant_id, response.event.stream_id)
+        return response
 
     async def ReadStream(
         self, request: storage_pb2.ReadStreamRequest, context: grpc.aio.ServicerContext
@@ -182,6 +209,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         response = storage_pb2.ReadStreamResponse.FromString(raw)
         response.stream_version = piece.stream_version
         response.next_version = piece.next_version
+        response.volatile = piece.volatile
         return response
 
     async def _read_stream(self, request: storage_pb2.ReadStreamRequest) -> Any:
@@ -221,6 +249,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         response = storage_pb2.ReadEventsResponse.FromString(raw)
         response.scanned_to_position = run.scanned_to
         response.end_of_range = run.end_of_range
+        response.index, response.keys_examined = run.index, run.examined
         response.head_position = await self.backend.head_position(request.tenant_id)
         return response
 
@@ -242,7 +271,8 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         await self._check(request.tenant_id)
         as_of = from_timestamp(request.as_of_time) if request.HasField("as_of_time") else None
         info, version = await self.backend.get_stream(request.tenant_id, request.stream_id, as_of)
-        return storage_pb2.GetStreamResponse(stream=info, version_at_time=version)
+        volatile = await self.backend.volatile(request.tenant_id, request.stream_id)
+        return storage_pb2.GetStreamResponse(stream=info, version_at_time=version, volatile=volatile)
 
     async def Subscribe(
         self, request: storage_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -260,8 +290,10 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             max_message_bytes=request.max_message_bytes,
         )
         # Stop following as soon as the call ends (the caller hung up), not at the next wake-up.
-        ended = asyncio.Event()
+        ended = Closing()
         context.add_done_callback(lambda _: ended.set())
+        if self.memory is not None:
+            self.memory.admit("subscriptions")
         if self.subscriptions >= self.max_subscriptions:
             raise Unavailable(
                 "storage follows as many subscriptions as it serves; retry later",
@@ -273,8 +305,10 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         progress = [params.after_position]
         self.following[id(progress)] = (params.tenant_id, progress)
         try:
+            # Interrupted where it waits when the call ends, and when the server drains (SHUTTING_DOWN).
+            following = follow(self.backend, self.backend, params, self.closing, progress)
             async for message in until_closed(
-                follow(self.backend, self.backend, params, self.closing, progress), ended, error=asyncio.CancelledError
+                until_closed(following, ended, error=asyncio.CancelledError), self.closing
             ):
                 yield message
         finally:
@@ -347,7 +381,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self, request: storage_pb2.WatchRecordsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[storage_pb2.WatchRecordsResponse]:
         check_records(request.tenant_id, request.namespace, write=False)
-        ended = asyncio.Event()
+        ended = Closing()
         context.add_done_callback(lambda _: ended.set())
 
         async def follow() -> AsyncIterator[storage_pb2.WatchRecordsResponse]:
@@ -381,6 +415,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         touched(request.tenant.tenant_id)
         _require_system("create or change tenants")
         revision = await self.backend.put_tenant(request.tenant, request.expected_revision)
+        await self.feed.publish([stream_change(request.tenant.tenant_id)])
         return storage_pb2.PutTenantResponse(tenant=request.tenant, revision=revision)
 
     async def GetTenant(
@@ -407,6 +442,7 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         touched(request.tenant_id)
         _require_system("delete tenants")
         events, deleted = await self.backend.delete_tenant(request.tenant_id)
+        await self.tenant_replaced(request.tenant_id)
         return storage_pb2.DeleteTenantResponse(events_deleted=events, keys_deleted=deleted)
 
     async def GetTenantUsage(
@@ -422,6 +458,25 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             events_today=usage.events_today,
             queries_this_hour=usage.queries_this_hour,
             events_this_minute=usage.events_this_minute,
+        )
+
+    async def GetIndexStats(
+        self, request: storage_pb2.GetIndexStatsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.GetIndexStatsResponse:
+        check_tenant(request.tenant_id)
+        figures = await self.backend.index_stats(request.tenant_id)
+        return storage_pb2.GetIndexStatsResponse(
+            indexes=[
+                storage_pb2.IndexStats(
+                    index=f.index,
+                    entries=f.entries,
+                    bytes=f.bytes,
+                    partial=f.partial,
+                    backfill_target=f.backfill_target,
+                    backfill_next=f.backfill_next,
+                )
+                for f in figures
+            ]
         )
 
     async def AddUsage(
@@ -445,19 +500,144 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         self, request: lifecycle_pb2.SetStreamMetadataRequest, context: grpc.aio.ServicerContext
     ) -> lifecycle_pb2.SetStreamMetadataResponse:
         await self._check(request.tenant_id)
-        return lifecycle_pb2.SetStreamMetadataResponse(metadata_version=await self.backend.set_stream_metadata(request))
+        try:
+            version = await self.backend.set_stream_metadata(request)
+        finally:  # a refused change may still have raced one that went through: caches start over
+            await self.feed.publish([stream_change(request.tenant_id, request.stream_id)])
+        return lifecycle_pb2.SetStreamMetadataResponse(metadata_version=version)
 
     async def DeleteStream(
         self, request: lifecycle_pb2.DeleteStreamRequest, context: grpc.aio.ServicerContext
     ) -> lifecycle_pb2.DeleteStreamResponse:
         await self._check(request.tenant_id)
-        return await self.backend.delete_stream(request)
+        try:
+            return await self.backend.delete_stream(request)
+        finally:
+            await self.feed.publish([stream_change(request.tenant_id, request.stream_id)])
 
     async def DeleteEvents(
         self, request: lifecycle_pb2.DeleteEventsRequest, context: grpc.aio.ServicerContext
     ) -> lifecycle_pb2.DeleteEventsResponse:
         await self._check(request.tenant_id)
-        return await self.backend.delete_events(request)
+        try:
+            return await self.backend.delete_events(request)
+        finally:  # events of any stream of the tenant may be gone: its caches start over
+            if not request.dry_run:
+                await self.feed.publish([stream_change(request.tenant_id)])
+
+    # -- batch reads --------------------------------------------------------------------------------
+
+    async def BatchGetEvents(
+        self, request: storage_pb2.BatchGetEventsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.BatchGetEventsResponse:
+        await self._check(request.tenant_id)
+        if len(request.event_ids) > MAX_BATCH_IDS:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH_IDS} event ids", violations=[("event_ids", f"must be at most {MAX_BATCH_IDS}")]
+            )
+        found: list[bytes] = []
+        missing: list[str] = []
+        unread: list[str] = []
+        budget = min(request.max_bytes or MAX_BATCH_BYTES, MAX_BATCH_BYTES)
+        with tracing.span("rocksdb.read", {"allsource.read": "events", "allsource.events": len(request.event_ids)}):
+            for event_id in request.event_ids:
+                if budget <= 0:
+                    unread.append(event_id)
+                    continue
+                try:
+                    data = await self.backend.get_event(request.tenant_id, event_id)
+                except NotFound:
+                    missing.append(event_id)
+                    continue
+                if found and len(data) > budget:
+                    budget = 0
+                    unread.append(event_id)
+                    continue
+                found.append(data)
+                budget -= len(data)
+        raw = codec.repeated_events(found)
+        READ_BYTES.inc(len(raw))
+        response = storage_pb2.BatchGetEventsResponse.FromString(raw)
+        volatile: dict[str, bool] = {}
+        for event in response.events:
+            if event.stream_id not in volatile:
+                volatile[event.stream_id] = await self.backend.volatile(request.tenant_id, event.stream_id)
+            response.volatile.append(volatile[event.stream_id])
+        response.missing_event_ids.extend(missing)
+        response.unread_event_ids.extend(unread)
+        return response
+
+    async def ReadStreams(
+        self, request: storage_pb2.ReadStreamsRequest, context: grpc.aio.ServicerContext
+    ) -> storage_pb2.ReadStreamsResponse:
+        await self._check(request.tenant_id)
+        if len(request.reads) > MAX_BATCH_READS:
+            raise InvalidArgument(
+                f"at most {MAX_BATCH_READS} reads", violations=[("reads", f"must be at most {MAX_BATCH_READS}")]
+            )
+        for i, read in enumerate(request.reads):
+            if read.tenant_id not in ("", request.tenant_id):
+                raise PermissionDenied(
+                    f"reads[{i}] names another tenant than the request", reason=Reason.TENANT_SCOPE_MISMATCH
+                )
+        response = storage_pb2.ReadStreamsResponse()
+        budget = min(request.max_bytes or MAX_BATCH_BYTES, MAX_BATCH_BYTES)
+        spent = ResourceExhausted(
+            "the reads before this one took the call's byte bound; read this stream again",
+            reason=Reason.BATCH_RESULT_TOO_LARGE,
+        ).to_status()
+        with tracing.span("rocksdb.read", {"allsource.read": "streams", "allsource.streams": len(request.reads)}):
+            for read in request.reads:
+                outcome = response.outcomes.add()
+                if budget <= 0:
+                    outcome.error.CopyFrom(spent)
+                    continue
+                read.tenant_id = request.tenant_id
+                read.max_bytes = min(read.max_bytes or budget, budget)
+                try:
+                    piece = await self._read_stream(read)
+                except AllSourceError as exc:
+                    outcome.error.CopyFrom(exc.to_status())
+                    continue
+                raw = codec.repeated_events(piece.events)
+                budget -= len(raw)
+                READ_BYTES.inc(len(raw))
+                outcome.slice.MergeFromString(raw)
+                outcome.slice.stream_version = piece.stream_version
+                outcome.slice.next_version = piece.next_version
+                outcome.slice.volatile = piece.volatile
+        return response
+
+    # -- the commit feed (services.storage.feed) -------------------------------------------------------
+
+    async def FollowCommits(
+        self, request_iterator: AsyncIterator[storage_pb2.FollowCommitsRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[storage_pb2.FollowCommitsResponse]:
+        touched(SYSTEM_TENANT)
+        acks = request_iterator.__aiter__()
+        try:
+            await acks.__anext__()  # the opening message (a malformed one is refused as such)
+        except StopAsyncIteration:
+            return
+        _require_system("follow the commit feed", admin_only=False)
+        follower = self.feed.join()
+
+        async def read_acks() -> None:
+            try:
+                async for ack in acks:
+                    if ack.tenant_ids:
+                        follower.register(ack.tenant_ids)
+                    follower.ack(ack.sequence)
+            finally:  # the follower went away, or half-closed: nobody waits for it any more
+                follower.end("the follower stopped acknowledging")
+
+        reader = asyncio.ensure_future(read_acks())
+        try:
+            async for message in until_closed(follower.messages(self.feed.heartbeat_s), self.closing):
+                yield message
+        finally:
+            reader.cancel()
+            self.feed.leave(follower)
 
     # -- consumer groups (services.storage.groups) ------------------------------------------------------
 
@@ -511,6 +691,8 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
             raise InvalidArgument(
                 "the first message of a Consume stream is a join", reason=Reason.INVALID_CONSUME_MESSAGE
             )
+        if self.memory is not None:
+            self.memory.admit("Consume streams")
 
         async def requests() -> AsyncIterator[public_groups_pb2.ConsumeRequest]:
             async for message in iterator:
@@ -538,6 +720,55 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
         group = await self.groups.get(request.tenant_id, request.group)
         limit = min(request.max_events or MAX_REPLAY, MAX_REPLAY)
         return groups_pb2.ReplayParkedResponse(replayed=await group.replay(limit))
+
+    async def tenant_replaced(self, tenant_id: str) -> None:
+        """A tenant's data went away or was replaced whole (deleted, restored): its live consumer groups
+        are dropped, and the query replicas' caches drop everything of it."""
+        self.groups.forget_tenant(tenant_id)
+        await self.feed.publish([stream_change(tenant_id)])
+
+    # -- backups (services.storage.backup) -----------------------------------------------------------
+
+    def _backups(self, what: str) -> BackupJobs:
+        touched(SYSTEM_TENANT)
+        _require_system(what)
+        if self.backups is None:
+            raise FailedPrecondition(
+                f"the {self.backend.name} backend has no backups", reason=Reason.BACKUP_DESTINATION_FAILED
+            )
+        return self.backups
+
+    async def CreateBackup(
+        self, request: backup_pb2.CreateBackupRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[backup_pb2.CreateBackupResponse]:
+        async for progress in self._backups("make backups").create(request):
+            yield progress
+
+    async def ListBackups(
+        self, request: backup_pb2.ListBackupsRequest, context: grpc.aio.ServicerContext
+    ) -> backup_pb2.ListBackupsResponse:
+        return await self._backups("list backups").list(request)
+
+    async def GetBackup(
+        self, request: backup_pb2.GetBackupRequest, context: grpc.aio.ServicerContext
+    ) -> backup_pb2.GetBackupResponse:
+        return await self._backups("read backups").get(request)
+
+    async def VerifyBackup(
+        self, request: backup_pb2.VerifyBackupRequest, context: grpc.aio.ServicerContext
+    ) -> backup_pb2.VerifyBackupResponse:
+        return await self._backups("verify backups").verify(request)
+
+    async def RestoreBackup(
+        self, request: backup_pb2.RestoreBackupRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[backup_pb2.RestoreBackupResponse]:
+        async for progress in self._backups("restore backups").restore(request):
+            yield progress
+
+    async def DeleteBackup(
+        self, request: backup_pb2.DeleteBackupRequest, context: grpc.aio.ServicerContext
+    ) -> backup_pb2.DeleteBackupResponse:
+        return await self._backups("delete backups").delete(request)
 
 
 def _record(r: Record) -> storage_pb2.Record:

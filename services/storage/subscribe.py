@@ -20,6 +20,7 @@ from services.storage.backend import EventLog, TenantRegistry
 from shared.core.errors import NotFound, Unavailable
 from shared.core.reasons import Reason
 from shared.core.wire import varint
+from shared.rpc.streams import Closing
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ async def follow(
     log: EventLog,
     tenants: TenantRegistry,
     p: SubscriptionParams,
-    closing: asyncio.Event,
+    closing: Closing | asyncio.Event,
     progress: list[int] | None = None,
 ) -> AsyncIterator[storage_pb2.SubscribeResponse]:
     """Yield the subscription's messages until the client goes away or the server shuts down; `progress`
@@ -98,13 +99,8 @@ async def follow(
             continue  # look at the tenant again: it may have changed while the reader was away
         wait_for = p.checkpoint_interval_s - (time.monotonic() - last_message)
         if wait_for > 0:
-            committed = asyncio.ensure_future(log.wait_for_commit(p.tenant_id, cursor, wait_for))
-            stopping = asyncio.ensure_future(closing.wait())
-            try:
-                await asyncio.wait((committed, stopping), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                committed.cancel()
-                stopping.cancel()
+            # A drain interrupts this wait through until_closed (the servicer's), which cancels the task.
+            await log.wait_for_commit(p.tenant_id, cursor, wait_for)
             continue
         yield storage_pb2.SubscribeResponse(checkpoint=model_pb2.Checkpoint(position=cursor))
         passed_over = 0

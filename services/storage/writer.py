@@ -48,21 +48,24 @@ log = logging.getLogger(__name__)
 
 # Batches with fewer key writes than this are written on the event loop itself (see the module doc).
 INLINE_WRITE_ENTRIES = 1000
+# Keys an event puts: itself, its stream, type, id and (when its stream has a category) category/type entries.
+KEYS_PER_EVENT = 5
 
 
-# What one event can add beyond twice its own serialized size (its data, and its type again in the type
-# index): a generated id, the JSON content type, recorded_at, version and position in the value; the
-# event, stream-index (and its value), type-index and id-index keys. See `_size_bound`.
+# What one event can add beyond three times its own serialized size (its data, and its type again in the
+# type index and in the category/type index): a generated id, the JSON content type, recorded_at, version
+# and position in the value; the event, stream-index (and its value), type-index, id-index and
+# category/type index keys (the latter's category at most the stream id). See `_size_bound`.
 _PER_EVENT_EXTRA = (
-    len(codec.EVENT_ID_FIELD_PREFIX) + 36 + len(codec.JSON_CONTENT_TYPE_FIELD) + 24 + 18 + 12 + 21 + 13 + 28
+    len(codec.EVENT_ID_FIELD_PREFIX) + 36 + len(codec.JSON_CONTENT_TYPE_FIELD) + 24 + 18 + 12 + 21 + 13 + 28 + 14
 )
 
 
 def _size_bound(req: model_pb2.AppendInput, sid_len: int, tenant_field_len: int, count: int) -> int:
     """At least the bytes an append adds to its tenant's figure (its exact size is known only once
     prepared): when this fits under the storage quota the append is prepared and written directly."""
-    per_event = _PER_EVENT_EXTRA + tenant_field_len + 2 * sid_len + 8
-    bound = 2 * req.ByteSize() + count * per_event + 8 + sid_len + codec.HEAD_BYTES
+    per_event = _PER_EVENT_EXTRA + tenant_field_len + 3 * sid_len + 8
+    bound = 3 * req.ByteSize() + count * per_event + 8 + sid_len + codec.HEAD_BYTES
     if req.request_id:
         bound += 2 * len(req.request_id.encode()) + 160 + count * 40
     return bound
@@ -147,7 +150,9 @@ class GroupCommitWriter:
         quotas: StorageQuotas | None = None,
         other_bytes: Callable[[int], int] = lambda tenant_no: 0,
         stream_lifecycle: Callable[[int, str], lifecycle.Rec | None] = lambda tenant_no, stream_id: None,
+        category_separator: str = "-",
     ) -> None:
+        self._separator = category_separator  # of the category/type index (fixed while open)
         self._lifecycle = stream_lifecycle  # a stream's deletion state (services.storage.lifecycle)
         self._on_failure = on_failure
         self.quotas = quotas or StorageQuotas()
@@ -192,7 +197,7 @@ class GroupCommitWriter:
         if self._stopping:
             future.set_result([Unavailable("storage is shutting down", reason=Reason.SHUTTING_DOWN)] * len(items))
             return future
-        entries = sum(4 * len(i.request.events) + 2 for i in items)
+        entries = sum(KEYS_PER_EVENT * len(i.request.events) + 2 for i in items)
         self._queue.append(_Group(items, future, entries, trace.get_current_span().get_span_context()))
         if self._task is None:
             self._task = self._loop.create_task(self._run())
@@ -441,12 +446,15 @@ class GroupCommitWriter:
         # fragments are precomputed, and server-assigned ids (which cannot collide) are not tracked.
         tprefix = keys.tenant_prefix(t)
         sprefix = tprefix + sid + keys.SEP
-        h_events, h_stream, h_type, h_id = (
+        h_events, h_stream, h_type, h_id, h_cat = (
             self._h["events"],
             self._h["stream_idx"],
             self._h["type_idx"],
             self._h["id_idx"],
+            self._h["category_type_idx"],
         )
+        separator = self._separator
+        categorized = keys.stream_category(stream_id, separator) is not None
         collected: list[tuple[bytes, bytes, Any]] = []
         put = batch.put if room is None else (lambda k, v, h: collected.append((k, v, h)))
         new_ids: dict[tuple[int, bytes], tuple[int, str, int, model_pb2.AppendInput, int]] = {}
@@ -455,9 +463,10 @@ class GroupCommitWriter:
         id_prefix, json_field, sep = codec.EVENT_ID_FIELD_PREFIX, codec.JSON_CONTENT_TYPE_FIELD, keys.SEP
         generated = iter(self._ids.take_with_text(count - len(given)) if count > len(given) else ())
         given_map = dict(given)
-        type_prefixes: dict[str, bytes] = {}
+        # Per event type: its type-index prefix and its category/type prefix (None: no category).
+        type_prefixes: dict[str, tuple[bytes, bytes | None]] = {}
         event_ids: list[str] = []
-        # Bytes written: the event value and the type-index key vary per event; the rest is fixed.
+        # Bytes written: the event value, the type-index and category/type keys vary per event; the rest is fixed.
         varying = 0
         for index, ev in enumerate(req.events):
             pos = first_pos + index
@@ -475,15 +484,22 @@ class GroupCommitWriter:
                 data += json_field
             event_ids.append(eid)
             event_type = ev.event_type
-            type_prefix = type_prefixes.get(event_type)
-            if type_prefix is None:
-                type_prefix = type_prefixes[event_type] = tprefix + event_type.encode() + sep
+            prefixes = type_prefixes.get(event_type)
+            if prefixes is None:
+                prefixes = type_prefixes[event_type] = (
+                    tprefix + event_type.encode() + sep,
+                    keys.category_type_prefix(t, stream_id, event_type, separator) if categorized else None,
+                )
+            type_prefix, category_prefix = prefixes
             value = data + common + version_position(version, pos)
             varying += len(value) + len(type_prefix)
             put(tprefix + pos8, value, h_events)
             put(sprefix + pack(version), pos8, h_stream)
             put(type_prefix + pos8, b"", h_type)
             put(tprefix + raw_id, pos8, h_id)
+            if category_prefix is not None:
+                put(category_prefix + pos8, b"", h_cat)
+                varying += len(category_prefix) + 8
         last = first_pos + count - 1
         # per event: event key 12; stream index key and value len(sprefix) + 16; type index position 8;
         # id index key and value 28. Per append: the stream head (key and value) when the stream is new.

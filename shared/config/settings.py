@@ -58,7 +58,7 @@ class StorageSettings(Endpoint):
     # fsync the WAL on every group commit and every acknowledged record or tenant write. Off trades the
     # last moments of acknowledged writes on a machine crash (not a process crash) for throughput.
     sync_writes: bool = Reloadable(True)
-    # A write batch closes once it holds this many key writes (events x 4 + heads); one append is never split.
+    # A write batch closes once it holds this many key writes (events x 5 + heads); one append is never split.
     group_commit_max_entries: int = Reloadable(4000, ge=1)
     # Stream heads kept in memory by the writer.
     stream_cache_size: int = Reloadable(100_000, ge=0)
@@ -66,8 +66,18 @@ class StorageSettings(Endpoint):
     request_id_ttl_s: int = Reloadable(7 * 24 * 3600, ge=60)
     # Writes are refused (STORAGE_FULL) while the data directory's volume has less than this free.
     min_free_bytes: int = Reloadable(64 * MiB, ge=0)
-    # RocksDB write buffer (memtable) size per column family.
+    # RocksDB memory (docs/PERFORMANCE.md, Tuning, has sizes for a small and a large machine): the
+    # write buffer (memtable) of each column family; all memtables together (0: no shared bound, each
+    # family up to two write buffers); one LRU block cache of decoded SST blocks shared by every family.
+    # A backup's checkpoint first flushes every memtable, so the total bounds that flush: with 64 MiB a
+    # full backup after 1M events took 0.23-0.25 s, with 256 MiB 0.53-0.56 s (0.33-0.38 s of it the
+    # flush), at the same ingest rate (bench/backup.py, docs/PERFORMANCE.md).
     write_buffer_bytes: int = Field(default=64 * MiB, ge=64 * 1024)
+    db_write_buffer_bytes: int = Field(default=64 * MiB, ge=0)
+    block_cache_bytes: int = Field(default=128 * MiB, ge=MiB)
+    # RocksDB's background threads (flushes and compactions; a quarter of them flush, at least one). With
+    # 8, two memtables flush at once: a backup's checkpoint after 1M events took 0.32 s instead of 0.49 s.
+    background_jobs: int = Field(default=8, ge=2, le=64)
     # Live subscriptions storage follows for all the query replicas together; past it, UNAVAILABLE.
     max_subscriptions: int = Reloadable(20_000, ge=1)
     # Largest read response, in bytes; reads return fewer events rather than exceed it.
@@ -75,6 +85,26 @@ class StorageSettings(Endpoint):
     # How often the lifecycle sweep removes events hidden by stream metadata (max_age, max_count,
     # truncate_before) and deletions from disk; a metadata change or deletion also starts one soon after.
     lifecycle_sweep_interval_s: float = Reloadable(60.0, gt=0)
+    # The commit feed (FollowCommits) that keeps the query replicas' read caches exact: an append or a
+    # deletion is answered once every follower acknowledged it, or after this long, when the follower
+    # is cut off (it stops using its cache until it follows again). Heartbeats go out every
+    # commit_feed_heartbeat_s.
+    commit_feed_ack_timeout_s: float = Reloadable(2.0, gt=0, le=30)
+    commit_feed_heartbeat_s: float = Reloadable(0.1, gt=0, le=5)
+    # Followers storage serves at once (query replicas; each holds one feed).
+    max_commit_followers: int = Reloadable(64, ge=1, le=1024)
+    # The (stream category, event type) index: a stream's category is its id before the first
+    # separator (KurrentDB's convention; ids without it have no category). Changing it rebuilds the
+    # index in the background at the next start (ListEvents walks the event-type index meanwhile).
+    category_separator: str = Field(default="-", min_length=1, max_length=8, pattern=r"^[!-~]+$")
+    # The backfill of that index (events from before it existed, or before a separator change) writes
+    # this many events' entries per batch (on the event loop: ~5 ms for 1,000), pausing
+    # index_backfill_pause_ms between batches.
+    index_backfill_batch: int = Reloadable(1000, ge=1, le=100_000)
+    index_backfill_pause_ms: float = Reloadable(1.0, ge=0, le=1000)
+    # GetIndexStats counts at most this many keys per index and tenant (then says the figures are partial);
+    # counting takes about 0.8 s per million keys here.
+    index_stats_max_keys: int = Reloadable(1_000_000, ge=1000, le=100_000_000)
 
 
 class IngestSettings(Endpoint):
@@ -119,10 +149,22 @@ class QuerySettings(Endpoint):
     # room for subscriber_stall_s the subscription ends with SUBSCRIBER_TOO_SLOW and where to resume.
     subscriber_buffer_bytes: int = Reloadable(64 * 1024, ge=16 * 1024)
     subscriber_stall_s: float = Reloadable(30.0, gt=0)
-    # Events read through this replica kept in memory by id, in all and per tenant: GetEvent answers
-    # from them while storage cannot be reached.
-    event_cache_bytes: int = Field(default=64 * MiB, ge=0)
-    event_cache_bytes_per_tenant: int = Field(default=16 * MiB, ge=0)
+    # The read cache (services.query.cache): events by id, stream pages and folded entity states read
+    # through this replica, in memory, bounded in all and per tenant (bytes of what is kept). It is kept
+    # exact by storage's commit feed; GetEvent also answers from it while storage cannot be reached.
+    # cache_enabled = false reads everything from storage (the cold figures of bench/run.py).
+    cache_bytes: int = Field(default=64 * MiB, ge=0)
+    cache_bytes_per_tenant: int = Field(default=16 * MiB, ge=0)
+    cache_enabled: bool = Reloadable(True)
+    # A cache whose commit feed has been silent this long (missed heartbeats) is not used until the feed
+    # is heard again; below storage.commit_feed_ack_timeout_s, after which storage stops waiting for it.
+    cache_feed_silence_s: float = Reloadable(0.5, gt=0, le=10)
+    # BatchGetEvents takes at most this many ids, ReadStreams at most this many streams.
+    max_batch_event_ids: int = Reloadable(100, ge=1, le=1000)
+    max_batch_streams: int = Reloadable(20, ge=1, le=100)
+    # A read with min_position waits at most this long for this replica to see the tenant's log reach it
+    # (through the commit feed, or storage's head), then answers UNAVAILABLE (MIN_POSITION_NOT_REACHED).
+    min_position_wait_ms: int = Reloadable(1000, ge=0, le=60_000)
     # Subscribe defaults.
     checkpoint_every_events: int = Reloadable(1000, ge=1)
     checkpoint_interval_s: float = Reloadable(5.0, gt=0)
@@ -283,8 +325,10 @@ class TracingSettings(_Section):
     zipkin_endpoint: str = "http://127.0.0.1:9411/api/v2/spans"
     # Spans waiting for export, at most; past it new spans are dropped (and counted), so a dead or slow
     # collector costs at most this much memory and never blocks a call.
-    max_queued_spans: int = Field(default=4096, ge=64)
-    export_batch_spans: int = Field(default=256, ge=1)
+    # Queued spans are kept encoded (about 100-200 bytes each, leaves included).
+    max_queued_spans: int = Field(default=8192, ge=64)
+    # Spans per export call: each call has a fixed cost on both sides, so fewer, larger calls cost less.
+    export_batch_spans: int = Field(default=1024, ge=1)
     export_timeout_s: float = Field(default=5.0, gt=0)
     # service.instance.id of this process's spans (default: a new UUID per process).
     instance_id: str = ""
@@ -416,6 +460,61 @@ class SecretsSettings(_Section):
     aws_endpoint_url: str = ""
 
 
+class MemorySettings(_Section):
+    """The memory-pressure monitor of the query and storage processes (shared.limits.memory): each checks
+    its resident size every check_interval_s against limit_bytes (unset: its cgroup's memory limit when
+    there is one, else off; 0: off). At high_water of it, it sheds caches (query: the read cache;
+    storage: the RocksDB block cache) and refuses new Subscribe and Consume calls (UNAVAILABLE /
+    OVERLOADED) until it is below low_water."""
+
+    limit_bytes: int | None = Reloadable(None, ge=0)
+    high_water: float = Reloadable(0.9, gt=0, le=1)
+    low_water: float = Reloadable(0.8, gt=0, le=1)
+    check_interval_s: float = Reloadable(1.0, ge=0.05, le=60)
+
+    @model_validator(mode="after")
+    def _marks(self) -> MemorySettings:
+        if self.low_water >= self.high_water:
+            raise ValueError("low_water must be below high_water")
+        return self
+
+
+class BackupSettings(_Section):
+    """Backups (the storage service makes them; the admin service runs their schedules)."""
+
+    # The local destination: a directory on the storage host. Empty: `backups` under storage.data_dir.
+    dir: str = ""
+    # Where a request that names no destination goes: "local" or "s3".
+    default_destination: Literal["local", "s3"] = "local"
+    # The S3-compatible destination (AWS S3, MinIO, SeaweedFS...): unused while s3_bucket is empty.
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = "allsource-backups/"
+    s3_region: str = "us-east-1"
+    # Credentials: secrets (env:, file:, vault:, aws-sm: references); unset: the usual AWS chain.
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # Objects larger than this are uploaded in parts of this size.
+    s3_multipart_bytes: int = Field(default=8 * MiB, ge=5 * MiB)
+    # zstandard level of the chunks (1 fastest, 19 smallest).
+    compression_level: int = Field(default=3, ge=1, le=19)
+    # Include the token-signing keys. They stay sealed as storage keeps them (with a key derived from
+    # internal.service_secret), so only a deployment with the same secret can use them; tokens issued
+    # before the backup then stay valid after a restore. Off: they are left out, a restore makes a new
+    # key, and users log in again (API keys are unaffected).
+    include_signing_keys: bool = True
+    # A backup or restore of at most this many events runs on a thread of the storage process rather than
+    # in a worker process of its own (starting one costs about 0.2 s; a small job's work costs less).
+    inline_max_events: int = Reloadable(20_000, ge=0)
+    # A full backup of the whole suite (larger than inline_max_events) copies the checkpoint's files as
+    # they are, several times faster than reading its records; restores read them back. Off: records.
+    full_backup_files: bool = Reloadable(True)
+    # Worker processes sharing a larger backup (each copies a slice of every tenant's positions).
+    dump_workers: int = Reloadable(2, ge=1, le=16)
+    # How often the admin service looks for due schedules.
+    schedule_check_s: float = Reloadable(30.0, gt=0)
+
+
 class FlagSettings(_Section):
     """A feature flag's configured value (AdminService.SetFeatureFlag overrides it at run time)."""
 
@@ -440,6 +539,8 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     internal: InternalSettings = InternalSettings()
     secrets: SecretsSettings = SecretsSettings()
+    backup: BackupSettings = BackupSettings()
+    memory: MemorySettings = MemorySettings()
     # Feature flags by name (see shared.config.flags for the known flags).
     flags: dict[str, FlagSettings] = Reloadable({})
     # How often every service re-reads flag overrides from storage (besides being told at once).

@@ -146,6 +146,13 @@ class Unavailable(AllSourceError):
     reason = Reason.UNAVAILABLE
 
 
+class DataLoss(AllSourceError):
+    """Stored data (a backup chunk) is damaged or missing."""
+
+    code = grpc.StatusCode.DATA_LOSS
+    reason = Reason.BACKUP_CORRUPT
+
+
 class Internal(AllSourceError):
     """A bug or an unexpected failure; details are in the server log under the request id."""
 

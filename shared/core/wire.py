@@ -30,3 +30,15 @@ def recast(message: Message, target: type[M]) -> M:
     """A message as another type with the same wire format (the storage service's types and the public
     API's mirror each other; tests/unit/test_wire_compat.py keeps them so)."""
     return target.FromString(message.SerializeToString())
+
+
+class Prebuilt:
+    """A unary response the handler serialized itself (bytes forwarded from a cache or from storage):
+    the call chain sends `data` as it is. `results` is the number of results it carries (what a page
+    read is charged for)."""
+
+    __slots__ = ("data", "results")
+
+    def __init__(self, data: bytes, results: int) -> None:
+        self.data = data
+        self.results = results

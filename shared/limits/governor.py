@@ -40,6 +40,7 @@ from google.rpc import error_details_pb2
 from shared.config.settings import LimitsSettings
 from shared.core.errors import AllSourceError, ResourceExhausted, with_retry_after
 from shared.core.reasons import Reason
+from shared.core.wire import Prebuilt
 from shared.limits.book import LimitBook
 from shared.limits.limiter import Limit, MemoryLimiter, RateLimiter, Verdict
 from shared.limits.plans import SUITE_THROTTLE, Override, limit_of, past_soft
@@ -309,10 +310,13 @@ class Governor:
         limits = call.rate
         if not limits:
             return
-        field = _RESULTS.get(type(response))
-        if field is None:
-            field = _RESULTS[type(response)] = _results_field(response)
-        returned = len(getattr(response, field)) if field else 0
+        if type(response) is Prebuilt:
+            returned = response.results
+        else:
+            field = _RESULTS.get(type(response))
+            if field is None:
+                field = _RESULTS[type(response)] = _results_field(response)
+            returned = len(getattr(response, field)) if field else 0
         if returned > 1:
             self.limiter.charge(limits, returned - 1)
 

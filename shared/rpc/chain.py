@@ -32,6 +32,7 @@ from shared.auth.principal import Principal
 from shared.auth.rbac import Requirement
 from shared.core.errors import AllSourceError, Internal, InvalidArgument
 from shared.core.reasons import Reason
+from shared.core.wire import Prebuilt
 
 log = logging.getLogger("allsource.rpc")
 # When the RPC being handled must be answered (time.monotonic()), if its caller set a deadline: calls
@@ -344,6 +345,17 @@ def _infra(behavior: Behavior, streaming: bool, path: str) -> Behavior:
     return unary
 
 
+def _prebuilt_or(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """A unary response serializer that sends a Prebuilt response's bytes as they are."""
+    if serializer is None:
+        return None
+
+    def serialize(response: Any) -> bytes:
+        return response.data if type(response) is Prebuilt else serializer(response)
+
+    return serialize
+
+
 def wrap_handler(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior]) -> grpc.RpcMethodHandler:
     """A copy of handler whose behavior is wrap(behavior, response_streaming)."""
     kw = {
@@ -351,6 +363,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool]
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
+        kw["response_serializer"] = _prebuilt_or(handler.response_serializer)
         return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **kw)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), **kw)

@@ -11,12 +11,13 @@ reported (and shown as pending by GetConfig) but not applied: nothing is half-ap
 from __future__ import annotations
 
 import logging
+import resource
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from allsource.control.v1 import control_pb2, control_pb2_grpc
-from allsource.v1 import config_pb2
+from allsource.v1 import config_pb2, metrics_pb2
 from google.protobuf import timestamp_pb2
 from pydantic import ValidationError
 
@@ -24,6 +25,7 @@ from shared.config import loader as config
 from shared.config.flags import FLAGS, FlagState
 from shared.config.loader import LoadedSettings, SettingsError
 from shared.config.settings import Settings
+from shared.telemetry.metrics import RPC_CALLS, RPC_DURATION, RPC_IN_FLIGHT
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,75 @@ def flags_response() -> list[config_pb2.FeatureFlag]:
     return [flag_to_proto(s, DEFINITIONS[s.name].description) for s in FLAGS.states()]
 
 
+# -- metrics ----------------------------------------------------------------------------------------
+
+# Histogram buckets of one method (or of all): upper bound -> cumulative count, as Prometheus keeps them.
+Buckets = dict[float, float]
+
+
+def quantile_ms(q: float, buckets: Buckets) -> float:
+    """The q-quantile of a cumulative histogram in milliseconds, estimated as Prometheus's
+    histogram_quantile does: linear within the bucket that holds it; the highest finite bound past it."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return 0.0
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1000
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return (lower + (bound - lower) * share) * 1000
+        lower, below = bound, count
+    return lower * 1000
+
+
+def metrics_summary(service: str, max_methods: int, enabled: bool = True) -> metrics_pb2.ServiceMetrics:
+    """This process's RPC figures from the counters and histograms /metrics serves, with its CPU and memory."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out = metrics_pb2.ServiceMetrics(
+        service=service, cpu_seconds=usage.ru_utime + usage.ru_stime, max_rss_bytes=usage.ru_maxrss * 1024
+    )
+    if not enabled:
+        out.error = "metrics.enabled is false in this process: its RPCs are not counted"
+        return out
+    calls: dict[str, list[float]] = {}  # method -> [calls, errors]
+    for family in RPC_CALLS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                entry = calls.setdefault(sample.labels["method"], [0.0, 0.0])
+                entry[0] += sample.value
+                if sample.labels["code"] != "OK":
+                    entry[1] += sample.value
+    per_method: dict[str, Buckets] = {}
+    overall: Buckets = {}
+    for family in RPC_DURATION.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                own = per_method.setdefault(sample.labels["method"], {})
+                own[bound] = own.get(bound, 0.0) + sample.value
+                overall[bound] = overall.get(bound, 0.0) + sample.value
+    out.calls = int(sum(c for c, _ in calls.values()))
+    out.errors = int(sum(e for _, e in calls.values()))
+    out.in_flight = int(sum(s.value for f in RPC_IN_FLIGHT.collect() for s in f.samples))
+    out.p50_ms = quantile_ms(0.5, overall)
+    out.p99_ms = quantile_ms(0.99, overall)
+    busiest = sorted(calls.items(), key=lambda item: (-item[1][0], item[0]))[:max_methods]
+    for method, (count, errors) in busiest:
+        buckets = per_method.get(method, {})
+        out.methods.add(
+            method=method,
+            calls=int(count),
+            errors=int(errors),
+            p50_ms=quantile_ms(0.5, buckets),
+            p99_ms=quantile_ms(0.99, buckets),
+        )
+    return out
+
+
 # -- the service --------------------------------------------------------------------------------------
 
 
@@ -150,7 +221,9 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
         reload: Callable[[], Awaitable[config_pb2.ReloadResult]],
         snapshot: Callable[[], config_pb2.ServiceConfig],
         refresh_flags: Callable[[], Awaitable[None]],
+        metrics: Callable[[int], metrics_pb2.ServiceMetrics],
     ) -> None:
+        self._metrics = metrics
         self._reload = reload
         self._snapshot = snapshot
         self._refresh_flags = refresh_flags
@@ -170,6 +243,11 @@ class ControlServicer(control_pb2_grpc.ControlServiceServicer):
     ) -> control_pb2.RefreshFeatureFlagsResponse:
         await self._refresh_flags()
         return control_pb2.RefreshFeatureFlagsResponse(flags=flags_response())
+
+    async def GetMetrics(
+        self, request: control_pb2.GetMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> control_pb2.GetMetricsResponse:
+        return control_pb2.GetMetricsResponse(metrics=self._metrics(max(0, min(request.max_methods, 50))))
 
 
 CONTROL_SERVICE = control_pb2.DESCRIPTOR.services_by_name["ControlService"].full_name

@@ -40,15 +40,27 @@ class Admission(Stage):
         return not method.control
 
     def enter(self, call: Call) -> Awaitable[None] | None:
-        if tracing.active():
-            return self._traced(call)
-        return self._admit(call)
-
-    async def _traced(self, call: Call) -> None:
-        with tracing.span("admission"):
+        leaf = tracing.leaf_of(call.span, "admission")
+        if leaf is None:
+            return self._admit(call)
+        try:
             pending = self._admit(call)
-            if pending is not None:
-                await pending
+        except BaseException as exc:
+            tracing.close_leaf(leaf, exc)
+            raise
+        if pending is None:  # decided at once (the common case): no coroutine to make
+            tracing.close_leaf(leaf)
+            return None
+        return self._wait(pending, leaf)
+
+    @staticmethod
+    async def _wait(pending: Awaitable[None], leaf: Any) -> None:
+        try:
+            await pending
+        except BaseException as exc:
+            tracing.close_leaf(leaf, exc)
+            raise
+        tracing.close_leaf(leaf)
 
     def _admit(self, call: Call) -> Awaitable[None] | None:
         principal = call.principal

@@ -63,10 +63,15 @@ class Authentication(Stage):
                     "this call needs credentials: authorization: Bearer <access token or API key>",
                     reason=Reason.MISSING_CREDENTIALS,
                 )
-            if tracing.active():
-                with tracing.span("authentication") as span:
+            leaf = tracing.leaf_of(call.span, "authentication")
+            if leaf is not None:
+                try:
                     principal = await self.authenticate(token, call.peer)
-                    span.set_attribute("allsource.principal", principal.ref)
+                except BaseException as exc:
+                    tracing.close_leaf(leaf, exc)
+                    raise
+                leaf.attributes["allsource.principal"] = principal.ref
+                tracing.close_leaf(leaf)
             else:
                 principal = await self.authenticate(token, call.peer)
         call.principal = principal

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar, cast
 
 import grpc
-from allsource.storage.v1 import groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
+from allsource.storage.v1 import backup_pb2, groups_pb2, lifecycle_pb2, storage_pb2, storage_pb2_grpc
 from allsource.v1 import groups_pb2 as public_groups_pb2
 from allsource.v1 import query_pb2
 from google.protobuf.message import Message
@@ -63,6 +63,7 @@ class StorageClient:
         ]
         self._streams_open = [0] * len(self._stream_channels)
         self._watch = [storage_pb2_grpc.StorageServiceStub(channel).WatchRecords for channel in self._stream_channels]
+        self._follow = [storage_pb2_grpc.StorageServiceStub(channel).FollowCommits for channel in self._stream_channels]
         # Subscribe messages share allsource.v1.SubscribeResponse's wire format: parse them as that type
         # so the query service forwards them without conversion.
         self._subscribe = [
@@ -215,6 +216,16 @@ class StorageClient:
         """A run of filtered events, parsed and as the bytes storage sent."""
         return cast(tuple[storage_pb2.ReadEventsResponse, bytes], await self._read("ReadEvents", request))
 
+    async def batch_get_events(self, request: storage_pb2.BatchGetEventsRequest) -> storage_pb2.BatchGetEventsResponse:
+        """Several events by id in one call."""
+        returns = storage_pb2.BatchGetEventsResponse
+        return await self._unary(self.stub.BatchGetEvents, request, returns, system=False, retry=True)
+
+    async def read_streams(self, request: storage_pb2.ReadStreamsRequest) -> storage_pb2.ReadStreamsResponse:
+        """Slices of several streams in one call."""
+        returns = storage_pb2.ReadStreamsResponse
+        return await self._unary(self.stub.ReadStreams, request, returns, system=False, retry=True)
+
     async def _read(self, method: str, request: Message) -> tuple[Message, bytes]:
         return await self._unary(self._raw_reads[method], request, tuple, system=False, retry=True)
 
@@ -317,6 +328,12 @@ class StorageClient:
             self.stub.GetTenantUsage, request, storage_pb2.GetTenantUsageResponse, system=False, retry=True
         )
 
+    async def get_index_stats(self, request: storage_pb2.GetIndexStatsRequest) -> storage_pb2.GetIndexStatsResponse:
+        """A tenant's index figures, in the scope of the current call's tenant."""
+        return await self._unary(
+            self.stub.GetIndexStats, request, storage_pb2.GetIndexStatsResponse, system=False, retry=True
+        )
+
     async def add_usage(self, request: storage_pb2.AddUsageRequest) -> storage_pb2.AddUsageResponse:
         """Add counted query calls to a tenant's usage."""
         return await self._unary(self.stub.AddUsage, request, storage_pb2.AddUsageResponse, system=True)
@@ -382,6 +399,55 @@ class StorageClient:
         async for message in self._stream(self._consume, requests, self._metadata()):
             yield message
 
+    # -- backups (admin service only; long calls: no deadline but the caller's) -------------------------
+
+    async def create_backup(
+        self, request: backup_pb2.CreateBackupRequest
+    ) -> AsyncIterator[backup_pb2.CreateBackupResponse]:
+        """Make a backup; yields its progress."""
+        async for message in self._server_stream(self.stub.CreateBackup, request):
+            yield message
+
+    async def restore_backup(
+        self, request: backup_pb2.RestoreBackupRequest
+    ) -> AsyncIterator[backup_pb2.RestoreBackupResponse]:
+        """Restore from a backup; yields its progress."""
+        async for message in self._server_stream(self.stub.RestoreBackup, request):
+            yield message
+
+    async def list_backups(self, request: backup_pb2.ListBackupsRequest) -> backup_pb2.ListBackupsResponse:
+        """A destination's backups."""
+        returns = backup_pb2.ListBackupsResponse
+        return await self._unary(self.stub.ListBackups, request, returns, system=True, retry=True, timeout=60.0)
+
+    async def get_backup(self, request: backup_pb2.GetBackupRequest) -> backup_pb2.GetBackupResponse:
+        """One backup."""
+        returns = backup_pb2.GetBackupResponse
+        return await self._unary(self.stub.GetBackup, request, returns, system=True, retry=True, timeout=60.0)
+
+    async def verify_backup(self, request: backup_pb2.VerifyBackupRequest) -> backup_pb2.VerifyBackupResponse:
+        """Check every chunk of a backup's chain."""
+        returns = backup_pb2.VerifyBackupResponse
+        return await self._unary(self.stub.VerifyBackup, request, returns, system=True, timeout=3600.0)
+
+    async def delete_backup(self, request: backup_pb2.DeleteBackupRequest) -> backup_pb2.DeleteBackupResponse:
+        """Delete a backup."""
+        returns = backup_pb2.DeleteBackupResponse
+        return await self._unary(self.stub.DeleteBackup, request, returns, system=True, timeout=300.0)
+
+    async def _server_stream(self, method: Any, request: Message) -> AsyncIterator[Any]:
+        """A server-streaming call with the system scope on the unary connection."""
+        deadline = call_deadline.get()
+        timeout = max(0.001, deadline - time.monotonic()) if deadline is not None else None
+        call = method(request, metadata=self._metadata(self.system_scope()), timeout=timeout)
+        try:
+            async for message in call:
+                yield message
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
     # -- live ---------------------------------------------------------------------------------------
 
     async def subscribe(self, request: storage_pb2.SubscribeRequest) -> AsyncIterator[query_pb2.SubscribeResponse]:
@@ -394,6 +460,13 @@ class StorageClient:
     ) -> AsyncIterator[storage_pb2.WatchRecordsResponse]:
         """Follow a namespace of records (with the system scope)."""
         async for message in self._stream(self._watch, request, self._metadata(self.system_scope())):
+            yield message
+
+    async def follow_commits(
+        self, requests: AsyncIterator[storage_pb2.FollowCommitsRequest]
+    ) -> AsyncIterator[storage_pb2.FollowCommitsResponse]:
+        """Follow the commit feed (with the system scope), acknowledging through `requests`."""
+        async for message in self._stream(self._follow, requests, self._metadata(self.system_scope())):
             yield message
 
     async def _stream(

@@ -251,7 +251,8 @@ def start_server_span(
         return tracer.start_span(name, trace.set_span_in_context(NonRecordingSpan(parent)), kind, attributes)
     if tracer is None:
         return NonRecordingSpan(root_context())
-    return tracer.start_span(name, otel_context.Context(), kind, attributes)  # the ratio decides
+    started: Span = tracer.start_root(name, kind, attributes)  # the ratio decides
+    return started
 
 
 def keep(
@@ -307,7 +308,32 @@ def span(name: str, attributes: dict[str, Any] | None = None, *, current: bool =
         return NO_SPAN
     if current:
         return STATE.tracer.start_as_current_span(name, attributes=attributes, record_exception=False)
+    if type(parent) is spans.Span:
+        return _Leaf(parent.child(name, attributes))  # kept with its parent (shared.telemetry.spans.Child)
     return _Leaf(STATE.tracer.start_span(name, trace.set_span_in_context(parent), SpanKind.INTERNAL, attributes))
+
+
+def leaf_of(span: Any, name: str) -> spans.Child | None:
+    """A leaf span under a call's own span (Call.span) when that is recorded: what a chain stage uses,
+    without looking the current span up. The caller ends it (`close_leaf`)."""
+    return span.child(name) if type(span) is spans.Span and not span._ended else None
+
+
+def close_leaf(leaf: spans.Child, exc: BaseException | None = None) -> None:
+    """End a leaf from `leaf_of`, failed with the exception's type if its work raised."""
+    if exc is not None:
+        leaf.status_code, leaf.status_message = StatusCode.ERROR, type(exc).__name__
+    leaf.end()
+
+
+def leaf(parent: Span, name: str, attributes: dict[str, Any], start_ns: int, end_ns: int) -> None:
+    """Record a leaf span under a recorded span after the fact (a wait whose start was noted)."""
+    if type(parent) is spans.Span:
+        parent.child(name, attributes, start_ns).end(end_ns)
+    elif STATE.tracer is not None:
+        STATE.tracer.start_span(
+            name, trace.set_span_in_context(parent), SpanKind.INTERNAL, attributes, None, start_ns
+        ).end(end_ns)
 
 
 class _Leaf:

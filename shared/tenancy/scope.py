@@ -73,6 +73,12 @@ def narrow(event_filter: event_pb2.EventFilter) -> None:
             event_filter.event_types.extend(sorted(principal.event_types))
 
 
+def limited_to_types() -> bool:
+    """Whether the credential sees only some event types (reads of a stream must then drop the others)."""
+    principal = current()
+    return principal is not None and bool(principal.event_types)
+
+
 class _Placed(Protocol):
     stream_id: str
     event_type: str

@@ -44,7 +44,8 @@ class Cli:
             HOME=str(self.home),
             XDG_CONFIG_HOME=str(self.home / ".config"),
             XDG_STATE_HOME=str(self.home / ".state"),
-            PYTHONPATH=str(ROOT),
+            # This tree's generated code and client package first, whichever tree the venv's install names.
+            PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in (".", "gen", "clients/python/src")),
         )
         env.update(self.env)
         if key:

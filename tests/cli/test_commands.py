@@ -209,7 +209,7 @@ def test_help_lists_exit_statuses_and_version(cli: Cli) -> None:
     shown = cli.ok("--help")
     for status in ("0 done", "2 usage error", "3 refused by the server", "4 unavailable"):
         assert status in " ".join(shown.split()), status
-    for group in "tenants quotas users keys events streams config diag audit shell login".split():
+    for group in "tenants quotas users keys events streams groups config diag audit shell login".split():
         assert f"  {group} " in shown, group
     assert cli.ok("--version") == f"allsource-cli {VERSION}\n"
     # The console script `make run` installs.

@@ -67,3 +67,16 @@ def test_export_and_import_draw_a_bar_on_a_terminal_only(cli: Cli, tenant: str, 
     assert "importing" in screen and BAR in screen and "3/3" in screen, screen
     piped = cli.run("--tenant", target, "events", "import", str(dump))
     assert piped.returncode == 0 and BAR not in piped.stderr + piped.stdout and "importing" not in piped.stderr
+
+
+def test_a_backup_and_its_restore_draw_a_bar_on_a_terminal_only(cli: Cli, tenant: str) -> None:
+    cli.ok("--tenant", tenant, "events", "append", "b-1", "--type", "Tick")
+    status, screen = on_terminal(cli, "backups", "create", "--tenant", tenant)
+    assert status == 0, screen
+    assert "backing up" in screen and BAR in screen and "100%" in screen, screen
+    backup_id = cli.json("backups", "list")[-1]["backup_id"]
+    status, screen = on_terminal(cli, "backups", "restore", backup_id, "--tenant", tenant, "--dry-run")
+    assert status == 0, screen
+    assert "checking" in screen and BAR in screen and "would restore" in screen, screen
+    piped = cli.run("backups", "create", "--tenant", tenant)
+    assert piped.returncode == 0 and BAR not in piped.stderr + piped.stdout and "backing up" not in piped.stderr

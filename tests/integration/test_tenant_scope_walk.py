@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+from allsource.storage.v1 import backup_pb2 as storage_backup
 from allsource.storage.v1 import groups_pb2 as storage_groups_pb2
 from allsource.storage.v1 import lifecycle_pb2 as storage_lifecycle
 from allsource.storage.v1 import model_pb2, storage_pb2
@@ -99,6 +100,10 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
         ),
         "/allsource.v1.QueryService/GetEvent": query_pb2.GetEventRequest(event_id=other.event_id),
         "/allsource.v1.QueryService/ReadStream": query_pb2.ReadStreamRequest(stream_id=other.stream_id),
+        "/allsource.v1.QueryService/BatchGetEvents": query_pb2.BatchGetEventsRequest(event_ids=[other.event_id]),
+        "/allsource.v1.QueryService/ReadStreams": query_pb2.ReadStreamsRequest(
+            reads=[query_pb2.StreamRead(stream_id=other.stream_id)]
+        ),
         "/allsource.v1.QueryService/ListEvents": query_pb2.ListEventsRequest(
             filter=event_pb2.EventFilter(stream_id=other.stream_id)
         ),
@@ -123,6 +128,7 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
         ),
         **group_probes(other),
         "/allsource.v1.AdminService/GetSystemInfo": admin_pb2.GetSystemInfoRequest(),
+        "/allsource.v1.AdminService/GetMetricsSummary": admin_pb2.GetMetricsSummaryRequest(),
         "/allsource.v1.AdminService/ReloadConfig": admin_pb2.ReloadConfigRequest(),
         "/allsource.v1.AdminService/GetConfig": admin_pb2.GetConfigRequest(),
         "/allsource.v1.AdminService/ListFeatureFlags": admin_pb2.ListFeatureFlagsRequest(),
@@ -139,6 +145,7 @@ def probes(other: Other, caller: Caller) -> dict[str, Message]:
             tenant_id=other.tenant_id, confirm_tenant_id=other.tenant_id
         ),
         "/allsource.v1.AdminService/GetTenantStats": admin_pb2.GetTenantStatsRequest(),
+        "/allsource.v1.AdminService/GetIndexStats": admin_pb2.GetIndexStatsRequest(),
         "/allsource.v1.AdminService/ListAuditEvents": admin_pb2.ListAuditEventsRequest(tenant_id=other.tenant_id),
         "/allsource.v1.AdminService/GetQuotaUsage": admin_pb2.GetQuotaUsageRequest(),
         "/allsource.v1.AdminService/SetQuotaOverride": admin_pb2.SetQuotaOverrideRequest(
@@ -403,6 +410,12 @@ def storage_requests(tenant: str, ghost: str) -> dict[str, tuple[str, Message]]:
             storage_pb2.PutSnapshotRequest(tenant_id=tenant, stream_id=stream, version=99, state=b"{}"),
         ),
         "GetStats": (SUITE_WIDE, storage_pb2.GetStatsRequest()),
+        "CreateBackup": (SUITE_WIDE, storage_backup.CreateBackupRequest(destination="nowhere", tenant_ids=[ghost])),
+        "ListBackups": (SUITE_WIDE, storage_backup.ListBackupsRequest()),
+        "GetBackup": (SUITE_WIDE, storage_backup.GetBackupRequest(backup_id=ghost)),
+        "VerifyBackup": (SUITE_WIDE, storage_backup.VerifyBackupRequest(backup_id=ghost)),
+        "RestoreBackup": (SUITE_WIDE, storage_backup.RestoreBackupRequest(backup_id=ghost, tenant_ids=[ghost])),
+        "DeleteBackup": (SUITE_WIDE, storage_backup.DeleteBackupRequest(backup_id=ghost)),
         "PutRecord": (
             TENANT_SCOPED,
             storage_pb2.PutRecordRequest(tenant_id=tenant, record=storage_pb2.Record(namespace="walk", key="k")),
@@ -466,6 +479,16 @@ def storage_requests(tenant: str, ghost: str) -> dict[str, tuple[str, Message]]:
         ),
         "ListParked": (TENANT_SCOPED, storage_groups_pb2.ListParkedRequest(tenant_id=tenant, group="x")),
         "ReplayParked": (TENANT_SCOPED, storage_groups_pb2.ReplayParkedRequest(tenant_id=tenant, group="x")),
+        "FollowCommits": (SUITE_WIDE, storage_pb2.FollowCommitsRequest()),
+        "BatchGetEvents": (
+            TENANT_SCOPED,
+            storage_pb2.BatchGetEventsRequest(tenant_id=tenant, event_ids=[str(uuid.UUID(int=0))]),
+        ),
+        "ReadStreams": (
+            TENANT_SCOPED,
+            storage_pb2.ReadStreamsRequest(tenant_id=tenant, reads=[storage_pb2.ReadStreamRequest(stream_id=stream)]),
+        ),
+        "GetIndexStats": (TENANT_SCOPED, storage_pb2.GetIndexStatsRequest(tenant_id=tenant)),
     }
 
 

@@ -46,7 +46,7 @@ def test_every_public_rpc_declares_its_cost_and_the_cost_fits_its_shape() -> Non
             {C.RATE_COST_STREAM, C.RATE_COST_CALL}
             if streaming
             else {C.RATE_COST_PAGE}
-            if "page_token" in fields
+            if "page_token" in fields or {"event_ids", "reads"} & set(fields)  # pages and batch reads: per result
             else {C.RATE_COST_EVENTS}
             if "events" in fields
             else {C.RATE_COST_CALL}

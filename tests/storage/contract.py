@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from allsource.storage.v1 import model_pb2
+from allsource.storage.v1 import lifecycle_pb2, model_pb2
 from allsource.v1 import event_pb2, tenant_pb2
+from google.protobuf import duration_pb2
 
 from services.storage.backend import AppendOp, Snapshot, StorageBackend
+from services.storage.keys import LIFECYCLE_LEDGER_NS
 from services.storage.subscribe import SubscriptionParams, follow
 from shared.core.errors import AllSourceError
 from shared.core.timestamps import from_timestamp
@@ -114,6 +116,21 @@ class StorageContract:
             times = [from_timestamp(e.recorded_at) for e in events]
             assert times == sorted(times)
             assert await b.head_position(T) == 6
+
+        run(body)
+
+    def test_index_stats_count_every_index_of_the_tenant_only(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("order-1", ev("A"), ev("B")))
+            await self.append_one(b, req("plain", ev("A")))
+            figures = {f.index: f for f in await b.index_stats(T)}
+            assert sorted(figures) == ["category_type", "event_id", "event_type", "stream"]
+            entries = {name: f.entries for name, f in figures.items()}
+            # one entry per event in each index; category_type only for "order-1" (it has a category)
+            assert entries == {"stream": 3, "event_type": 3, "event_id": 3, "category_type": 2}
+            assert all(f.bytes > 0 and not f.partial and not f.backfill_target for f in figures.values())
+            with pytest.raises(AllSourceError):
+                await b.index_stats("nobody")
 
         run(body)
 
@@ -481,6 +498,38 @@ class StorageContract:
 
         run(body)
 
+    def test_time_windows_stay_right_across_erased_positions(self, run: Any) -> None:
+        """The time bounds are found by a search over the log; erased events leave holes it must cross."""
+
+        async def body(b: StorageBackend) -> None:
+            bounds = []
+            for n in range(1, 31):
+                await self.append_one(b, req(f"u-{n}", ev("Profile" if n % 3 else "Gone")))
+                if n in (10, 20):
+                    await asyncio.sleep(0.01)
+                    bounds.append(time.time_ns())
+                    await asyncio.sleep(0.01)
+            await b.delete_events(lifecycle_pb2.DeleteEventsRequest(tenant_id=T, event_types=["Gone"]))
+            await b.delete_events(lifecycle_pb2.DeleteEventsRequest(tenant_id=T, stream_id_prefix="u-1"))  # 1, 10-19
+
+            async def positions(start: int | None = None, end: int | None = None) -> list[int]:
+                f = model_pb2.EventFilter()
+                if start is not None:
+                    f.start_time.FromNanoseconds(start)
+                if end is not None:
+                    f.end_time.FromNanoseconds(end)
+                run_ = await b.read_events(T, f, after_position=0, limit=100, max_scan=1000)
+                return [decode(e).position for e in run_.events]
+
+            alive = [n for n in range(1, 31) if n % 3 and not str(n).startswith("1")]
+            assert await positions() == alive
+            assert await positions(start=bounds[0]) == [n for n in alive if n > 10]
+            assert await positions(end=bounds[1]) == [n for n in alive if n <= 20]
+            assert await positions(start=bounds[0], end=bounds[1]) == [n for n in alive if 10 < n <= 20]
+            assert await positions(start=time.time_ns()) == []
+
+        run(body)
+
     def test_read_events_bounded_scan_reports_progress(self, run: Any) -> None:
         async def body(b: StorageBackend) -> None:
             await self.append_one(b, req("s", *[ev("Common") for _ in range(50)]))
@@ -535,6 +584,29 @@ class StorageContract:
             assert then == 1
             _, before = await b.get_stream(T, "b-1", 1)
             assert before == 0
+
+        run(body)
+
+    def test_streams_with_max_age_or_max_count_are_volatile(self, run: Any) -> None:
+        """What a read cache may keep: a stream whose visible events change with time or appends alone
+        (max_age, max_count) says so, in its slices too; truncation alone does not make it volatile."""
+
+        async def body(b: StorageBackend) -> None:
+            for name in ("plain", "aged", "counted", "truncated"):
+                await self.append_one(b, req(name, ev(), ev()))
+            for name, metadata in (
+                ("aged", lifecycle_pb2.StreamMetadata(max_age={"seconds": 3600})),
+                ("counted", lifecycle_pb2.StreamMetadata(max_count=5)),
+                ("truncated", lifecycle_pb2.StreamMetadata(truncate_before=2)),
+            ):
+                await b.set_stream_metadata(
+                    lifecycle_pb2.SetStreamMetadataRequest(tenant_id=T, stream_id=name, metadata=metadata)
+                )
+            volatile = {name: await b.volatile(T, name) for name in ("plain", "aged", "counted", "truncated", "none")}
+            assert volatile == {"plain": False, "aged": True, "counted": True, "truncated": False, "none": False}
+            for name in ("plain", "counted"):
+                piece = await b.read_stream(T, name, backward=False, from_version=0, limit=10)
+                assert piece.volatile == volatile[name]
 
         run(body)
 
@@ -640,6 +712,163 @@ class StorageContract:
         run(body)
 
     # -- durability ---------------------------------------------------------------------------------
+
+    # -- stream lifecycle: metadata, deletion, erasure, the ledger ------------------------------------
+
+    @staticmethod
+    async def set_meta(b: StorageBackend, stream: str, expected: int | None = None, **fields: Any) -> int:
+        request = lifecycle_pb2.SetStreamMetadataRequest(
+            tenant_id=T, stream_id=stream, metadata=lifecycle_pb2.StreamMetadata(**fields)
+        )
+        if expected is not None:
+            request.expected_metadata_version = expected
+        return await b.set_stream_metadata(request)
+
+    @staticmethod
+    async def delete(b: StorageBackend, stream: str, *, hard: bool = False, exact: int | None = None) -> Any:
+        expected = model_pb2.ExpectedVersion(
+            kind=K.EXPECTED_VERSION_KIND_ANY if exact is None else K.EXPECTED_VERSION_KIND_EXACT, version=exact or 0
+        )
+        return await b.delete_stream(
+            lifecycle_pb2.DeleteStreamRequest(tenant_id=T, stream_id=stream, expected_version=expected, hard=hard)
+        )
+
+    @staticmethod
+    async def versions(b: StorageBackend, stream: str) -> list[int]:
+        found = await b.read_stream(T, stream, backward=False, from_version=0, limit=1000)
+        return [decode(e).version for e in found.events]
+
+    @staticmethod
+    async def listed(b: StorageBackend, prefix: str = "") -> list[str]:
+        page, _ = await b.list_streams(T, prefix=prefix, after="", limit=100)
+        return [s.stream_id for s in page]
+
+    def test_stream_metadata_hides_events_at_once_and_is_versioned(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("s", *[ev() for _ in range(10)]))
+            never = await b.get_stream_metadata(T, "s")
+            assert (never.metadata_version, never.stream_version, never.deleted) == (0, 10, False)
+            assert await self.set_meta(b, "s", expected=0, max_count=3, custom={"owner": "ops"}) == 1
+            assert await self.versions(b, "s") == [8, 9, 10]
+            run_ = await b.read_events(
+                T, model_pb2.EventFilter(stream_id="s"), after_position=0, limit=100, max_scan=100
+            )
+            assert [decode(e).version for e in run_.events] == [8, 9, 10]
+            got = await b.get_stream_metadata(T, "s")
+            assert got.metadata.max_count == 3 and dict(got.metadata.custom) == {"owner": "ops"}
+            with pytest.raises(AllSourceError) as err:
+                await self.set_meta(b, "s", expected=0, max_count=1)
+            assert err.value.reason == "WRONG_METADATA_VERSION" and err.value.code.name == "ABORTED"
+            assert await self.set_meta(b, "s", expected=1, truncate_before=9) == 2
+            assert await self.versions(b, "s") == [9, 10]
+            assert await self.listed(b) == ["s"]
+
+        run(body)
+
+    def test_soft_delete_continues_versions_and_hard_delete_is_final(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("a", ev(), ev()))
+            with pytest.raises(AllSourceError) as err:
+                await self.delete(b, "a", exact=1)
+            assert err.value.reason == "WRONG_EXPECTED_VERSION"
+            soft = await self.delete(b, "a", exact=2)
+            assert (soft.stream_version, soft.events_deleted) == (2, 2)
+            with pytest.raises(AllSourceError) as err:
+                await b.read_stream(T, "a", backward=False, from_version=0, limit=10)
+            assert err.value.reason == "STREAM_NOT_FOUND"
+            assert await self.listed(b) == [] and (await b.get_stream_metadata(T, "a")).deleted
+            again = await self.append_one(b, req("a", ev(), kind=K.EXPECTED_VERSION_KIND_NO_STREAM))
+            assert again.first_version == 3 and await self.versions(b, "a") == [3]
+
+            hard = await self.delete(b, "a", hard=True)
+            assert hard.stream_version == 3 and (await b.get_stream_metadata(T, "a")).tombstoned
+            refused = await self.append_one(b, req("a", ev()))
+            assert isinstance(refused, AllSourceError) and refused.reason == "STREAM_DELETED"
+            with pytest.raises(AllSourceError) as err:
+                await self.set_meta(b, "a", max_count=1)
+            assert err.value.reason == "STREAM_DELETED"
+            with pytest.raises(AllSourceError) as err:
+                await self.delete(b, "never")
+            assert err.value.reason == "STREAM_NOT_FOUND" and err.value.code.name == "NOT_FOUND"
+
+        run(body)
+
+    def test_delete_events_dry_run_counts_what_the_erasure_erases(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("u-1", ev("Profile", b'{"email": "a@x"}'), ev("Login")))
+            await self.append_one(b, req("u-2", ev("Profile", b'{"email": "b@x"}')))
+            await self.append_one(b, req("o-1", ev("Profile")))
+            criteria = {"tenant_id": T, "stream_id_prefix": "u-", "event_types": ["Profile"]}
+            counted = await b.delete_events(lifecycle_pb2.DeleteEventsRequest(**criteria, dry_run=True))
+            assert (counted.events_deleted, counted.streams_affected, counted.dry_run) == (2, 2, True)
+            assert counted.bytes_freed > 0 and await self.versions(b, "u-2") == [1]
+            erased = await b.delete_events(lifecycle_pb2.DeleteEventsRequest(**criteria))
+            assert (erased.events_deleted, erased.streams_affected, erased.bytes_freed) == (
+                counted.events_deleted,
+                counted.streams_affected,
+                counted.bytes_freed,
+            )
+            left = await b.read_events(T, model_pb2.EventFilter(), after_position=0, limit=100, max_scan=100)
+            assert [(decode(e).stream_id, decode(e).event_type) for e in left.events] == [
+                ("u-1", "Login"),
+                ("o-1", "Profile"),
+            ]
+            with pytest.raises(AllSourceError) as err:
+                await b.delete_events(lifecycle_pb2.DeleteEventsRequest(tenant_id=T))
+            assert err.value.reason == "INVALID_DELETE_CRITERIA"
+
+        run(body)
+
+    def test_every_deletion_is_in_the_ledger(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            await self.append_one(b, req("keep", ev(), ev(), ev()))
+            await self.append_one(b, req("soft", ev(), ev()))
+            await self.append_one(b, req("hard", ev()))
+            await self.set_meta(b, "keep", truncate_before=2)
+            await self.delete(b, "soft")
+            await self.delete(b, "hard", hard=True)
+            erase = lifecycle_pb2.DeleteEventsRequest(tenant_id=T, stream_id_prefix="ke", event_types=["Happened"])
+            await b.delete_events(lifecycle_pb2.DeleteEventsRequest(tenant_id=T, stream_id_prefix="k", dry_run=True))
+            await b.delete_events(erase)
+            records, end = await b.list_records(T, LIFECYCLE_LEDGER_NS, "", 100)
+            assert end
+            entries = [lifecycle_pb2.LedgerEntry.FromString(r.value) for r in records]
+            assert [(e.kind, e.stream_id) for e in entries] == [
+                ("metadata", "keep"),
+                ("delete-stream", "soft"),
+                ("tombstone", "hard"),
+                ("erase", ""),  # a dry run leaves no entry
+            ]
+            assert entries[0].metadata.truncate_before == 2
+            assert (entries[1].through_version, entries[1].events) == (2, 2)
+            assert (entries[2].through_version, entries[2].events) == (1, 1)
+            assert entries[3].events == 2 and entries[3].criteria.stream_id_prefix == "ke"
+            assert list(entries[3].criteria.event_types) == ["Happened"] and not entries[3].criteria.dry_run
+            times = [from_timestamp(e.at) for e in entries]
+            assert all(times) and times == sorted(times)
+
+        run(body)
+
+    def test_list_streams_omits_streams_with_nothing_visible(self, run: Any) -> None:
+        async def body(b: StorageBackend) -> None:
+            for stream in ("aged", "cut", "kept", "young"):
+                await self.append_one(b, req(stream, ev(), ev()))
+            await self.set_meta(b, "aged", max_age=duration_pb2.Duration(nanos=1_000_000))
+            await self.set_meta(b, "young", max_age=duration_pb2.Duration(seconds=3600))
+            await self.set_meta(b, "cut", truncate_before=3)
+            await asyncio.sleep(0.01)  # every event of "aged" is past its max_age
+            assert await self.versions(b, "aged") == [] and await self.versions(b, "cut") == []
+            assert await self.listed(b) == ["kept", "young"]
+            # Paging still ends where it should when hidden streams sit at a page's edge.
+            page, end = await b.list_streams(T, prefix="", after="", limit=1)
+            assert [s.stream_id for s in page] == ["kept"] and not end
+            page, end = await b.list_streams(T, prefix="", after="kept", limit=5)
+            assert [s.stream_id for s in page] == ["young"] and end
+            # An event above the cut makes the stream visible, and listed, again.
+            await self.append_one(b, req("cut", ev()))
+            assert await self.versions(b, "cut") == [3] and await self.listed(b) == ["cut", "kept", "young"]
+
+        run(body)
 
     def test_state_survives_reopen(self, tmp_path: Path) -> None:
         async def first() -> list[str]:

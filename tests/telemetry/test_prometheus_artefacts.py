@@ -62,6 +62,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "allsource_rocksdb_memtable_bytes": ("gauge", ()),
     "allsource_rocksdb_pending_compaction_bytes": ("gauge", ()),
     "allsource_rocksdb_block_cache_usage_bytes": ("gauge", ()),
+    "allsource_rocksdb_block_cache_capacity_bytes": ("gauge", ()),
     "allsource_storage_volume_free_bytes": ("gauge", ()),
     "allsource_storage_volume_size_bytes": ("gauge", ()),
     "allsource_tenant_events": ("gauge", ("tenant",)),

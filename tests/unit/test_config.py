@@ -798,6 +798,8 @@ def test_entries_cover_every_key_once_with_secrets_redacted() -> None:
             "ALLSOURCE_TLS__KEY": INLINE_PEM,
             "ALLSOURCE_LOG__LEVEL": "debug",
             "ALLSOURCE_LIMITS__REDIS_URL": "redis://:pw@127.0.0.1:6379/0",
+            "ALLSOURCE_BACKUP__S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+            "ALLSOURCE_BACKUP__S3_SECRET_ACCESS_KEY": "example-secret",
         }
     )
     rows = entries(loaded, {})
@@ -813,6 +815,8 @@ def test_entries_cover_every_key_once_with_secrets_redacted() -> None:
         "auth.api_key_pepper",
         "auth.bootstrap_admin_password",
         "internal.service_secret",
+        "backup.s3_access_key_id",
+        "backup.s3_secret_access_key",
     }
     by_key = {row[0]: row for row in rows}
     for key, value, source, reloadable, secret, pending in rows:

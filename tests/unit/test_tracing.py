@@ -205,9 +205,9 @@ def test_red_metrics_count_each_call_by_method_and_code() -> None:
     error = InvalidArgument("bad")
     for outcome in (OK, OK, Outcome("INVALID_ARGUMENT", error.reason, error)):
         run(stage, call(path), outcome)
-    assert RPC_CALLS.labels("unit-red", path, "OK")._value.get() == 2
-    assert RPC_CALLS.labels("unit-red", path, "INVALID_ARGUMENT")._value.get() == 1
-    assert stage.metrics is not None and stage.metrics.in_flight._value.get() == 0
+    assert RPC_CALLS.value("unit-red", path, "OK") == 2
+    assert RPC_CALLS.value("unit-red", path, "INVALID_ARGUMENT") == 1
+    assert stage.metrics is not None and stage.metrics.in_flight.value == 0
 
 
 def test_spans_encode_to_otlp_and_zipkin_as_collectors_read_them() -> None:
@@ -261,3 +261,86 @@ def test_the_export_queue_is_bounded_and_counts_what_it_drops() -> None:
     release.set()
     processor.shutdown()
     assert exporter.exported + processor.dropped == 100
+
+
+def test_leaf_spans_are_written_with_their_parent_and_on_their_own_when_they_outlive_it() -> None:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    from shared.telemetry.spans import Child, flatten, otlp_request, otlp_span
+
+    ended: list[Any] = []
+    tracer = tracing.spans.Tracer(lambda parent, trace_id, attributes: True, ended.append)
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(SpanContext(TRACE, PARENT, True, TraceFlags(1))))
+    server = tracer.start_span("svc/Call", parent, SpanKind.SERVER, {"rpc.system": "grpc"}, None, 1_000)
+    assert isinstance(server, Span)
+    with tracing._Leaf(server.child("authentication", None, 1_100)) as auth:
+        auth.set_attribute("allsource.principal", "key:abc")
+    failed = tracing._Leaf(server.child("validation", {"allsource.events": 2}, 1_200))
+    with pytest.raises(ValueError), failed:
+        raise ValueError("bad")
+    tracing.leaf(server, "coalesce.wait", {"allsource.appends_in_call": 3}, 1_300, 1_400)
+    late = server.child("rocksdb.read", None, 1_500)
+    server.end(2_000)
+    late.end(2_500)  # after its parent: queued on its own
+    assert ended[0] is server and len(server.children) == 3 and isinstance(ended[1], Child)
+    names = ["authentication", "validation", "coalesce.wait", "svc/Call", "rocksdb.read"]
+    assert [s.name for s in flatten(ended)] == names
+
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(
+        otlp_request([otlp_span(ended[0]), ended[1]], {"service.name": "allsource-x"}, ("allsource", "1"))
+    )
+    got = {s.name: s for s in request.resource_spans[0].scope_spans[0].spans}
+    assert list(got) == names
+    server_id = server.get_span_context().span_id.to_bytes(8, "big")
+    assert got["svc/Call"].parent_span_id == PARENT.to_bytes(8, "big")
+    for name in ("authentication", "validation", "coalesce.wait", "rocksdb.read"):
+        leaf = got[name]
+        assert leaf.trace_id == TRACE.to_bytes(16, "big") and leaf.parent_span_id == server_id, name
+        assert leaf.kind == 1 and leaf.flags == 0x101 and leaf.span_id not in {server_id, b""}
+    assert len({s.span_id for s in got.values()}) == 5
+    assert got["authentication"].attributes[0].value.string_value == "key:abc"
+    assert (got["coalesce.wait"].start_time_unix_nano, got["coalesce.wait"].end_time_unix_nano) == (1_300, 1_400)
+    assert got["validation"].status.code == 2 and got["validation"].status.message == "ValueError"
+    assert got["rocksdb.read"].end_time_unix_nano == 2_500
+
+
+def test_the_export_queue_bound_counts_each_spans_leaves() -> None:
+    from shared.telemetry.spans import BatchProcessor, Exporter
+
+    release = __import__("threading").Event()
+
+    class Stuck(Exporter):
+        def send(self, spans: list[Any]) -> None:
+            release.wait(5)
+
+    exporter = Stuck(resource={}, scope=("t", "0"), timeout_s=1.0)
+    processor = BatchProcessor(exporter, max_queued=20, batch=1000, delay_s=60)
+    tracer = tracing.spans.Tracer(lambda parent, trace_id, attributes: True, processor.on_end)
+    for _ in range(10):  # five spans each: at most four such calls fit in 20
+        span = tracer.start_span("call")
+        assert isinstance(span, Span)
+        for name in ("a", "b", "c", "d"):
+            span.child(name).end()
+        span.end()
+    assert processor.queued == 20 and len(processor.queue) == 4 and processor.dropped == 30
+    release.set()
+    processor.shutdown()
+    assert exporter.exported == 20 and processor.queued == 0
+
+
+def test_a_stage_leaf_is_made_only_under_a_recorded_call_span_and_carries_a_failure(spans: Recorded) -> None:
+    assert tracing.leaf_of(None, "admission") is None
+    assert tracing.leaf_of(trace.NonRecordingSpan(SpanContext(TRACE, PARENT, True, TraceFlags(0))), "x") is None
+    server = tracing.STATE.tracer.start_span("call")
+    ok = tracing.leaf_of(server, "admission")
+    failed = tracing.leaf_of(server, "authentication")
+    assert ok is not None and failed is not None
+    tracing.close_leaf(ok)
+    tracing.close_leaf(failed, PermissionError("no"))
+    server.end()
+    assert tracing.leaf_of(server, "late") is None  # an ended span takes no more leaves
+    admission, authentication, call_span = spans.get_finished_spans()
+    assert (admission.name, authentication.name, call_span.name) == ("admission", "authentication", "call")
+    assert admission.status_code is trace.StatusCode.UNSET
+    assert authentication.status_code is trace.StatusCode.ERROR and authentication.status_message == "PermissionError"
+    assert authentication.parent_id == server.get_span_context().span_id

@@ -10,8 +10,9 @@ message must decode to the same values under both descriptors. A drift fails her
 from __future__ import annotations
 
 import pytest
+from allsource.storage.v1 import backup_pb2 as storage_backup
 from allsource.storage.v1 import model_pb2, storage_pb2
-from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, query_pb2, tenant_pb2
+from allsource.v1 import admin_pb2, backup_pb2, event_pb2, ingest_pb2, query_pb2, tenant_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 
@@ -37,6 +38,12 @@ MIRRORS = [
     (model_pb2.TenantQuotas, tenant_pb2.TenantQuotas, False),
     (model_pb2.QuotaOverrideRecord, admin_pb2.QuotaOverride, False),
     (storage_pb2.SubscribeResponse, query_pb2.SubscribeResponse, True),
+    (storage_pb2.IndexStats, admin_pb2.IndexStats, True),  # GetIndexStats: copied by its bytes
+    # Backups: the admin service forwards every request and response (recast).
+    *[
+        (getattr(storage_backup, name), getattr(backup_pb2, name), True)
+        for name in storage_backup.DESCRIPTOR.message_types_by_name
+    ],
 ]
 # Storage read responses parsed as public responses: only field 1 (the events) is shared; the storage
 # response's other fields must be unknown to the public type, so they are dropped, never misread.
@@ -45,6 +52,7 @@ FORWARDED = [
     (storage_pb2.ReadStreamResponse, query_pb2.ReadStreamResponse),
     (storage_pb2.ReadEventsResponse, query_pb2.ListEventsResponse),
     (storage_pb2.ReadEventsResponse, query_pb2.StreamEventsResponse),
+    (storage_pb2.ReadStreamResponse, query_pb2.StreamReadResult),
 ]
 PAIRS = {s.DESCRIPTOR.full_name: p.DESCRIPTOR.full_name for s, p, _ in MIRRORS}
 

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import click
 
-from services.cli.commands import audit, auth, config, diag, events, keys, quotas, shell, streams, tenants, users
+from services.cli.commands import (
+    audit,
+    auth,
+    backups,
+    config,
+    diag,
+    events,
+    groups,
+    keys,
+    quotas,
+    shell,
+    streams,
+    tenants,
+    users,
+)
 
 GROUPS: tuple[click.Group, ...] = (
     tenants.group,
@@ -17,8 +31,10 @@ GROUPS: tuple[click.Group, ...] = (
     keys.group,
     events.group,
     streams.group,
+    groups.group,
     config.group,
     diag.group,
     audit.group,
+    backups.group,
 )
 COMMANDS: tuple[click.Command, ...] = (auth.login, auth.logout, auth.whoami, *GROUPS, shell.shell)

@@ -1,8 +1,10 @@
-"""`diag`: health of every service, system information, and a latency probe.
+"""`diag`: health of every service, system information, a metrics summary, index statistics, and a
+latency probe.
 
 Health is asked twice: the CLI probes grpc.health.v1 on each public endpoint itself, and the admin
-service reports what it sees of every service, storage included (GetSystemInfo, operators). The CLI
-never dials storage.
+service reports what it sees of every service, storage included (GetSystemInfo, operators). The metrics
+summary comes from the admin service too (GetMetricsSummary: each process summarises the counters and
+histograms it serves on /metrics). The CLI never dials storage.
 """
 
 from __future__ import annotations
@@ -64,10 +66,58 @@ def system_info(session: Session) -> tuple[Any, str]:
         return None, f"{refusal.error.code.name} {refusal.error.reason}: {refusal.error.message}"
 
 
-def metrics_summary(session: Session) -> dict[str, Any] | None:
-    """Extension point for the suite's metrics (request rates, error rates, latencies): None until the
-    services export metrics; `diag` then shows what this returns beside the health and system info."""
-    return None
+def metrics_summary(session: Session, max_methods: int = 5) -> tuple[Any, str]:
+    """GetMetricsSummary (every service's calls, errors, latency, busiest methods), or None and why not."""
+    try:
+        request = admin_pb2.GetMetricsSummaryRequest(max_methods=max_methods)
+        return session.call(session.admin.GetMetricsSummary, request, tenant=""), ""
+    except ServerRefusal as refusal:
+        return None, f"{refusal.error.code.name} {refusal.error.reason}: {refusal.error.message}"
+
+
+def metrics_rows(summary: Any) -> list[dict[str, Any]]:
+    """One row per service: its RPC figures, or why they are missing."""
+    return [
+        {
+            "service": m.service,
+            "calls": m.calls,
+            "errors": m.errors,
+            "error_percent": round(100 * m.errors / m.calls, 2) if m.calls else 0.0,
+            "in_flight": m.in_flight,
+            "p50_ms": round(m.p50_ms, 3),
+            "p99_ms": round(m.p99_ms, 3),
+            "cpu_seconds": round(m.cpu_seconds, 2),
+            "max_rss_mib": round(m.max_rss_bytes / (1 << 20), 1),
+            "busiest": [
+                {
+                    "method": x.method,
+                    "calls": x.calls,
+                    "errors": x.errors,
+                    "p50_ms": round(x.p50_ms, 3),
+                    "p99_ms": round(x.p99_ms, 3),
+                }
+                for x in m.methods
+            ],
+            "error": m.error or None,
+        }
+        for m in summary.services
+    ]
+
+
+METRICS_COLUMNS: list[Column] = [
+    ("service", lambda r: r["service"]),
+    ("calls", lambda r: r["calls"] if not r["error"] else "-"),
+    ("errors", lambda r: f"{r['errors']} ({r['error_percent']}%)" if not r["error"] else "-"),
+    ("in flight", lambda r: r["in_flight"] if not r["error"] else "-"),
+    ("p50 ms", lambda r: r["p50_ms"] if not r["error"] else "-"),
+    ("p99 ms", lambda r: r["p99_ms"] if not r["error"] else "-"),
+    ("CPU s", lambda r: r["cpu_seconds"] if not r["error"] else "-"),
+    ("peak RSS MiB", lambda r: r["max_rss_mib"] if not r["error"] else "-"),
+    (
+        "busiest",
+        lambda r: r["error"] or ", ".join(f"{b['method'].rsplit('/', 1)[-1]} {b['calls']}" for b in r["busiest"][:3]),
+    ),
+]
 
 
 def health_rows(probes: list[Probe], info: Any) -> list[dict[str, Any]]:
@@ -138,7 +188,7 @@ def _info_data(info: Any) -> dict[str, Any]:
 @click.group("diag", invoke_without_command=True)
 @click.pass_context
 def group(ctx: click.Context) -> None:
-    """Diagnostics: health of every service and system information (no subcommand: both)."""
+    """Diagnostics: health, system information, metrics, latency (no subcommand: health, system and metrics)."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(overview)
 
@@ -146,19 +196,21 @@ def group(ctx: click.Context) -> None:
 @group.command("overview", hidden=True)
 @pass_invocation
 def overview(inv: Invocation) -> None:
-    """Health of every service, system information and, once there are metrics, their summary."""
+    """Health of every service, system information and the metrics summary."""
     session = inv.session
     probes = [probe(session, name) for name in PUBLIC_SERVICES]
     info, why = system_info(session)
     rows = health_rows(probes, info)
-    metrics = metrics_summary(session)
+    summary, why_no_metrics = metrics_summary(session)
+    metrics = metrics_rows(summary) if summary is not None else None
     if inv.output is not OutputFormat.TABLE:
         inv.emit(
             {
                 "health": rows,
                 "system": _info_data(info) if info is not None else None,
                 "system_unavailable": why or None,
-                **({"metrics": metrics} if metrics is not None else {}),
+                "metrics": metrics,
+                "metrics_unavailable": why_no_metrics or None,
             }
         )
     else:
@@ -168,7 +220,9 @@ def overview(inv: Invocation) -> None:
         else:
             note(f"system information unavailable: {why}")
         if metrics is not None:
-            inv.emit(metrics, title="metrics")
+            inv.emit(metrics, METRICS_COLUMNS, title="metrics (since each process started)")
+        else:
+            note(f"metrics unavailable: {why_no_metrics}")
     _fail_if_unhealthy(rows)
 
 
@@ -192,6 +246,82 @@ def info(inv: Invocation) -> None:
     """Version, uptime and storage statistics (GetSystemInfo)."""
     reply = inv.session.call(inv.session.admin.GetSystemInfo, admin_pb2.GetSystemInfoRequest(), tenant="")
     inv.emit(_info_data(reply) if inv.output is OutputFormat.TABLE else reply, title="system")
+
+
+@group.command("metrics")
+@click.option(
+    "--methods", type=click.IntRange(1, 50), default=10, show_default=True, help="Busiest methods per service."
+)
+@pass_invocation
+def metrics(inv: Invocation, methods: int) -> None:
+    """Each service's calls, errors, in-flight calls, latency percentiles, CPU, memory and busiest methods
+    since it started (GetMetricsSummary: the figures each process serves on /metrics)."""
+    reply = inv.session.call(
+        inv.session.admin.GetMetricsSummary, admin_pb2.GetMetricsSummaryRequest(max_methods=methods), tenant=""
+    )
+    rows = metrics_rows(reply)
+    if inv.output is not OutputFormat.TABLE:
+        inv.emit(rows)
+        return
+    inv.emit(rows, METRICS_COLUMNS, title="metrics (since each process started)")
+    busiest = [{"service": r["service"], **b} for r in rows for b in r["busiest"]]
+    inv.emit(
+        busiest,
+        [
+            ("service", lambda b: b["service"]),
+            ("method", lambda b: b["method"].rsplit("/", 1)[-1]),
+            ("calls", lambda b: b["calls"]),
+            ("errors", lambda b: b["errors"]),
+            ("p50 ms", lambda b: b["p50_ms"]),
+            ("p99 ms", lambda b: b["p99_ms"]),
+        ],
+        title="busiest methods",
+    )
+
+
+def index_rows(reply: Any) -> list[dict[str, Any]]:
+    """One row per index of one tenant (GetIndexStats)."""
+    return [
+        {
+            "tenant": reply.tenant_id,
+            "index": i.index,
+            "entries": i.entries,
+            "bytes": i.bytes,
+            "partial": i.partial,
+            "backfill": {"target": i.backfill_target, "next": i.backfill_next} if i.backfill_target else None,
+        }
+        for i in reply.indexes
+    ]
+
+
+INDEX_COLUMNS: list[Column] = [
+    ("tenant", lambda r: r["tenant"]),
+    ("index", lambda r: r["index"]),
+    ("entries", lambda r: f"{r['entries']:,}{'+' if r['partial'] else ''}"),
+    ("bytes", lambda r: f"{r['bytes']:,}{'+' if r['partial'] else ''}"),
+    (
+        "backfill",
+        lambda r: f"at {r['backfill']['next']:,} of {r['backfill']['target']:,}" if r["backfill"] else "complete",
+    ),
+]
+
+
+@group.command("indexes")
+@click.option(
+    "--tenant",
+    "tenant_ids",
+    multiple=True,
+    help="This tenant's indexes (repeatable; operators; default: the acting tenant, or the caller's).",
+)
+@pass_invocation
+def indexes(inv: Invocation, tenant_ids: tuple[str, ...]) -> None:
+    """Entries and bytes of each index, per tenant, and the category/type index's backfill (GetIndexStats).
+    A figure ending in + is a lower bound: counting stopped at storage.index_stats_max_keys."""
+    rows: list[dict[str, Any]] = []
+    for tenant_id in tenant_ids or (None,):
+        reply = inv.session.call(inv.session.admin.GetIndexStats, admin_pb2.GetIndexStatsRequest(), tenant=tenant_id)
+        rows.extend(index_rows(reply))
+    inv.emit(rows, INDEX_COLUMNS, title="indexes", empty="no indexes")
 
 
 @group.command("latency")

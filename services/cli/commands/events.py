@@ -1,4 +1,5 @@
-"""`events`: append, get, read, state, tail a subscription, export to NDJSON and import it again."""
+"""`events`: append, get, read, state, tail a subscription, export to NDJSON and import it again, and delete
+by criteria (a dry run first, then a confirmation)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import IO, Any
 import click
 import grpc
 import yaml
-from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, query_pb2
+from allsource.v1 import admin_pb2, event_pb2, ingest_pb2, lifecycle_pb2, query_pb2
+from google.protobuf import timestamp_pb2
 
 from services.cli import ndjson
 from services.cli.context import Invocation, pass_invocation
 from services.cli.errors import ServerRefusal, UsageProblem
 from services.cli.output import Column, OutputFormat, as_data, note, progress, when
-from services.cli.params import KeyValue, complete_stream_ids
+from services.cli.params import KeyValue, Moment, complete_stream_ids
 
 EVENT_COLUMNS: list[Column] = [
     ("position", lambda e: e.position),
@@ -69,7 +71,7 @@ stream_argument = click.argument("stream_id", shell_complete=complete_stream_ids
 
 @click.group("events")
 def group() -> None:
-    """Events of the acting tenant: append, read, tail, export and import."""
+    """Events of the acting tenant: append, read, tail, export, import and delete by criteria."""
 
 
 @group.command("append")
@@ -376,3 +378,51 @@ def _open_in(path: str) -> Iterator[IO[bytes]]:
         return
     with open(path, "rb") as handle:
         yield handle
+
+
+DELETE_COLUMNS: list[Column] = [
+    ("events", lambda r: r.events_deleted),
+    ("streams", lambda r: r.streams_affected),
+    ("bytes freed", lambda r: r.bytes_freed),
+    ("dry run", lambda r: "yes" if r.dry_run else "no"),
+]
+
+
+@group.command("delete")
+@click.option("--prefix", default="", shell_complete=complete_stream_ids, help="Only streams starting with this.")
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--since", type=Moment(), help="Only events recorded from this time: ISO 8601 or a duration ago (2d).")
+@click.option("--until", type=Moment(), help="Only events recorded before this time.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be erased.")
+@click.option("--yes", is_flag=True, help="Do not ask: erase after the count.")
+@pass_invocation
+def delete(
+    inv: Invocation,
+    prefix: str,
+    types: tuple[str, ...],
+    since: timestamp_pb2.Timestamp | None,
+    until: timestamp_pb2.Timestamp | None,
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Erase the events matching every criterion given (at least one), irreversibly (tenant administrators).
+
+    A dry run counts them first; the erasure then needs a confirmation on the terminal, or --yes."""
+    request = lifecycle_pb2.DeleteEventsRequest(
+        stream_id_prefix=prefix, event_types=list(types), start_time=since, end_time=until, dry_run=True
+    )
+    counted = inv.session.call(inv.session.ingest.DeleteEvents, request)
+    if dry_run or counted.events_deleted == 0:
+        if not dry_run:
+            note("no event matches: nothing to erase")
+        inv.emit(counted, DELETE_COLUMNS, title="would erase")
+        return
+    question = f"Erase {counted.events_deleted} events of {counted.streams_affected} streams? This cannot be undone"
+    if not yes:
+        if not sys.stdin.isatty():
+            note(question.split("?")[0] + " (dry run)")
+            raise UsageProblem("erasing events needs --yes when there is no terminal to confirm on")
+        if not click.confirm(question, default=False, err=True):
+            raise UsageProblem("not confirmed; nothing was erased")
+    request.dry_run = False
+    inv.emit(inv.session.call(inv.session.ingest.DeleteEvents, request), DELETE_COLUMNS, title="erased")

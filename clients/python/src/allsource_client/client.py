@@ -212,14 +212,22 @@ class AllSourceClient:
         )
         return self._call(self.ingest.AppendEvents, request)
 
-    def get_event(self, event_id: str) -> event_pb2.Event:
-        """One event by id."""
-        return self._call(self.query.GetEvent, query_pb2.GetEventRequest(event_id=event_id)).event
+    def get_event(self, event_id: str, *, min_position: int = 0) -> event_pb2.Event:
+        """One event by id (min_position: as of at least that log position, e.g. an append's
+        last_position made through another replica)."""
+        request = query_pb2.GetEventRequest(event_id=event_id, min_position=min_position)
+        return self._call(self.query.GetEvent, request).event
 
     def read_stream(
-        self, stream_id: str, *, backward: bool = False, from_version: int = 0, page_size: int = 0
+        self,
+        stream_id: str,
+        *,
+        backward: bool = False,
+        from_version: int = 0,
+        page_size: int = 0,
+        min_position: int = 0,
     ) -> list[event_pb2.Event]:
-        """Every event of a stream, following page tokens."""
+        """Every event of a stream, following page tokens (min_position: as in get_event)."""
         out: list[event_pb2.Event] = []
         token = ""
         while True:
@@ -231,6 +239,7 @@ class AllSourceClient:
                     from_version=from_version,
                     page_size=page_size,
                     page_token=token,
+                    min_position=min_position,
                 ),
             )
             out.extend(page.events)
@@ -239,14 +248,16 @@ class AllSourceClient:
                 return out
 
     def list_events(
-        self, event_filter: event_pb2.EventFilter | None = None, *, page_size: int = 0
+        self, event_filter: event_pb2.EventFilter | None = None, *, page_size: int = 0, min_position: int = 0
     ) -> Iterator[event_pb2.Event]:
-        """Every matching event, following page tokens."""
+        """Every matching event, following page tokens (min_position: as in get_event)."""
         token = ""
         while True:
             page = self._call(
                 self.query.ListEvents,
-                query_pb2.ListEventsRequest(filter=event_filter, page_size=page_size, page_token=token),
+                query_pb2.ListEventsRequest(
+                    filter=event_filter, page_size=page_size, page_token=token, min_position=min_position
+                ),
             )
             yield from page.events
             token = page.next_page_token

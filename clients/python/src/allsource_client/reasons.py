@@ -323,3 +323,48 @@ class Reason(StrEnum):
 
     # INVALID_ARGUMENT: a Consume message is out of order (no join first, or a second join).
     INVALID_CONSUME_MESSAGE = "INVALID_CONSUME_MESSAGE"
+
+    # NOT_FOUND: the destination holds no complete backup of this id.
+    BACKUP_NOT_FOUND = "BACKUP_NOT_FOUND"
+
+    # DATA_LOSS: a chunk of the backup (or of its chain) is missing or does not match its checksum;
+    # metadata chunk names it. Nothing was restored.
+    BACKUP_CORRUPT = "BACKUP_CORRUPT"
+
+    # FAILED_PRECONDITION: the backup's format is newer than this server reads, or its manifest is damaged.
+    BACKUP_FORMAT_UNSUPPORTED = "BACKUP_FORMAT_UNSUPPORTED"
+
+    # FAILED_PRECONDITION: an incremental backup's chain is incomplete (an ancestor is missing).
+    BACKUP_CHAIN_BROKEN = "BACKUP_CHAIN_BROKEN"
+
+    # UNAVAILABLE: another backup or restore is running on this storage service; retry after it.
+    BACKUP_BUSY = "BACKUP_BUSY"
+
+    # UNAVAILABLE: the backup destination (directory or S3) could not be read or written.
+    BACKUP_DESTINATION_FAILED = "BACKUP_DESTINATION_FAILED"
+
+    # FAILED_PRECONDITION: the restore's target tenant has data; restore only into an absent, deleted or
+    # empty tenant.
+    RESTORE_TARGET_NOT_EMPTY = "RESTORE_TARGET_NOT_EMPTY"
+
+    # INVALID_ARGUMENT: a backup, restore or schedule request is malformed; BadRequest names the fields.
+    INVALID_BACKUP_REQUEST = "INVALID_BACKUP_REQUEST"
+
+    # FAILED_PRECONDITION: the backup has incremental backups depending on it; delete them first.
+    BACKUP_HAS_DEPENDENTS = "BACKUP_HAS_DEPENDENTS"
+
+    # NOT_FOUND: there is no backup schedule of this name.
+    BACKUP_SCHEDULE_NOT_FOUND = "BACKUP_SCHEDULE_NOT_FOUND"
+
+    # UNAVAILABLE: a follower of storage's commit feed (a query replica's read cache) did not acknowledge
+    # a message within storage.commit_feed_ack_timeout_s and was cut off; it follows again from scratch.
+    COMMIT_FOLLOWER_CUT_OFF = "COMMIT_FOLLOWER_CUT_OFF"
+
+    # RESOURCE_EXHAUSTED (one result of a batch read): the results before it took the call's byte bound
+    # (the tenant's max_result_bytes, at most 4 MiB); ask for this one again.
+    BATCH_RESULT_TOO_LARGE = "BATCH_RESULT_TOO_LARGE"
+
+    # UNAVAILABLE: a read's min_position was not reached within query.min_position_wait_ms (the position
+    # is beyond the tenant's log, or this replica is behind); metadata min_position and head_position.
+    # Retry after RetryInfo's delay, or through another replica.
+    MIN_POSITION_NOT_REACHED = "MIN_POSITION_NOT_REACHED"

@@ -23,27 +23,32 @@ _sym_db = _symbol_database.Default()
 
 
 from allsource.v1 import config_pb2 as allsource_dot_v1_dot_config__pb2
+from allsource.v1 import metrics_pb2 as allsource_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"allsource/control/v1/control.proto\x12\x14\x61llsource.control.v1\x1a\x19\x61llsource/v1/config.proto\"\x15\n\x13ReloadConfigRequest\"B\n\x14ReloadConfigResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x1a.allsource.v1.ReloadResult\"\x12\n\x10GetConfigRequest\"@\n\x11GetConfigResponse\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.allsource.v1.ServiceConfig\"\x1c\n\x1aRefreshFeatureFlagsRequest\"G\n\x1bRefreshFeatureFlagsResponse\x12(\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x19.allsource.v1.FeatureFlag2\xd1\x02\n\x0e\x43ontrolService\x12\x65\n\x0cReloadConfig\x12).allsource.control.v1.ReloadConfigRequest\x1a*.allsource.control.v1.ReloadConfigResponse\x12\\\n\tGetConfig\x12&.allsource.control.v1.GetConfigRequest\x1a\'.allsource.control.v1.GetConfigResponse\x12z\n\x13RefreshFeatureFlags\x12\x30.allsource.control.v1.RefreshFeatureFlagsRequest\x1a\x31.allsource.control.v1.RefreshFeatureFlagsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"allsource/control/v1/control.proto\x12\x14\x61llsource.control.v1\x1a\x19\x61llsource/v1/config.proto\x1a\x1a\x61llsource/v1/metrics.proto\"\x15\n\x13ReloadConfigRequest\"B\n\x14ReloadConfigResponse\x12*\n\x06result\x18\x01 \x01(\x0b\x32\x1a.allsource.v1.ReloadResult\"\x12\n\x10GetConfigRequest\"@\n\x11GetConfigResponse\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.allsource.v1.ServiceConfig\"\x1c\n\x1aRefreshFeatureFlagsRequest\"G\n\x1bRefreshFeatureFlagsResponse\x12(\n\x05\x66lags\x18\x01 \x03(\x0b\x32\x19.allsource.v1.FeatureFlag\"(\n\x11GetMetricsRequest\x12\x13\n\x0bmax_methods\x18\x01 \x01(\x05\"C\n\x12GetMetricsResponse\x12-\n\x07metrics\x18\x01 \x01(\x0b\x32\x1c.allsource.v1.ServiceMetrics2\xb2\x03\n\x0e\x43ontrolService\x12\x65\n\x0cReloadConfig\x12).allsource.control.v1.ReloadConfigRequest\x1a*.allsource.control.v1.ReloadConfigResponse\x12\\\n\tGetConfig\x12&.allsource.control.v1.GetConfigRequest\x1a\'.allsource.control.v1.GetConfigResponse\x12z\n\x13RefreshFeatureFlags\x12\x30.allsource.control.v1.RefreshFeatureFlagsRequest\x1a\x31.allsource.control.v1.RefreshFeatureFlagsResponse\x12_\n\nGetMetrics\x12\'.allsource.control.v1.GetMetricsRequest\x1a(.allsource.control.v1.GetMetricsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'allsource.control.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=87
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=108
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=110
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=176
-  _globals['_GETCONFIGREQUEST']._serialized_start=178
-  _globals['_GETCONFIGREQUEST']._serialized_end=196
-  _globals['_GETCONFIGRESPONSE']._serialized_start=198
-  _globals['_GETCONFIGRESPONSE']._serialized_end=262
-  _globals['_REFRESHFEATUREFLAGSREQUEST']._serialized_start=264
-  _globals['_REFRESHFEATUREFLAGSREQUEST']._serialized_end=292
-  _globals['_REFRESHFEATUREFLAGSRESPONSE']._serialized_start=294
-  _globals['_REFRESHFEATUREFLAGSRESPONSE']._serialized_end=365
-  _globals['_CONTROLSERVICE']._serialized_start=368
-  _globals['_CONTROLSERVICE']._serialized_end=705
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=115
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=136
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=138
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=204
+  _globals['_GETCONFIGREQUEST']._serialized_start=206
+  _globals['_GETCONFIGREQUEST']._serialized_end=224
+  _globals['_GETCONFIGRESPONSE']._serialized_start=226
+  _globals['_GETCONFIGRESPONSE']._serialized_end=290
+  _globals['_REFRESHFEATUREFLAGSREQUEST']._serialized_start=292
+  _globals['_REFRESHFEATUREFLAGSREQUEST']._serialized_end=320
+  _globals['_REFRESHFEATUREFLAGSRESPONSE']._serialized_start=322
+  _globals['_REFRESHFEATUREFLAGSRESPONSE']._serialized_end=393
+  _globals['_GETMETRICSREQUEST']._serialized_start=395
+  _globals['_GETMETRICSREQUEST']._serialized_end=435
+  _globals['_GETMETRICSRESPONSE']._serialized_start=437
+  _globals['_GETMETRICSRESPONSE']._serialized_end=504
+  _globals['_CONTROLSERVICE']._serialized_start=507
+  _globals['_CONTROLSERVICE']._serialized_end=941
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from allsource.v1 import config_pb2 as _config_pb2
+from allsource.v1 import metrics_pb2 as _metrics_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -36,3 +37,15 @@ class RefreshFeatureFlagsResponse(_message.Message):
     FLAGS_FIELD_NUMBER: _ClassVar[int]
     flags: _containers.RepeatedCompositeFieldContainer[_config_pb2.FeatureFlag]
     def __init__(self, flags: _Optional[_Iterable[_Union[_config_pb2.FeatureFlag, _Mapping]]] = ...) -> None: ...
+
+class GetMetricsRequest(_message.Message):
+    __slots__ = ("max_methods",)
+    MAX_METHODS_FIELD_NUMBER: _ClassVar[int]
+    max_methods: int
+    def __init__(self, max_methods: _Optional[int] = ...) -> None: ...
+
+class GetMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _metrics_pb2.ServiceMetrics
+    def __init__(self, metrics: _Optional[_Union[_metrics_pb2.ServiceMetrics, _Mapping]] = ...) -> None: ...

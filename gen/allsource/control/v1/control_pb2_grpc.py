@@ -51,6 +51,11 @@ class ControlServiceStub:
                 request_serializer=allsource_dot_control_dot_v1_dot_control__pb2.RefreshFeatureFlagsRequest.SerializeToString,
                 response_deserializer=allsource_dot_control_dot_v1_dot_control__pb2.RefreshFeatureFlagsResponse.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/allsource.control.v1.ControlService/GetMetrics',
+                request_serializer=allsource_dot_control_dot_v1_dot_control__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=allsource_dot_control_dot_v1_dot_control__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServiceServicer:
@@ -80,6 +85,13 @@ class ControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """Summarises this process's RPC metrics (AdminService.GetMetricsSummary asks every process).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +109,11 @@ def add_ControlServiceServicer_to_server(servicer, server):
                     servicer.RefreshFeatureFlags,
                     request_deserializer=allsource_dot_control_dot_v1_dot_control__pb2.RefreshFeatureFlagsRequest.FromString,
                     response_serializer=allsource_dot_control_dot_v1_dot_control__pb2.RefreshFeatureFlagsResponse.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=allsource_dot_control_dot_v1_dot_control__pb2.GetMetricsRequest.FromString,
+                    response_serializer=allsource_dot_control_dot_v1_dot_control__pb2.GetMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +199,33 @@ class ControlService:
             '/allsource.control.v1.ControlService/RefreshFeatureFlags',
             allsource_dot_control_dot_v1_dot_control__pb2.RefreshFeatureFlagsRequest.SerializeToString,
             allsource_dot_control_dot_v1_dot_control__pb2.RefreshFeatureFlagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.control.v1.ControlService/GetMetrics',
+            allsource_dot_control_dot_v1_dot_control__pb2.GetMetricsRequest.SerializeToString,
+            allsource_dot_control_dot_v1_dot_control__pb2.GetMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$allsource/storage/v1/lifecycle.proto\x12\x14\x61llsource.storage.v1\x1a allsource/storage/v1/model.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x0eStreamMetadata\x12*\n\x07max_age\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_count\x18\x02 \x01(\x04\x12\x17\n\x0ftruncate_before\x18\x03 \x01(\x04\x12@\n\x06\x63ustom\x18\x04 \x03(\x0b\x32\x30.allsource.storage.v1.StreamMetadata.CustomEntry\x1a-\n\x0b\x43ustomEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x96\x01\n\x15StreamLifecycleRecord\x12\x36\n\x08metadata\x18\x01 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12\x18\n\x10metadata_version\x18\x02 \x01(\x04\x12\x17\n\x0f\x64\x65leted_through\x18\x03 \x01(\x04\x12\x12\n\ntombstoned\x18\x04 \x01(\x08\"\xf4\x01\n\x0bLedgerEntry\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x17\n\x0fthrough_version\x18\x03 \x01(\x04\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x04\x12;\n\x08\x63riteria\x18\x06 \x01(\x0b\x32).allsource.storage.v1.DeleteEventsRequest\x12\x36\n\x08metadata\x18\x07 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\"@\n\x18GetStreamMetadataRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\"\xbd\x01\n\x19GetStreamMetadataResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x36\n\x08metadata\x18\x02 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12\x18\n\x10metadata_version\x18\x03 \x01(\x04\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x12\n\ntombstoned\x18\x05 \x01(\x08\x12\x16\n\x0estream_version\x18\x06 \x01(\x04\"\xbe\x01\n\x18SetStreamMetadataRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x36\n\x08metadata\x18\x03 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12&\n\x19\x65xpected_metadata_version\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x1c\n\x1a_expected_metadata_version\"5\n\x19SetStreamMetadataResponse\x12\x18\n\x10metadata_version\x18\x01 \x01(\x04\"\x8a\x01\n\x13\x44\x65leteStreamRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12?\n\x10\x65xpected_version\x18\x03 \x01(\x0b\x32%.allsource.storage.v1.ExpectedVersion\x12\x0c\n\x04hard\x18\x04 \x01(\x08\"F\n\x14\x44\x65leteStreamResponse\x12\x16\n\x0estream_version\x18\x01 \x01(\x04\x12\x16\n\x0e\x65vents_deleted\x18\x02 \x01(\x04\"\xc6\x01\n\x13\x44\x65leteEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x18\n\x10stream_id_prefix\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\"n\n\x14\x44\x65leteEventsResponse\x12\x16\n\x0e\x65vents_deleted\x18\x01 \x01(\x04\x12\x18\n\x10streams_affected\x18\x02 \x01(\x04\x12\x13\n\x0b\x62ytes_freed\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$allsource/storage/v1/lifecycle.proto\x12\x14\x61llsource.storage.v1\x1a allsource/storage/v1/model.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x0eStreamMetadata\x12*\n\x07max_age\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_count\x18\x02 \x01(\x04\x12\x17\n\x0ftruncate_before\x18\x03 \x01(\x04\x12@\n\x06\x63ustom\x18\x04 \x03(\x0b\x32\x30.allsource.storage.v1.StreamMetadata.CustomEntry\x1a-\n\x0b\x43ustomEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x96\x01\n\x15StreamLifecycleRecord\x12\x36\n\x08metadata\x18\x01 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12\x18\n\x10metadata_version\x18\x02 \x01(\x04\x12\x17\n\x0f\x64\x65leted_through\x18\x03 \x01(\x04\x12\x12\n\ntombstoned\x18\x04 \x01(\x08\"\x87\x02\n\x0bLedgerEntry\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x17\n\x0fthrough_version\x18\x03 \x01(\x04\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x65vents\x18\x05 \x01(\x04\x12;\n\x08\x63riteria\x18\x06 \x01(\x0b\x32).allsource.storage.v1.DeleteEventsRequest\x12\x36\n\x08metadata\x18\x07 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12\x11\n\ttenant_id\x18\x08 \x01(\t\"@\n\x18GetStreamMetadataRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\"\xbd\x01\n\x19GetStreamMetadataResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x36\n\x08metadata\x18\x02 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12\x18\n\x10metadata_version\x18\x03 \x01(\x04\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x12\n\ntombstoned\x18\x05 \x01(\x08\x12\x16\n\x0estream_version\x18\x06 \x01(\x04\"\xbe\x01\n\x18SetStreamMetadataRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x36\n\x08metadata\x18\x03 \x01(\x0b\x32$.allsource.storage.v1.StreamMetadata\x12&\n\x19\x65xpected_metadata_version\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x1c\n\x1a_expected_metadata_version\"5\n\x19SetStreamMetadataResponse\x12\x18\n\x10metadata_version\x18\x01 \x01(\x04\"\x8a\x01\n\x13\x44\x65leteStreamRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12?\n\x10\x65xpected_version\x18\x03 \x01(\x0b\x32%.allsource.storage.v1.ExpectedVersion\x12\x0c\n\x04hard\x18\x04 \x01(\x08\"F\n\x14\x44\x65leteStreamResponse\x12\x16\n\x0estream_version\x18\x01 \x01(\x04\x12\x16\n\x0e\x65vents_deleted\x18\x02 \x01(\x04\"\xc6\x01\n\x13\x44\x65leteEventsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x18\n\x10stream_id_prefix\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\"n\n\x14\x44\x65leteEventsResponse\x12\x16\n\x0e\x65vents_deleted\x18\x01 \x01(\x04\x12\x18\n\x10streams_affected\x18\x02 \x01(\x04\x12\x13\n\x0b\x62ytes_freed\x18\x03 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,21 +43,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMLIFECYCLERECORD']._serialized_start=382
   _globals['_STREAMLIFECYCLERECORD']._serialized_end=532
   _globals['_LEDGERENTRY']._serialized_start=535
-  _globals['_LEDGERENTRY']._serialized_end=779
-  _globals['_GETSTREAMMETADATAREQUEST']._serialized_start=781
-  _globals['_GETSTREAMMETADATAREQUEST']._serialized_end=845
-  _globals['_GETSTREAMMETADATARESPONSE']._serialized_start=848
-  _globals['_GETSTREAMMETADATARESPONSE']._serialized_end=1037
-  _globals['_SETSTREAMMETADATAREQUEST']._serialized_start=1040
-  _globals['_SETSTREAMMETADATAREQUEST']._serialized_end=1230
-  _globals['_SETSTREAMMETADATARESPONSE']._serialized_start=1232
-  _globals['_SETSTREAMMETADATARESPONSE']._serialized_end=1285
-  _globals['_DELETESTREAMREQUEST']._serialized_start=1288
-  _globals['_DELETESTREAMREQUEST']._serialized_end=1426
-  _globals['_DELETESTREAMRESPONSE']._serialized_start=1428
-  _globals['_DELETESTREAMRESPONSE']._serialized_end=1498
-  _globals['_DELETEEVENTSREQUEST']._serialized_start=1501
-  _globals['_DELETEEVENTSREQUEST']._serialized_end=1699
-  _globals['_DELETEEVENTSRESPONSE']._serialized_start=1701
-  _globals['_DELETEEVENTSRESPONSE']._serialized_end=1811
+  _globals['_LEDGERENTRY']._serialized_end=798
+  _globals['_GETSTREAMMETADATAREQUEST']._serialized_start=800
+  _globals['_GETSTREAMMETADATAREQUEST']._serialized_end=864
+  _globals['_GETSTREAMMETADATARESPONSE']._serialized_start=867
+  _globals['_GETSTREAMMETADATARESPONSE']._serialized_end=1056
+  _globals['_SETSTREAMMETADATAREQUEST']._serialized_start=1059
+  _globals['_SETSTREAMMETADATAREQUEST']._serialized_end=1249
+  _globals['_SETSTREAMMETADATARESPONSE']._serialized_start=1251
+  _globals['_SETSTREAMMETADATARESPONSE']._serialized_end=1304
+  _globals['_DELETESTREAMREQUEST']._serialized_start=1307
+  _globals['_DELETESTREAMREQUEST']._serialized_end=1445
+  _globals['_DELETESTREAMRESPONSE']._serialized_start=1447
+  _globals['_DELETESTREAMRESPONSE']._serialized_end=1517
+  _globals['_DELETEEVENTSREQUEST']._serialized_start=1520
+  _globals['_DELETEEVENTSREQUEST']._serialized_end=1718
+  _globals['_DELETEEVENTSRESPONSE']._serialized_start=1720
+  _globals['_DELETEEVENTSRESPONSE']._serialized_end=1830
 # @@protoc_insertion_point(module_scope)

@@ -43,7 +43,7 @@ class StreamLifecycleRecord(_message.Message):
     def __init__(self, metadata: _Optional[_Union[StreamMetadata, _Mapping]] = ..., metadata_version: _Optional[int] = ..., deleted_through: _Optional[int] = ..., tombstoned: _Optional[bool] = ...) -> None: ...
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("kind", "stream_id", "through_version", "at", "events", "criteria", "metadata")
+    __slots__ = ("kind", "stream_id", "through_version", "at", "events", "criteria", "metadata", "tenant_id")
     KIND_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     THROUGH_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class LedgerEntry(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     CRITERIA_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     kind: str
     stream_id: str
     through_version: int
@@ -58,7 +59,8 @@ class LedgerEntry(_message.Message):
     events: int
     criteria: DeleteEventsRequest
     metadata: StreamMetadata
-    def __init__(self, kind: _Optional[str] = ..., stream_id: _Optional[str] = ..., through_version: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., events: _Optional[int] = ..., criteria: _Optional[_Union[DeleteEventsRequest, _Mapping]] = ..., metadata: _Optional[_Union[StreamMetadata, _Mapping]] = ...) -> None: ...
+    tenant_id: str
+    def __init__(self, kind: _Optional[str] = ..., stream_id: _Optional[str] = ..., through_version: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., events: _Optional[int] = ..., criteria: _Optional[_Union[DeleteEventsRequest, _Mapping]] = ..., metadata: _Optional[_Union[StreamMetadata, _Mapping]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
 
 class GetStreamMetadataRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id")

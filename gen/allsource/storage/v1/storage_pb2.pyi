@@ -1,5 +1,6 @@
 import datetime
 
+from allsource.storage.v1 import backup_pb2 as _backup_pb2
 from allsource.storage.v1 import lifecycle_pb2 as _lifecycle_pb2
 from allsource.storage.v1 import groups_pb2 as _groups_pb2
 from allsource.storage.v1 import model_pb2 as _model_pb2
@@ -54,10 +55,12 @@ class GetEventRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
 
 class GetEventResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "volatile")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    VOLATILE_FIELD_NUMBER: _ClassVar[int]
     event: _model_pb2.StoredEvent
-    def __init__(self, event: _Optional[_Union[_model_pb2.StoredEvent, _Mapping]] = ...) -> None: ...
+    volatile: bool
+    def __init__(self, event: _Optional[_Union[_model_pb2.StoredEvent, _Mapping]] = ..., volatile: _Optional[bool] = ...) -> None: ...
 
 class ReadStreamRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id", "backward", "from_version", "limit", "to_version", "max_bytes")
@@ -78,14 +81,16 @@ class ReadStreamRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., backward: _Optional[bool] = ..., from_version: _Optional[int] = ..., limit: _Optional[int] = ..., to_version: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class ReadStreamResponse(_message.Message):
-    __slots__ = ("events", "stream_version", "next_version")
+    __slots__ = ("events", "stream_version", "next_version", "volatile")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
     NEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VOLATILE_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_model_pb2.StoredEvent]
     stream_version: int
     next_version: int
-    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ...) -> None: ...
+    volatile: bool
+    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ..., volatile: _Optional[bool] = ...) -> None: ...
 
 class ReadEventsRequest(_message.Message):
     __slots__ = ("tenant_id", "filter", "after_position", "limit", "max_scan", "max_bytes")
@@ -104,16 +109,20 @@ class ReadEventsRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., filter: _Optional[_Union[_model_pb2.EventFilter, _Mapping]] = ..., after_position: _Optional[int] = ..., limit: _Optional[int] = ..., max_scan: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class ReadEventsResponse(_message.Message):
-    __slots__ = ("events", "scanned_to_position", "end_of_range", "head_position")
+    __slots__ = ("events", "scanned_to_position", "end_of_range", "head_position", "index", "keys_examined")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     SCANNED_TO_POSITION_FIELD_NUMBER: _ClassVar[int]
     END_OF_RANGE_FIELD_NUMBER: _ClassVar[int]
     HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    KEYS_EXAMINED_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_model_pb2.StoredEvent]
     scanned_to_position: int
     end_of_range: bool
     head_position: int
-    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., scanned_to_position: _Optional[int] = ..., end_of_range: _Optional[bool] = ..., head_position: _Optional[int] = ...) -> None: ...
+    index: str
+    keys_examined: int
+    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., scanned_to_position: _Optional[int] = ..., end_of_range: _Optional[bool] = ..., head_position: _Optional[int] = ..., index: _Optional[str] = ..., keys_examined: _Optional[int] = ...) -> None: ...
 
 class ListStreamsRequest(_message.Message):
     __slots__ = ("tenant_id", "stream_id_prefix", "after_stream_id", "limit")
@@ -146,12 +155,14 @@ class GetStreamRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., as_of_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetStreamResponse(_message.Message):
-    __slots__ = ("stream", "version_at_time")
+    __slots__ = ("stream", "version_at_time", "volatile")
     STREAM_FIELD_NUMBER: _ClassVar[int]
     VERSION_AT_TIME_FIELD_NUMBER: _ClassVar[int]
+    VOLATILE_FIELD_NUMBER: _ClassVar[int]
     stream: _model_pb2.StreamInfo
     version_at_time: int
-    def __init__(self, stream: _Optional[_Union[_model_pb2.StreamInfo, _Mapping]] = ..., version_at_time: _Optional[int] = ...) -> None: ...
+    volatile: bool
+    def __init__(self, stream: _Optional[_Union[_model_pb2.StreamInfo, _Mapping]] = ..., version_at_time: _Optional[int] = ..., volatile: _Optional[bool] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
     __slots__ = ("tenant_id", "after_position", "from_end", "event_types", "stream_id_prefix", "checkpoint_every_events", "checkpoint_interval_ms", "max_batch_size", "max_message_bytes")
@@ -432,3 +443,111 @@ class AddUsageResponse(_message.Message):
     QUERIES_THIS_HOUR_FIELD_NUMBER: _ClassVar[int]
     queries_this_hour: int
     def __init__(self, queries_this_hour: _Optional[int] = ...) -> None: ...
+
+class FollowCommitsRequest(_message.Message):
+    __slots__ = ("sequence", "tenant_ids")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_IDS_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    tenant_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sequence: _Optional[int] = ..., tenant_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StreamChange(_message.Message):
+    __slots__ = ("tenant_id", "stream_id", "version", "reset", "position")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    stream_id: str
+    version: int
+    reset: bool
+    position: int
+    def __init__(self, tenant_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., version: _Optional[int] = ..., reset: _Optional[bool] = ..., position: _Optional[int] = ...) -> None: ...
+
+class FollowCommitsResponse(_message.Message):
+    __slots__ = ("sequence", "changes", "heartbeat_s", "registered_tenant_ids")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_S_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_TENANT_IDS_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    changes: _containers.RepeatedCompositeFieldContainer[StreamChange]
+    heartbeat_s: float
+    registered_tenant_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sequence: _Optional[int] = ..., changes: _Optional[_Iterable[_Union[StreamChange, _Mapping]]] = ..., heartbeat_s: _Optional[float] = ..., registered_tenant_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetEventsRequest(_message.Message):
+    __slots__ = ("tenant_id", "event_ids", "max_bytes")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    max_bytes: int
+    def __init__(self, tenant_id: _Optional[str] = ..., event_ids: _Optional[_Iterable[str]] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class BatchGetEventsResponse(_message.Message):
+    __slots__ = ("events", "volatile", "missing_event_ids", "unread_event_ids")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    VOLATILE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_model_pb2.StoredEvent]
+    volatile: _containers.RepeatedScalarFieldContainer[bool]
+    missing_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    unread_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, events: _Optional[_Iterable[_Union[_model_pb2.StoredEvent, _Mapping]]] = ..., volatile: _Optional[_Iterable[bool]] = ..., missing_event_ids: _Optional[_Iterable[str]] = ..., unread_event_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReadStreamsRequest(_message.Message):
+    __slots__ = ("tenant_id", "reads", "max_bytes")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    READS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    reads: _containers.RepeatedCompositeFieldContainer[ReadStreamRequest]
+    max_bytes: int
+    def __init__(self, tenant_id: _Optional[str] = ..., reads: _Optional[_Iterable[_Union[ReadStreamRequest, _Mapping]]] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class StreamReadOutcome(_message.Message):
+    __slots__ = ("slice", "error")
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    slice: ReadStreamResponse
+    error: _status_pb2.Status
+    def __init__(self, slice: _Optional[_Union[ReadStreamResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class ReadStreamsResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[StreamReadOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[StreamReadOutcome, _Mapping]]] = ...) -> None: ...
+
+class GetIndexStatsRequest(_message.Message):
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class GetIndexStatsResponse(_message.Message):
+    __slots__ = ("indexes",)
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    indexes: _containers.RepeatedCompositeFieldContainer[IndexStats]
+    def __init__(self, indexes: _Optional[_Iterable[_Union[IndexStats, _Mapping]]] = ...) -> None: ...
+
+class IndexStats(_message.Message):
+    __slots__ = ("index", "entries", "bytes", "partial", "backfill_target", "backfill_next")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    BACKFILL_TARGET_FIELD_NUMBER: _ClassVar[int]
+    BACKFILL_NEXT_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    entries: int
+    bytes: int
+    partial: bool
+    backfill_target: int
+    backfill_next: int
+    def __init__(self, index: _Optional[str] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., partial: _Optional[bool] = ..., backfill_target: _Optional[int] = ..., backfill_next: _Optional[int] = ...) -> None: ...

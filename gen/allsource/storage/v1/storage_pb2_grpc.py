@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from allsource.storage.v1 import backup_pb2 as allsource_dot_storage_dot_v1_dot_backup__pb2
 from allsource.storage.v1 import groups_pb2 as allsource_dot_storage_dot_v1_dot_groups__pb2
 from allsource.storage.v1 import lifecycle_pb2 as allsource_dot_storage_dot_v1_dot_lifecycle__pb2
 from allsource.storage.v1 import storage_pb2 as allsource_dot_storage_dot_v1_dot_storage__pb2
@@ -204,6 +205,56 @@ class StorageServiceStub:
                 '/allsource.storage.v1.StorageService/ReplayParked',
                 request_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
                 response_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
+                _registered_method=True)
+        self.CreateBackup = channel.unary_stream(
+                '/allsource.storage.v1.StorageService/CreateBackup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.CreateBackupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.CreateBackupResponse.FromString,
+                _registered_method=True)
+        self.ListBackups = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ListBackups',
+                request_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.ListBackupsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.ListBackupsResponse.FromString,
+                _registered_method=True)
+        self.GetBackup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetBackup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.GetBackupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.GetBackupResponse.FromString,
+                _registered_method=True)
+        self.VerifyBackup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/VerifyBackup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.VerifyBackupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.VerifyBackupResponse.FromString,
+                _registered_method=True)
+        self.RestoreBackup = channel.unary_stream(
+                '/allsource.storage.v1.StorageService/RestoreBackup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.RestoreBackupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.RestoreBackupResponse.FromString,
+                _registered_method=True)
+        self.DeleteBackup = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/DeleteBackup',
+                request_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.DeleteBackupRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.DeleteBackupResponse.FromString,
+                _registered_method=True)
+        self.FollowCommits = channel.stream_stream(
+                '/allsource.storage.v1.StorageService/FollowCommits',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.FollowCommitsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.FollowCommitsResponse.FromString,
+                _registered_method=True)
+        self.BatchGetEvents = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/BatchGetEvents',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.BatchGetEventsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.BatchGetEventsResponse.FromString,
+                _registered_method=True)
+        self.ReadStreams = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/ReadStreams',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ReadStreamsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ReadStreamsResponse.FromString,
+                _registered_method=True)
+        self.GetIndexStats = channel.unary_unary(
+                '/allsource.storage.v1.StorageService/GetIndexStats',
+                request_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetIndexStatsRequest.SerializeToString,
+                response_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetIndexStatsResponse.FromString,
                 _registered_method=True)
 
 
@@ -453,6 +504,86 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateBackup(self, request, context):
+        """Makes a backup on a checkpoint of the database, in a worker process, and streams its progress.
+        Admin service, system scope only (the admin service checks a tenant administrator's request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBackups(self, request, context):
+        """Lists a destination's complete backups. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBackup(self, request, context):
+        """Describes a backup. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyBackup(self, request, context):
+        """Checks every chunk of a backup's chain. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreBackup(self, request, context):
+        """Restores tenants from a backup chain into the running storage. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteBackup(self, request, context):
+        """Deletes a backup. Admin service, system scope only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FollowCommits(self, request_iterator, context):
+        """Follows the new stream heads and stream lifecycle changes of the tenants a query replica caches
+        (it registers them: FollowCommitsRequest.tenant_ids), for its read cache. Suite-wide: a system
+        scope only. The follower acknowledges each message by its sequence; storage answers an append, a
+        deletion or a metadata change of a tenant only once every follower caching it has acknowledged the
+        change, or has been cut off after storage.commit_feed_ack_timeout_s (its stream then ends with
+        UNAVAILABLE, COMMIT_FOLLOWER_CUT_OFF). So a reader of any follower's cache sees every acknowledged
+        write.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetEvents(self, request, context):
+        """Returns several events of a tenant by id in one call (at most 1,000 ids): those found, in request
+        order, and the ids it has no event of.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadStreams(self, request, context):
+        """Reads slices of several streams of a tenant in one call (at most 100); each read succeeds or fails
+        on its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIndexStats(self, request, context):
+        """Entries and bytes of each index of a tenant (counted, at most storage.index_stats_max_keys keys per
+        index), and the category/type index's backfill progress. Tenant-scoped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -620,6 +751,56 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.ReplayParked,
                     request_deserializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedRequest.FromString,
                     response_serializer=allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedResponse.SerializeToString,
+            ),
+            'CreateBackup': grpc.unary_stream_rpc_method_handler(
+                    servicer.CreateBackup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.CreateBackupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.CreateBackupResponse.SerializeToString,
+            ),
+            'ListBackups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBackups,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.ListBackupsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.ListBackupsResponse.SerializeToString,
+            ),
+            'GetBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBackup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.GetBackupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.GetBackupResponse.SerializeToString,
+            ),
+            'VerifyBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyBackup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.VerifyBackupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.VerifyBackupResponse.SerializeToString,
+            ),
+            'RestoreBackup': grpc.unary_stream_rpc_method_handler(
+                    servicer.RestoreBackup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.RestoreBackupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.RestoreBackupResponse.SerializeToString,
+            ),
+            'DeleteBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteBackup,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_backup__pb2.DeleteBackupRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_backup__pb2.DeleteBackupResponse.SerializeToString,
+            ),
+            'FollowCommits': grpc.stream_stream_rpc_method_handler(
+                    servicer.FollowCommits,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.FollowCommitsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.FollowCommitsResponse.SerializeToString,
+            ),
+            'BatchGetEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetEvents,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.BatchGetEventsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.BatchGetEventsResponse.SerializeToString,
+            ),
+            'ReadStreams': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadStreams,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ReadStreamsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.ReadStreamsResponse.SerializeToString,
+            ),
+            'GetIndexStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIndexStats,
+                    request_deserializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetIndexStatsRequest.FromString,
+                    response_serializer=allsource_dot_storage_dot_v1_dot_storage__pb2.GetIndexStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1517,6 +1698,276 @@ class StorageService:
             '/allsource.storage.v1.StorageService/ReplayParked',
             allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
             allsource_dot_storage_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/CreateBackup',
+            allsource_dot_storage_dot_v1_dot_backup__pb2.CreateBackupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_backup__pb2.CreateBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBackups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ListBackups',
+            allsource_dot_storage_dot_v1_dot_backup__pb2.ListBackupsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_backup__pb2.ListBackupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetBackup',
+            allsource_dot_storage_dot_v1_dot_backup__pb2.GetBackupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_backup__pb2.GetBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/VerifyBackup',
+            allsource_dot_storage_dot_v1_dot_backup__pb2.VerifyBackupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_backup__pb2.VerifyBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/RestoreBackup',
+            allsource_dot_storage_dot_v1_dot_backup__pb2.RestoreBackupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_backup__pb2.RestoreBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/DeleteBackup',
+            allsource_dot_storage_dot_v1_dot_backup__pb2.DeleteBackupRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_backup__pb2.DeleteBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowCommits(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/allsource.storage.v1.StorageService/FollowCommits',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.FollowCommitsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.FollowCommitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/BatchGetEvents',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.BatchGetEventsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.BatchGetEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadStreams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/ReadStreams',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.ReadStreamsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.ReadStreamsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIndexStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.storage.v1.StorageService/GetIndexStats',
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetIndexStatsRequest.SerializeToString,
+            allsource_dot_storage_dot_v1_dot_storage__pb2.GetIndexStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,6 +2,7 @@ import datetime
 
 from allsource.v1 import options_pb2 as _options_pb2
 from allsource.v1 import config_pb2 as _config_pb2
+from allsource.v1 import metrics_pb2 as _metrics_pb2
 from allsource.v1 import tenant_pb2 as _tenant_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
@@ -411,3 +412,43 @@ class SetEmergencyThrottleResponse(_message.Message):
     THROTTLE_FIELD_NUMBER: _ClassVar[int]
     throttle: EmergencyThrottle
     def __init__(self, throttle: _Optional[_Union[EmergencyThrottle, _Mapping]] = ...) -> None: ...
+
+class GetMetricsSummaryRequest(_message.Message):
+    __slots__ = ("max_methods",)
+    MAX_METHODS_FIELD_NUMBER: _ClassVar[int]
+    max_methods: int
+    def __init__(self, max_methods: _Optional[int] = ...) -> None: ...
+
+class GetMetricsSummaryResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[_metrics_pb2.ServiceMetrics]
+    def __init__(self, services: _Optional[_Iterable[_Union[_metrics_pb2.ServiceMetrics, _Mapping]]] = ...) -> None: ...
+
+class GetIndexStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetIndexStatsResponse(_message.Message):
+    __slots__ = ("tenant_id", "indexes")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    indexes: _containers.RepeatedCompositeFieldContainer[IndexStats]
+    def __init__(self, tenant_id: _Optional[str] = ..., indexes: _Optional[_Iterable[_Union[IndexStats, _Mapping]]] = ...) -> None: ...
+
+class IndexStats(_message.Message):
+    __slots__ = ("index", "entries", "bytes", "partial", "backfill_target", "backfill_next")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    BACKFILL_TARGET_FIELD_NUMBER: _ClassVar[int]
+    BACKFILL_NEXT_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    entries: int
+    bytes: int
+    partial: bool
+    backfill_target: int
+    backfill_next: int
+    def __init__(self, index: _Optional[str] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., partial: _Optional[bool] = ..., backfill_target: _Optional[int] = ..., backfill_next: _Optional[int] = ...) -> None: ...

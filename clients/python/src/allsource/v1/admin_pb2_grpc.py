@@ -128,6 +128,16 @@ class AdminServiceStub:
                 request_serializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleResponse.FromString,
                 _registered_method=True)
+        self.GetMetricsSummary = channel.unary_unary(
+                '/allsource.v1.AdminService/GetMetricsSummary',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.GetMetricsSummaryRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.GetMetricsSummaryResponse.FromString,
+                _registered_method=True)
+        self.GetIndexStats = channel.unary_unary(
+                '/allsource.v1.AdminService/GetIndexStats',
+                request_serializer=allsource_dot_v1_dot_admin__pb2.GetIndexStatsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_admin__pb2.GetIndexStatsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -277,6 +287,24 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetricsSummary(self, request, context):
+        """Summarises every service's RPC figures (calls, errors, in flight, latency percentiles, the busiest
+        methods, CPU and memory), each read by the process that keeps them; a process that does not answer
+        is reported with why. The same counters and histograms each process serves on /metrics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIndexStats(self, request, context):
+        """Entries and bytes of each of the caller's tenant's indexes (an operator names another tenant with
+        x-allsource-tenant), and whether the category/type index is still being backfilled (ListEvents
+        walks the event-type index for a tenant until its backfill is done).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -369,6 +397,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetEmergencyThrottle,
                     request_deserializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleResponse.SerializeToString,
+            ),
+            'GetMetricsSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetricsSummary,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.GetMetricsSummaryRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.GetMetricsSummaryResponse.SerializeToString,
+            ),
+            'GetIndexStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIndexStats,
+                    request_deserializer=allsource_dot_v1_dot_admin__pb2.GetIndexStatsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_admin__pb2.GetIndexStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -861,6 +899,60 @@ class AdminService:
             '/allsource.v1.AdminService/SetEmergencyThrottle',
             allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleRequest.SerializeToString,
             allsource_dot_v1_dot_admin__pb2.SetEmergencyThrottleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetricsSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/GetMetricsSummary',
+            allsource_dot_v1_dot_admin__pb2.GetMetricsSummaryRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.GetMetricsSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIndexStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.AdminService/GetIndexStats',
+            allsource_dot_v1_dot_admin__pb2.GetIndexStatsRequest.SerializeToString,
+            allsource_dot_v1_dot_admin__pb2.GetIndexStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

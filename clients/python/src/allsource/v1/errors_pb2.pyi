@@ -111,6 +111,19 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVALID_CONSUMER_GROUP: _ClassVar[ErrorReason]
     TOO_MANY_CONSUMERS: _ClassVar[ErrorReason]
     INVALID_CONSUME_MESSAGE: _ClassVar[ErrorReason]
+    BACKUP_NOT_FOUND: _ClassVar[ErrorReason]
+    BACKUP_CORRUPT: _ClassVar[ErrorReason]
+    BACKUP_FORMAT_UNSUPPORTED: _ClassVar[ErrorReason]
+    BACKUP_CHAIN_BROKEN: _ClassVar[ErrorReason]
+    BACKUP_BUSY: _ClassVar[ErrorReason]
+    BACKUP_DESTINATION_FAILED: _ClassVar[ErrorReason]
+    RESTORE_TARGET_NOT_EMPTY: _ClassVar[ErrorReason]
+    INVALID_BACKUP_REQUEST: _ClassVar[ErrorReason]
+    BACKUP_HAS_DEPENDENTS: _ClassVar[ErrorReason]
+    BACKUP_SCHEDULE_NOT_FOUND: _ClassVar[ErrorReason]
+    COMMIT_FOLLOWER_CUT_OFF: _ClassVar[ErrorReason]
+    BATCH_RESULT_TOO_LARGE: _ClassVar[ErrorReason]
+    MIN_POSITION_NOT_REACHED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
 NOT_FOUND: ErrorReason
@@ -216,3 +229,16 @@ CONSUMER_GROUP_EXISTS: ErrorReason
 INVALID_CONSUMER_GROUP: ErrorReason
 TOO_MANY_CONSUMERS: ErrorReason
 INVALID_CONSUME_MESSAGE: ErrorReason
+BACKUP_NOT_FOUND: ErrorReason
+BACKUP_CORRUPT: ErrorReason
+BACKUP_FORMAT_UNSUPPORTED: ErrorReason
+BACKUP_CHAIN_BROKEN: ErrorReason
+BACKUP_BUSY: ErrorReason
+BACKUP_DESTINATION_FAILED: ErrorReason
+RESTORE_TARGET_NOT_EMPTY: ErrorReason
+INVALID_BACKUP_REQUEST: ErrorReason
+BACKUP_HAS_DEPENDENTS: ErrorReason
+BACKUP_SCHEDULE_NOT_FOUND: ErrorReason
+COMMIT_FOLLOWER_CUT_OFF: ErrorReason
+BATCH_RESULT_TOO_LARGE: ErrorReason
+MIN_POSITION_NOT_REACHED: ErrorReason

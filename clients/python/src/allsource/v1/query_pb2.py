@@ -28,9 +28,10 @@ from allsource.v1 import lifecycle_pb2 as allsource_dot_v1_dot_lifecycle__pb2
 from allsource.v1 import groups_pb2 as allsource_dot_v1_dot_groups__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/query.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x18\x61llsource/v1/event.proto\x1a\x1c\x61llsource/v1/lifecycle.proto\x1a\x19\x61llsource/v1/groups.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"#\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"6\n\x10GetEventResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.allsource.v1.Event\"\x93\x01\n\x11ReadStreamRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.allsource.v1.ReadDirection\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"j\n\x12ReadStreamResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x16\n\x0estream_version\x18\x03 \x01(\x04\"e\n\x11ListEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x12ListEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x13StreamEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\";\n\x14StreamEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\"~\n\x15GetEntityStateRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x17\n\ras_of_version\x18\x02 \x01(\x04H\x00\x12\x30\n\nas_of_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x07\n\x05\x61s_of\"\xac\x01\n\x16GetEntityStateResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\revents_folded\x18\x05 \x01(\x04\x12\x18\n\x10snapshot_version\x18\x06 \x01(\x04\"\xdc\x01\n\x10SubscribeRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x10\n\x08\x66rom_end\x18\x02 \x01(\x08\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x18\n\x10stream_id_prefix\x18\x04 \x01(\t\x12\x1f\n\x17\x63heckpoint_every_events\x18\x05 \x01(\r\x12\x36\n\x13\x63heckpoint_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\x05\"\xa7\x01\n\x11SubscribeResponse\x12*\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x18.allsource.v1.EventBatchH\x00\x12.\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x18.allsource.v1.CheckpointH\x00\x12+\n\tcaught_up\x18\x03 \x01(\x0b\x32\x16.allsource.v1.CaughtUpH\x00\x42\t\n\x07\x63ontent\"U\n\x12ListStreamsRequest\x12\x18\n\x10stream_id_prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListStreamsResponse\x12)\n\x07streams\x18\x01 \x03(\x0b\x32\x18.allsource.v1.StreamInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*h\n\rReadDirection\x12\x1e\n\x1aREAD_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16READ_DIRECTION_FORWARD\x10\x01\x12\x1b\n\x17READ_DIRECTION_BACKWARD\x10\x02\x32\xdf\x0c\n\x0cQueryService\x12S\n\x08GetEvent\x12\x1d.allsource.v1.GetEventRequest\x1a\x1e.allsource.v1.GetEventResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12Y\n\nReadStream\x12\x1f.allsource.v1.ReadStreamRequest\x1a .allsource.v1.ReadStreamResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12Y\n\nListEvents\x12\x1f.allsource.v1.ListEventsRequest\x1a .allsource.v1.ListEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12\x61\n\x0cStreamEvents\x12!.allsource.v1.StreamEventsRequest\x1a\".allsource.v1.StreamEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04\x30\x01\x12\x65\n\x0eGetEntityState\x12#.allsource.v1.GetEntityStateRequest\x1a$.allsource.v1.GetEntityStateResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12X\n\tSubscribe\x12\x1e.allsource.v1.SubscribeRequest\x1a\x1f.allsource.v1.SubscribeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x30\x01\x12\\\n\x0bListStreams\x12 .allsource.v1.ListStreamsRequest\x1a!.allsource.v1.ListStreamsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12n\n\x11GetStreamMetadata\x12&.allsource.v1.GetStreamMetadataRequest\x1a\'.allsource.v1.GetStreamMetadataResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12t\n\x13\x43reateConsumerGroup\x12(.allsource.v1.CreateConsumerGroupRequest\x1a).allsource.v1.CreateConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12t\n\x13UpdateConsumerGroup\x12(.allsource.v1.UpdateConsumerGroupRequest\x1a).allsource.v1.UpdateConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12t\n\x13\x44\x65leteConsumerGroup\x12(.allsource.v1.DeleteConsumerGroupRequest\x1a).allsource.v1.DeleteConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12q\n\x12ListConsumerGroups\x12\'.allsource.v1.ListConsumerGroupsRequest\x1a(.allsource.v1.ListConsumerGroupsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12k\n\x10GetConsumerGroup\x12%.allsource.v1.GetConsumerGroupRequest\x1a&.allsource.v1.GetConsumerGroupResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12T\n\x07\x43onsume\x12\x1c.allsource.v1.ConsumeRequest\x1a\x1d.allsource.v1.ConsumeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04(\x01\x30\x01\x12Y\n\nListParked\x12\x1f.allsource.v1.ListParkedRequest\x1a .allsource.v1.ListParkedResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12_\n\x0cReplayParked\x12!.allsource.v1.ReplayParkedRequest\x1a\".allsource.v1.ReplayParkedResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61llsource/v1/query.proto\x12\x0c\x61llsource.v1\x1a\x1a\x61llsource/v1/options.proto\x1a\x18\x61llsource/v1/event.proto\x1a\x1c\x61llsource/v1/lifecycle.proto\x1a\x19\x61llsource/v1/groups.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"9\n\x0fGetEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0cmin_position\x18\x02 \x01(\x04\"6\n\x10GetEventResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.allsource.v1.Event\"\xa9\x01\n\x11ReadStreamRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.allsource.v1.ReadDirection\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x14\n\x0cmin_position\x18\x06 \x01(\x04\"j\n\x12ReadStreamResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x16\n\x0estream_version\x18\x03 \x01(\x04\"\x8c\x01\n\x11ListEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x14\n\x0cmin_position\x18\x05 \x01(\x04\"y\n\x12ListEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12%\n\x04plan\x18\x03 \x01(\x0b\x32\x17.allsource.v1.QueryPlan\"1\n\tQueryPlan\x12\r\n\x05index\x18\x01 \x01(\t\x12\x15\n\rkeys_examined\x18\x02 \x01(\x04\"T\n\x13StreamEventsRequest\x12)\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x19.allsource.v1.EventFilter\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\";\n\x14StreamEventsResponse\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\"\x94\x01\n\x15GetEntityStateRequest\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x17\n\ras_of_version\x18\x02 \x01(\x04H\x00\x12\x30\n\nas_of_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x14\n\x0cmin_position\x18\x04 \x01(\x04\x42\x07\n\x05\x61s_of\"\xac\x01\n\x16GetEntityStateResponse\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\x0c\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\revents_folded\x18\x05 \x01(\x04\x12\x18\n\x10snapshot_version\x18\x06 \x01(\x04\"\xdc\x01\n\x10SubscribeRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x04\x12\x10\n\x08\x66rom_end\x18\x02 \x01(\x08\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\x12\x18\n\x10stream_id_prefix\x18\x04 \x01(\t\x12\x1f\n\x17\x63heckpoint_every_events\x18\x05 \x01(\r\x12\x36\n\x13\x63heckpoint_interval\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\x05\"\xa7\x01\n\x11SubscribeResponse\x12*\n\x06\x65vents\x18\x01 \x01(\x0b\x32\x18.allsource.v1.EventBatchH\x00\x12.\n\ncheckpoint\x18\x02 \x01(\x0b\x32\x18.allsource.v1.CheckpointH\x00\x12+\n\tcaught_up\x18\x03 \x01(\x0b\x32\x16.allsource.v1.CaughtUpH\x00\x42\t\n\x07\x63ontent\"U\n\x12ListStreamsRequest\x12\x18\n\x10stream_id_prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x13ListStreamsResponse\x12)\n\x07streams\x18\x01 \x03(\x0b\x32\x18.allsource.v1.StreamInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x15\x42\x61tchGetEventsRequest\x12\x11\n\tevent_ids\x18\x01 \x03(\t\x12\x14\n\x0cmin_position\x18\x02 \x01(\x04\"t\n\x0b\x45ventResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12$\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x13.allsource.v1.EventH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"D\n\x16\x42\x61tchGetEventsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.allsource.v1.EventResult\"t\n\nStreamRead\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.allsource.v1.ReadDirection\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\x12\r\n\x05limit\x18\x04 \x01(\x05\"S\n\x12ReadStreamsRequest\x12\'\n\x05reads\x18\x01 \x03(\x0b\x32\x18.allsource.v1.StreamRead\x12\x14\n\x0cmin_position\x18\x02 \x01(\x04\"\x9b\x01\n\x10StreamReadResult\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.allsource.v1.Event\x12\x11\n\tstream_id\x18\x02 \x01(\t\x12\x16\n\x0estream_version\x18\x03 \x01(\x04\x12\x14\n\x0cnext_version\x18\x04 \x01(\x04\x12!\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.Status\"F\n\x13ReadStreamsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.allsource.v1.StreamReadResult*h\n\rReadDirection\x12\x1e\n\x1aREAD_DIRECTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16READ_DIRECTION_FORWARD\x10\x01\x12\x1b\n\x17READ_DIRECTION_BACKWARD\x10\x02\x32\xa4\x0e\n\x0cQueryService\x12S\n\x08GetEvent\x12\x1d.allsource.v1.GetEventRequest\x1a\x1e.allsource.v1.GetEventResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12Y\n\nReadStream\x12\x1f.allsource.v1.ReadStreamRequest\x1a .allsource.v1.ReadStreamResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12Y\n\nListEvents\x12\x1f.allsource.v1.ListEventsRequest\x1a .allsource.v1.ListEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12\x61\n\x0cStreamEvents\x12!.allsource.v1.StreamEventsRequest\x1a\".allsource.v1.StreamEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04\x30\x01\x12\x65\n\x0eGetEntityState\x12#.allsource.v1.GetEntityStateRequest\x1a$.allsource.v1.GetEntityStateResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12X\n\tSubscribe\x12\x1e.allsource.v1.SubscribeRequest\x1a\x1f.allsource.v1.SubscribeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x30\x01\x12\\\n\x0bListStreams\x12 .allsource.v1.ListStreamsRequest\x1a!.allsource.v1.ListStreamsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12n\n\x11GetStreamMetadata\x12&.allsource.v1.GetStreamMetadataRequest\x1a\'.allsource.v1.GetStreamMetadataResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12t\n\x13\x43reateConsumerGroup\x12(.allsource.v1.CreateConsumerGroupRequest\x1a).allsource.v1.CreateConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12t\n\x13UpdateConsumerGroup\x12(.allsource.v1.UpdateConsumerGroupRequest\x1a).allsource.v1.UpdateConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12t\n\x13\x44\x65leteConsumerGroup\x12(.allsource.v1.DeleteConsumerGroupRequest\x1a).allsource.v1.DeleteConsumerGroupResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12q\n\x12ListConsumerGroups\x12\'.allsource.v1.ListConsumerGroupsRequest\x1a(.allsource.v1.ListConsumerGroupsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12k\n\x10GetConsumerGroup\x12%.allsource.v1.GetConsumerGroupRequest\x1a&.allsource.v1.GetConsumerGroupResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x01\x12T\n\x07\x43onsume\x12\x1c.allsource.v1.ConsumeRequest\x1a\x1d.allsource.v1.ConsumeResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x04(\x01\x30\x01\x12Y\n\nListParked\x12\x1f.allsource.v1.ListParkedRequest\x1a .allsource.v1.ListParkedResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12_\n\x0cReplayParked\x12!.allsource.v1.ReplayParkedRequest\x1a\".allsource.v1.ReplayParkedResponse\"\x08\xc8\xf3\x18\x03\xe0\xf3\x18\x01\x12\x65\n\x0e\x42\x61tchGetEvents\x12#.allsource.v1.BatchGetEventsRequest\x1a$.allsource.v1.BatchGetEventsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x12\\\n\x0bReadStreams\x12 .allsource.v1.ReadStreamsRequest\x1a!.allsource.v1.ReadStreamsResponse\"\x08\xc8\xf3\x18\x02\xe0\xf3\x18\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -69,36 +70,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYSERVICE'].methods_by_name['ListParked']._serialized_options = b'\310\363\030\002\340\363\030\003'
   _globals['_QUERYSERVICE'].methods_by_name['ReplayParked']._loaded_options = None
   _globals['_QUERYSERVICE'].methods_by_name['ReplayParked']._serialized_options = b'\310\363\030\003\340\363\030\001'
-  _globals['_READDIRECTION']._serialized_start=1777
-  _globals['_READDIRECTION']._serialized_end=1881
-  _globals['_GETEVENTREQUEST']._serialized_start=218
-  _globals['_GETEVENTREQUEST']._serialized_end=253
-  _globals['_GETEVENTRESPONSE']._serialized_start=255
-  _globals['_GETEVENTRESPONSE']._serialized_end=309
-  _globals['_READSTREAMREQUEST']._serialized_start=312
-  _globals['_READSTREAMREQUEST']._serialized_end=459
-  _globals['_READSTREAMRESPONSE']._serialized_start=461
-  _globals['_READSTREAMRESPONSE']._serialized_end=567
-  _globals['_LISTEVENTSREQUEST']._serialized_start=569
-  _globals['_LISTEVENTSREQUEST']._serialized_end=670
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=672
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=754
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=756
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=840
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=842
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=901
-  _globals['_GETENTITYSTATEREQUEST']._serialized_start=903
-  _globals['_GETENTITYSTATEREQUEST']._serialized_end=1029
-  _globals['_GETENTITYSTATERESPONSE']._serialized_start=1032
-  _globals['_GETENTITYSTATERESPONSE']._serialized_end=1204
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1207
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1427
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1430
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1597
-  _globals['_LISTSTREAMSREQUEST']._serialized_start=1599
-  _globals['_LISTSTREAMSREQUEST']._serialized_end=1684
-  _globals['_LISTSTREAMSRESPONSE']._serialized_start=1686
-  _globals['_LISTSTREAMSRESPONSE']._serialized_end=1775
-  _globals['_QUERYSERVICE']._serialized_start=1884
-  _globals['_QUERYSERVICE']._serialized_end=3515
+  _globals['_QUERYSERVICE'].methods_by_name['BatchGetEvents']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['BatchGetEvents']._serialized_options = b'\310\363\030\002\340\363\030\003'
+  _globals['_QUERYSERVICE'].methods_by_name['ReadStreams']._loaded_options = None
+  _globals['_QUERYSERVICE'].methods_by_name['ReadStreams']._serialized_options = b'\310\363\030\002\340\363\030\003'
+  _globals['_READDIRECTION']._serialized_start=2686
+  _globals['_READDIRECTION']._serialized_end=2790
+  _globals['_GETEVENTREQUEST']._serialized_start=243
+  _globals['_GETEVENTREQUEST']._serialized_end=300
+  _globals['_GETEVENTRESPONSE']._serialized_start=302
+  _globals['_GETEVENTRESPONSE']._serialized_end=356
+  _globals['_READSTREAMREQUEST']._serialized_start=359
+  _globals['_READSTREAMREQUEST']._serialized_end=528
+  _globals['_READSTREAMRESPONSE']._serialized_start=530
+  _globals['_READSTREAMRESPONSE']._serialized_end=636
+  _globals['_LISTEVENTSREQUEST']._serialized_start=639
+  _globals['_LISTEVENTSREQUEST']._serialized_end=779
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=781
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=902
+  _globals['_QUERYPLAN']._serialized_start=904
+  _globals['_QUERYPLAN']._serialized_end=953
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=955
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1039
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1041
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1100
+  _globals['_GETENTITYSTATEREQUEST']._serialized_start=1103
+  _globals['_GETENTITYSTATEREQUEST']._serialized_end=1251
+  _globals['_GETENTITYSTATERESPONSE']._serialized_start=1254
+  _globals['_GETENTITYSTATERESPONSE']._serialized_end=1426
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1429
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1649
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1652
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1819
+  _globals['_LISTSTREAMSREQUEST']._serialized_start=1821
+  _globals['_LISTSTREAMSREQUEST']._serialized_end=1906
+  _globals['_LISTSTREAMSRESPONSE']._serialized_start=1908
+  _globals['_LISTSTREAMSRESPONSE']._serialized_end=1997
+  _globals['_BATCHGETEVENTSREQUEST']._serialized_start=1999
+  _globals['_BATCHGETEVENTSREQUEST']._serialized_end=2063
+  _globals['_EVENTRESULT']._serialized_start=2065
+  _globals['_EVENTRESULT']._serialized_end=2181
+  _globals['_BATCHGETEVENTSRESPONSE']._serialized_start=2183
+  _globals['_BATCHGETEVENTSRESPONSE']._serialized_end=2251
+  _globals['_STREAMREAD']._serialized_start=2253
+  _globals['_STREAMREAD']._serialized_end=2369
+  _globals['_READSTREAMSREQUEST']._serialized_start=2371
+  _globals['_READSTREAMSREQUEST']._serialized_end=2454
+  _globals['_STREAMREADRESULT']._serialized_start=2457
+  _globals['_STREAMREADRESULT']._serialized_end=2612
+  _globals['_READSTREAMSRESPONSE']._serialized_start=2614
+  _globals['_READSTREAMSRESPONSE']._serialized_end=2684
+  _globals['_QUERYSERVICE']._serialized_start=2793
+  _globals['_QUERYSERVICE']._serialized_end=4621
 # @@protoc_insertion_point(module_scope)

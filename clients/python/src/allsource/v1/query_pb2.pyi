@@ -6,6 +6,7 @@ from allsource.v1 import lifecycle_pb2 as _lifecycle_pb2
 from allsource.v1 import groups_pb2 as _groups_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -25,10 +26,12 @@ READ_DIRECTION_FORWARD: ReadDirection
 READ_DIRECTION_BACKWARD: ReadDirection
 
 class GetEventRequest(_message.Message):
-    __slots__ = ("event_id",)
+    __slots__ = ("event_id", "min_position")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
     event_id: str
-    def __init__(self, event_id: _Optional[str] = ...) -> None: ...
+    min_position: int
+    def __init__(self, event_id: _Optional[str] = ..., min_position: _Optional[int] = ...) -> None: ...
 
 class GetEventResponse(_message.Message):
     __slots__ = ("event",)
@@ -37,18 +40,20 @@ class GetEventResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ...) -> None: ...
 
 class ReadStreamRequest(_message.Message):
-    __slots__ = ("stream_id", "direction", "from_version", "page_size", "page_token")
+    __slots__ = ("stream_id", "direction", "from_version", "page_size", "page_token", "min_position")
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
     stream_id: str
     direction: ReadDirection
     from_version: int
     page_size: int
     page_token: str
-    def __init__(self, stream_id: _Optional[str] = ..., direction: _Optional[_Union[ReadDirection, str]] = ..., from_version: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    min_position: int
+    def __init__(self, stream_id: _Optional[str] = ..., direction: _Optional[_Union[ReadDirection, str]] = ..., from_version: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_position: _Optional[int] = ...) -> None: ...
 
 class ReadStreamResponse(_message.Message):
     __slots__ = ("events", "next_page_token", "stream_version")
@@ -61,22 +66,36 @@ class ReadStreamResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., stream_version: _Optional[int] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
-    __slots__ = ("filter", "page_size", "page_token")
+    __slots__ = ("filter", "page_size", "page_token", "explain", "min_position")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
     filter: _event_pb2.EventFilter
     page_size: int
     page_token: str
-    def __init__(self, filter: _Optional[_Union[_event_pb2.EventFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    explain: bool
+    min_position: int
+    def __init__(self, filter: _Optional[_Union[_event_pb2.EventFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., explain: _Optional[bool] = ..., min_position: _Optional[int] = ...) -> None: ...
 
 class ListEventsResponse(_message.Message):
-    __slots__ = ("events", "next_page_token")
+    __slots__ = ("events", "next_page_token", "plan")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
     next_page_token: str
-    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    plan: QueryPlan
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., plan: _Optional[_Union[QueryPlan, _Mapping]] = ...) -> None: ...
+
+class QueryPlan(_message.Message):
+    __slots__ = ("index", "keys_examined")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    KEYS_EXAMINED_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    keys_examined: int
+    def __init__(self, index: _Optional[str] = ..., keys_examined: _Optional[int] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("filter", "batch_size")
@@ -93,14 +112,16 @@ class StreamEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ...) -> None: ...
 
 class GetEntityStateRequest(_message.Message):
-    __slots__ = ("stream_id", "as_of_version", "as_of_time")
+    __slots__ = ("stream_id", "as_of_version", "as_of_time", "min_position")
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     AS_OF_VERSION_FIELD_NUMBER: _ClassVar[int]
     AS_OF_TIME_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
     stream_id: str
     as_of_version: int
     as_of_time: _timestamp_pb2.Timestamp
-    def __init__(self, stream_id: _Optional[str] = ..., as_of_version: _Optional[int] = ..., as_of_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    min_position: int
+    def __init__(self, stream_id: _Optional[str] = ..., as_of_version: _Optional[int] = ..., as_of_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., min_position: _Optional[int] = ...) -> None: ...
 
 class GetEntityStateResponse(_message.Message):
     __slots__ = ("stream_id", "state", "version", "updated_at", "events_folded", "snapshot_version")
@@ -163,3 +184,67 @@ class ListStreamsResponse(_message.Message):
     streams: _containers.RepeatedCompositeFieldContainer[_event_pb2.StreamInfo]
     next_page_token: str
     def __init__(self, streams: _Optional[_Iterable[_Union[_event_pb2.StreamInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class BatchGetEventsRequest(_message.Message):
+    __slots__ = ("event_ids", "min_position")
+    EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    event_ids: _containers.RepeatedScalarFieldContainer[str]
+    min_position: int
+    def __init__(self, event_ids: _Optional[_Iterable[str]] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class EventResult(_message.Message):
+    __slots__ = ("event_id", "event", "error")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    event: _event_pb2.Event
+    error: _status_pb2.Status
+    def __init__(self, event_id: _Optional[str] = ..., event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class BatchGetEventsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[EventResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ...) -> None: ...
+
+class StreamRead(_message.Message):
+    __slots__ = ("stream_id", "direction", "from_version", "limit")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    direction: ReadDirection
+    from_version: int
+    limit: int
+    def __init__(self, stream_id: _Optional[str] = ..., direction: _Optional[_Union[ReadDirection, str]] = ..., from_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ReadStreamsRequest(_message.Message):
+    __slots__ = ("reads", "min_position")
+    READS_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    reads: _containers.RepeatedCompositeFieldContainer[StreamRead]
+    min_position: int
+    def __init__(self, reads: _Optional[_Iterable[_Union[StreamRead, _Mapping]]] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class StreamReadResult(_message.Message):
+    __slots__ = ("events", "stream_id", "stream_version", "next_version", "error")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]
+    stream_id: str
+    stream_version: int
+    next_version: int
+    error: _status_pb2.Status
+    def __init__(self, events: _Optional[_Iterable[_Union[_event_pb2.Event, _Mapping]]] = ..., stream_id: _Optional[str] = ..., stream_version: _Optional[int] = ..., next_version: _Optional[int] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class ReadStreamsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StreamReadResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StreamReadResult, _Mapping]]] = ...) -> None: ...

@@ -119,6 +119,16 @@ class QueryServiceStub:
                 request_serializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
                 response_deserializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
                 _registered_method=True)
+        self.BatchGetEvents = channel.unary_unary(
+                '/allsource.v1.QueryService/BatchGetEvents',
+                request_serializer=allsource_dot_v1_dot_query__pb2.BatchGetEventsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_query__pb2.BatchGetEventsResponse.FromString,
+                _registered_method=True)
+        self.ReadStreams = channel.unary_unary(
+                '/allsource.v1.QueryService/ReadStreams',
+                request_serializer=allsource_dot_v1_dot_query__pb2.ReadStreamsRequest.SerializeToString,
+                response_deserializer=allsource_dot_v1_dot_query__pb2.ReadStreamsResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -256,6 +266,30 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetEvents(self, request, context):
+        """Returns several events by id in one call (one storage round trip; ids this replica read before
+        answer from its cache). Each id gets its own result, in request order: the event, or an error status:
+        NOT_FOUND (reason EVENT_NOT_FOUND) for an id the tenant has no event of, and alike for an event the
+        credential's scope does not cover (indistinguishable, as GetEvent answers). INVALID_ARGUMENT (reason
+        INVALID_EVENT_ID, BadRequest naming each) for no ids, more than query.max_batch_event_ids (100),
+        or an id that is not a UUID or is repeated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadStreams(self, request, context):
+        """Reads several streams in one call, each from its own version with its own limit (one storage round
+        trip; pages this replica read before answer from its cache). Each read gets its own result, in
+        request order: its events, or an error status (NOT_FOUND / STREAM_NOT_FOUND; PERMISSION_DENIED /
+        SCOPE_RESTRICTED for a stream outside the credential's prefix). INVALID_ARGUMENT (BadRequest naming
+        each) for no reads, more than query.max_batch_streams (20), or a malformed stream id, direction or
+        limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -338,6 +372,16 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ReplayParked,
                     request_deserializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedRequest.FromString,
                     response_serializer=allsource_dot_v1_dot_groups__pb2.ReplayParkedResponse.SerializeToString,
+            ),
+            'BatchGetEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetEvents,
+                    request_deserializer=allsource_dot_v1_dot_query__pb2.BatchGetEventsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_query__pb2.BatchGetEventsResponse.SerializeToString,
+            ),
+            'ReadStreams': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadStreams,
+                    request_deserializer=allsource_dot_v1_dot_query__pb2.ReadStreamsRequest.FromString,
+                    response_serializer=allsource_dot_v1_dot_query__pb2.ReadStreamsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -775,6 +819,60 @@ class QueryService:
             '/allsource.v1.QueryService/ReplayParked',
             allsource_dot_v1_dot_groups__pb2.ReplayParkedRequest.SerializeToString,
             allsource_dot_v1_dot_groups__pb2.ReplayParkedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/BatchGetEvents',
+            allsource_dot_v1_dot_query__pb2.BatchGetEventsRequest.SerializeToString,
+            allsource_dot_v1_dot_query__pb2.BatchGetEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadStreams(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/allsource.v1.QueryService/ReadStreams',
+            allsource_dot_v1_dot_query__pb2.ReadStreamsRequest.SerializeToString,
+            allsource_dot_v1_dot_query__pb2.ReadStreamsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,257 @@
+"""Where backups are kept: a local directory or an S3-compatible bucket.
+
+A destination stores named objects under a backup's id. The interface is small on purpose (put, get,
+list, delete) so that Azure Blob or GCS fit behind it the same way. Its configuration crosses into the
+dump and load worker processes as a JSON object on their standard input (never on a command line).
+"""
+
+from __future__ import annotations
+
+import abc
+import ctypes
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from services.storage.backup.format import MANIFEST
+
+
+class DestinationError(Exception):
+    """The destination could not be reached or refused an operation."""
+
+
+class Destination(abc.ABC):
+    """A place that keeps backups, each a set of objects under its id."""
+
+    name: str
+
+    @abc.abstractmethod
+    def put(self, backup_id: str, object_name: str, data: bytes) -> None:
+        """Store one object of a backup (replacing it)."""
+
+    @abc.abstractmethod
+    def get(self, backup_id: str, object_name: str) -> bytes | None:
+        """One object of a backup (None when absent)."""
+
+    @abc.abstractmethod
+    def backup_ids(self) -> list[str]:
+        """The ids of the backups that have a manifest (complete ones), sorted."""
+
+    @abc.abstractmethod
+    def delete(self, backup_id: str) -> None:
+        """Remove a backup and every object of it."""
+
+    def manifest(self, backup_id: str) -> bytes | None:
+        return self.get(backup_id, MANIFEST)
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """What tells this destination from any other (no credentials)."""
+
+    @abc.abstractmethod
+    def seal(self, backup_id: str) -> None:
+        """Make every object put so far durable (before the manifest is written)."""
+
+
+class LocalDirectory(Destination):
+    """Backups as directories under one local directory."""
+
+    name = "local"
+
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+
+    @property
+    def identity(self) -> str:
+        return f"local:{self.root.resolve()}"
+
+    def _dir(self, backup_id: str) -> Path:
+        return self.root / backup_id
+
+    def put(self, backup_id: str, object_name: str, data: bytes) -> None:
+        # Chunks are written without a sync of their own (one per 8 MiB chunk cost more than the copy
+        # here): `seal` syncs them all before the manifest, which is synced itself.
+        target = self._dir(backup_id) / object_name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if object_name == MANIFEST:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, target)
+            if object_name == MANIFEST:
+                _fsync_dir(target.parent)
+        except OSError as exc:
+            raise DestinationError(f"cannot write {target}: {exc}") from exc
+
+    def seal(self, backup_id: str) -> None:
+        path = self._dir(backup_id)
+        try:
+            items = list(path.iterdir())
+            # A few files: one fsync each. Many: one syncfs (which also waits for whatever else the file
+            # system has to write, so it costs more when there is little to sync).
+            if len(items) > 32 and _syncfs(path):
+                items = []
+            for item in items:
+                with open(item, "rb") as f:
+                    os.fsync(f.fileno())
+            _fsync_dir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DestinationError(f"cannot sync {path}: {exc}") from exc
+
+    def get(self, backup_id: str, object_name: str) -> bytes | None:
+        try:
+            return (self._dir(backup_id) / object_name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DestinationError(f"cannot read {backup_id}/{object_name}: {exc}") from exc
+
+    def backup_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / MANIFEST).is_file())
+
+    def delete(self, backup_id: str) -> None:
+        path = self._dir(backup_id)
+        try:
+            (path / MANIFEST).unlink(missing_ok=True)  # first: a half-deleted backup is never listed
+            shutil.rmtree(path, ignore_errors=False)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise DestinationError(f"cannot delete {path}: {exc}") from exc
+
+
+class S3Bucket(Destination):
+    """Backups under a prefix of an S3-compatible bucket (multipart uploads for large chunks, retries)."""
+
+    name = "s3"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.bucket = config["bucket"]
+        self.prefix = config.get("prefix", "")
+        self.endpoint = config.get("endpoint_url") or ""
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=config.get("endpoint_url") or None,
+            region_name=config.get("region") or "us-east-1",
+            aws_access_key_id=config.get("access_key_id") or None,
+            aws_secret_access_key=config.get("secret_access_key") or None,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+        )
+        threshold = int(config.get("multipart_bytes") or 8 * 1024 * 1024)
+        self._transfer = TransferConfig(multipart_threshold=threshold, multipart_chunksize=threshold)
+
+    def _key(self, backup_id: str, object_name: str) -> str:
+        return f"{self.prefix}{backup_id}/{object_name}"
+
+    def _errors(self, action: str) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return _Convert(action, (BotoCoreError, ClientError))
+
+    def put(self, backup_id: str, object_name: str, data: bytes) -> None:
+        with self._errors(f"writing {backup_id}/{object_name}"):
+            self._client.upload_fileobj(
+                io.BytesIO(data), self.bucket, self._key(backup_id, object_name), Config=self._transfer
+            )
+
+    def get(self, backup_id: str, object_name: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            with self._errors(f"reading {backup_id}/{object_name}"):
+                out = io.BytesIO()
+                self._client.download_fileobj(self.bucket, self._key(backup_id, object_name), out)
+                return out.getvalue()
+        except DestinationError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise
+
+    @property
+    def identity(self) -> str:
+        return f"s3:{self.endpoint}|{self.bucket}|{self.prefix}"
+
+    def backup_ids(self) -> list[str]:
+        ids: list[str] = []
+        with self._errors("listing backups"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    rest = item["Key"][len(self.prefix) :]
+                    backup_id, _, name = rest.partition("/")
+                    if name == MANIFEST:
+                        ids.append(backup_id)
+        return sorted(ids)
+
+    def seal(self, backup_id: str) -> None:
+        """Nothing to do: S3 has stored an object durably when its upload returns."""
+
+    def delete(self, backup_id: str) -> None:
+        with self._errors(f"deleting {backup_id}"):
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(backup_id, MANIFEST))
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{self.prefix}{backup_id}/"
+            )
+            for page in pages:
+                objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if objects:
+                    self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+
+
+class _Convert:
+    """Turns the driver's exceptions into DestinationError."""
+
+    def __init__(self, action: str, kinds: tuple[type[BaseException], ...]) -> None:
+        self.action, self.kinds = action, kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and isinstance(exc, self.kinds):
+            raise DestinationError(f"S3 failed while {self.action}: {exc}") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the file system holding `path`: one call for every file written there."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        return bool(libc.syncfs(fd) == 0)
+    except AttributeError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def open_destination(config: dict[str, Any]) -> Destination:
+    """The destination a configuration (from jobs.destination_config) describes."""
+    if config["kind"] == "s3":
+        return S3Bucket(config)
+    return LocalDirectory(config["dir"])

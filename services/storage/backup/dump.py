@@ -1,0 +1,497 @@
+"""The dump worker: writes a backup from one consistent view of the database.
+
+Run by the storage service (services.storage.backup.jobs) as `python -m services.storage.backup.dump`
+with the job as JSON on standard input, for a large backup: it opens a RocksDB checkpoint read-only, so
+the serving database is never touched, and the storage process's event loop never runs this CPU-heavy
+loop. A small backup (an incremental one, typically) runs on a thread of the storage process instead,
+reading the live database through iterators made at one instant (`RocksBackend.consistent_view`): no
+checkpoint to flush, link, open and remove. Either way, reading keys goes on while a second thread
+compresses, hashes and uploads the previous chunk (zstandard, hashlib and the destinations release the
+GIL). It reports progress as JSON lines (on standard output when a process) and ends with the manifest.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import operator
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rocksdict import AccessType, Options, Rdict, ReadOptions
+
+from services.storage import codec, keys
+from services.storage.backup import format as fmt
+from services.storage.backup.destinations import Destination, open_destination
+from shared.core.timestamps import from_timestamp
+
+FAMILIES = (
+    "events",
+    "stream_idx",
+    "type_idx",
+    "id_idx",
+    "requests",
+    "streams",
+    "snapshots",
+    "meta",
+    "records",
+    "category_type_idx",
+)
+# A backup of at most this many events writes its events in chunks of an eighth of CHUNK_RAW_BYTES.
+SMALL_CHUNKS_UP_TO = 100_000
+# What a dump reads (the indexes are rebuilt from the events by a restore).
+LIVE_FAMILIES = ("meta", "events", *fmt.KV_FAMILIES)
+# Left out with backup.include_signing_keys off: the sealed private keys, and the pointer to the current
+# one (so that the admin service makes a new key after a restore).
+SIGNING_KEYS_PREFIXES = (b"signing_keys" + keys.SEP, b"auth_meta" + keys.SEP + b"current_kid")
+
+
+def open_checkpoint(path: str) -> tuple[Any, dict[str, Any]]:
+    """A checkpoint (or any database of ours) opened read-only, with its families (a checkpoint taken
+    before a family existed, such as category_type_idx, opens without it)."""
+    opt = Options(raw_mode=True)
+    present = set(Rdict.list_cf(path, Options(raw_mode=True)))
+    names = [n for n in FAMILIES if n in present]
+    db = Rdict(
+        path,
+        opt,
+        column_families={n: Options(raw_mode=True) for n in names},
+        access_type=AccessType.read_only(),
+    )
+    return db, {n: db.get_column_family(n) for n in names}
+
+
+def scan(family: Any, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Keys and values in [lo, hi) (items() costs a third less than stepping an iterator by hand). A
+    generator, so that the read options (which hold the upper bound the iterator points at) live as long
+    as the iteration: rocksdict does not keep them alive itself."""
+    ro = ReadOptions()
+    ro.set_iterate_upper_bound(hi)
+    yield from family.items(from_key=lo, read_opt=ro)
+
+
+class CheckpointFamily:
+    """A family of an opened checkpoint (nothing writes to it: each read may make its own iterator)."""
+
+    def __init__(self, family: Any) -> None:
+        self.family = family
+
+    def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return scan(self.family, lo, hi)
+
+    def blocks(self, lo: bytes, hi: bytes, size: int) -> Iterator[tuple[tuple[bytes, ...], tuple[bytes, ...]]]:
+        """The keys and values in [lo, hi), a block of up to `size` of each at a time. Blocks are taken
+        from the iterator and split into columns by C-level calls (islice, zip): a Python statement per
+        record costs more than reading it (docs/PERFORMANCE.md)."""
+        rows = self.scan(lo, hi)
+        while block := list(itertools.islice(rows, size)):
+            keys_, values = zip(*block, strict=True)
+            yield keys_, values
+
+    def last_at_or_before(self, key: bytes) -> bytes | None:
+        it = self.family.iter()
+        it.seek_for_prev(key)
+        return it.key() if it.valid() else None
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.family.get(key)
+        return value
+
+
+class LiveFamily:
+    """A family of the live database read through one iterator, made with the others of its view: every
+    read sees the database as of that instant, whatever is written since. One read at a time."""
+
+    def __init__(self, iterator: Any) -> None:
+        self.it = iterator
+
+    def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for keys_, values in self.blocks(lo, hi, 256):
+            yield from zip(keys_, values, strict=True)
+
+    def blocks(self, lo: bytes, hi: bytes, size: int) -> Iterator[tuple[list[bytes], list[bytes]]]:
+        """As CheckpointFamily.blocks, stepping the view's iterator (rocksdict reads ranges in C only
+        through iterators of its own making, which would not be the view's)."""
+        it = self.it
+        it.seek(lo)
+        valid, key, value, step = it.valid, it.key, it.value, it.next
+        while True:
+            keys_: list[bytes] = []
+            values: list[bytes] = []
+            add_key, add_value = keys_.append, values.append
+            for _ in range(size):
+                if not valid():
+                    break
+                k = key()
+                if k >= hi:
+                    break
+                add_key(k)
+                add_value(value())
+                step()
+            if keys_:
+                yield keys_, values
+            if len(keys_) < size:
+                return
+
+    def last_at_or_before(self, key: bytes) -> bytes | None:
+        self.it.seek_for_prev(key)
+        return self.it.key() if self.it.valid() else None
+
+    def get(self, key: bytes) -> bytes | None:
+        self.it.seek(key)
+        if self.it.valid() and self.it.key() == key:
+            value: bytes = self.it.value()
+            return value
+        return None
+
+
+def print_message(message: dict[str, Any]) -> None:
+    """How a worker process reports: one JSON line on standard output."""
+    print(json.dumps(message), flush=True)
+
+
+def tenants_of(meta: CheckpointFamily | LiveFamily, wanted: list[str]) -> list[dict[str, Any]]:
+    """The tenants registered in the view (all, or those wanted), with their records."""
+    deleting = {
+        k[len(keys.META_TENANT_DELETING) :]
+        for k, _ in meta.scan(keys.META_TENANT_DELETING, keys.next_key(keys.META_TENANT_DELETING))
+    }
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in meta.scan(keys.META_TENANT, keys.next_key(keys.META_TENANT)):
+        name = key[len(keys.META_TENANT) :]
+        if name not in deleting:
+            found[name.decode()] = {"tenant_id": name.decode(), "number": keys.TENANT.unpack(value)[0]}
+    for key, value in meta.scan(keys.META_TENANT_RECORD, keys.next_key(keys.META_TENANT_RECORD)):
+        tenant = found.get(key[len(keys.META_TENANT_RECORD) :].decode())
+        if tenant is not None:
+            tenant["record_hex"], tenant["revision"] = value[8:].hex(), keys.unpack_u64(value)
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise fmt.FormatError(f"no tenant {missing[0]!r} to back up", "missing")
+    chosen = [found[t] for t in sorted(set(wanted))] if wanted else [found[t] for t in sorted(found)]
+    for tenant in chosen:
+        tenant.setdefault("record_hex", "")
+        tenant.setdefault("revision", 0)
+    return chosen
+
+
+class ChunkSink:
+    """Compresses, hashes and stores chunks on a thread of its own, at most two ahead of the reader."""
+
+    def __init__(self, dest: Destination, backup_id: str, level: int) -> None:
+        self.dest, self.backup_id, self.level = dest, backup_id, level
+        # Two threads: zstandard and hashlib release the GIL, so copying files keeps both cores busy.
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        self.pending: list[concurrent.futures.Future[None]] = []
+        self.chunks: list[fmt.ChunkInfo] = []
+        self.stored = 0
+
+    def add(self, info: fmt.ChunkInfo, keys: list[bytes], values: list[bytes]) -> None:
+        while len(self.pending) >= 2:
+            self.pending.pop(0).result()
+        self.chunks.append(info)
+        self.pending.append(self.pool.submit(self._store, info, keys, values))
+
+    def add_raw(self, info: fmt.ChunkInfo, raw: bytes) -> None:
+        """A chunk of bytes as they are (a piece of a checkpoint file)."""
+        while len(self.pending) >= 2:
+            self.pending.pop(0).result()
+        self.chunks.append(info)
+        self.pending.append(self.pool.submit(self._store_raw, info, raw))
+
+    def _store(self, info: fmt.ChunkInfo, keys: list[bytes], values: list[bytes]) -> None:
+        self._store_raw(info, fmt.encode_columns(keys, values))
+
+    def _store_raw(self, info: fmt.ChunkInfo, raw: bytes) -> None:
+        data = fmt.compress(raw, self.level)
+        info.raw_bytes, info.stored_bytes, info.sha256 = len(raw), len(data), fmt.sha256(data)
+        self.dest.put(self.backup_id, info.name, data)
+        self.stored += len(data)
+
+    def finish(self) -> None:
+        for future in self.pending:
+            future.result()
+        self.pool.shutdown()
+
+
+class Dump:
+    """One backup job."""
+
+    def __init__(
+        self,
+        job: dict[str, Any],
+        report: Callable[[dict[str, Any]], None] = print_message,
+        view: dict[str, Any] | None = None,
+    ) -> None:
+        self.job = job
+        self.report = report
+        self.view = view  # iterators of the live database (RocksBackend.consistent_view); else the checkpoint
+        # Workers share a job by positions: each copies its slice of every tenant's events; the first
+        # also copies the other families.
+        self.share, self.shares = int(job.get("share", 0)), int(job.get("shares", 1))
+        # Layout "checkpoint": copy the checkpoint's files rather than reading its records.
+        self.files = job.get("layout") == "checkpoint"
+        self.dest = open_destination(job["destination"])
+        self.backup_id = job["backup_id"]
+        self.sink = ChunkSink(self.dest, self.backup_id, int(job.get("level", 3)))
+        self.parent: fmt.Manifest | None = None
+        if job.get("parent_backup_id"):
+            raw = self.dest.manifest(job["parent_backup_id"])
+            if raw is None:
+                raise fmt.FormatError(f"the parent backup {job['parent_backup_id']} does not exist", "missing")
+            self.parent = fmt.Manifest.from_json(raw, f"{job['parent_backup_id']}/manifest.json")
+        self.events_done = 0
+        self.total_events = 0
+        self.last_report = 0.0
+        self.timings: dict[str, float] = {}
+
+    def progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_report > 0.25:
+            self.last_report = now
+            line = {"events": self.events_done, "total_events": self.total_events, "bytes": self.sink.stored}
+            self.report({"progress": line})
+
+    def run(self) -> fmt.Manifest:
+        if self.view is not None:
+            try:
+                return self._run({name: LiveFamily(it) for name, it in self.view.items()})
+            finally:
+                self.view.clear()  # the iterators pin memtables and files until they go
+        db, families = open_checkpoint(self.job["checkpoint"])
+        try:
+            return self._run({name: CheckpointFamily(family) for name, family in families.items()})
+        finally:
+            families.clear()
+            db.close()
+
+    def _run(self, cf: dict[str, Any]) -> fmt.Manifest:
+        job = self.job
+        parts: list[tuple[int, dict[str, Any], int, int]] = []  # (index, tenant, from, to)
+        for index, tenant in enumerate(tenants_of(cf["meta"], job.get("tenant_ids") or [])):
+            t = tenant["number"]
+            last = 0
+            found = cf["events"].last_at_or_before(keys.event_key(t, (1 << 64) - 1))
+            if found is not None and found[:4] == keys.tenant_prefix(t):
+                last = keys.event_key_position(found)
+            done = self.parent.tenant(tenant["tenant_id"]) if self.parent else None
+            first = done.to_position if done else 0
+            parts.append((index, tenant, first, max(first, last)))
+            lo, hi = self._share(first, max(first, last))
+            self.total_events += hi - lo
+        manifest = fmt.Manifest(
+            backup_id=self.backup_id,
+            kind="incremental" if self.parent else "full",
+            parent_backup_id=self.parent.backup_id if self.parent else "",
+            created_ns=int(job["created_ns"]),
+            suite_version=job["suite_version"],
+            label=job.get("label", ""),
+            schedule=job.get("schedule", ""),
+            signing_keys=bool(job.get("signing_keys")),
+            layout="checkpoint" if self.files else "records",
+        )
+        self.progress(force=True)
+        began = time.monotonic()
+        if self.files:
+            self._files(Path(job["checkpoint"]))
+        self.timings["files_s"] = round(time.monotonic() - began, 3)
+        for index, tenant, first, last in parts:
+            part = fmt.TenantPart(
+                tenant_id=tenant["tenant_id"],
+                record_hex=tenant["record_hex"],
+                record_revision=tenant["revision"],
+                from_position=first,
+                to_position=last,
+                events=0,
+                number=tenant["number"],
+            )
+            if self.files:
+                self._described(cf["events"], tenant["number"], part)
+            else:
+                self._events(cf["events"], index, tenant["number"], part)
+            if self.share == 0:
+                for family in fmt.KV_FAMILIES:
+                    self._kv(cf[family], f"t{index:05d}", tenant["tenant_id"], tenant["number"], family)
+            manifest.tenants.append(part)
+        if job.get("suite", True) and self.share == 0:
+            self._kv(cf["records"], "suite", fmt.SUITE, 0, "records", skip_signing=not job.get("signing_keys"))
+        self.sink.finish()
+        self.timings["total_s"] = round(time.monotonic() - began, 3)
+        self.report({"timings": self.timings})
+        self.progress(force=True)
+        manifest.chunks = self.sink.chunks
+        return manifest  # jobs.merge joins the shares' manifests and writes manifest.json last
+
+    def _files(self, checkpoint: Path) -> None:
+        """Every file of the checkpoint, in pieces of at most CHUNK_RAW_BYTES (layout "checkpoint")."""
+        number = 0
+        for path in sorted(p for p in checkpoint.iterdir() if p.is_file()):
+            with open(path, "rb") as f:
+                offset = 0
+                while piece := f.read(fmt.CHUNK_RAW_BYTES):
+                    info = fmt.ChunkInfo(
+                        name=f"file-{number:06d}.zst",
+                        tenant_id=fmt.SUITE,
+                        section=fmt.FILE,
+                        sha256="",
+                        stored_bytes=0,
+                        raw_bytes=len(piece),
+                        records=0,
+                        path=path.name,
+                        offset=offset,
+                    )
+                    self.sink.add_raw(info, piece)
+                    offset += len(piece)
+                    number += 1
+                    self.progress()
+
+    def _described(self, family: Any, t: int, part: fmt.TenantPart) -> None:
+        """A tenant's events in a checkpoint-layout backup: their range and times, not a copy (the files
+        hold them). `events` counts the positions, erased ones included (counting keys would read them)."""
+        part.events = part.to_position - part.from_position
+        self.events_done += part.events
+        for position in (part.from_position + 1, part.to_position):
+            data = family.get(keys.event_key(t, position)) if part.events else None
+            if data is None:
+                continue
+            recorded = from_timestamp(codec.decode_event(data).recorded_at)
+            if position == part.from_position + 1:
+                part.first_recorded_ns = recorded
+            part.last_recorded_ns = recorded
+
+    def _share(self, first: int, last: int) -> tuple[int, int]:
+        """This worker's share of the positions (first, last]: (lo, hi] of `shares` equal slices."""
+        width = last - first
+        return first + width * self.share // self.shares, first + width * (self.share + 1) // self.shares
+
+    def _events(self, family: Any, index: int, t: int, part: fmt.TenantPart) -> None:
+        # Columns are built from blocks by C-level calls (map, extend): a Python statement per event
+        # costs more than reading it (docs/PERFORMANCE.md). A small backup's events go in smaller chunks,
+        # so that the sink's two threads compress them while the reading goes on (one 8 MiB chunk was
+        # compressed only once everything had been read: half of a 10K-event incremental's time).
+        limit = fmt.CHUNK_RAW_BYTES if self.total_events > SMALL_CHUNKS_UP_TO else fmt.CHUNK_RAW_BYTES // 8
+        chunk_keys: list[bytes] = []
+        chunk_values: list[bytes] = []
+        size, seq = 0, 0
+        strip = operator.itemgetter(slice(4, None))  # keys without the tenant number
+
+        def close() -> None:
+            nonlocal chunk_keys, chunk_values, size, seq
+            first_ns = from_timestamp(codec.decode_event(chunk_values[0]).recorded_at)
+            last_ns = from_timestamp(codec.decode_event(chunk_values[-1]).recorded_at)
+            info = fmt.ChunkInfo(
+                name=f"t{index:05d}-events-{self.share}-{seq:06d}.zst",
+                tenant_id=part.tenant_id,
+                section=fmt.EVENTS,
+                sha256="",
+                stored_bytes=0,
+                raw_bytes=0,
+                records=len(chunk_keys),
+                first_position=keys.unpack_u64(chunk_keys[0]),
+                last_position=keys.unpack_u64(chunk_keys[-1]),
+                first_recorded_ns=first_ns,
+                last_recorded_ns=last_ns,
+            )
+            if not part.first_recorded_ns:
+                part.first_recorded_ns = first_ns
+            part.last_recorded_ns = last_ns
+            part.events += len(chunk_keys)
+            self.events_done += len(chunk_keys)
+            self.sink.add(info, chunk_keys, chunk_values)
+            self.progress()
+            chunk_keys, chunk_values, size, seq = [], [], 0, seq + 1
+
+        first, last = self._share(part.from_position, part.to_position)
+        for block_keys, block_values in family.blocks(keys.event_key(t, first + 1), keys.event_key(t, last + 1), 1024):
+            chunk_keys.extend(map(strip, block_keys))
+            chunk_values.extend(block_values)
+            size += sum(map(len, block_values)) + 16 * len(block_values)
+            if size >= limit:
+                close()
+        if chunk_keys:
+            close()
+
+    def _kv(self, family: Any, label: str, tenant_id: str, t: int, name: str, *, skip_signing: bool = False) -> None:
+        """A family of the tenant: whole (full backup) or what changed since the parent (incremental)."""
+        previous: dict[bytes, bytes] = {}
+        if self.parent is not None:
+            for info in self.parent.chunks:
+                if info.tenant_id == tenant_id and info.section == f"{name}.index":
+                    data = self.dest.get(self.parent.backup_id, info.name)
+                    problem = fmt.check_chunk(info, data, self.parent.backup_id)
+                    if problem:
+                        raise fmt.corrupt(problem, self.parent.backup_id, info)
+                    assert data is not None
+                    previous.update(fmt.decode_records(fmt.decompress(data, info.name), info.name))
+        index: list[tuple[bytes, bytes]] = []
+        changed: list[tuple[bytes, bytes]] = []
+        size, seq = 0, 0
+        for key, value in family.scan(keys.tenant_prefix(t), keys.tenant_upper(t)):
+            short = key[4:]
+            if skip_signing and short.startswith(SIGNING_KEYS_PREFIXES):
+                continue
+            d = fmt.digest(value)
+            index.append((short, d))
+            if previous.pop(short, None) == d:
+                continue
+            changed.append((short, value))
+            size += len(short) + len(value) + 8
+            if size >= fmt.CHUNK_RAW_BYTES:
+                self._chunk(label, tenant_id, name, seq, changed)
+                changed, size, seq = [], 0, seq + 1
+        if changed:
+            self._chunk(label, tenant_id, name, seq, changed)
+        if previous:  # in the parent, gone since
+            self._chunks(label, tenant_id, f"{name}.deleted", [(k, b"") for k in sorted(previous)])
+        self._chunks(label, tenant_id, f"{name}.index", index)
+
+    def _chunks(self, label: str, tenant_id: str, section: str, records: list[tuple[bytes, bytes]]) -> None:
+        """Records in as many chunks as their size needs."""
+        start, size, seq = 0, 0, 0
+        for i, (key, value) in enumerate(records):
+            size += len(key) + len(value) + 8
+            if size >= fmt.CHUNK_RAW_BYTES:
+                self._chunk(label, tenant_id, section, seq, records[start : i + 1])
+                start, size, seq = i + 1, 0, seq + 1
+        if start < len(records):
+            self._chunk(label, tenant_id, section, seq, records[start:])
+
+    def _chunk(self, label: str, tenant_id: str, section: str, seq: int, records: list[tuple[bytes, bytes]]) -> None:
+        info = fmt.ChunkInfo(
+            name=f"{label}-{section}-{seq:06d}.zst",
+            tenant_id=tenant_id,
+            section=section,
+            sha256="",
+            stored_bytes=0,
+            raw_bytes=0,
+            records=len(records),
+        )
+        self.sink.add(info, [k for k, _ in records], [v for _, v in records])
+
+
+def work(job: dict[str, Any], report: Callable[[dict[str, Any]], None], view: dict[str, Any] | None = None) -> bool:
+    """Run a job, reporting its progress and its end (the manifest, or the error); True when it succeeded."""
+    try:
+        manifest = Dump(job, report, view).run()
+    except fmt.FormatError as exc:
+        report({"error": str(exc), "kind": exc.kind, "chunk": exc.chunk})
+        return False
+    except Exception as exc:  # reported to the storage service, which turns it into the RPC's error
+        report({"error": f"{type(exc).__name__}: {exc}"})
+        return False
+    report({"manifest": asdict(manifest)})
+    return True
+
+
+def main() -> None:
+    if not work(json.loads(sys.stdin.read()), print_message):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

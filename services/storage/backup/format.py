@@ -1,0 +1,228 @@
+"""The backup format, version 1 (docs/BACKUP.md).
+
+A backup is a directory (or an S3 prefix) named by its id, holding `manifest.json` and chunk files.
+A chunk is one zstandard frame of records in columns (count, key lengths, value lengths, keys, values);
+the manifest lists every chunk with its SHA-256, so a backup is checked without the suite running. The
+manifest is written last: a backup without one is incomplete and never listed or restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import zstandard
+
+FORMAT = "allsource-backup"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_LEN = struct.Struct(">I")
+# A chunk closes once it holds this many bytes before compression.
+CHUNK_RAW_BYTES = 8 * 1024 * 1024
+# Sections of a tenant's data. Events go by position (incremental: the positions after the parent's);
+# the other families are copied whole in a full backup and as changes against the parent in an
+# incremental one (an index of key digests per family makes the comparison). The stream, type and id
+# indexes are rebuilt from the events at restore.
+EVENTS = "events"
+# A full backup of the whole suite may instead copy the checkpoint's files as they are (layout
+# "checkpoint"): chunks of section "file" are consecutive pieces (path, offset) of those files, which a
+# restore puts back together and opens read-only; the other families' digests (`<family>.index`) are
+# still written, for the incremental backups on top of it.
+FILE = "file"
+KV_FAMILIES = ("streams", "snapshots", "requests", "records")
+# Suite-wide records (tenant number 0): API-key hashes, signing keys, flags, quota overrides, ledger.
+SUITE = ""
+
+
+class FormatError(Exception):
+    """A manifest or chunk this reader cannot use; `kind` says which way: "corrupt" (a chunk missing or
+    not matching its checksum; `chunk` names it), "chain" (an ancestor missing), "format" (a newer or
+    damaged manifest) or "missing" (no such backup)."""
+
+    def __init__(self, message: str, kind: str = "format", chunk: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.chunk = kind, chunk
+
+
+@dataclass
+class ChunkInfo:
+    """One chunk file of a backup."""
+
+    name: str
+    tenant_id: str
+    section: str  # "events", a family of KV_FAMILIES, or "<family>.index" / "<family>.deleted"
+    sha256: str
+    stored_bytes: int
+    raw_bytes: int
+    records: int
+    first_position: int = 0
+    last_position: int = 0
+    first_recorded_ns: int = 0
+    last_recorded_ns: int = 0
+    # Section "file": which file of the checkpoint, and where in it this piece goes.
+    path: str = ""
+    offset: int = 0
+
+
+@dataclass
+class TenantPart:
+    """What a backup holds of one tenant."""
+
+    tenant_id: str
+    # The tenant's record (allsource.storage.v1.TenantRecord, hex) and revision as they were.
+    record_hex: str
+    record_revision: int
+    # Events with positions in (from_position, to_position]; from_position is the parent's to_position.
+    from_position: int
+    to_position: int
+    events: int
+    first_recorded_ns: int = 0
+    last_recorded_ns: int = 0
+    # The tenant's internal number in the database the backup was taken from (layout "checkpoint").
+    number: int = 0
+
+
+@dataclass
+class Manifest:
+    """Everything about a backup but its data."""
+
+    backup_id: str
+    kind: str  # "full" or "incremental"
+    parent_backup_id: str
+    created_ns: int
+    suite_version: str
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    label: str = ""
+    schedule: str = ""
+    tenants: list[TenantPart] = field(default_factory=list)
+    chunks: list[ChunkInfo] = field(default_factory=list)
+    # Whether the signing keys (auth) were included (backup.include_signing_keys).
+    signing_keys: bool = False
+    # "records" (chunks of records per tenant) or "checkpoint" (the checkpoint's files; full backups of
+    # the whole suite).
+    layout: str = "records"
+
+    @property
+    def events(self) -> int:
+        return sum(t.events for t in self.tenants)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(c.stored_bytes for c in self.chunks)
+
+    def tenant(self, tenant_id: str) -> TenantPart | None:
+        return next((t for t in self.tenants if t.tenant_id == tenant_id), None)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str = MANIFEST) -> Manifest:
+        """Parse a manifest; FormatError for anything but a version this reader knows."""
+        try:
+            raw: dict[str, Any] = json.loads(data)
+        except ValueError as exc:
+            raise FormatError(f"{where} is not JSON: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise FormatError(f"{where} is not an AllSource backup manifest")
+        version = raw.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+            raise FormatError(
+                f"{where} has backup format version {version}; this reader knows versions 1 to {FORMAT_VERSION}"
+                " (restore it with a newer AllSource)"
+            )
+        try:
+            tenants = [TenantPart(**t) for t in raw.pop("tenants")]
+            chunks = [ChunkInfo(**c) for c in raw.pop("chunks")]
+            return cls(**raw, tenants=tenants, chunks=chunks)
+        except (TypeError, KeyError) as exc:
+            raise FormatError(f"{where} is damaged: {exc}") from None
+
+
+def merge(shares: list[Manifest]) -> Manifest:
+    """One manifest from the manifests of the workers that shared a backup (services.storage.backup.dump):
+    chunks in tenant and position order, each tenant's events and recording times over all shares."""
+    merged = shares[0]
+    for tenant in merged.tenants:
+        parts = [p for m in shares for p in m.tenants if p.tenant_id == tenant.tenant_id]
+        tenant.events = sum(p.events for p in parts)
+        firsts = [p.first_recorded_ns for p in parts if p.first_recorded_ns]
+        tenant.first_recorded_ns = min(firsts, default=0)
+        tenant.last_recorded_ns = max((p.last_recorded_ns for p in parts), default=0)
+    order = {t.tenant_id: i for i, t in enumerate(merged.tenants)}
+    chunks = [c for m in shares for c in m.chunks]
+    merged.chunks = sorted(
+        chunks, key=lambda c: (order.get(c.tenant_id, len(order)), c.section != EVENTS, c.first_position, c.name)
+    )
+    return merged
+
+
+def encode_columns(keys: Sequence[bytes], values: Sequence[bytes]) -> bytes:
+    """Frame records before compression: `>I` count, the keys' lengths, the values' lengths (each
+    `>I`), then every key, then every value. Columns, so that building and reading a chunk are a few
+    C-level joins and unpacks rather than a loop of small ones per record."""
+    n = len(keys)
+    header = struct.pack(f">I{n}I{n}I", n, *map(len, keys), *map(len, values))
+    return b"".join((header, *keys, *values))
+
+
+def encode_records(records: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """encode_columns of (key, value) pairs."""
+    return encode_columns([k for k, _ in records], [v for _, v in records])
+
+
+def decode_records(raw: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
+    """The records of a decompressed chunk."""
+    try:
+        (n,) = _LEN.unpack_from(raw, 0)
+        lengths = struct.unpack_from(f">{2 * n}I", raw, 4)
+    except struct.error:
+        raise FormatError(f"chunk {where} is damaged (its header is cut short)") from None
+    at = 4 + 8 * n
+    if at + sum(lengths) != len(raw):
+        raise FormatError(f"chunk {where} is damaged (a record runs past its end)")
+    view = memoryview(raw)
+    key_at = at
+    value_at = at + sum(lengths[:n])
+    for klen, vlen in zip(lengths[:n], lengths[n:], strict=True):
+        yield bytes(view[key_at : key_at + klen]), bytes(view[value_at : value_at + vlen])
+        key_at += klen
+        value_at += vlen
+
+
+def compress(raw: bytes, level: int) -> bytes:
+    return zstandard.ZstdCompressor(level=level).compress(raw)
+
+
+def decompress(data: bytes, where: str) -> bytes:
+    try:
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=4 * CHUNK_RAW_BYTES)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"chunk {where} cannot be decompressed: {exc}") from None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def digest(value: bytes) -> bytes:
+    """The short digest an incremental backup compares a record's value by."""
+    return hashlib.blake2b(value, digest_size=12).digest()
+
+
+def check_chunk(info: ChunkInfo, data: bytes | None, backup_id: str) -> str:
+    """Why a chunk is unusable ("" when it is fine)."""
+    if data is None:
+        return f"chunk {backup_id}/{info.name} is missing"
+    if len(data) != info.stored_bytes or sha256(data) != info.sha256:
+        return f"chunk {backup_id}/{info.name} does not match its SHA-256 (damaged or altered)"
+    return ""
+
+
+def corrupt(problem: str, backup_id: str, info: ChunkInfo) -> FormatError:
+    return FormatError(problem, "corrupt", f"{backup_id}/{info.name}")

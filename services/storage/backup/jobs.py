@@ -1,0 +1,651 @@
+"""Backups as the storage service runs them: one job at a time, each in a worker process.
+
+CreateBackup takes a RocksDB checkpoint of the serving database (hard links: no write pause beyond
+the checkpoint itself) and has the dump worker copy it to the destination; a small backup (up to
+backup.inline_max_events events, an incremental one typically) is read instead on a thread here through
+iterators made at one instant (no checkpoint: its flush, links and opening cost more than such a backup's
+own work); RestoreBackup has the load
+worker check the whole chain and build SST files, then ingests them and registers the tenants. The
+CPU-heavy loops run in the workers, never on this process's event loop (DECISIONS: fairness).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from allsource.storage.v1 import backup_pb2
+
+from services.storage.backup import dump, load
+from services.storage.backup import format as fmt
+from services.storage.backup.destinations import Destination, DestinationError, open_destination
+from shared.config.settings import BackupSettings
+from shared.core.errors import (
+    AllSourceError,
+    DataLoss,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from shared.core.reasons import Reason
+from shared.core.timestamps import to_timestamp
+from shared.core.version import VERSION
+
+if TYPE_CHECKING:
+    from services.storage.rocksdb_backend import RocksBackend
+
+log = logging.getLogger(__name__)
+DESTINATIONS = ("local", "s3")
+MAX_PAGE = 500
+
+
+def new_backup_id(now_ns: int) -> str:
+    """Sortable by creation time, unique."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_ns // 1_000_000_000))
+    return f"{stamp}{(now_ns // 1_000_000) % 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def describe(manifest: fmt.Manifest, destination: str) -> backup_pb2.Backup:
+    """The API's view of a manifest."""
+    out = backup_pb2.Backup(
+        backup_id=manifest.backup_id,
+        kind=backup_pb2.BACKUP_KIND_FULL if manifest.kind == "full" else backup_pb2.BACKUP_KIND_INCREMENTAL,
+        parent_backup_id=manifest.parent_backup_id,
+        created_at=to_timestamp(manifest.created_ns),
+        destination=destination,
+        format_version=manifest.format_version,
+        suite_version=manifest.suite_version,
+        events=manifest.events,
+        chunks=len(manifest.chunks),
+        stored_bytes=manifest.stored_bytes,
+        label=manifest.label,
+        schedule=manifest.schedule,
+        suite_records=any(c.tenant_id == fmt.SUITE for c in manifest.chunks),
+    )
+    for part in manifest.tenants:
+        tr = out.tenants.add(
+            tenant_id=part.tenant_id, from_position=part.from_position, to_position=part.to_position, events=part.events
+        )
+        if part.first_recorded_ns:
+            tr.first_recorded_at.CopyFrom(to_timestamp(part.first_recorded_ns))
+            tr.last_recorded_at.CopyFrom(to_timestamp(part.last_recorded_ns))
+    return out
+
+
+def format_error(message: str, kind: str, chunk: str = "") -> AllSourceError:
+    """A worker's FormatError as the RPC's error."""
+    if kind == "corrupt":
+        return DataLoss(message, reason=Reason.BACKUP_CORRUPT, metadata={"chunk": chunk})
+    if kind == "chain":
+        return FailedPrecondition(message, reason=Reason.BACKUP_CHAIN_BROKEN)
+    if kind == "missing":
+        return NotFound(message, reason=Reason.BACKUP_NOT_FOUND)
+    return FailedPrecondition(message, reason=Reason.BACKUP_FORMAT_UNSUPPORTED)
+
+
+def _eta(done: int, total: int, elapsed: float) -> tuple[float, float]:
+    """(percent, seconds left)."""
+    if total <= 0:
+        return 100.0, 0.0
+    percent = min(100.0, 100.0 * done / total)
+    left = (total - done) * elapsed / done if done else 0.0
+    return percent, left
+
+
+class BackupJobs:
+    """The backup RPCs of one RocksBackend."""
+
+    def __init__(self, backend: RocksBackend, settings: BackupSettings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self._busy = asyncio.Lock()
+        # Told of each tenant a restore installed (the storage servicer: consumer groups, caches' feed).
+        self.installed: Callable[[str], Awaitable[None]] | None = None
+        # Checkpoints and restore files go under the data directory (the same volume: hard links, moves).
+        self.work_root = Path(backend.settings.data_dir).resolve()
+        # Manifests read (or written) here, per destination identity and backup id (see `manifests`).
+        self._manifests: dict[str, dict[str, fmt.Manifest]] = {}
+
+    async def clean(self) -> None:
+        """Remove what a backup or restore interrupted by a stop left under the data directory."""
+        for name in ("backup-work", "restore-work"):
+            await asyncio.to_thread(shutil.rmtree, self.work_root / name, True)
+
+    # -- destinations --------------------------------------------------------------------------------
+
+    def destination_config(self, name: str) -> dict[str, Any]:
+        s = self.settings
+        name = name or s.default_destination
+        if name not in DESTINATIONS:
+            raise InvalidArgument(
+                f"unknown destination {name!r}; known: {', '.join(DESTINATIONS)}",
+                reason=Reason.INVALID_BACKUP_REQUEST,
+                violations=[("destination", f"one of {', '.join(DESTINATIONS)}")],
+            )
+        if name == "s3":
+            if not s.s3_bucket:
+                raise FailedPrecondition(
+                    "the s3 destination is not configured (backup.s3_bucket)", reason=Reason.BACKUP_DESTINATION_FAILED
+                )
+            return {
+                "kind": "s3",
+                "name": "s3",
+                "endpoint_url": s.s3_endpoint_url,
+                "bucket": s.s3_bucket,
+                "prefix": s.s3_prefix,
+                "region": s.s3_region,
+                "access_key_id": s.s3_access_key_id.get_secret_value() if s.s3_access_key_id else "",
+                "secret_access_key": s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else "",
+                "multipart_bytes": s.s3_multipart_bytes,
+            }
+        root = s.dir or str(self.work_root / "backups")
+        return {"kind": "local", "name": "local", "dir": root}
+
+    async def _dest(self, name: str) -> tuple[Destination, str]:
+        config = self.destination_config(name)
+        try:
+            return await asyncio.to_thread(open_destination, config), config["name"]
+        except DestinationError as exc:
+            raise Unavailable(str(exc), reason=Reason.BACKUP_DESTINATION_FAILED) from None
+
+    async def _io(self, fn: Any, *args: Any) -> Any:
+        """Destination I/O on a thread (S3 calls block), its failures as BACKUP_DESTINATION_FAILED."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except DestinationError as exc:
+            raise Unavailable(str(exc), reason=Reason.BACKUP_DESTINATION_FAILED) from None
+
+    async def manifest(self, dest: Destination, backup_id: str) -> fmt.Manifest:
+        if not backup_id or "/" in backup_id or backup_id.startswith("."):
+            raise InvalidArgument(
+                "backup_id is required", reason=Reason.INVALID_BACKUP_REQUEST, violations=[("backup_id", "required")]
+            )
+        raw = await self._io(dest.manifest, backup_id)
+        if raw is None:
+            raise NotFound(
+                f"backup {backup_id} not found", reason=Reason.BACKUP_NOT_FOUND, metadata={"backup_id": backup_id}
+            )
+        try:
+            return fmt.Manifest.from_json(raw, f"{backup_id}/{fmt.MANIFEST}")
+        except fmt.FormatError as exc:
+            raise format_error(str(exc), exc.kind, exc.chunk) from None
+
+    async def manifests(self, dest: Destination) -> list[fmt.Manifest]:
+        """The manifest of every complete backup at the destination, for finding an incremental's parent
+        or a backup's dependents. A manifest is written once, last, and never changed, so each is read
+        once and kept (per destination, as long as it is listed): a scan costs one listing, not a read
+        of every backup (with S3, one GET each). What a backup or restore then uses of a manifest is
+        read again from the destination, and checked."""
+        known = self._manifests.setdefault(dest.identity, {})
+        listed = await self._io(dest.backup_ids)
+        for gone in known.keys() - set(listed):
+            del known[gone]
+        out = []
+        for backup_id in listed:
+            manifest = known.get(backup_id)
+            if manifest is None:
+                try:
+                    manifest = known[backup_id] = await self.manifest(dest, backup_id)
+                except AllSourceError as exc:
+                    log.warning("a backup cannot be read", extra={"backup_id": backup_id, "detail": exc.message})
+                    continue
+            out.append(manifest)
+        return out
+
+    # -- workers -------------------------------------------------------------------------------------
+
+    async def _worker(
+        self, module: str, job: dict[str, Any], *, inline: bool = False, view: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run a worker (a process, or for a small job a thread here: starting a process costs more than
+        a small job's work; only a thread can read a live view); yield its messages; raise its error."""
+        source = self._thread(module, job, view) if inline else self._process(module, job)
+        async for message in source:
+            if "error" in message:
+                if "kind" in message:
+                    raise format_error(message["error"], message["kind"], message.get("chunk", ""))
+                if "Destination" in message["error"]:
+                    raise Unavailable(message["error"], reason=Reason.BACKUP_DESTINATION_FAILED)
+                raise Unavailable(f"the {module.rsplit('.', 1)[-1]} worker failed: {message['error']}")
+            yield message
+
+    async def _thread(
+        self, module: str, job: dict[str, Any], view: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        def report(message: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, message)
+
+        def run() -> None:
+            try:
+                if module.endswith(".dump"):
+                    dump.work(job, report, view)
+                else:
+                    load.work(job, report)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        done = asyncio.ensure_future(asyncio.to_thread(run))
+        try:
+            while (message := await queue.get()) is not None:
+                yield message
+        finally:
+            await done
+
+    async def _process(self, module: str, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=64 * 1024 * 1024,
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stderr_task = asyncio.ensure_future(proc.stderr.read())
+        try:
+            proc.stdin.write(json.dumps(job).encode())
+            await proc.stdin.drain()
+            proc.stdin.close()
+            failed = False
+            async for line in proc.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                failed = failed or "error" in message
+                yield message
+            code = await proc.wait()
+            if code != 0 and not failed:
+                detail = (await stderr_task).decode(errors="replace")[-2000:]
+                log.error("backup worker failed", extra={"module": module, "code": code, "detail": detail})
+                raise Unavailable(f"the {module.rsplit('.', 1)[-1]} worker exited with status {code}")
+        finally:
+            if proc.returncode is None:  # the caller went away: stop the worker
+                proc.kill()
+                await proc.wait()
+            stderr_task.cancel()
+
+    def _claim(self) -> None:
+        if self._busy.locked():
+            raise Unavailable(
+                "another backup or restore is running on this storage service",
+                reason=Reason.BACKUP_BUSY,
+                retry_after=5.0,
+            )
+
+    # -- create --------------------------------------------------------------------------------------
+
+    async def create(self, request: backup_pb2.CreateBackupRequest) -> AsyncIterator[backup_pb2.CreateBackupResponse]:
+        if len(request.label) > 200:
+            raise InvalidArgument(
+                "label is too long",
+                reason=Reason.INVALID_BACKUP_REQUEST,
+                violations=[("label", "at most 200 characters")],
+            )
+        dest, dest_name = await self._dest(request.destination)
+        parent: fmt.Manifest | None = None
+        wanted = sorted(set(request.tenant_ids))
+        if request.incremental or request.parent_backup_id:
+            if request.parent_backup_id:
+                parent = await self.manifest(dest, request.parent_backup_id)
+            else:
+                same = [m for m in await self.manifests(dest) if self._same_scope(m, wanted)]
+                if not same:
+                    raise FailedPrecondition(
+                        "no earlier backup of the same tenants to build an incremental one on; make a full one first",
+                        reason=Reason.BACKUP_CHAIN_BROKEN,
+                    )
+                parent = max(same, key=lambda m: (m.created_ns, m.backup_id))
+        self._claim()
+        async with self._busy:
+            started = time.monotonic()
+            now = time.time_ns()
+            backup_id = new_backup_id(now)
+            yield backup_pb2.CreateBackupResponse(backup_id=backup_id, phase="checkpoint")
+            work = self.work_root / "backup-work" / backup_id
+            view: dict[str, Any] | None = None
+            reading = ""
+            try:
+                small = self.backend.events_after(parent_positions(parent), wanted) <= self.settings.inline_max_events
+                if small:
+                    view, reading = self.backend.consistent_view(dump.LIVE_FAMILIES), "live view"
+                else:
+                    reading = "checkpoint"
+                    await self.backend.checkpoint(work)
+                checkpoint_s = time.monotonic() - started
+                job = {
+                    "checkpoint": str(work),
+                    "destination": self.destination_config(request.destination),
+                    "backup_id": backup_id,
+                    "parent_backup_id": parent.backup_id if parent else "",
+                    "tenant_ids": wanted,
+                    "suite": not wanted,
+                    "signing_keys": self.settings.include_signing_keys,
+                    "level": self.settings.compression_level,
+                    "label": request.label,
+                    "schedule": request_schedule(request),
+                    "created_ns": now,
+                    "suite_version": VERSION,
+                }
+                shares = 1 if small else self.settings.dump_workers
+                # A full backup of the whole suite copies the checkpoint's files (docs/BACKUP.md); the
+                # signing keys are in them, so only when they may be.
+                if (
+                    not small
+                    and not wanted
+                    and parent is None
+                    and self.settings.full_backup_files
+                    and self.settings.include_signing_keys
+                ):
+                    # Copying files is zstandard, hashlib and file I/O, which release the GIL: a thread
+                    # here does it without the cost of starting a process.
+                    job["layout"], shares, small = "checkpoint", 1, True
+                runs = [
+                    self._worker(
+                        "services.storage.backup.dump", {**job, "share": i, "shares": shares}, inline=small, view=view
+                    )
+                    for i in range(shares)
+                ]
+                view = None  # the worker's now: it drops the iterators when done
+                done: dict[int, fmt.Manifest] = {}
+                worker_timings: dict[int, dict[str, float]] = {}
+                latest: dict[int, dict[str, int]] = {}
+                async for share, message in together(runs):
+                    if "progress" in message:
+                        latest[share] = message["progress"]
+                        events = sum(p["events"] for p in latest.values())
+                        total = sum(p["total_events"] for p in latest.values())
+                        written = sum(p["bytes"] for p in latest.values())
+                        elapsed = max(1e-6, time.monotonic() - started)
+                        percent, left = _eta(events, total, elapsed)
+                        progress = backup_pb2.CreateBackupResponse(
+                            backup_id=backup_id,
+                            phase="copying",
+                            events=events,
+                            bytes=written,
+                            percent=percent,
+                            events_per_second=events / elapsed,
+                            bytes_per_second=written / elapsed,
+                        )
+                        progress.eta.FromNanoseconds(int(left * 1e9))
+                        yield progress
+                    elif "manifest" in message:
+                        done[share] = fmt.Manifest.from_json(json.dumps(message["manifest"]).encode())
+                    elif "timings" in message:
+                        worker_timings[share] = message["timings"]
+                if len(done) != shares:
+                    raise Unavailable("a dump worker ended without its part of the manifest")
+                manifest = fmt.merge([done[i] for i in range(shares)])
+                # Last, once the chunks are durable: only now is the backup complete (listed, restorable).
+                await self._io(dest.seal, backup_id)
+                await self._io(dest.put, backup_id, fmt.MANIFEST, manifest.to_json())
+                self._manifests.setdefault(dest.identity, {})[backup_id] = manifest
+            except BaseException:
+                # What was written of an incomplete backup (chunks, never a manifest) is removed.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._io(dest.delete, backup_id))
+                raise
+            finally:
+                if reading == "checkpoint":
+                    await asyncio.to_thread(shutil.rmtree, work, True)
+            elapsed = max(1e-6, time.monotonic() - started)
+            log.info(
+                "backup made",
+                extra={
+                    "backup_id": backup_id,
+                    "events": manifest.events,
+                    "bytes": manifest.stored_bytes,
+                    "layout": manifest.layout,
+                    "s": round(elapsed, 3),
+                    "checkpoint_s": round(checkpoint_s, 3),
+                    "read": reading,
+                    "workers": list(worker_timings.values()),
+                },
+            )
+            yield backup_pb2.CreateBackupResponse(
+                backup_id=backup_id,
+                phase="done",
+                events=manifest.events,
+                bytes=manifest.stored_bytes,
+                percent=100.0,
+                events_per_second=manifest.events / elapsed,
+                bytes_per_second=manifest.stored_bytes / elapsed,
+                done=True,
+                backup=describe(manifest, dest_name),
+            )
+
+    @staticmethod
+    def _same_scope(manifest: fmt.Manifest, wanted: list[str]) -> bool:
+        has_suite = any(c.tenant_id == fmt.SUITE for c in manifest.chunks)
+        if not wanted:
+            return has_suite
+        return not has_suite and sorted(t.tenant_id for t in manifest.tenants) == wanted
+
+    # -- list, get, verify, delete ----------------------------------------------------------------------
+
+    async def list(self, request: backup_pb2.ListBackupsRequest) -> backup_pb2.ListBackupsResponse:
+        dest, name = await self._dest(request.destination)
+        size = min(MAX_PAGE, request.page_size or 50)
+        if request.page_size < 0:
+            raise InvalidArgument(
+                "page_size must not be negative",
+                reason=Reason.INVALID_BACKUP_REQUEST,
+                violations=[("page_size", "must not be negative")],
+            )
+        ids = [i for i in await self._io(dest.backup_ids) if i > request.page_token]
+        out = backup_pb2.ListBackupsResponse()
+        for backup_id in ids[:size]:
+            try:
+                out.backups.append(describe(await self.manifest(dest, backup_id), name))
+            except AllSourceError as exc:
+                log.warning("a backup cannot be read", extra={"backup_id": backup_id, "detail": exc.message})
+        if len(ids) > size:
+            out.next_page_token = ids[size - 1]
+        return out
+
+    async def get(self, request: backup_pb2.GetBackupRequest) -> backup_pb2.GetBackupResponse:
+        dest, name = await self._dest(request.destination)
+        return backup_pb2.GetBackupResponse(backup=describe(await self.manifest(dest, request.backup_id), name))
+
+    async def verify(self, request: backup_pb2.VerifyBackupRequest) -> backup_pb2.VerifyBackupResponse:
+        dest, _ = await self._dest(request.destination)
+        await self.manifest(dest, request.backup_id)
+        job = {
+            "destination": self.destination_config(request.destination),
+            "backup_id": request.backup_id,
+            "staging": "",
+            "verify_only": True,
+        }
+        try:
+            async for message in self._worker("services.storage.backup.load", job):
+                if "summary" in message:
+                    s = message["summary"]
+                    return backup_pb2.VerifyBackupResponse(
+                        ok=not s["problems"],
+                        chunks_checked=s["chunks"],
+                        bytes_checked=s["bytes"],
+                        problems=s["problems"],
+                    )
+        except (FailedPrecondition, NotFound) as exc:  # a broken chain is a finding, not a failure
+            return backup_pb2.VerifyBackupResponse(ok=False, problems=[exc.message])
+        raise Unavailable("the verification ended without a result")
+
+    async def delete(self, request: backup_pb2.DeleteBackupRequest) -> backup_pb2.DeleteBackupResponse:
+        dest, _ = await self._dest(request.destination)
+        await self.manifest(dest, request.backup_id)
+        children = [m.backup_id for m in await self.manifests(dest) if m.parent_backup_id == request.backup_id]
+        if children:
+            raise FailedPrecondition(
+                f"backup {request.backup_id} has incremental backups built on it ({', '.join(children[:5])}); "
+                "delete them first",
+                reason=Reason.BACKUP_HAS_DEPENDENTS,
+                metadata={"dependents": ",".join(children[:20])},
+            )
+        await self._io(dest.delete, request.backup_id)
+        log.info("backup deleted", extra={"backup_id": request.backup_id})
+        return backup_pb2.DeleteBackupResponse(backup_id=request.backup_id)
+
+    # -- restore -------------------------------------------------------------------------------------
+
+    async def restore(
+        self, request: backup_pb2.RestoreBackupRequest, *, offline: bool = False
+    ) -> AsyncIterator[backup_pb2.RestoreBackupResponse]:
+        dest, _ = await self._dest(request.destination)
+        last = await self.manifest(dest, request.backup_id)
+        held = [t.tenant_id for t in last.tenants]
+        wanted = list(dict.fromkeys(request.tenant_ids)) or held
+        violations = [(f"tenant_ids[{i}]", "not in the backup") for i, t in enumerate(wanted) if t not in held]
+        violations += [(f"to_positions[{t}]", "not a tenant restored") for t in request.to_positions if t not in wanted]
+        if violations:
+            raise InvalidArgument(
+                "the restore names what the backup does not hold",
+                reason=Reason.INVALID_BACKUP_REQUEST,
+                violations=violations,
+            )
+        time_ns = 0
+        if request.HasField("to_time"):
+            time_ns = request.to_time.seconds * 1_000_000_000 + request.to_time.nanos
+        if not request.dry_run:
+            for tenant_id in wanted:
+                self.backend.check_restore_target(tenant_id)
+        self._claim()
+        async with self._busy:
+            started = time.monotonic()
+            staging = self.work_root / "restore-work" / new_backup_id(time.time_ns())
+            specs = [
+                {
+                    "tenant_id": tenant_id,
+                    "number": 0 if request.dry_run else self.backend.reserve_tenant_number(),
+                    "cut_position": request.to_positions.get(tenant_id, 0),
+                    "cut_time_ns": time_ns,
+                    "stream_prefix": request.stream_prefix,
+                }
+                for tenant_id in wanted
+            ]
+            job = {
+                "destination": self.destination_config(request.destination),
+                "backup_id": request.backup_id,
+                "staging": str(staging),
+                # The restored tenant's category/type index is rebuilt with the separator in force here.
+                "category_separator": self.backend.category_separator,
+                "dry_run": request.dry_run,
+                "tenants": specs,
+                "suite": offline and not request.tenant_ids and not request.dry_run,
+            }
+            summary: dict[str, Any] | None = None
+            try:
+                yield backup_pb2.RestoreBackupResponse(phase="checking", dry_run=request.dry_run)
+                events_held = sum(p.events for p in last.tenants if p.tenant_id in wanted)
+                small = events_held <= self.settings.inline_max_events and last.kind == "full"
+                async for message in self._worker("services.storage.backup.load", job, inline=small):
+                    if "progress" in message:
+                        p = message["progress"]
+                        elapsed = max(1e-6, time.monotonic() - started)
+                        percent, left = _eta(p["events"], p["total_events"], elapsed)
+                        progress = backup_pb2.RestoreBackupResponse(
+                            phase="building" if p["events"] else "checking",
+                            events=p["events"],
+                            bytes=p["bytes"],
+                            percent=percent,
+                            events_per_second=p["events"] / elapsed,
+                            dry_run=request.dry_run,
+                        )
+                        progress.eta.FromNanoseconds(int(left * 1e9))
+                        yield progress
+                    elif "summary" in message:
+                        summary = message["summary"]
+                if summary is None:
+                    raise Unavailable("the load worker ended without a summary")
+                if not request.dry_run:
+                    yield backup_pb2.RestoreBackupResponse(phase="writing", percent=100.0)
+                    if summary.get("suite"):
+                        await self.backend.install_suite_records(summary["suite"]["files"])
+                    for tenant in summary["tenants"]:
+                        await self.backend.install_tenant(tenant)
+                        if self.installed is not None:
+                            await self.installed(tenant["tenant_id"])
+            finally:
+                await asyncio.to_thread(shutil.rmtree, staging, True)
+            elapsed = max(1e-6, time.monotonic() - started)
+            events = sum(t["events"] for t in summary["tenants"])
+            done = backup_pb2.RestoreBackupResponse(
+                phase="done",
+                events=events,
+                bytes=summary["bytes"],
+                percent=100.0,
+                events_per_second=events / elapsed,
+                done=True,
+                chain=summary["chain"],
+                dry_run=request.dry_run,
+            )
+            for tenant in summary["tenants"]:
+                done.tenants.add(
+                    tenant_id=tenant["tenant_id"],
+                    events=tenant["events"],
+                    streams=tenant["streams"],
+                    last_position=tenant["last_position"],
+                )
+            log.info(
+                "restore finished",
+                extra={"backup_id": request.backup_id, "events": events, "dry_run": request.dry_run, "s": elapsed},
+            )
+            yield done
+
+
+async def together(runs: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """The messages of several workers as they come, with the index of the worker; the first error ends
+    them all (and is raised)."""
+    queue: asyncio.Queue[tuple[int, dict[str, Any] | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, run: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for message in run:
+                await queue.put((index, message))
+        except BaseException as exc:
+            await queue.put((index, exc))
+        else:
+            await queue.put((index, None))
+
+    tasks = [asyncio.ensure_future(pump(i, run)) for i, run in enumerate(runs)]
+    try:
+        running = len(tasks)
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def parent_positions(parent: fmt.Manifest | None) -> dict[str, int]:
+    """Where a backup on top of `parent` starts, per tenant."""
+    return {t.tenant_id: t.to_position for t in parent.tenants} if parent else {}
+
+
+def request_schedule(request: backup_pb2.CreateBackupRequest) -> str:
+    """The schedule a request comes from (the admin service's scheduler labels its backups "schedule:NAME")."""
+    return request.label[len("schedule:") :] if request.label.startswith("schedule:") else ""
