@@ -103,3 +103,31 @@ def test_finding_an_incrementals_parent_reads_no_manifest_it_has_read_or_written
     assert [b.parent_backup_id for b in made] == ["", *[b.backup_id for b in made[:-1]]]
     # Only the dump's own reading of each parent, which checks what it builds on (was 1 + 2 + 3 more).
     assert reads == [b.backup_id for b in made[:-1]]
+
+
+def test_a_whole_suite_incremental_builds_on_the_last_one_even_with_no_suite_wide_records(tmp_path: Path) -> None:
+    """Whether a backup is of the whole suite was told by its suite-wide chunks; a suite with none of those
+    records made incrementals that every one built on the full backup (re-copying everything since), and
+    a one-tenant suite's whole backups looked like that tenant's own to its administrator."""
+
+    async def body() -> list[backup_pb2.Backup]:
+        backend = RocksBackend(StorageSettings(data_dir=str(tmp_path / "data")))
+        await backend.start()
+        try:
+            jobs = BackupJobs(backend, BackupSettings(dir=str(tmp_path / "backups")))
+            made = []
+            for i, count in enumerate((3, 5, 7)):
+                await backend.append([AppendOp(T, req(f"s-{i}", *[ev() for _ in range(count)]))])
+                last = None
+                async for progress in jobs.create(backup_pb2.CreateBackupRequest(incremental=i > 0)):
+                    last = progress
+                assert last is not None and last.done
+                made.append(last.backup)
+            return made
+        finally:
+            await backend.close()
+
+    made = asyncio.run(body())
+    assert [b.parent_backup_id for b in made] == ["", made[0].backup_id, made[1].backup_id]
+    assert [b.events for b in made] == [3, 5, 7]
+    assert all(b.suite_records for b in made)  # what the admin service's tenant check reads

@@ -294,6 +294,7 @@ class Dump:
             schedule=job.get("schedule", ""),
             signing_keys=bool(job.get("signing_keys")),
             layout="checkpoint" if self.files else "records",
+            whole_suite=bool(job.get("suite", True)),
         )
         self.progress(force=True)
         began = time.monotonic()

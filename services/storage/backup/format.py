@@ -106,6 +106,13 @@ class Manifest:
     # "records" (chunks of records per tenant) or "checkpoint" (the checkpoint's files; full backups of
     # the whole suite).
     layout: str = "records"
+    # A backup of the whole suite (its suite-wide records included, even when there were none to copy),
+    # rather than of the tenants listed. Manifests written before this field tell it by their chunks.
+    whole_suite: bool = False
+
+    @property
+    def covers_suite(self) -> bool:
+        return self.whole_suite or any(c.tenant_id == SUITE for c in self.chunks)
 
     @property
     def events(self) -> int:

@@ -71,7 +71,7 @@ def describe(manifest: fmt.Manifest, destination: str) -> backup_pb2.Backup:
         stored_bytes=manifest.stored_bytes,
         label=manifest.label,
         schedule=manifest.schedule,
-        suite_records=any(c.tenant_id == fmt.SUITE for c in manifest.chunks),
+        suite_records=manifest.covers_suite,
     )
     for part in manifest.tenants:
         tr = out.tenants.add(
@@ -434,10 +434,9 @@ class BackupJobs:
 
     @staticmethod
     def _same_scope(manifest: fmt.Manifest, wanted: list[str]) -> bool:
-        has_suite = any(c.tenant_id == fmt.SUITE for c in manifest.chunks)
         if not wanted:
-            return has_suite
-        return not has_suite and sorted(t.tenant_id for t in manifest.tenants) == wanted
+            return manifest.covers_suite
+        return not manifest.covers_suite and sorted(t.tenant_id for t in manifest.tenants) == wanted
 
     # -- list, get, verify, delete ----------------------------------------------------------------------
 
