@@ -326,7 +326,10 @@ class BackupJobs:
             try:
                 small = self.backend.events_after(parent_positions(parent), wanted) <= self.settings.inline_max_events
                 if small:
-                    view, reading = self.backend.consistent_view(dump.LIVE_FAMILIES), "live view"
+                    after = parent_positions(parent)
+                    scope = wanted or self.backend.tenant_ids()
+                    from_positions = {t: after.get(t, 0) for t in scope} if len(scope) <= dump.MAX_RUNS else None
+                    view, reading = self.backend.consistent_view(dump.LIVE_FAMILIES, from_positions), "live view"
                 else:
                     reading = "checkpoint"
                     await self.backend.checkpoint(work)
