@@ -294,6 +294,7 @@ class BackupJobs:
     # -- create --------------------------------------------------------------------------------------
 
     async def create(self, request: backup_pb2.CreateBackupRequest) -> AsyncIterator[backup_pb2.CreateBackupResponse]:
+        asked = time.monotonic()
         if len(request.label) > 200:
             raise InvalidArgument(
                 "label is too long",
@@ -398,8 +399,10 @@ class BackupJobs:
                     raise Unavailable("a dump worker ended without its part of the manifest")
                 manifest = fmt.merge([done[i] for i in range(shares)])
                 # Last, once the chunks are durable: only now is the backup complete (listed, restorable).
+                copied = time.monotonic()
                 await self._io(dest.seal, backup_id)
                 await self._io(dest.put, backup_id, fmt.MANIFEST, manifest.to_json())
+                sealed = time.monotonic()
                 self._manifests.setdefault(dest.identity, {})[backup_id] = manifest
             except BaseException:
                 # What was written of an incomplete backup (chunks, never a manifest) is removed.
@@ -419,6 +422,9 @@ class BackupJobs:
                     "layout": manifest.layout,
                     "s": round(elapsed, 3),
                     "checkpoint_s": round(checkpoint_s, 3),
+                    # Finding the parent before, and syncing the chunks and writing the manifest after.
+                    "parent_s": round(started - asked, 4),
+                    "seal_s": round(sealed - copied, 4),
                     "read": reading,
                     "workers": list(worker_timings.values()),
                 },
