@@ -17,7 +17,7 @@ import heapq
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,34 @@ class RocksBackend(StorageBackend):
                     log.exception("could not reopen the database after the volume filled up")
                 else:
                     log.info("space is back: the database is reopened and takes writes again")
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """While iterators of the database are held across awaits: a reopen after a failed write waits for
+        them, and they are not made while one is under way."""
+        release = await self.begin_reading()
+        try:
+            yield
+        finally:
+            release()
+
+    async def begin_reading(self) -> Callable[[], None]:
+        """As `reading`, for iterators that another thread holds: returns the release (call it on the
+        event loop's thread; once is enough, more are ignored)."""
+        await self._readers_may_start.wait()
+        self._scans += 1
+        self._no_scans.clear()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._scans -= 1
+                if not self._scans:
+                    self._no_scans.set()
+
+        return release
 
     async def _reopen(self) -> None:
         """Close and open the database in this process: RocksDB takes no writes after a failed one."""
@@ -707,10 +735,7 @@ class RocksBackend(StorageBackend):
                 return EventRun([], max(after_position, min(hi, head)), True, index=index, examined=probes)
             limit, max_scan = max(1, limit), max(1, max_scan)
             match = _Match(f.stream_id_prefix, frozenset(f.event_types))
-            await self._readers_may_start.wait()
-            self._scans += 1
-            self._no_scans.clear()
-            try:
+            async with self.reading():
                 if f.stream_id:
                     run = await self._scan_stream(t, f.stream_id, match, lo, hi, limit, max_scan, budget)
                 elif categories is not None:  # the index chose the streams and the types: nothing to check
@@ -728,10 +753,6 @@ class RocksBackend(StorageBackend):
                     run.events, run.positions = visible, None
                 run.index, run.examined = index, run.examined + probes
                 return run
-            finally:
-                self._scans -= 1
-                if not self._scans:
-                    self._no_scans.set()
 
     async def _scan_log(
         self, t: int, match: _Match, lo: int, hi: int, limit: int, max_scan: int, budget: int
@@ -1496,10 +1517,7 @@ class RocksBackend(StorageBackend):
             raise self._tenant_missing(tenant_id)
         bound = self.settings.index_stats_max_keys
         out: list[IndexFigures] = []
-        await self._readers_may_start.wait()
-        self._scans += 1
-        self._no_scans.clear()
-        try:
+        async with self.reading():
             with engine_errors("counting index entries"):
                 for family, name in INDEXES.items():
                     ro = ReadOptions()
@@ -1520,10 +1538,6 @@ class RocksBackend(StorageBackend):
                     if family == "category_type_idx":
                         figures.backfill_target, figures.backfill_next = self.backfill_progress(t) or (0, 0)
                     out.append(figures)
-        finally:
-            self._scans -= 1
-            if not self._scans:
-                self._no_scans.set()
         return out
 
     async def add_usage(self, tenant_id: str, queries: int) -> int:

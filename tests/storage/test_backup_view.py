@@ -214,3 +214,56 @@ def test_a_run_of_values_encodes_as_the_same_columns_as_their_keys_and_values() 
     keys_ = [keys.U64.pack(p) for p in (7, 8, 9)]
     assert fmt.encode_run(7, values) == fmt.encode_columns(keys_, values)
     assert list(fmt.decode_records(fmt.encode_run(7, values), "x")) == list(zip(keys_, values, strict=True))
+
+
+def test_a_reopen_after_a_failed_write_waits_for_a_small_backups_live_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a failed write (a full disk) storage closes and reopens the database; a small backup reading
+    the live view on its thread meanwhile holds iterators of the database being closed. The reopen waits
+    for the backup to be done with them, and both succeed."""
+    import threading
+
+    from services.storage.backup import dump
+
+    reading, go_on = threading.Event(), threading.Event()
+    plain_events = dump.Dump._events
+
+    def held(self: dump.Dump, *args: Any) -> None:
+        reading.set()
+        assert go_on.wait(10)
+        plain_events(self, *args)
+
+    monkeypatch.setattr(dump.Dump, "_events", held)
+
+    async def body() -> tuple[backup_pb2.Backup, bool]:
+        backend = RocksBackend(StorageSettings(data_dir=str(tmp_path / "data")))
+        await backend.start()
+        try:
+            await backend.append([AppendOp(T, req("s", *[ev() for _ in range(20)]))])
+            jobs = BackupJobs(backend, BackupSettings(dir=str(tmp_path / "backups")))
+
+            async def backup() -> backup_pb2.Backup:
+                last = None
+                async for progress in jobs.create(backup_pb2.CreateBackupRequest(tenant_ids=[T])):
+                    last = progress
+                assert last is not None and last.done
+                return last.backup
+
+            making = asyncio.ensure_future(backup())
+            assert await asyncio.to_thread(reading.wait, 10)
+            reopening = asyncio.ensure_future(backend._reopen())
+            await asyncio.sleep(0.2)
+            waited = not reopening.done()
+            go_on.set()
+            made = await making
+            await reopening
+            await backend.append([AppendOp(T, req("s", ev()))])  # the reopened database takes writes
+            return made, waited
+        finally:
+            go_on.set()
+            await backend.close()
+
+    made, waited = asyncio.run(body())
+    assert waited
+    assert made.events == 20

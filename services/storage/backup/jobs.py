@@ -206,11 +206,17 @@ class BackupJobs:
     # -- workers -------------------------------------------------------------------------------------
 
     async def _worker(
-        self, module: str, job: dict[str, Any], *, inline: bool = False, view: dict[str, Any] | None = None
+        self,
+        module: str,
+        job: dict[str, Any],
+        *,
+        inline: bool = False,
+        view: dict[str, Any] | None = None,
+        hold: ViewHold | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run a worker (a process, or for a small job a thread here: starting a process costs more than
         a small job's work; only a thread can read a live view); yield its messages; raise its error."""
-        source = self._thread(module, job, view) if inline else self._process(module, job)
+        source = self._thread(module, job, view, hold) if inline else self._process(module, job)
         async for message in source:
             if "error" in message:
                 if "kind" in message:
@@ -221,7 +227,7 @@ class BackupJobs:
             yield message
 
     async def _thread(
-        self, module: str, job: dict[str, Any], view: dict[str, Any] | None = None
+        self, module: str, job: dict[str, Any], view: dict[str, Any] | None = None, hold: ViewHold | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -232,12 +238,16 @@ class BackupJobs:
         def run() -> None:
             try:
                 if module.endswith(".dump"):
-                    dump.work(job, report, view)
+                    dump.work(job, report, view)  # drops the view's iterators before it returns
                 else:
                     load.work(job, report)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
+                if hold is not None:
+                    loop.call_soon_threadsafe(hold.done)
 
+        if hold is not None:
+            hold.in_thread = True
         done = asyncio.ensure_future(asyncio.to_thread(run))
         try:
             while (message := await queue.get()) is not None:
@@ -324,12 +334,16 @@ class BackupJobs:
             work = self.work_root / "backup-work" / backup_id
             view: dict[str, Any] | None = None
             reading = ""
+            # While the live view's iterators exist a reopen of the database (after a failed write) waits:
+            # released by the dump's thread when it is done with them, or below if it never started.
+            hold = ViewHold()
             try:
                 small = self.backend.events_after(parent_positions(parent), wanted) <= self.settings.inline_max_events
                 if small:
                     after = parent_positions(parent)
                     scope = wanted or self.backend.tenant_ids()
                     from_positions = {t: after.get(t, 0) for t in scope} if len(scope) <= dump.MAX_RUNS else None
+                    hold.release = await self.backend.begin_reading()
                     view, reading = self.backend.consistent_view(dump.LIVE_FAMILIES, from_positions), "live view"
                 else:
                     reading = "checkpoint"
@@ -364,7 +378,11 @@ class BackupJobs:
                     job["layout"], shares, small = "checkpoint", 1, True
                 runs = [
                     self._worker(
-                        "services.storage.backup.dump", {**job, "share": i, "shares": shares}, inline=small, view=view
+                        "services.storage.backup.dump",
+                        {**job, "share": i, "shares": shares},
+                        inline=small,
+                        view=view,
+                        hold=hold if view is not None else None,
                     )
                     for i in range(shares)
                 ]
@@ -410,6 +428,8 @@ class BackupJobs:
                     await asyncio.shield(self._io(dest.delete, backup_id))
                 raise
             finally:
+                if not hold.in_thread:
+                    hold.done()
                 if reading == "checkpoint":
                     await asyncio.to_thread(shutil.rmtree, work, True)
             elapsed = max(1e-6, time.monotonic() - started)
@@ -616,6 +636,18 @@ class BackupJobs:
                 extra={"backup_id": request.backup_id, "events": events, "dry_run": request.dry_run, "s": elapsed},
             )
             yield done
+
+
+class ViewHold:
+    """A live view's claim on the database (RocksBackend.begin_reading), given up once."""
+
+    def __init__(self) -> None:
+        self.release: Callable[[], None] | None = None
+        self.in_thread = False  # the dump's thread gives it up when done
+
+    def done(self) -> None:
+        if self.release is not None:
+            self.release()
 
 
 async def together(runs: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
