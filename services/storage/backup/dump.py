@@ -46,6 +46,11 @@ FAMILIES = (
 SMALL_CHUNKS_UP_TO = 100_000
 # What a dump reads (the indexes are rebuilt from the events by a restore).
 LIVE_FAMILIES = ("meta", "events", *fmt.KV_FAMILIES)
+# A live view reads the events of at most this many tenants as runs of values (one RocksDB iterator
+# each, all pinned while the backup reads); with more, it steps its one iterator of the family.
+MAX_RUNS = 64
+# Where RocksBackend.consistent_view puts those runs.
+VIEW_RUNS = "events.runs"
 # Left out with backup.include_signing_keys off: the sealed private keys, and the pointer to the current
 # one (so that the admin service makes a new key after a restore).
 SIGNING_KEYS_PREFIXES = (b"signing_keys" + keys.SEP, b"auth_meta" + keys.SEP + b"current_kid")
@@ -107,8 +112,14 @@ class LiveFamily:
     """A family of the live database read through one iterator, made with the others of its view: every
     read sees the database as of that instant, whatever is written since. One read at a time."""
 
-    def __init__(self, iterator: Any) -> None:
+    def __init__(self, iterator: Any, runs: dict[bytes, Any] | None = None) -> None:
         self.it = iterator
+        self.runs = runs or {}
+
+    def run(self, lo: bytes) -> Any:
+        """The values from `lo` to the end of its tenant as of the view (an iterator that reads in C), if
+        the view made that run; once."""
+        return self.runs.pop(lo, None)
 
     def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
         for keys_, values in self.blocks(lo, hi, 256):
@@ -197,6 +208,16 @@ class ChunkSink:
         self.chunks.append(info)
         self.pending.append(self.pool.submit(self._store, info, keys, values))
 
+    def add_run(self, info: fmt.ChunkInfo, values: list[bytes]) -> None:
+        """Events at consecutive positions from info.first_position: their keys are made, not read."""
+        while len(self.pending) >= 2:
+            self.pending.pop(0).result()
+        self.chunks.append(info)
+        self.pending.append(self.pool.submit(self._store_run, info, values))
+
+    def _store_run(self, info: fmt.ChunkInfo, values: list[bytes]) -> None:
+        self._store_raw(info, fmt.encode_run(info.first_position, values))
+
     def add_raw(self, info: fmt.ChunkInfo, raw: bytes) -> None:
         """A chunk of bytes as they are (a piece of a checkpoint file)."""
         while len(self.pending) >= 2:
@@ -260,7 +281,9 @@ class Dump:
     def run(self) -> fmt.Manifest:
         if self.view is not None:
             try:
-                return self._run({name: LiveFamily(it) for name, it in self.view.items()})
+                runs = self.view.pop(VIEW_RUNS, None)
+                families = {name: LiveFamily(it, runs if name == "events" else None) for name, it in self.view.items()}
+                return self._run(families)
             finally:
                 self.view.clear()  # the iterators pin memtables and files until they go
         db, families = open_checkpoint(self.job["checkpoint"])
@@ -294,6 +317,7 @@ class Dump:
             schedule=job.get("schedule", ""),
             signing_keys=bool(job.get("signing_keys")),
             layout="checkpoint" if self.files else "records",
+            whole_suite=bool(job.get("suite", True)),
         )
         self.progress(force=True)
         began = time.monotonic()
@@ -375,39 +399,26 @@ class Dump:
         # so that the sink's two threads compress them while the reading goes on (one 8 MiB chunk was
         # compressed only once everything had been read: half of a 10K-event incremental's time).
         limit = fmt.CHUNK_RAW_BYTES if self.total_events > SMALL_CHUNKS_UP_TO else fmt.CHUNK_RAW_BYTES // 8
+        first, last = self._share(part.from_position, part.to_position)
+        seq, start = 0, first + 1
+        run = family.run(keys.event_key(t, start)) if isinstance(family, LiveFamily) and self.shares == 1 else None
+        if run is not None:
+            seq, start = self._run_chunks(family, index, t, part, start, run, limit)
         chunk_keys: list[bytes] = []
         chunk_values: list[bytes] = []
-        size, seq = 0, 0
+        size = 0
         strip = operator.itemgetter(slice(4, None))  # keys without the tenant number
 
         def close() -> None:
             nonlocal chunk_keys, chunk_values, size, seq
-            first_ns = from_timestamp(codec.decode_event(chunk_values[0]).recorded_at)
-            last_ns = from_timestamp(codec.decode_event(chunk_values[-1]).recorded_at)
-            info = fmt.ChunkInfo(
-                name=f"t{index:05d}-events-{self.share}-{seq:06d}.zst",
-                tenant_id=part.tenant_id,
-                section=fmt.EVENTS,
-                sha256="",
-                stored_bytes=0,
-                raw_bytes=0,
-                records=len(chunk_keys),
-                first_position=keys.unpack_u64(chunk_keys[0]),
-                last_position=keys.unpack_u64(chunk_keys[-1]),
-                first_recorded_ns=first_ns,
-                last_recorded_ns=last_ns,
-            )
-            if not part.first_recorded_ns:
-                part.first_recorded_ns = first_ns
-            part.last_recorded_ns = last_ns
-            part.events += len(chunk_keys)
-            self.events_done += len(chunk_keys)
+            info = self._event_chunk(index, part, seq, chunk_values)
+            info.first_position = keys.unpack_u64(chunk_keys[0])
+            info.last_position = keys.unpack_u64(chunk_keys[-1])
             self.sink.add(info, chunk_keys, chunk_values)
             self.progress()
             chunk_keys, chunk_values, size, seq = [], [], 0, seq + 1
 
-        first, last = self._share(part.from_position, part.to_position)
-        for block_keys, block_values in family.blocks(keys.event_key(t, first + 1), keys.event_key(t, last + 1), 1024):
+        for block_keys, block_values in family.blocks(keys.event_key(t, start), keys.event_key(t, last + 1), 1024):
             chunk_keys.extend(map(strip, block_keys))
             chunk_values.extend(block_values)
             size += sum(map(len, block_values)) + 16 * len(block_values)
@@ -415,6 +426,58 @@ class Dump:
                 close()
         if chunk_keys:
             close()
+
+    def _run_chunks(
+        self, family: LiveFamily, index: int, t: int, part: fmt.TenantPart, start: int, run: Any, limit: int
+    ) -> tuple[int, int]:
+        """A tenant's events from position `start`, read as the view's run of values (in C) and chunked
+        with keys made from positions. That holds while the positions are consecutive (an erasure leaves
+        gaps): a chunk of n values is written so only when the view has the chunk's first value at its
+        expected position and its last value n - 1 positions later (then no position between is missing).
+        Returns the next chunk's number and the first position not written, from which the caller steps
+        the view's iterator (at once when a gap was met; else past the tenant's last event)."""
+        seq = 0
+        values: list[bytes] = []
+        size = 0
+        while True:
+            block = list(itertools.islice(run, 1024))
+            values.extend(block)
+            size += sum(map(len, block)) + 16 * len(block)
+            if values and (size >= limit or not block):
+                n = len(values)
+                if family.get(keys.event_key(t, start)) != values[0] or (
+                    family.get(keys.event_key(t, start + n - 1)) != values[-1]
+                ):
+                    return seq, start  # a gap: the caller steps from here, keys and all
+                info = self._event_chunk(index, part, seq, values)
+                info.first_position, info.last_position = start, start + n - 1
+                self.sink.add_run(info, values)
+                self.progress()
+                seq, start, values, size = seq + 1, start + n, [], 0
+            if not block:
+                return seq, start
+
+    def _event_chunk(self, index: int, part: fmt.TenantPart, seq: int, values: list[bytes]) -> fmt.ChunkInfo:
+        """The description of a chunk of the tenant's events (positions filled in by the caller), counted
+        into the tenant's part."""
+        first_ns = from_timestamp(codec.decode_event(values[0]).recorded_at)
+        last_ns = from_timestamp(codec.decode_event(values[-1]).recorded_at)
+        if not part.first_recorded_ns:
+            part.first_recorded_ns = first_ns
+        part.last_recorded_ns = last_ns
+        part.events += len(values)
+        self.events_done += len(values)
+        return fmt.ChunkInfo(
+            name=f"t{index:05d}-events-{self.share}-{seq:06d}.zst",
+            tenant_id=part.tenant_id,
+            section=fmt.EVENTS,
+            sha256="",
+            stored_bytes=0,
+            raw_bytes=0,
+            records=len(values),
+            first_recorded_ns=first_ns,
+            last_recorded_ns=last_ns,
+        )
 
     def _kv(self, family: Any, label: str, tenant_id: str, t: int, name: str, *, skip_signing: bool = False) -> None:
         """A family of the tenant: whole (full backup) or what changed since the parent (incremental)."""

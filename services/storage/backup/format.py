@@ -9,6 +9,7 @@ manifest is written last: a backup without one is incomplete and never listed or
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import struct
 from collections.abc import Iterator, Sequence
@@ -106,6 +107,13 @@ class Manifest:
     # "records" (chunks of records per tenant) or "checkpoint" (the checkpoint's files; full backups of
     # the whole suite).
     layout: str = "records"
+    # A backup of the whole suite (its suite-wide records included, even when there were none to copy),
+    # rather than of the tenants listed. Manifests written before this field tell it by their chunks.
+    whole_suite: bool = False
+
+    @property
+    def covers_suite(self) -> bool:
+        return self.whole_suite or any(c.tenant_id == SUITE for c in self.chunks)
 
     @property
     def events(self) -> int:
@@ -169,6 +177,15 @@ def encode_columns(keys: Sequence[bytes], values: Sequence[bytes]) -> bytes:
     n = len(keys)
     header = struct.pack(f">I{n}I{n}I", n, *map(len, keys), *map(len, values))
     return b"".join((header, *keys, *values))
+
+
+def encode_run(first_position: int, values: Sequence[bytes]) -> bytes:
+    """encode_columns of events at the consecutive positions first_position, first_position + 1...
+    (keys: 8-byte big-endian positions), without a key object per event."""
+    n = len(values)
+    header = struct.pack(f">I{n}I{n}I", n, *itertools.repeat(8, n), *map(len, values))
+    positions = struct.pack(f">{n}Q", *range(first_position, first_position + n))
+    return b"".join((header, positions, *values))
 
 
 def encode_records(records: Sequence[tuple[bytes, bytes]]) -> bytes:

@@ -71,7 +71,7 @@ def describe(manifest: fmt.Manifest, destination: str) -> backup_pb2.Backup:
         stored_bytes=manifest.stored_bytes,
         label=manifest.label,
         schedule=manifest.schedule,
-        suite_records=any(c.tenant_id == fmt.SUITE for c in manifest.chunks),
+        suite_records=manifest.covers_suite,
     )
     for part in manifest.tenants:
         tr = out.tenants.add(
@@ -206,11 +206,17 @@ class BackupJobs:
     # -- workers -------------------------------------------------------------------------------------
 
     async def _worker(
-        self, module: str, job: dict[str, Any], *, inline: bool = False, view: dict[str, Any] | None = None
+        self,
+        module: str,
+        job: dict[str, Any],
+        *,
+        inline: bool = False,
+        view: dict[str, Any] | None = None,
+        hold: ViewHold | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run a worker (a process, or for a small job a thread here: starting a process costs more than
         a small job's work; only a thread can read a live view); yield its messages; raise its error."""
-        source = self._thread(module, job, view) if inline else self._process(module, job)
+        source = self._thread(module, job, view, hold) if inline else self._process(module, job)
         async for message in source:
             if "error" in message:
                 if "kind" in message:
@@ -221,7 +227,7 @@ class BackupJobs:
             yield message
 
     async def _thread(
-        self, module: str, job: dict[str, Any], view: dict[str, Any] | None = None
+        self, module: str, job: dict[str, Any], view: dict[str, Any] | None = None, hold: ViewHold | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -232,12 +238,16 @@ class BackupJobs:
         def run() -> None:
             try:
                 if module.endswith(".dump"):
-                    dump.work(job, report, view)
+                    dump.work(job, report, view)  # drops the view's iterators before it returns
                 else:
                     load.work(job, report)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
+                if hold is not None:
+                    loop.call_soon_threadsafe(hold.done)
 
+        if hold is not None:
+            hold.in_thread = True
         done = asyncio.ensure_future(asyncio.to_thread(run))
         try:
             while (message := await queue.get()) is not None:
@@ -294,6 +304,7 @@ class BackupJobs:
     # -- create --------------------------------------------------------------------------------------
 
     async def create(self, request: backup_pb2.CreateBackupRequest) -> AsyncIterator[backup_pb2.CreateBackupResponse]:
+        asked = time.monotonic()
         if len(request.label) > 200:
             raise InvalidArgument(
                 "label is too long",
@@ -323,10 +334,17 @@ class BackupJobs:
             work = self.work_root / "backup-work" / backup_id
             view: dict[str, Any] | None = None
             reading = ""
+            # While the live view's iterators exist a reopen of the database (after a failed write) waits:
+            # released by the dump's thread when it is done with them, or below if it never started.
+            hold = ViewHold()
             try:
                 small = self.backend.events_after(parent_positions(parent), wanted) <= self.settings.inline_max_events
                 if small:
-                    view, reading = self.backend.consistent_view(dump.LIVE_FAMILIES), "live view"
+                    after = parent_positions(parent)
+                    scope = wanted or self.backend.tenant_ids()
+                    from_positions = {t: after.get(t, 0) for t in scope} if len(scope) <= dump.MAX_RUNS else None
+                    hold.release = await self.backend.begin_reading()
+                    view, reading = self.backend.consistent_view(dump.LIVE_FAMILIES, from_positions), "live view"
                 else:
                     reading = "checkpoint"
                     await self.backend.checkpoint(work)
@@ -360,7 +378,11 @@ class BackupJobs:
                     job["layout"], shares, small = "checkpoint", 1, True
                 runs = [
                     self._worker(
-                        "services.storage.backup.dump", {**job, "share": i, "shares": shares}, inline=small, view=view
+                        "services.storage.backup.dump",
+                        {**job, "share": i, "shares": shares},
+                        inline=small,
+                        view=view,
+                        hold=hold if view is not None else None,
                     )
                     for i in range(shares)
                 ]
@@ -395,8 +417,10 @@ class BackupJobs:
                     raise Unavailable("a dump worker ended without its part of the manifest")
                 manifest = fmt.merge([done[i] for i in range(shares)])
                 # Last, once the chunks are durable: only now is the backup complete (listed, restorable).
+                copied = time.monotonic()
                 await self._io(dest.seal, backup_id)
                 await self._io(dest.put, backup_id, fmt.MANIFEST, manifest.to_json())
+                sealed = time.monotonic()
                 self._manifests.setdefault(dest.identity, {})[backup_id] = manifest
             except BaseException:
                 # What was written of an incomplete backup (chunks, never a manifest) is removed.
@@ -404,6 +428,8 @@ class BackupJobs:
                     await asyncio.shield(self._io(dest.delete, backup_id))
                 raise
             finally:
+                if not hold.in_thread:
+                    hold.done()
                 if reading == "checkpoint":
                     await asyncio.to_thread(shutil.rmtree, work, True)
             elapsed = max(1e-6, time.monotonic() - started)
@@ -416,6 +442,9 @@ class BackupJobs:
                     "layout": manifest.layout,
                     "s": round(elapsed, 3),
                     "checkpoint_s": round(checkpoint_s, 3),
+                    # Finding the parent before, and syncing the chunks and writing the manifest after.
+                    "parent_s": round(started - asked, 4),
+                    "seal_s": round(sealed - copied, 4),
                     "read": reading,
                     "workers": list(worker_timings.values()),
                 },
@@ -434,10 +463,9 @@ class BackupJobs:
 
     @staticmethod
     def _same_scope(manifest: fmt.Manifest, wanted: list[str]) -> bool:
-        has_suite = any(c.tenant_id == fmt.SUITE for c in manifest.chunks)
         if not wanted:
-            return has_suite
-        return not has_suite and sorted(t.tenant_id for t in manifest.tenants) == wanted
+            return manifest.covers_suite
+        return not manifest.covers_suite and sorted(t.tenant_id for t in manifest.tenants) == wanted
 
     # -- list, get, verify, delete ----------------------------------------------------------------------
 
@@ -608,6 +636,18 @@ class BackupJobs:
                 extra={"backup_id": request.backup_id, "events": events, "dry_run": request.dry_run, "s": elapsed},
             )
             yield done
+
+
+class ViewHold:
+    """A live view's claim on the database (RocksBackend.begin_reading), given up once."""
+
+    def __init__(self) -> None:
+        self.release: Callable[[], None] | None = None
+        self.in_thread = False  # the dump's thread gives it up when done
+
+    def done(self) -> None:
+        if self.release is not None:
+            self.release()
 
 
 async def together(runs: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
