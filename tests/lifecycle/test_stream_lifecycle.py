@@ -303,3 +303,29 @@ def test_erasure_by_time_and_a_hard_delete_at_a_version_leave_no_payload_of_thei
 def _markers(data: bytes, *markers: str) -> list[str]:
     """The markers found in the bytes."""
     return [m for m in markers if m.encode() in data]
+
+
+def test_a_subscription_honours_max_count_truncate_before_and_max_age(lsuite: Suite) -> None:
+    """What stream metadata hides is not delivered by Subscribe's catch-up either."""
+    t = Tenant(lsuite)
+    t.append("count-1", 20)  # positions 1..20
+    t.append("trunc-1", 10)  # 21..30
+    t.append("aged-1", 3)  # 31..33
+    t.set_meta("count-1", max_count=5)
+    t.set_meta("trunc-1", truncate_before=8)
+    time.sleep(2.5)
+    t.append("aged-1", 2)  # 34..35, newer than the max age set next
+    appended = time.monotonic()
+    t.set_meta("aged-1", max_age=Duration(seconds=2))
+    got: list[int] = []
+    call = t.query.Subscribe(query_pb2.SubscribeRequest())
+    for message in call:
+        kind = message.WhichOneof("content")
+        if kind == "events":
+            got += [e.position for e in message.events.events]
+        elif kind == "caught_up":
+            break
+    call.cancel()
+    assert [p for p in got if p < 34] == [16, 17, 18, 19, 20, 28, 29, 30]
+    if time.monotonic() - appended < 2:  # still younger than the max age when read (unless the machine stalled)
+        assert got[-2:] == [34, 35]
