@@ -196,6 +196,13 @@ def test_usage_errors_and_unavailability(cli: Cli, suite: Suite) -> None:
     exit_reason(cli.run("keys", "create", "k", "--ttl", "soon"), 2, "not a duration")
     (cli.home / "empty.key").write_text("")
     exit_reason(cli.run("--api-key-file", str(cli.home / "empty.key"), "whoami"), 2, "is empty")
+    # Every delete that asks first: without a terminal to ask on, a usage error naming --yes, nothing sent.
+    for command in (
+        ("backups", "delete", "20261129T000000000Z-abcdef"),
+        ("tenants", "delete", "acme"),
+        ("streams", "delete", "s-1", "--hard"),
+    ):
+        exit_reason(cli.run(*command), 2, "needs --yes")
 
     closed = f"127.0.0.1:{free_port()}"
     cli.write_profiles({"down": {"ingest": closed, "query": closed, "admin": closed, "timeout": 2}})
@@ -236,3 +243,15 @@ def test_shell_completion_of_commands_and_stream_ids(cli: Cli, tenant: str) -> N
     assert "deactivate" in complete("allsource-cli tenants d")
     assert complete(f"allsource-cli --tenant {tenant} events read invoice-") == ["invoice-77"]
     assert cli.ok(env={"_ALLSOURCE_CLI_COMPLETE": "bash_source"}).startswith("_allsource_cli_completion()")
+
+
+def test_an_api_key_from_a_file_or_the_profile_authenticates(cli: Cli, suite: Suite) -> None:
+    """Without ALLSOURCE_API_KEY: the key read from --api-key-file, or from the profile's api_key_file."""
+    bare = Cli(cli.home, env={})  # the same profiles, no key in the environment
+    exit_reason(bare.run("whoami"), 3, "MISSING_CREDENTIALS", "hint: no credentials")  # none: refused
+    key_file = cli.home / "operator.key"
+    key_file.write_text(suite.admin_key + "\n")
+    shown = bare.json("--api-key-file", str(key_file), "whoami")
+    assert shown["kind"] and shown["name"], shown
+    bare.write_profiles({"test": suite_profile(suite, api_key_file=str(key_file))}, default="test")
+    assert bare.json("whoami") == shown

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from tests.cli.conftest import Cli, exit_reason
 from tests.groups.support import Consumer
@@ -140,3 +141,14 @@ def test_consumer_groups_list_info_parked_replay(cli: Cli, tenant: str, suite: S
     exit_reason(cli.run(*acting, "groups", "replay", "nope"), 3, "NOT_FOUND", "CONSUMER_GROUP_NOT_FOUND")
     assert cli.json(*acting, "groups", "delete", "audit") == {"group": "audit", "deleted": True}
     assert [g["name"] for g in cli.json(*acting, "groups", "list")] == ["workers"]
+
+
+def test_a_command_past_the_tenants_quota_exits_3_with_the_reason(cli: Cli, suite: Suite) -> None:
+    """The FREE plan holds two consumer groups: the third is refused by the server, and the CLI says why."""
+    from allsource.v1 import tenant_pb2
+
+    name = f"cli-free-{uuid.uuid4().hex[:8]}"
+    suite.create_tenant(name, quota_preset=tenant_pb2.QUOTA_PRESET_FREE)
+    for group in ("one", "two"):
+        cli.ok("--tenant", name, "groups", "create", group)
+    exit_reason(cli.run("--tenant", name, "groups", "create", "three"), 3, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED")

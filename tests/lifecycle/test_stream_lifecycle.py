@@ -257,3 +257,75 @@ def test_subscription_skips_removed_positions_with_checkpoints(lsuite: Suite) ->
             break
     call.cancel()
     assert resumed == [31, 32]
+
+
+def test_erasure_by_time_and_a_hard_delete_at_a_version_leave_no_payload_of_theirs_on_disk(lsuite: Suite) -> None:
+    """DeleteEvents by a time range (dry run first) and DeleteStream hard at an expected version really remove
+    what they name: an offline scan of the SST and WAL files no longer finds their payloads, and what they
+    did not name stays readable."""
+    t = Tenant(lsuite)
+    early, late, gone = (f"{name}{uuid.uuid4().hex}" for name in ("EARLY", "LATE", "TOMBSTONED"))
+    t.append("gdpr-1", 20, marker=early)
+    t.append("gdpr-1", 20, marker=late)
+    t.append("secret-1", 10, marker=gone)
+    boundary = t.read("gdpr-1")[20].recorded_at  # the first late event's
+    on_disk = disk_bytes(lsuite.data_dir)
+    assert early.encode() in on_disk and gone.encode() in on_disk
+    request = lifecycle_pb2.DeleteEventsRequest(stream_id_prefix="gdpr-", end_time=boundary, dry_run=True)
+    assert t.ingest.DeleteEvents(request).events_deleted == 20
+    request.dry_run = False
+    assert t.ingest.DeleteEvents(request).events_deleted == 20
+    assert [late in e.payload.decode() for e in t.read("gdpr-1")] == [True] * 20
+    with pytest.raises(grpc.RpcError) as err:
+        t.ingest.DeleteStream(
+            ingest_pb2.DeleteStreamRequest(
+                stream_id="secret-1",
+                hard=True,
+                expected_version=ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_EXACT, version=9),
+            )
+        )
+    assert reason(err.value) == "WRONG_EXPECTED_VERSION"
+    t.ingest.DeleteStream(
+        ingest_pb2.DeleteStreamRequest(
+            stream_id="secret-1",
+            hard=True,
+            expected_version=ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_EXACT, version=10),
+        )
+    )
+    wait_until(
+        lambda: not _markers(disk_bytes(lsuite.data_dir), early, gone),
+        20,
+        "erased and tombstoned payloads to leave the disk",
+    )
+    assert len(t.read("gdpr-1")) == 20
+
+
+def _markers(data: bytes, *markers: str) -> list[str]:
+    """The markers found in the bytes."""
+    return [m for m in markers if m.encode() in data]
+
+
+def test_a_subscription_honours_max_count_truncate_before_and_max_age(lsuite: Suite) -> None:
+    """What stream metadata hides is not delivered by Subscribe's catch-up either."""
+    t = Tenant(lsuite)
+    t.append("count-1", 20)  # positions 1..20
+    t.append("trunc-1", 10)  # 21..30
+    t.append("aged-1", 3)  # 31..33
+    t.set_meta("count-1", max_count=5)
+    t.set_meta("trunc-1", truncate_before=8)
+    time.sleep(2.5)
+    t.append("aged-1", 2)  # 34..35, newer than the max age set next
+    appended = time.monotonic()
+    t.set_meta("aged-1", max_age=Duration(seconds=2))
+    got: list[int] = []
+    call = t.query.Subscribe(query_pb2.SubscribeRequest())
+    for message in call:
+        kind = message.WhichOneof("content")
+        if kind == "events":
+            got += [e.position for e in message.events.events]
+        elif kind == "caught_up":
+            break
+    call.cancel()
+    assert [p for p in got if p < 34] == [16, 17, 18, 19, 20, 28, 29, 30]
+    if time.monotonic() - appended < 2:  # still younger than the max age when read (unless the machine stalled)
+        assert got[-2:] == [34, 35]

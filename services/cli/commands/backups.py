@@ -7,6 +7,7 @@ administrator backs up their own tenant. `delete` asks for confirmation unless -
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from allsource.v1 import backup_pb2
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from services.cli.context import Invocation, pass_invocation
+from services.cli.errors import UsageProblem
 from services.cli.output import Column, label, progress, when
 from services.cli.params import Duration
 
@@ -228,6 +230,8 @@ def restore(
 def delete(inv: Invocation, backup_id: str, destination: str, yes: bool) -> None:
     """Delete a backup (refused while incremental backups build on it)."""
     if not yes:
+        if not sys.stdin.isatty():
+            raise UsageProblem("deleting a backup needs --yes when there is no terminal to confirm on")
         click.confirm(f"Delete backup {backup_id}?", abort=True, err=True)
     request = backup_pb2.DeleteBackupRequest(destination=destination, backup_id=backup_id)
     reply = inv.session.call(_backups(inv).DeleteBackup, request, tenant="")

@@ -1,0 +1,98 @@
+"""Consumer-group options on real processes: where a group starts (end, a position), its filters (event
+types, one exact stream), the in-flight figures GetConsumerGroup reports, the consumer bound, and parked
+events kept across kill -9 restarts of storage and query."""
+
+from __future__ import annotations
+
+import time
+
+from allsource.v1 import groups_pb2, query_pb2_grpc
+
+from tests.groups.support import Consumer, append, create_group, group_status
+from tests.groups.test_consumer_groups import reason_of
+from tests.harness import Suite, wait_until
+
+
+def delivered_positions(consumer: Consumer, count: int) -> set[int]:
+    """The positions the consumer acked once it has acked `count`, after a moment for any extra to arrive."""
+    wait_until(lambda: len(consumer.acked) >= count, 30, f"{count} events acked by {consumer.name}")
+    time.sleep(0.5)
+    return set(consumer.acked)
+
+
+def test_a_group_starts_at_the_end_or_a_position_and_filters_by_type_and_exact_stream(
+    suite: Suite, unique: str
+) -> None:
+    md = suite.create_tenant(f"{unique}opts".rstrip("-"))  # a tenant of its own: positions start at 1
+    append(suite, md, f"{unique}a", 10)  # 1..10
+    append(suite, md, f"{unique}a", 5, kind="Tock")  # 11..15
+    append(suite, md, f"{unique}b", 5)  # 16..20
+    create_group(suite, md, name="from-end", start=groups_pb2.CONSUMER_GROUP_START_END)
+    create_group(suite, md, name="from-15", start=groups_pb2.CONSUMER_GROUP_START_POSITION, start_position=15)
+    create_group(suite, md, name="tocks", event_types=["Tock"])
+    create_group(suite, md, name="only-b", stream_id=f"{unique}b")
+    create_group(suite, md, name="a-prefix-no-tocks", stream_id_prefix=f"{unique}a", event_types=["Tick"])
+    append(suite, md, f"{unique}a", 3)  # 21..23, after every group was created
+    consumers = {name: Consumer(suite, md, name, f"{name}-c") for name in ("from-end", "from-15", "tocks", "only-b")}
+    consumers["a-prefix-no-tocks"] = Consumer(suite, md, "a-prefix-no-tocks", "c")
+    try:
+        assert delivered_positions(consumers["from-end"], 3) == {21, 22, 23}
+        assert delivered_positions(consumers["from-15"], 8) == set(range(16, 24))
+        assert delivered_positions(consumers["tocks"], 5) == set(range(11, 16))
+        assert delivered_positions(consumers["only-b"], 5) == set(range(16, 21))
+        assert delivered_positions(consumers["a-prefix-no-tocks"], 13) == {*range(1, 11), 21, 22, 23}
+        # Every group's checkpoint passes what it filtered out: no lag once its own events are acked.
+        for name in consumers:
+            wait_until(lambda n=name: group_status(suite, md, n).status.lag == 0, 10, f"{name} has no lag")
+    finally:
+        for consumer in consumers.values():
+            consumer.close()
+
+
+def test_in_flight_is_reported_per_consumer_and_a_group_takes_at_most_64_consumers(suite: Suite, unique: str) -> None:
+    md = suite.create_tenant(f"{unique}flight".rstrip("-"))
+    create_group(suite, md, name="held")
+    append(suite, md, f"{unique}a", 20)
+    holder = Consumer(suite, md, "held", "holder", policy=lambda _: "hold", max_in_flight=5)
+    others: list[Consumer] = []
+    try:
+        status = wait_until(
+            lambda: (s := group_status(suite, md, "held").status).in_flight == 5 and s, 20, "5 events in flight"
+        )
+        assert [(c.name, c.in_flight) for c in status.consumers] == [("holder", 5)]
+        assert status.checkpoint == 0 and status.lag == 20
+        others = [Consumer(suite, md, "held", f"o{i}", policy=lambda _: "hold", max_in_flight=1) for i in range(63)]
+        for consumer in others:
+            consumer.wait_joined()
+        late = Consumer(suite, md, "held", "one-too-many")
+        wait_until(lambda: late.error is not None, 20, "the 65th consumer refused")
+        assert late.error is not None and reason_of(late.error) == "TOO_MANY_CONSUMERS"
+        late.close()
+        assert len(group_status(suite, md, "held").status.consumers) == 64
+    finally:
+        for consumer in [holder, *others]:
+            consumer.close()
+
+
+def test_parked_events_survive_kill_9_of_storage_and_query(fresh_suite: Suite) -> None:
+    fresh_suite.start_all()
+    md = fresh_suite.create_tenant("parking")
+    create_group(fresh_suite, md, name="p")
+    append(fresh_suite, md, "s-1", 30)
+    parker = Consumer(fresh_suite, md, "p", "parker", policy=lambda d: "park" if d.event.position % 3 == 0 else "ack")
+    wait_until(lambda: group_status(fresh_suite, md, "p").status.parked_count == 10, 30, "10 parked")
+    parker.close()
+    for service in ("storage", "query"):
+        fresh_suite.kill(service)
+        fresh_suite.start(service)
+    stub = query_pb2_grpc.QueryServiceStub(fresh_suite.channel("query", md))
+    parked = stub.ListParked(groups_pb2.ListParkedRequest(group="p", page_size=100)).events
+    assert sorted(p.event.position for p in parked) == [p for p in range(1, 31) if p % 3 == 0]
+    status = group_status(fresh_suite, md, "p").status
+    assert status.parked_count == 10 and status.checkpoint == 30
+    again = Consumer(fresh_suite, md, "p", "again")
+    try:
+        assert stub.ReplayParked(groups_pb2.ReplayParkedRequest(group="p")).replayed == 10
+        assert delivered_positions(again, 10) == {p for p in range(1, 31) if p % 3 == 0}
+    finally:
+        again.close()
