@@ -57,6 +57,7 @@ class Consumer:
     acked: list[int] = field(default_factory=list)
     error: grpc.RpcError | None = None
     consumer_id: str = ""
+    last_ack_at: float = 0.0  # time.perf_counter() when the latest ack was sent
 
     def __post_init__(self) -> None:
         self._requests: queue.Queue[groups_pb2.ConsumeRequest | None] = queue.Queue()
@@ -87,9 +88,10 @@ class Consumer:
                         )
                     decided.setdefault(self.policy(delivered), []).append(delivered.event.position)
                 if decided.get("ack"):
+                    self._requests.put(groups_pb2.ConsumeRequest(ack=groups_pb2.ConsumeAck(positions=decided["ack"])))
                     with self._lock:
                         self.acked += decided["ack"]
-                    self._requests.put(groups_pb2.ConsumeRequest(ack=groups_pb2.ConsumeAck(positions=decided["ack"])))
+                        self.last_ack_at = time.perf_counter()
                 for action, enum in (
                     ("retry", groups_pb2.NACK_ACTION_RETRY),
                     ("park", groups_pb2.NACK_ACTION_PARK),
