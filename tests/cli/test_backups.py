@@ -30,7 +30,7 @@ def test_a_tenant_backed_up_deleted_and_restored_through_the_cli(cli: Cli, suite
     read = cli.json("--tenant", tenant, "events", "read", "order-1")
     assert [e["event_type"] for e in read] == ["Placed"]
 
-    exit_reason(cli.run("backups", "delete", backup_id), 130, "aborted")  # piped: not confirmed, not deleted
+    exit_reason(cli.run("backups", "delete", backup_id), 2, "needs --yes")  # piped: not confirmed, not deleted
     assert backup_id in [b["backup_id"] for b in cli.json("backups", "list")]
     assert cli.json("backups", "delete", backup_id, "--yes") == {"backup_id": backup_id, "deleted": True}
     exit_reason(cli.run("backups", "info", backup_id), 3, "BACKUP_NOT_FOUND")

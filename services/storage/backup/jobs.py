@@ -338,9 +338,9 @@ class BackupJobs:
             # released by the dump's thread when it is done with them, or below if it never started.
             hold = ViewHold()
             try:
-                small = self.backend.events_after(parent_positions(parent), wanted) <= self.settings.inline_max_events
+                after = parent_positions(parent)
+                small = self.backend.events_after(after, wanted) <= self.settings.inline_max_events
                 if small:
-                    after = parent_positions(parent)
                     scope = wanted or self.backend.tenant_ids()
                     from_positions = {t: after.get(t, 0) for t in scope} if len(scope) <= dump.MAX_RUNS else None
                     hold.release = await self.backend.begin_reading()
