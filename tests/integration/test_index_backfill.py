@@ -5,14 +5,14 @@ once it is done."""
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 from allsource.v1 import admin_pb2, admin_pb2_grpc, event_pb2, ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
 
-from tests.harness import Suite
+from tests.harness import Suite, wait_until
 
 EVENTS = 6000
 
@@ -29,14 +29,16 @@ def category_index(suite: Suite, md: tuple[tuple[str, str], ...]) -> admin_pb2.I
     return found
 
 
-def wait_for(suite: Suite, md: tuple[tuple[str, str], ...], done: object, what: str) -> admin_pb2.IndexStats:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        figures = category_index(suite, md)
-        if figures is not None and done(figures):  # type: ignore[operator]
-            return figures
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}: {category_index(suite, md)}")
+def wait_for(
+    suite: Suite, md: tuple[tuple[str, str], ...], done: Callable[[admin_pb2.IndexStats], bool], what: str
+) -> admin_pb2.IndexStats:
+    """The tenant's category_type figures once storage answers and `done` holds for them (60 s at most)."""
+
+    def figures() -> admin_pb2.IndexStats | None:
+        found = category_index(suite, md)
+        return found if found is not None and done(found) else None
+
+    return wait_until(figures, 60, what)
 
 
 def test_the_backfill_resumes_after_a_kill_and_completes(tmp_path: Path) -> None:
