@@ -87,16 +87,26 @@ class Suite:
                 stderr=subprocess.STDOUT,
             )
         self.procs[name] = proc
-        if wait and not wait_serving(
-            self.address(name), SERVICE_NAMES[name], 60, proc, self.credentials, self.options()
-        ):
-            raise RuntimeError(f"{name} did not become healthy:\n{self.log(name)[-4000:]}")
+        if wait:
+            self.wait_serving(name)
         return proc
 
+    def wait_serving(self, name: str) -> None:
+        """Until the service reports SERVING (RuntimeError with its log if it does not within 60 s)."""
+        proc = self.procs[name]
+        if not wait_serving(self.address(name), SERVICE_NAMES[name], 60, proc, self.credentials, self.options()):
+            raise RuntimeError(f"{name} did not become healthy:\n{self.log(name)[-4000:]}")
+
     def start_all(self) -> Suite:
-        """Every service, in order; the admin service creates the bootstrap admin key on first start."""
-        for name in ORDER:
-            self.start(name)
+        """Every service: storage first (the others need it to serve), then the other three at once (their
+        start is mostly importing Python, and two cores do two of them at a time); the admin service
+        creates the bootstrap admin key on first start."""
+        first, *others = ORDER
+        self.start(first)
+        for name in others:
+            self.start(name, wait=False)
+        for name in others:
+            self.wait_serving(name)
         return self
 
     def signal(self, name: str, sig: int) -> None:
@@ -120,12 +130,16 @@ class Suite:
             raise
 
     def stop_all(self) -> None:
-        for name in reversed(ORDER):
-            if name in self.procs and self.procs[name].poll() is None:
-                try:
-                    self.stop(name)
-                except subprocess.TimeoutExpired:
-                    pass
+        """SIGTERM to the three front services at once, and once they have stopped, to storage."""
+        running = [name for name in reversed(ORDER) if name in self.procs and self.procs[name].poll() is None]
+        for name in running:
+            if name != ORDER[0]:
+                self.signal(name, signal.SIGTERM)
+        for name in running:  # storage last
+            try:
+                self.stop(name)
+            except subprocess.TimeoutExpired:
+                pass
 
     @property
     def admin_key(self) -> str:

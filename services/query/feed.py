@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from allsource.storage.v1 import storage_pb2
 
@@ -34,18 +35,34 @@ class CommitFollower:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow until stop is set, reconnecting after failures."""
         backoff = BACKOFF_S[0]
-        while not stop.is_set():
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                backoff = await self._follow_once(stopped, backoff)
+        finally:
+            stopped.cancel()
+
+    async def _follow_once(self, stopped: asyncio.Future[Any], backoff: float) -> float:
+        """One connection to the feed, given up as soon as the process stops (the feed itself never
+        ends: waiting for it made every shutdown last the whole grace period); returns the next backoff."""
+        following = asyncio.ensure_future(self._follow())
+        try:
+            await asyncio.wait((following, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
+                return backoff
             try:
-                await self._follow()
+                following.result()
                 backoff = BACKOFF_S[0]
             except AllSourceError as exc:
                 log.info("the commit feed broke; the read cache is off until it is back", extra={"detail": exc.message})
-            finally:
-                self.cache.ask = None
-                self.cache.feed_lost()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
-            backoff = min(backoff * 2, BACKOFF_S[1])
+        finally:
+            self.cache.ask = None
+            self.cache.feed_lost()
+        await asyncio.wait((stopped,), timeout=backoff)
+        return min(backoff * 2, BACKOFF_S[1])
 
     async def _follow(self) -> None:
         # Acknowledgements (sequence numbers) and tenants to register (ids), in the order they arose.

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -69,7 +70,10 @@ class Launcher:
             start_new_session=True,
         )
         self.banner = ""
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        # The services' logs are read all along: a pipe nobody reads would stop them once it is full.
+        self.err_lines: list[str] = []
+        threading.Thread(target=lambda: self.err_lines.extend(self.proc.stderr or ()), daemon=True).start()
         for line in self.proc.stdout:
             self.banner += line
             if "stop:" in line:
@@ -101,7 +105,10 @@ def test_repeated_signals_to_the_whole_group_leave_no_service_running(launcher: 
     for _ in range(3):
         os.killpg(launcher.proc.pid, sig)
         time.sleep(0.05)
-    launcher.proc.wait(timeout=60)
+    try:
+        launcher.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the launcher did not stop within 60 s:\n" + "".join(launcher.err_lines[-40:])) from None
     assert _wait_gone(launcher.services, 30) == []
 
 
@@ -152,11 +159,11 @@ def test_a_crashed_service_is_restarted_and_the_launcher_says_so(launcher: Launc
 
     storage = launcher.services[0]
     os.kill(storage, signal.SIGKILL)
-    assert launcher.proc.stderr is not None
     said = ""
     deadline = time.monotonic() + 30
     while "restarting storage" not in said and time.monotonic() < deadline:
-        said += launcher.proc.stderr.readline()
+        time.sleep(0.1)
+        said = "".join(launcher.err_lines)
     assert "storage exited with status -9; restarting it in" in said and "restarting storage" in said, said
     ports = {name: _launcher_env(launcher)[f"ALLSOURCE_{name.upper()}__PORT"] for name in ("ingest", "query")}
     key = (Path(_launcher_env(launcher)["ALLSOURCE_STORAGE__DATA_DIR"]) / "bootstrap-admin.key").read_text().strip()

@@ -301,6 +301,8 @@ def test_ctrl_c_on_the_launcher_stops_public_services_before_storage(tmp_path: o
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLSOURCE_")}
     env.update({f"ALLSOURCE_{n.upper()}__PORT": str(p) for n, p in ports.items()})
     env["ALLSOURCE_STORAGE__DATA_DIR"] = f"{tmp_path}/data"
+    # Four services of 3 s grace each (the launcher waits grace + 5 s for one) stop well within the 60 s.
+    env["ALLSOURCE_GRPC__SHUTDOWN_GRACE_S"] = "3"
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.suite"],
         stdout=subprocess.PIPE,
@@ -311,13 +313,22 @@ def test_ctrl_c_on_the_launcher_stops_public_services_before_storage(tmp_path: o
         start_new_session=True,  # stands in for the terminal: SIGINT goes to the launcher's group only
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        # The services' logs are read all along: a pipe nobody reads would stop them once it is full.
+        err_lines: list[str] = []
+        reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr or ()), daemon=True)
+        reader.start()
         for line in proc.stdout:
             if "stop:" in line:
                 break
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the launcher did not stop within 60 s:\n" + "".join(err_lines[-40:])) from None
+        reader.join(10)
+        err = "".join(err_lines)
+        assert proc.returncode == 0, err[-4000:]
         entries = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
         stopped = {e["service"]: e["ts"] for e in entries if e["msg"] == "stopped"}
         assert sorted(stopped) == ["admin", "ingest", "query", "storage"]
