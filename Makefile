@@ -30,9 +30,11 @@ node_modules/.installed-stamp: package.json package-lock.json
 run: $(RUN_STAMP)
 	$(BIN)/allsource-suite
 
-## test: lint (ruff, mypy, buf), then the whole test suite (unit, contract, integration, cross-language)
+## test: lint (ruff, mypy, buf), then the whole test suite (unit, contract, integration, cross-language):
+##       on two workers, then the tests that measure time (marked exclusive) alone
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not exclusive"
+	$(BIN)/pytest -m exclusive
 
 ## generate: regenerate gen/ from protos/ (a test fails when gen/ is stale)
 generate: $(DEV_STAMP)

@@ -226,7 +226,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too, explicitly: a process started in the background by a shell (`nohup make run &`, a CI
+    # step) inherits SIGINT ignored, and Python then installs no handler of its own for it.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     status = 0
     try:
         for name in ORDER:

@@ -11,6 +11,31 @@ from allsource_client import AllSourceClient
 
 from tests.harness import Suite
 
+# Modules whose tests measure time (one tenant's latency beside another's load, a bound on how long a
+# call waits, a dead collector's cost) and so run alone: `make test` runs every other test on two
+# workers (pytest-xdist), then these with nothing beside them. Marked `exclusive` here, in one place.
+EXCLUSIVE = (
+    "tests/integration/test_chaos.py",
+    "tests/integration/test_overload.py",
+    "tests/integration/test_tenant_fairness.py",
+    "tests/integration/test_memory_pressure.py",
+    "tests/integration/test_durability.py",
+    "tests/limits/test_quotas.py",
+    "tests/limits/test_redis_limiter.py",
+    "tests/limits/test_replicas.py",
+    "tests/limits/test_admission.py",
+    "tests/storage/test_checkpoint_stall.py",
+    "tests/telemetry/test_traces.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        if Path(str(item.path)).relative_to(root).as_posix() in EXCLUSIVE:
+            item.add_marker(pytest.mark.exclusive)
+
 
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:

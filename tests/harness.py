@@ -22,11 +22,39 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+# Ports handed to servers come from below the kernel's ephemeral range (32768-60999 here), which every
+# outgoing connection draws from: a port taken from that range with bind(0) could be given to some
+# client's connection before the server started on it ("address already in use"). Each pytest-xdist
+# worker takes its own slice, so two workers never hand out the same port.
+PORTS_FROM, PORTS_TO = 20_000, 32_700
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    width = (PORTS_TO - PORTS_FROM) // max(1, count)
+    start = PORTS_FROM + width * index
+    return range(start, start + width)
+
+
+_PORTS = _port_slice()
+_next_port = [_PORTS.start + (os.getpid() * 7919) % len(_PORTS)]  # runs one after another start apart
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from this process's slice (above):
+    the next one that binds, round and round the slice."""
+    for _ in range(len(_PORTS)):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < _PORTS.stop else _PORTS.start
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 @dataclass

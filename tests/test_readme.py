@@ -22,7 +22,11 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^run:.*\n\t\$\(BIN\)/allsource-suite$", makefile, flags=re.M)
-    assert re.search(r"^test:.*\n\t\$\(BIN\)/pytest$", makefile, flags=re.M)
+    assert re.search(
+        r"^test:.*\n\t\$\(BIN\)/pytest -n 2 .*-m \"not exclusive\"\n\t\$\(BIN\)/pytest -m exclusive$",
+        makefile,
+        flags=re.M,
+    )
 
 
 def test_the_grpcurl_session_works_as_written(suite: Suite, unique: str) -> None:
