@@ -8,6 +8,7 @@ dump and load worker processes as a JSON object on their standard input (never o
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import ctypes
 import io
 import os
@@ -97,9 +98,9 @@ class LocalDirectory(Destination):
             # system has to write, so it costs more when there is little to sync).
             if len(items) > 32 and _syncfs(path):
                 items = []
-            for item in items:
-                with open(item, "rb") as f:
-                    os.fsync(f.fileno())
+            # At once, from threads: the file system commits syncs that wait together in one journal
+            # commit (one after another, a 10K-event incremental backup's dozen chunks took 5 ms).
+            list(_sync_pool().map(_fsync_file, items))
             _fsync_dir(path)
         except FileNotFoundError:
             pass
@@ -225,6 +226,21 @@ class _Convert:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, self.kinds):
             raise DestinationError(f"S3 failed while {self.action}: {exc}") from exc
+
+
+_SYNC_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _sync_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _SYNC_POOL
+    if _SYNC_POOL is None:
+        _SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="backup-sync")
+    return _SYNC_POOL
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:

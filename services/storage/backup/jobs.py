@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from allsource.storage.v1 import backup_pb2
 
 from services.storage.backup import dump, load
@@ -410,7 +411,10 @@ class BackupJobs:
                         progress.eta.FromNanoseconds(int(left * 1e9))
                         yield progress
                     elif "manifest" in message:
-                        done[share] = fmt.Manifest.from_json(json.dumps(message["manifest"]).encode())
+                        made = message["manifest"]  # a worker thread's Manifest, or a process's JSON of one
+                        if not isinstance(made, fmt.Manifest):
+                            made = fmt.Manifest.from_json(orjson.dumps(made))
+                        done[share] = made
                     elif "timings" in message:
                         worker_timings[share] = message["timings"]
                 if len(done) != shares:
