@@ -55,4 +55,5 @@ class RequestLog(Stage):
                 call.peer,
                 call.request_id,
                 tenant_var.get(),
+                call.span,  # the telemetry stage's (None without tracing: then looked up, as for any line)
             )

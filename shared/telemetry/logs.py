@@ -102,9 +102,18 @@ class AccessLog:
         self._stamp = ""
 
     def record(
-        self, method: str, code: str, reason: str, duration_ms: float, peer: str, request_id: str, tenant: str = ""
+        self,
+        method: str,
+        code: str,
+        reason: str,
+        duration_ms: float,
+        peer: str,
+        request_id: str,
+        tenant: str = "",
+        span: Any = None,
     ) -> None:
-        """Queue the line for one finished call."""
+        """Queue the line for one finished call (`span`: the call's, when the caller has it at hand, else the
+        current one is looked up)."""
         now = time.time()
         second = int(now)
         if second != self._second:  # format the date once a second, not once a call
@@ -125,7 +134,13 @@ class AccessLog:
             entry["reason"] = reason
         if tenant:
             entry["tenant"] = tenant
-        trace_ids(entry)
+        if span is None:
+            trace_ids(entry)
+        else:
+            ctx = span.get_span_context()
+            if ctx.is_valid:
+                entry["trace_id"] = format(ctx.trace_id, "032x")
+                entry["span_id"] = format(ctx.span_id, "016x")
         line = orjson.dumps(entry) + b"\n"
         self._buffer.append(line)
         self._size += len(line)
