@@ -7,12 +7,13 @@ incremental backup of 10K new events against the full one (each the median of th
 A suite is started on a temporary directory; one tenant gets N events (1,000 per append, 10 streams).
 Then, with the suite running: CreateBackup of the whole suite (full: the checkpoint's files; three
 times, the median kept) and of the one tenant (full: its records) are timed; three times, 10K more
-events are appended and an incremental backup of the whole suite is timed (the median kept). The restore is timed as RestoreBackup of the deleted tenant (online, the
-same code as the offline restore). The baseline, as the issue names it: `tar -cf - . | zstd -T0 -3` over a
-checkpoint directory of the same database (made with storage stopped, untimed), timed the same way (the
-median of three runs). Backups go through one connection, made before anything is timed. Goals (F10):
-full backup throughput >= 0.5x the baseline's (the same bytes of database per second); incremental < 5%
-of the full backup's time.
+events are appended and an incremental backup of the whole suite is timed (the median kept). The
+restore is timed as RestoreBackup of the deleted tenant (online, the same code as the offline restore).
+The baseline, as the issue names it: `tar -cf - . | zstd -T0 -3` over a checkpoint directory of the
+same database (made with storage stopped, untimed), timed the same way (the median of three runs).
+Backups go through one connection, made before anything is timed. Goals (F10): full backup throughput
+>= 0.5x the baseline's (the same bytes of database per second); incremental < 5% of the full backup's
+time.
 """
 
 from __future__ import annotations
