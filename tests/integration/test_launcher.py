@@ -29,6 +29,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
         env[f"ALLSOURCE_{name.upper()}__PORT"] = str(free_port())
     env["ALLSOURCE_STORAGE__DATA_DIR"] = str(tmp_path / "data")
     env["ALLSOURCE_GRPC__SHUTDOWN_GRACE_S"] = "3"
+    for name in ("storage", "ingest", "query", "admin"):  # not the defaults another test's suite may hold
+        env[f"ALLSOURCE_METRICS__{name.upper()}_PORT"] = str(free_port())
     return env
 
 
@@ -78,7 +80,10 @@ class Launcher:
             self.banner += line
             if "stop:" in line:
                 break
-        assert "AllSource is running" in self.banner, self.banner
+        if "AllSource is running" not in self.banner:
+            self.proc.wait(10)
+            time.sleep(0.2)  # the reader thread takes the last lines
+            raise AssertionError(f"no banner: {self.banner!r}; the launcher said:\n" + "".join(self.err_lines[-40:]))
         self.services = _children(self.proc.pid)
         assert len(self.services) == 4
 
