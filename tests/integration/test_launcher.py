@@ -75,14 +75,15 @@ class Launcher:
         assert self.proc.stdout is not None and self.proc.stderr is not None
         # The services' logs are read all along: a pipe nobody reads would stop them once it is full.
         self.err_lines: list[str] = []
-        threading.Thread(target=lambda: self.err_lines.extend(self.proc.stderr or ()), daemon=True).start()
+        reader = threading.Thread(target=lambda: self.err_lines.extend(self.proc.stderr or ()), daemon=True)
+        reader.start()
         for line in self.proc.stdout:
             self.banner += line
             if "stop:" in line:
                 break
         if "AllSource is running" not in self.banner:
             self.proc.wait(10)
-            time.sleep(0.2)  # the reader thread takes the last lines
+            reader.join(5)  # until it has taken the last lines
             raise AssertionError(f"no banner: {self.banner!r}; the launcher said:\n" + "".join(self.err_lines[-40:]))
         self.services = _children(self.proc.pid)
         assert len(self.services) == 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import ctypes
+import functools
 import io
 import os
 import shutil
@@ -228,14 +229,10 @@ class _Convert:
             raise DestinationError(f"S3 failed while {self.action}: {exc}") from exc
 
 
-_SYNC_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
+@functools.cache
 def _sync_pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _SYNC_POOL
-    if _SYNC_POOL is None:
-        _SYNC_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="backup-sync")
-    return _SYNC_POOL
+    """Threads that sync a backup's files at once, made once per process."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="backup-sync")
 
 
 def _fsync_file(path: Path) -> None:

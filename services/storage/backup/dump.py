@@ -13,6 +13,7 @@ GIL). It reports progress as JSON lines (on standard output when a process) and 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import itertools
 import json
 import operator
@@ -192,17 +193,12 @@ def tenants_of(meta: CheckpointFamily | LiveFamily, wanted: list[str]) -> list[d
     return chosen
 
 
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
+@functools.cache
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
     """The sinks' threads, made once per process: starting two threads for each backup cost a 10K-event
-    incremental backup 2 ms of its 25. Backups run one at a time (BackupJobs), so one sink uses them."""
-    global _POOL
-    if _POOL is None:
-        # Two threads: zstandard and hashlib release the GIL, so copying files keeps both cores busy.
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="backup-sink")
-    return _POOL
+    incremental backup 2 ms of its 25. Backups run one at a time (BackupJobs), so one sink uses them.
+    Two threads: zstandard and hashlib release the GIL, so copying files keeps both cores busy."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="backup-sink")
 
 
 class ChunkSink:
