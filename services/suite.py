@@ -8,7 +8,6 @@ Ctrl-C or SIGTERM stops the public services first and storage last, each drainin
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import os
 import shlex
@@ -25,10 +24,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.config.loader import LoadedSettings
 from shared.config.settings import Endpoint, TlsSettings
-from shared.harness.server import add_config_arguments, load_or_exit
+from shared.harness.server import LAUNCHER_PID_VAR, add_config_arguments, load_or_exit
 
 ORDER = ("storage", "ingest", "query", "admin")
-PR_SET_PDEATHSIG = 1
 RESTART_MIN_S, RESTART_MAX_S, STABLE_S = 1.0, 30.0, 60.0
 SERVICE_NAMES = {
     "storage": "allsource.storage.v1.StorageService",
@@ -90,9 +88,11 @@ class Suite:
     def start(self, name: str) -> subprocess.Popen[bytes]:
         # Own process group: Ctrl-C reaches the launcher only, which then stops the services in order
         # (public services first, storage last) instead of all four at once.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}", *self.args], process_group=0, preexec_fn=_die_with_parent
-        )
+        # No preexec_fn: with one, Python forks (rather than vfork) and runs grpc's fork handlers, which
+        # wait for grpc's threads (the health checks' channel) and hung the launcher, services half started
+        # (seen in a test). Each service sets its own death signal from ALLSOURCE_LAUNCHER_PID instead.
+        env = {**os.environ, LAUNCHER_PID_VAR: str(os.getpid())}
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}", *self.args], process_group=0, env=env)
         self.procs[name] = proc
         return proc
 
@@ -168,12 +168,6 @@ def preflight(endpoints: dict[str, Endpoint], data_dir: Path) -> str | None:
                 return f"the database in {data_dir} is in use by another process: is another suite running?"
             fcntl.lockf(handle, fcntl.LOCK_UN)
     return None
-
-
-def _die_with_parent() -> None:
-    """In each service (before exec): receive SIGTERM if the launcher dies, so none is left behind."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def banner(loaded: LoadedSettings, endpoints: dict[str, Endpoint], data_dir: Path) -> str:

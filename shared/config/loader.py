@@ -37,6 +37,7 @@ NON_SETTING_VARS = {
     "ALLSOURCE_SOAK",
     "ALLSOURCE_API_KEY",
     "ALLSOURCE_PROFILE",
+    "ALLSOURCE_LAUNCHER_PID",
 }
 REDACTED = "**redacted**"
 _ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,10 @@ import abc
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -495,8 +497,26 @@ async def _freeze_startup_objects(_port: int) -> None:
     gc.freeze()
 
 
+LAUNCHER_PID_VAR = "ALLSOURCE_LAUNCHER_PID"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_launcher() -> None:
+    """Started by allsource-suite (ALLSOURCE_LAUNCHER_PID): be sent SIGTERM when the launcher dies, so no
+    service is left behind it (set here, not by the launcher between fork and exec: see services.suite).
+    A launcher already gone by now (the signal would never come) means stopping at once."""
+    launcher = os.environ.get(LAUNCHER_PID_VAR, "")
+    if not launcher.isdigit() or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(launcher):
+        sys.exit(f"{LAUNCHER_PID_VAR}={launcher} is not this process's parent (the launcher has gone); stopping")
+
+
 def main(name: str, factory: Callable[[Settings], Service], argv: Sequence[str] | None = None) -> None:
     """Entry point of a service's console script."""
+    die_with_launcher()
     args = parse_args(name, argv)
     loaded = load_or_exit(name, args)
     settings = loaded.settings

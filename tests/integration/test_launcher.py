@@ -77,10 +77,20 @@ class Launcher:
         self.err_lines: list[str] = []
         reader = threading.Thread(target=lambda: self.err_lines.extend(self.proc.stderr or ()), daemon=True)
         reader.start()
-        for line in self.proc.stdout:
-            self.banner += line
-            if "stop:" in line:
-                break
+        # The banner is read on a thread with a deadline: a launcher that hangs while starting (it once did,
+        # in fork) fails this test instead of blocking the whole run.
+        bannered = threading.Event()
+
+        def read_banner() -> None:
+            for line in self.proc.stdout or ():
+                self.banner += line
+                if "stop:" in line:
+                    break
+            bannered.set()
+
+        threading.Thread(target=read_banner, daemon=True).start()
+        if not bannered.wait(120):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         if "AllSource is running" not in self.banner:
             self.proc.wait(10)
             reader.join(5)  # until it has taken the last lines
@@ -122,6 +132,17 @@ def test_a_launcher_killed_outright_takes_its_services_with_it(launcher: Launche
     os.kill(launcher.proc.pid, signal.SIGKILL)
     launcher.proc.wait()
     assert _wait_gone(launcher.services, 30) == []
+
+
+def test_a_service_started_for_a_launcher_that_is_gone_stops_at_once(tmp_path: Path) -> None:
+    """Each service sets its own death signal (ALLSOURCE_LAUNCHER_PID); one whose launcher died before it
+    could (its parent is no longer that launcher) would never get the signal, so it does not start."""
+    env = {**_env(tmp_path), "ALLSOURCE_LAUNCHER_PID": "1"}  # not this service's parent
+    done = subprocess.run(
+        [sys.executable, "-m", "services.storage"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0 and "the launcher has gone" in done.stderr, done.stderr
+    assert not (tmp_path / "data").exists()  # it stopped before opening anything
 
 
 def test_a_second_launcher_refuses_at_once_in_one_line(launcher: Launcher, tmp_path: Path) -> None:
