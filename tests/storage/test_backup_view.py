@@ -4,11 +4,13 @@ instant: no checkpoint, and nothing written after that instant gets in, in any f
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from allsource.storage.v1 import backup_pb2
+from allsource.storage.v1 import backup_pb2, model_pb2
 
 from services.storage import keys
 from services.storage.backend import AppendOp
@@ -17,6 +19,7 @@ from services.storage.backup.destinations import LocalDirectory
 from services.storage.backup.jobs import BackupJobs
 from services.storage.rocksdb_backend import RocksBackend
 from shared.config.settings import BackupSettings, StorageSettings
+from shared.core.errors import AllSourceError
 from tests.storage.contract import T, ev, req
 
 
@@ -267,3 +270,73 @@ def test_a_reopen_after_a_failed_write_waits_for_a_small_backups_live_view(
     made, waited = asyncio.run(body())
     assert waited
     assert made.events == 20
+
+
+def test_an_incremental_reads_its_parents_indexes_at_once_and_copies_only_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incremental backup compares each key-value family with its parent's index of it. The parent's
+    index chunks are read ahead, several at once (with S3 each read is a round trip; one after another
+    they took much of a small incremental), in the order the families are compared: two tenants and the
+    suite's records, each compared with its own index, so only the one stream record that changed is
+    copied. A damaged index chunk of the parent is named, and no backup is made on it."""
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+    plain = LocalDirectory.get
+
+    def slow_get(self: LocalDirectory, backup_id: str, object_name: str) -> bytes | None:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            time.sleep(0.05)  # a remote store's round trip
+            return plain(self, backup_id, object_name)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    async def body() -> tuple[list[fmt.Manifest], str]:
+        backend = RocksBackend(StorageSettings(data_dir=str(tmp_path / "data")))
+        await backend.start()
+        try:
+            await backend.put_tenant(model_pb2.TenantRecord(tenant_id="acme"), 0)
+            await backend.append([AppendOp(T, req("a", *[ev() for _ in range(5)]))])
+            await backend.append([AppendOp("acme", req("b", *[ev() for _ in range(5)]))])
+            for tenant in (T, "acme", ""):
+                await backend.put_record(tenant, "settings", "colour", b"blue", None)
+            jobs = BackupJobs(backend, BackupSettings(dir=str(tmp_path / "backups")))
+
+            async def backup() -> fmt.Manifest:
+                last = None
+                async for progress in jobs.create(backup_pb2.CreateBackupRequest(incremental=bool(made))):
+                    last = progress
+                assert last is not None and last.done
+                raw = (tmp_path / "backups" / last.backup.backup_id / fmt.MANIFEST).read_bytes()
+                return fmt.Manifest.from_json(raw)
+
+            made: list[fmt.Manifest] = []
+            made.append(await backup())
+            monkeypatch.setattr(LocalDirectory, "get", slow_get)
+            await backend.append([AppendOp("acme", req("b", ev()))])
+            made.append(await backup())
+            # One of the parent's index chunks damaged: the next incremental names it and is not made.
+            damaged = next(c for c in made[-1].chunks if c.tenant_id == T and c.section == "streams.index")
+            path = tmp_path / "backups" / made[-1].backup_id / damaged.name
+            path.write_bytes(path.read_bytes()[:-1] + b"\0")
+            with pytest.raises(AllSourceError) as refused:
+                await backup()
+            return made, refused.value.message
+        finally:
+            await backend.close()
+
+    made, refused = asyncio.run(body())
+    full, incremental = made
+    indexes = {(c.tenant_id, c.section) for c in full.chunks if c.section.endswith(".index")}
+    assert {(T, "streams.index"), ("acme", "streams.index"), ("", "records.index"), (T, "records.index")} <= indexes
+    copied = [(c.tenant_id, c.section, c.records) for c in incremental.chunks if c.section in fmt.KV_FAMILIES]
+    assert copied == [("acme", "streams", 1)], copied  # only the stream that changed
+    assert [(t.tenant_id, t.events) for t in incremental.tenants] == [("acme", 1), (T, 0)]
+    assert most > 1, "the parent's index chunks were read one at a time"
+    assert "streams.index" in refused and "SHA-256" in refused
+    assert [m.backup_id for m in made] == sorted(p.name for p in (tmp_path / "backups").iterdir())

@@ -17,6 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from services.storage.backup.format import MANIFEST
 
 
@@ -28,6 +30,9 @@ class Destination(abc.ABC):
     """A place that keeps backups, each a set of objects under its id."""
 
     name: str
+    # How many objects a backup has in flight to it at once (compressing and storing): a local disk is
+    # served as well by two, a remote store answers each request after a round trip, so more overlap.
+    in_flight = 2
 
     @abc.abstractmethod
     def put(self, backup_id: str, object_name: str, data: bytes) -> None:
@@ -136,6 +141,8 @@ class S3Bucket(Destination):
     """Backups under a prefix of an S3-compatible bucket (multipart uploads for large chunks, retries)."""
 
     name = "s3"
+    # Each chunk in flight holds up to CHUNK_RAW_BYTES raw and its compressed copy: at most ~64 MiB.
+    in_flight = 4
 
     def __init__(self, config: dict[str, Any]) -> None:
         import boto3
@@ -153,7 +160,7 @@ class S3Bucket(Destination):
             aws_secret_access_key=config.get("secret_access_key") or None,
             config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
         )
-        threshold = int(config.get("multipart_bytes") or 8 * 1024 * 1024)
+        threshold = self._threshold = int(config.get("multipart_bytes") or 8 * 1024 * 1024)
         self._transfer = TransferConfig(multipart_threshold=threshold, multipart_chunksize=threshold)
 
     def _key(self, backup_id: str, object_name: str) -> str:
@@ -165,19 +172,31 @@ class S3Bucket(Destination):
         return _Convert(action, (BotoCoreError, ClientError))
 
     def put(self, backup_id: str, object_name: str, data: bytes) -> None:
+        # Below the multipart threshold, one PutObject: the transfer manager (threads and futures for
+        # each object) made a 100 KB upload take 6.5 ms against 4.3 (moto_server, this machine).
+        key = self._key(backup_id, object_name)
         with self._errors(f"writing {backup_id}/{object_name}"):
-            self._client.upload_fileobj(
-                io.BytesIO(data), self.bucket, self._key(backup_id, object_name), Config=self._transfer
-            )
+            if len(data) < self._threshold:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            else:
+                self._client.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self._transfer)
 
     def get(self, backup_id: str, object_name: str) -> bytes | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, ConnectionError, IncompleteReadError, ResponseStreamingError
 
         try:
             with self._errors(f"reading {backup_id}/{object_name}"):
-                out = io.BytesIO()
-                self._client.download_fileobj(self.bucket, self._key(backup_id, object_name), out)
-                return out.getvalue()
+                # One GetObject (9.8 ms through the transfer manager, 3.9 without, for 100 KB). Failed
+                # requests are retried by the client; a body cut off midway is read again here.
+                for attempt in range(3):
+                    reply = self._client.get_object(Bucket=self.bucket, Key=self._key(backup_id, object_name))
+                    try:
+                        data: bytes = reply["Body"].read()
+                        return data
+                    except (ConnectionError, IncompleteReadError, ResponseStreamingError):
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
         except DestinationError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
@@ -264,7 +283,17 @@ def _syncfs(path: Path) -> bool:
 
 
 def open_destination(config: dict[str, Any]) -> Destination:
-    """The destination a configuration (from jobs.destination_config) describes."""
+    """The destination a configuration (from jobs.destination_config) describes: the same object for the
+    same configuration within a process. Making an S3 client costs about 7 ms (and 0.4 s the first time),
+    and every backup, listing and restore opened its destination anew (a backup twice: the job and its
+    dump); a changed configuration (rotated credentials, after a reload) makes a new one. Destinations
+    keep no state of their own beyond their client, and boto3's clients may be shared between threads."""
+    return _opened(orjson.dumps(config, option=orjson.OPT_SORT_KEYS))
+
+
+@functools.lru_cache(maxsize=16)
+def _opened(canonical: bytes) -> Destination:
+    config = orjson.loads(canonical)
     if config["kind"] == "s3":
         return S3Bucket(config)
     return LocalDirectory(config["dir"])

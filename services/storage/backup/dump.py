@@ -12,6 +12,7 @@ GIL). It reports progress as JSON lines (on standard output when a process) and 
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import functools
 import itertools
@@ -194,32 +195,65 @@ def tenants_of(meta: CheckpointFamily | LiveFamily, wanted: list[str]) -> list[d
 
 
 @functools.cache
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    """The sinks' threads, made once per process: starting two threads for each backup cost a 10K-event
-    incremental backup 2 ms of its 25. Backups run one at a time (BackupJobs), so one sink uses them.
-    Two threads: zstandard and hashlib release the GIL, so copying files keeps both cores busy."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="backup-sink")
+def _pool(workers: int = 2) -> concurrent.futures.ThreadPoolExecutor:
+    """The sinks' threads, made once per process (per size): starting two threads for each backup cost a
+    10K-event incremental backup 2 ms of its 25. Backups run one at a time (BackupJobs), so one sink uses
+    them. One per chunk in flight (Destination.in_flight): two for a local directory (zstandard and
+    hashlib release the GIL, so copying files keeps both cores busy), more for S3, whose requests mostly
+    wait on the network."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"backup-sink-{workers}")
+
+
+# How many of the parent's index chunks an incremental backup reads at once.
+INDEX_READS_AHEAD = 8
+
+
+@functools.cache
+def _fetch_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that read a parent backup's index chunks ahead of use, made once per process."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=INDEX_READS_AHEAD, thread_name_prefix="backup-fetch")
+
+
+def _read_ahead(
+    dest: Destination, backup_id: str, chunks: list[fmt.ChunkInfo]
+) -> Iterator[tuple[fmt.ChunkInfo, bytes | None]]:
+    """Each chunk with its stored bytes (None when missing), in order, up to INDEX_READS_AHEAD read at once."""
+    reads: collections.deque[tuple[fmt.ChunkInfo, concurrent.futures.Future[bytes | None]]] = collections.deque()
+    try:
+        for info in chunks:
+            reads.append((info, _fetch_pool().submit(dest.get, backup_id, info.name)))
+            if len(reads) >= INDEX_READS_AHEAD:
+                done, future = reads.popleft()
+                yield done, future.result()
+        while reads:
+            done, future = reads.popleft()
+            yield done, future.result()
+    finally:
+        for _, future in reads:  # given up midway (an error): reads not started are dropped
+            future.cancel()
 
 
 class ChunkSink:
-    """Compresses, hashes and stores chunks on a thread of its own, at most two ahead of the reader."""
+    """Compresses, hashes and stores chunks on threads of its own, at most `dest.in_flight` ahead of the
+    reader."""
 
     def __init__(self, dest: Destination, backup_id: str, level: int) -> None:
         self.dest, self.backup_id, self.level = dest, backup_id, level
-        self.pool = _pool()
+        self.window = dest.in_flight
+        self.pool = _pool(self.window)
         self.pending: list[concurrent.futures.Future[None]] = []
         self.chunks: list[fmt.ChunkInfo] = []
         self.stored = 0
 
     def add(self, info: fmt.ChunkInfo, keys: list[bytes], values: list[bytes]) -> None:
-        while len(self.pending) >= 2:
+        while len(self.pending) >= self.window:
             self.pending.pop(0).result()
         self.chunks.append(info)
         self.pending.append(self.pool.submit(self._store, info, keys, values))
 
     def add_run(self, info: fmt.ChunkInfo, values: list[bytes]) -> None:
         """Events at consecutive positions from info.first_position: their keys are made, not read."""
-        while len(self.pending) >= 2:
+        while len(self.pending) >= self.window:
             self.pending.pop(0).result()
         self.chunks.append(info)
         self.pending.append(self.pool.submit(self._store_run, info, values))
@@ -229,7 +263,7 @@ class ChunkSink:
 
     def add_raw(self, info: fmt.ChunkInfo, raw: bytes) -> None:
         """A chunk of bytes as they are (a piece of a checkpoint file)."""
-        while len(self.pending) >= 2:
+        while len(self.pending) >= self.window:
             self.pending.pop(0).result()
         self.chunks.append(info)
         self.pending.append(self.pool.submit(self._store_raw, info, raw))
@@ -269,6 +303,8 @@ class Dump:
         self.backup_id = job["backup_id"]
         self.sink = ChunkSink(self.dest, self.backup_id, int(job.get("level", 3)))
         self.parent: fmt.Manifest | None = None
+        self._index_reads: Iterator[tuple[fmt.ChunkInfo, bytes | None]] = iter(())
+        self._index_counts: dict[tuple[str, str], int] = {}
         if job.get("parent_backup_id"):
             raw = self.dest.manifest(job["parent_backup_id"])
             if raw is None:
@@ -315,6 +351,9 @@ class Dump:
             parts.append((index, tenant, first, max(first, last)))
             lo, hi = self._share(first, max(first, last))
             self.total_events += hi - lo
+        if self.parent is not None and self.share == 0:
+            order = [(tenant["tenant_id"], family) for _, tenant, _, _ in parts for family in fmt.KV_FAMILIES]
+            self._read_parent_indexes(order + ([(fmt.SUITE, "records")] if job.get("suite", True) else []))
         manifest = fmt.Manifest(
             backup_id=self.backup_id,
             kind="incremental" if self.parent else "full",
@@ -487,18 +526,38 @@ class Dump:
             last_recorded_ns=last_ns,
         )
 
+    def _read_parent_indexes(self, order: list[tuple[str, str]]) -> None:
+        """Start reading the parent's index chunks of the (tenant, family) pairs `order` lists, in that
+        order (the order _kv asks for them), up to INDEX_READS_AHEAD at once on threads: with S3 each
+        is a round trip, and one after another they took much of a small incremental backup."""
+        assert self.parent is not None
+        by_pair: dict[tuple[str, str], list[fmt.ChunkInfo]] = {}
+        for info in self.parent.chunks:
+            if info.section.endswith(".index"):
+                by_pair.setdefault((info.tenant_id, info.section.removesuffix(".index")), []).append(info)
+        wanted = [info for pair in order for info in by_pair.get(pair, [])]
+        self._index_counts = {pair: len(chunks) for pair, chunks in by_pair.items()}
+        self._index_reads = _read_ahead(self.dest, self.parent.backup_id, wanted)
+
+    def _previous(self, tenant_id: str, name: str) -> dict[bytes, bytes]:
+        """The parent's digests of a family of the tenant (key -> digest); {} for a full backup."""
+        previous: dict[bytes, bytes] = {}
+        if self.parent is None:
+            return previous
+        section = f"{name}.index"
+        for _ in range(self._index_counts.get((tenant_id, name), 0)):
+            info, data = next(self._index_reads)
+            assert (info.tenant_id, info.section) == (tenant_id, section), "index chunks read out of order"
+            problem = fmt.check_chunk(info, data, self.parent.backup_id)
+            if problem:
+                raise fmt.corrupt(problem, self.parent.backup_id, info)
+            assert data is not None
+            previous.update(fmt.decode_records(fmt.decompress(data, info.name), info.name))
+        return previous
+
     def _kv(self, family: Any, label: str, tenant_id: str, t: int, name: str, *, skip_signing: bool = False) -> None:
         """A family of the tenant: whole (full backup) or what changed since the parent (incremental)."""
-        previous: dict[bytes, bytes] = {}
-        if self.parent is not None:
-            for info in self.parent.chunks:
-                if info.tenant_id == tenant_id and info.section == f"{name}.index":
-                    data = self.dest.get(self.parent.backup_id, info.name)
-                    problem = fmt.check_chunk(info, data, self.parent.backup_id)
-                    if problem:
-                        raise fmt.corrupt(problem, self.parent.backup_id, info)
-                    assert data is not None
-                    previous.update(fmt.decode_records(fmt.decompress(data, info.name), info.name))
+        previous = self._previous(tenant_id, name)
         index: list[tuple[bytes, bytes]] = []
         changed: list[tuple[bytes, bytes]] = []
         size, seq = 0, 0
