@@ -3,6 +3,7 @@ admin service: an interval schedule running twice, retention deleting the oldest
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Iterator
 
@@ -196,3 +197,38 @@ def test_large_chunks_go_up_in_parts_and_come_back_whole(s3: str) -> None:
     assert dest.backup_ids() == ["b1"]
     dest.delete("b1")
     assert dest.backup_ids() == [] and dest.get("b1", "t00000-events-0-000000.zst") is None
+
+
+def test_listing_backups_costs_a_request_per_thousand_backups_not_per_thousand_chunks(s3: str) -> None:
+    """Listing every object to find the manifests cost a request per 1,000 chunks of every backup kept (a
+    full backup of a large database has thousands of chunks); backups are now listed by their common
+    prefix, and whether one has its manifest is asked once."""
+    dest = S3Bucket({**dest_config(s3), "prefix": "many/"})
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: dest.put("big", f"file-{i:06d}.zst", b"x"), range(1001)))
+    dest.put("big", "manifest.json", b"{}")
+    dest.put("partial", "file-000000.zst", b"x")  # being written: no manifest yet
+    calls: list[str] = []
+    fresh = S3Bucket({**dest_config(s3), "prefix": "many/"})  # another process: nothing remembered
+    fresh._client.meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+    assert fresh.backup_ids() == ["big"]
+    assert sorted(calls) == ["HeadObject", "HeadObject", "ListObjectsV2"], calls
+    calls.clear()
+    assert fresh.backup_ids() == ["big"]
+    assert calls == ["ListObjectsV2", "HeadObject"]  # only the one still without a manifest is asked again
+    fresh.put("partial", "manifest.json", b"{}")
+    calls.clear()
+    assert fresh.backup_ids() == ["big", "partial"] and calls == ["ListObjectsV2"]
+    fresh.delete("partial")
+    assert fresh.backup_ids() == ["big"]
+    dest.delete("big")
+    assert fresh.backup_ids() == []
+
+
+def dest_config(s3: str) -> dict[str, str]:
+    return {
+        "bucket": BUCKET,
+        "endpoint_url": s3,
+        "access_key_id": AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        "secret_access_key": AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+    }

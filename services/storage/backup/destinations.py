@@ -160,6 +160,8 @@ class S3Bucket(Destination):
             aws_secret_access_key=config.get("secret_access_key") or None,
             config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
         )
+        # Backups known to have their manifest (backup_ids); a set's add and discard are atomic.
+        self._complete: set[str] = set()
         threshold = self._threshold = int(config.get("multipart_bytes") or 8 * 1024 * 1024)
         self._transfer = TransferConfig(multipart_threshold=threshold, multipart_chunksize=threshold)
 
@@ -180,6 +182,8 @@ class S3Bucket(Destination):
                 self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
             else:
                 self._client.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self._transfer)
+        if object_name == MANIFEST:
+            self._complete.add(backup_id)
 
     def get(self, backup_id: str, object_name: str) -> bytes | None:
         from botocore.exceptions import ClientError, ConnectionError, IncompleteReadError, ResponseStreamingError
@@ -208,21 +212,42 @@ class S3Bucket(Destination):
         return f"s3:{self.endpoint}|{self.bucket}|{self.prefix}"
 
     def backup_ids(self) -> list[str]:
-        ids: list[str] = []
+        """One entry per backup (a common prefix), not per object: listing every object to find the
+        manifests cost a request per 1,000 chunks of every backup kept (a full backup of a large database
+        has thousands). Whether a backup has its manifest is asked once (HEAD, at once for new ones) and
+        remembered: a manifest is written last and never changed; `delete` removes it first and forgets."""
+        listed: list[str] = []
         with self._errors("listing backups"):
-            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
+            )
             for page in pages:
-                for item in page.get("Contents", []):
-                    rest = item["Key"][len(self.prefix) :]
-                    backup_id, _, name = rest.partition("/")
-                    if name == MANIFEST:
-                        ids.append(backup_id)
-        return sorted(ids)
+                for common in page.get("CommonPrefixes", []):
+                    listed.append(common["Prefix"][len(self.prefix) : -1])
+            unknown = [backup_id for backup_id in listed if backup_id not in self._complete]
+            for backup_id, found in zip(unknown, _head_pool().map(self._has_manifest, unknown), strict=True):
+                if found:
+                    self._complete.add(backup_id)
+        here = set(listed)
+        self._complete.intersection_update(here)
+        return sorted(backup_id for backup_id in here if backup_id in self._complete)
+
+    def _has_manifest(self, backup_id: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(backup_id, MANIFEST))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     def seal(self, backup_id: str) -> None:
         """Nothing to do: S3 has stored an object durably when its upload returns."""
 
     def delete(self, backup_id: str) -> None:
+        self._complete.discard(backup_id)
         with self._errors(f"deleting {backup_id}"):
             self._client.delete_object(Bucket=self.bucket, Key=self._key(backup_id, MANIFEST))
             pages = self._client.get_paginator("list_objects_v2").paginate(
@@ -246,6 +271,12 @@ class _Convert:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, self.kinds):
             raise DestinationError(f"S3 failed while {self.action}: {exc}") from exc
+
+
+@functools.cache
+def _head_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that ask S3 at once whether new backups have their manifests, made once per process."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="backup-head")
 
 
 @functools.cache
