@@ -17,6 +17,7 @@ from services.storage.backend import AppendOp
 from services.storage.backup import format as fmt
 from services.storage.backup.destinations import LocalDirectory
 from services.storage.backup.jobs import BackupJobs
+from services.storage.backup.load import Loader
 from services.storage.rocksdb_backend import RocksBackend
 from shared.config.settings import BackupSettings, StorageSettings
 from shared.core.errors import AllSourceError
@@ -297,6 +298,7 @@ def test_an_incremental_reads_its_parents_indexes_at_once_and_copies_only_what_c
                 in_flight -= 1
 
     async def body() -> tuple[list[fmt.Manifest], str]:
+        nonlocal most
         backend = RocksBackend(StorageSettings(data_dir=str(tmp_path / "data")))
         await backend.start()
         try:
@@ -320,6 +322,18 @@ def test_an_incremental_reads_its_parents_indexes_at_once_and_copies_only_what_c
             monkeypatch.setattr(LocalDirectory, "get", slow_get)
             await backend.append([AppendOp("acme", req("b", ev()))])
             made.append(await backup())
+            # Verifying the chain (as restores do first) reads its chunks several at once too.
+            most_before, most = most, 0
+            job = {
+                "destination": jobs.destination_config(""),
+                "backup_id": made[-1].backup_id,
+                "staging": str(tmp_path / "staging"),
+                "verify_only": True,
+            }
+            verified = Loader(job, report=lambda message: None).run()
+            assert verified["problems"] == [] and verified["chunks"] == sum(len(m.chunks) for m in made)
+            assert most > 1, "a chain's chunks were verified one at a time"
+            most = most_before
             # One of the parent's index chunks damaged: the next incremental names it and is not made.
             damaged = next(c for c in made[-1].chunks if c.tenant_id == T and c.section == "streams.index")
             path = tmp_path / "backups" / made[-1].backup_id / damaged.name

@@ -8,18 +8,20 @@ dump and load worker processes as a JSON object on their standard input (never o
 from __future__ import annotations
 
 import abc
+import collections
 import concurrent.futures
 import ctypes
 import functools
 import io
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from services.storage.backup.format import MANIFEST
+from services.storage.backup.format import MANIFEST, ChunkInfo, check_chunk
 
 
 class DestinationError(Exception):
@@ -271,6 +273,44 @@ class _Convert:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and isinstance(exc, self.kinds):
             raise DestinationError(f"S3 failed while {self.action}: {exc}") from exc
+
+
+# How many chunks read_checked reads at once (each at most CHUNK_RAW_BYTES compressed: ~64 MiB).
+READ_AHEAD = 8
+
+
+@functools.cache
+def _read_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that read and check chunks ahead of their use, made once per process."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="backup-read")
+
+
+def _read_one(dest: Destination, backup_id: str, info: ChunkInfo) -> tuple[bytes | None, str]:
+    data = dest.get(backup_id, info.name)
+    return data, check_chunk(info, data, backup_id)
+
+
+def read_checked(
+    dest: Destination, chunks: Iterable[tuple[str, ChunkInfo]]
+) -> Iterator[tuple[str, ChunkInfo, bytes | None, str]]:
+    """Each (backup id, chunk) with its stored bytes (None when missing) and why it is unusable ("" when
+    it matches its size and SHA-256), in order; up to READ_AHEAD read and checked at once on threads
+    (reading and hashing release the GIL; with S3 each read is a round trip, which one after another
+    made restores, verifications and incrementals wait on the network)."""
+    reads: collections.deque[tuple[str, ChunkInfo, concurrent.futures.Future[tuple[bytes | None, str]]]]
+    reads = collections.deque()
+    try:
+        for backup_id, info in chunks:
+            reads.append((backup_id, info, _read_pool().submit(_read_one, dest, backup_id, info)))
+            if len(reads) >= READ_AHEAD:
+                backup_id, info, future = reads.popleft()
+                yield backup_id, info, *future.result()
+        while reads:
+            backup_id, info, future = reads.popleft()
+            yield backup_id, info, *future.result()
+    finally:
+        for _, _, future in reads:  # given up midway (an error): reads not started are dropped
+            future.cancel()
 
 
 @functools.cache

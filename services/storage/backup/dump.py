@@ -12,7 +12,6 @@ GIL). It reports progress as JSON lines (on standard output when a process) and 
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import functools
 import itertools
@@ -29,7 +28,7 @@ from rocksdict import AccessType, Options, Rdict, ReadOptions
 
 from services.storage import codec, keys
 from services.storage.backup import format as fmt
-from services.storage.backup.destinations import Destination, open_destination
+from services.storage.backup.destinations import Destination, open_destination, read_checked
 from shared.core.timestamps import from_timestamp
 
 FAMILIES = (
@@ -204,35 +203,6 @@ def _pool(workers: int = 2) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"backup-sink-{workers}")
 
 
-# How many of the parent's index chunks an incremental backup reads at once.
-INDEX_READS_AHEAD = 8
-
-
-@functools.cache
-def _fetch_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads that read a parent backup's index chunks ahead of use, made once per process."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=INDEX_READS_AHEAD, thread_name_prefix="backup-fetch")
-
-
-def _read_ahead(
-    dest: Destination, backup_id: str, chunks: list[fmt.ChunkInfo]
-) -> Iterator[tuple[fmt.ChunkInfo, bytes | None]]:
-    """Each chunk with its stored bytes (None when missing), in order, up to INDEX_READS_AHEAD read at once."""
-    reads: collections.deque[tuple[fmt.ChunkInfo, concurrent.futures.Future[bytes | None]]] = collections.deque()
-    try:
-        for info in chunks:
-            reads.append((info, _fetch_pool().submit(dest.get, backup_id, info.name)))
-            if len(reads) >= INDEX_READS_AHEAD:
-                done, future = reads.popleft()
-                yield done, future.result()
-        while reads:
-            done, future = reads.popleft()
-            yield done, future.result()
-    finally:
-        for _, future in reads:  # given up midway (an error): reads not started are dropped
-            future.cancel()
-
-
 class ChunkSink:
     """Compresses, hashes and stores chunks on threads of its own, at most `dest.in_flight` ahead of the
     reader."""
@@ -281,6 +251,11 @@ class ChunkSink:
         for future in self.pending:
             future.result()
 
+    def abandon(self) -> None:
+        """Wait for the chunks still being stored, whatever they come to: a failed backup's objects are
+        removed once its dump has returned, and one written after that would be left behind."""
+        concurrent.futures.wait(self.pending)
+
 
 class Dump:
     """One backup job."""
@@ -303,7 +278,7 @@ class Dump:
         self.backup_id = job["backup_id"]
         self.sink = ChunkSink(self.dest, self.backup_id, int(job.get("level", 3)))
         self.parent: fmt.Manifest | None = None
-        self._index_reads: Iterator[tuple[fmt.ChunkInfo, bytes | None]] = iter(())
+        self._index_reads: Iterator[tuple[str, fmt.ChunkInfo, bytes | None, str]] = iter(())
         self._index_counts: dict[tuple[str, str], int] = {}
         if job.get("parent_backup_id"):
             raw = self.dest.manifest(job["parent_backup_id"])
@@ -323,6 +298,13 @@ class Dump:
             self.report({"progress": line})
 
     def run(self) -> fmt.Manifest:
+        try:
+            return self._open_and_run()
+        except BaseException:
+            self.sink.abandon()
+            raise
+
+    def _open_and_run(self) -> fmt.Manifest:
         if self.view is not None:
             try:
                 runs = self.view.pop(VIEW_RUNS, None)
@@ -528,7 +510,7 @@ class Dump:
 
     def _read_parent_indexes(self, order: list[tuple[str, str]]) -> None:
         """Start reading the parent's index chunks of the (tenant, family) pairs `order` lists, in that
-        order (the order _kv asks for them), up to INDEX_READS_AHEAD at once on threads: with S3 each
+        order (the order _kv asks for them), several at once on threads (read_checked): with S3 each
         is a round trip, and one after another they took much of a small incremental backup."""
         assert self.parent is not None
         by_pair: dict[tuple[str, str], list[fmt.ChunkInfo]] = {}
@@ -537,7 +519,8 @@ class Dump:
                 by_pair.setdefault((info.tenant_id, info.section.removesuffix(".index")), []).append(info)
         wanted = [info for pair in order for info in by_pair.get(pair, [])]
         self._index_counts = {pair: len(chunks) for pair, chunks in by_pair.items()}
-        self._index_reads = _read_ahead(self.dest, self.parent.backup_id, wanted)
+        backup_id = self.parent.backup_id
+        self._index_reads = read_checked(self.dest, [(backup_id, info) for info in wanted])
 
     def _previous(self, tenant_id: str, name: str) -> dict[bytes, bytes]:
         """The parent's digests of a family of the tenant (key -> digest); {} for a full backup."""
@@ -546,9 +529,8 @@ class Dump:
             return previous
         section = f"{name}.index"
         for _ in range(self._index_counts.get((tenant_id, name), 0)):
-            info, data = next(self._index_reads)
+            _, info, data, problem = next(self._index_reads)
             assert (info.tenant_id, info.section) == (tenant_id, section), "index chunks read out of order"
-            problem = fmt.check_chunk(info, data, self.parent.backup_id)
             if problem:
                 raise fmt.corrupt(problem, self.parent.backup_id, info)
             assert data is not None

@@ -25,7 +25,7 @@ from rocksdict import Options, SstFileWriter
 
 from services.storage import codec, keys
 from services.storage.backup import format as fmt
-from services.storage.backup.destinations import Destination, open_destination
+from services.storage.backup.destinations import Destination, open_destination, read_checked
 from services.storage.backup.dump import open_checkpoint, print_message, scan
 from services.storage.codec import StreamHead
 from shared.core.timestamps import from_timestamp
@@ -157,44 +157,46 @@ class Loader:
             line = {"events": self.events_done, "total_events": self.total_events, "bytes": self.checked_bytes}
             self.report({"progress": line})
 
-    def chunk(self, manifest: fmt.Manifest, info: fmt.ChunkInfo) -> Iterator[tuple[bytes, bytes]]:
-        data = self.dest.get(manifest.backup_id, info.name)
-        problem = fmt.check_chunk(info, data, manifest.backup_id)
-        if problem:
-            raise fmt.corrupt(problem, manifest.backup_id, info)
-        assert data is not None
-        self.checked_chunks += 1
-        self.checked_bytes += len(data)
-        return fmt.decode_records(fmt.decompress(data, info.name), f"{manifest.backup_id}/{info.name}")
+    def chunks(self, wanted: list[tuple[fmt.Manifest, fmt.ChunkInfo]]) -> Iterator[Iterator[tuple[bytes, bytes]]]:
+        """The records of each chunk, in order, read and checked ahead (destinations.read_checked)."""
+        for backup_id, info, data, problem in read_checked(self.dest, [(m.backup_id, i) for m, i in wanted]):
+            if problem:
+                raise fmt.corrupt(problem, backup_id, info)
+            assert data is not None
+            self.checked_chunks += 1
+            self.checked_bytes += len(data)
+            yield fmt.decode_records(fmt.decompress(data, info.name), f"{backup_id}/{info.name}")
 
     def verify(self) -> list[tuple[str, str]]:
         """Every chunk of the chain read and checked; the problems found and their chunks (empty: sound)."""
         problems = []
-        for manifest in self.chain:
-            for info in manifest.chunks:
-                data = self.dest.get(manifest.backup_id, info.name)
-                problem = fmt.check_chunk(info, data, manifest.backup_id)
-                if problem:
-                    problems.append((problem, f"{manifest.backup_id}/{info.name}"))
-                else:
-                    assert data is not None
-                    self.checked_chunks += 1
-                    self.checked_bytes += len(data)
-                self.progress()
+        every = [(manifest.backup_id, info) for manifest in self.chain for info in manifest.chunks]
+        for backup_id, info, data, problem in read_checked(self.dest, every):
+            if problem:
+                problems.append((problem, f"{backup_id}/{info.name}"))
+            else:
+                assert data is not None
+                self.checked_chunks += 1
+                self.checked_bytes += len(data)
+            self.progress()
         return problems
 
     def kv_state(self, tenant_id: str, family: str) -> dict[bytes, bytes]:
         """A family of a tenant as of the chain's last backup."""
         state: dict[bytes, bytes] = {}
-        for manifest in self.chain:
-            for info in manifest.chunks:
-                if info.tenant_id != tenant_id:
-                    continue
-                if info.section == family:
-                    state.update(self.chunk(manifest, info))
-                elif info.section == f"{family}.deleted":
-                    for key, _ in self.chunk(manifest, info):
-                        state.pop(key, None)
+        deleted = f"{family}.deleted"
+        wanted = [
+            (manifest, info)
+            for manifest in self.chain
+            for info in manifest.chunks
+            if info.tenant_id == tenant_id and info.section in (family, deleted)
+        ]
+        for (_, info), records in zip(wanted, self.chunks(wanted), strict=True):
+            if info.section == family:
+                state.update(records)
+            else:
+                for key, _ in records:
+                    state.pop(key, None)
         return state
 
     def events(self, tenant_id: str, cut: Cut) -> Iterator[tuple[int, bytes, model_pb2.StoredEvent]]:
@@ -204,23 +206,36 @@ class Loader:
                 if not (yield from self._base_events(manifest, tenant_id, cut)):
                     return
                 continue
+            wanted: list[tuple[fmt.Manifest, fmt.ChunkInfo]] = []
+            past_cut = False
             for info in manifest.chunks:
                 if info.tenant_id != tenant_id or info.section != fmt.EVENTS:
                     continue
-                if cut.position and info.first_position > cut.position:
-                    return
-                if cut.time_ns and info.first_recorded_ns > cut.time_ns:
-                    return
-                for key, value in self.chunk(manifest, info):
-                    position = keys.unpack_u64(key)
-                    ev = codec.decode_event(value)
-                    if cut.position and position > cut.position:
-                        return
-                    if cut.time_ns and from_timestamp(ev.recorded_at) > cut.time_ns:
-                        return
-                    self.events_done += 1
-                    yield position, value, ev
-                self.progress()
+                if (cut.position and info.first_position > cut.position) or (
+                    cut.time_ns and info.first_recorded_ns > cut.time_ns
+                ):
+                    past_cut = True  # this chunk and every later one start after the cut
+                    break
+                wanted.append((manifest, info))
+            if not (yield from self._chunk_events(wanted, cut)) or past_cut:
+                return
+
+    def _chunk_events(
+        self, wanted: list[tuple[fmt.Manifest, fmt.ChunkInfo]], cut: Cut
+    ) -> Generator[tuple[int, bytes, model_pb2.StoredEvent], None, bool]:
+        """The events of these chunks up to the cut; returns False when the cut was reached."""
+        for records in self.chunks(wanted):
+            for key, value in records:
+                position = keys.unpack_u64(key)
+                ev = codec.decode_event(value)
+                if cut.position and position > cut.position:
+                    return False
+                if cut.time_ns and from_timestamp(ev.recorded_at) > cut.time_ns:
+                    return False
+                self.events_done += 1
+                yield position, value, ev
+            self.progress()
+        return True
 
     def _base_events(
         self, manifest: fmt.Manifest, tenant_id: str, cut: Cut
@@ -252,11 +267,8 @@ class Loader:
         (its chunks were checked by `verify`), and open it read-only."""
         base = self.staging / "base"
         base.mkdir(parents=True, exist_ok=True)
-        for info in manifest.chunks:
-            if info.section != fmt.FILE:
-                continue
-            data = self.dest.get(manifest.backup_id, info.name)
-            problem = fmt.check_chunk(info, data, manifest.backup_id)
+        files = [(manifest.backup_id, info) for info in manifest.chunks if info.section == fmt.FILE]
+        for _, info, data, problem in read_checked(self.dest, files):
             if problem:
                 raise fmt.corrupt(problem, manifest.backup_id, info)
             assert data is not None
