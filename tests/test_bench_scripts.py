@@ -82,3 +82,9 @@ def test_the_list_events_benchmark_runs_and_reports_both_plans_on_the_same_data(
     # The time narrowing examines fewer keys than the whole event-type index (every fifth event).
     assert results["after"]["keys_examined"] < results["before"]["keys_examined"] == results["events"] // 5
     assert results["after"]["p50_ms"] > 0 and results["before"]["p50_ms"] > 0
+
+
+def test_the_s3_backup_benchmark_runs_and_reports_each_figure() -> None:
+    out = run("backup_s3.py")
+    for line in ("full backup", "incremental (1K)", "ListBackups", "restore (whole chain)", "VerifyBackup"):
+        assert line in out, out
