@@ -1336,7 +1336,8 @@ class RocksBackend(StorageBackend):
         on (a small backup reads through these instead of a checkpoint: no flush, no files).
 
         `events_after` (tenant id -> position) also makes, at the same instant, a run of each of those
-        tenants' event values past the position (under VIEW_RUNS, keyed by the first event key): rocksdict
+        tenants' event values past the position (under VIEW_RUNS, keyed by the first event key, with the
+        read options that bound it, which must live as long as it does): rocksdict
         reads a run in C, where stepping an iterator costs several Python calls per event.
 
         A RocksDB iterator reads as of the sequence number it was made at, and every write publishes its
@@ -1355,8 +1356,10 @@ class RocksBackend(StorageBackend):
             for _ in range(1000):
                 before = self._db.latest_sequence_number()
                 view: dict[str, Any] = {name: self._cf[name].iter() for name in wanted}
-                # rocksdict's values() makes its RocksDB iterator when called: it reads as of now.
-                view[VIEW_RUNS] = {lo: events.values(from_key=lo, read_opt=bounded) for lo, bounded in runs}
+                # rocksdict's values() makes its RocksDB iterator when called: it reads as of now. Each run
+                # is kept with its read options: the iterator's upper bound lives in them, and once they
+                # were collected a run ended early now and then (after one value of five, say).
+                view[VIEW_RUNS] = {lo: (events.values(from_key=lo, read_opt=bounded), bounded) for lo, bounded in runs}
                 if self._db.latest_sequence_number() == before:
                     return view
                 del view

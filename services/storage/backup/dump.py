@@ -113,14 +113,20 @@ class LiveFamily:
     """A family of the live database read through one iterator, made with the others of its view: every
     read sees the database as of that instant, whatever is written since. One read at a time."""
 
-    def __init__(self, iterator: Any, runs: dict[bytes, Any] | None = None) -> None:
+    def __init__(self, iterator: Any, runs: dict[bytes, tuple[Any, Any]] | None = None) -> None:
         self.it = iterator
         self.runs = runs or {}
+        self._bounds: list[Any] = []  # the read options of the runs handed out, kept while they are read
 
     def run(self, lo: bytes) -> Any:
         """The values from `lo` to the end of its tenant as of the view (an iterator that reads in C), if
         the view made that run; once."""
-        return self.runs.pop(lo, None)
+        found = self.runs.pop(lo, None)
+        if found is None:
+            return None
+        values, bound = found
+        self._bounds.append(bound)  # rocksdict does not keep the iterator's upper bound alive
+        return values
 
     def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, bytes]]:
         for keys_, values in self.blocks(lo, hi, 256):
