@@ -227,7 +227,7 @@ class S3Bucket(Destination):
                 for common in page.get("CommonPrefixes", []):
                     listed.append(common["Prefix"][len(self.prefix) : -1])
             unknown = [backup_id for backup_id in listed if backup_id not in self._complete]
-            for backup_id, found in zip(unknown, _head_pool().map(self._has_manifest, unknown), strict=True):
+            for backup_id, found in zip(unknown, _read_pool().map(self._has_manifest, unknown), strict=True):
                 if found:
                     self._complete.add(backup_id)
         here = set(listed)
@@ -281,7 +281,8 @@ READ_AHEAD = 8
 
 @functools.cache
 def _read_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads that read and check chunks ahead of their use, made once per process."""
+    """Threads for a destination's requests made at once (chunks read and checked ahead of their use,
+    new backups asked for their manifests), made once per process."""
     return concurrent.futures.ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="backup-read")
 
 
@@ -311,12 +312,6 @@ def read_checked(
     finally:
         for _, _, future in reads:  # given up midway (an error): reads not started are dropped
             future.cancel()
-
-
-@functools.cache
-def _head_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads that ask S3 at once whether new backups have their manifests, made once per process."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="backup-head")
 
 
 @functools.cache
