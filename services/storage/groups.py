@@ -7,7 +7,7 @@ entry still in the group (or the read cursor when none is), so everything at or 
 
 What persists (control-plane records, so any backend keeps them, synced like every record):
 - `consumer_groups/<name>`: the definition, the checkpoint and the parked count (a GetConsumerGroupResponse),
-  rewritten soon after the checkpoint moves;
+  rewritten soon after the checkpoint moves (a restart counts the parked events from their records);
 - `consumer_group_parked/<name>/<position>`: each parked event, written before the checkpoint may pass it.
 After a restart the group resumes from its saved checkpoint: events above it that were acked are
 delivered again (at least once), none is skipped. A replayed parked event stays parked until it is acked.
@@ -595,12 +595,19 @@ class GroupEngine:
             except NotFound:
                 raise not_found(name) from None
             stored = groups_pb2.GetConsumerGroupResponse.FromString(record.value)
-            group = Group(self.backend, tenant_id, stored.group, stored.status.checkpoint, stored.status.parked_count)
-            after = parked_key(name, stored.status.checkpoint)
-            while True:  # parked events above the checkpoint are not read from the log again
+            checkpoint = stored.status.checkpoint
+            group = Group(self.backend, tenant_id, stored.group, checkpoint, 0)
+            # The parked events are counted from their records, not taken from the group's record: that is
+            # rewritten a little after each move, and a kill in between left it counting none of the
+            # events parked just before (their records are written before the park is done). Those above
+            # the checkpoint are not read from the log again.
+            after = f"{name}/"
+            while True:
                 records, end = await self.backend.list_records(tenant_id, NS_PARKED, after, 500)
                 mine = [r for r in records if r.key.startswith(f"{name}/")]
-                group.parked_above.update(int(r.key.rsplit("/", 1)[1]) for r in mine)
+                group.parked_count += len(mine)
+                positions = (int(r.key.rsplit("/", 1)[1]) for r in mine)
+                group.parked_above.update(p for p in positions if p > checkpoint)
                 if end or len(mine) < len(records) or not records:
                     break
                 after = records[-1].key

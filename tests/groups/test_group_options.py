@@ -87,12 +87,19 @@ def test_parked_events_survive_kill_9_of_storage_and_query(fresh_suite: Suite) -
     parked = stub.ListParked(groups_pb2.ListParkedRequest(group="p", page_size=100)).events
     assert sorted(p.event.position for p in parked) == [p for p in range(1, 31) if p % 3 == 0]
     status = group_status(fresh_suite, md, "p").status
-    assert status.parked_count == 10 and status.checkpoint == 30
+    # Counted from the parked events' records: the group's own record, rewritten a little after each
+    # move, may predate the last parks (it did once on two workers: 10 records, a count of 0).
+    assert status.parked_count == 10
+    # The checkpoint is the last one saved, so events acked after it come again (at least once), and
+    # none at or below it does.
+    restarted_at = status.checkpoint
+    parked_positions = {p for p in range(1, 31) if p % 3 == 0}
     again = Consumer(fresh_suite, md, "p", "again")
     try:
         assert stub.ReplayParked(groups_pb2.ReplayParkedRequest(group="p")).replayed == 10
         # Replayed events stay parked until acked: none parked means every one came again and was acked.
         wait_until(lambda: group_status(fresh_suite, md, "p").status.parked_count == 0, 30, "every replay acked")
-        assert set(again.acked) == {p for p in range(1, 31) if p % 3 == 0}
+        assert parked_positions <= set(again.acked)
+        assert all(p > restarted_at for p in set(again.acked) - parked_positions), (restarted_at, again.acked)
     finally:
         again.close()
