@@ -39,10 +39,14 @@ def reason_of(err: grpc.RpcError) -> str:
 def test_three_consumers_share_events_each_acked_exactly_once(suite: Suite, unique: str) -> None:
     md = suite.create_tenant(f"{unique}share".rstrip("-"))
     create_group(suite, md, name="share", stream_id_prefix=unique)
-    for i in range(4):
-        append(suite, md, f"{unique}{i}", N // 4)
     consumers = [Consumer(suite, md, "share", f"c{i}") for i in range(3)]
     try:
+        # All three in the group before the events come: otherwise, on a loaded machine, two had taken
+        # everything before the third had joined (seen once on two workers: 5,500, 4,500 and 0).
+        for c in consumers:
+            c.wait_joined()
+        for i in range(4):
+            append(suite, md, f"{unique}{i}", N // 4)
         wait_until(lambda: sum(len(c.acked) for c in consumers) >= N, 60, "every event acked")
         time.sleep(0.3)
         received = Counter(p for c in consumers for p, _, _ in c.received)
