@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from services.storage.backup.format import MANIFEST, ChunkInfo, check_chunk
+from services.storage.backup.format import MANIFEST, ChunkInfo, check_chunk, corrupt
 
 
 class DestinationError(Exception):
@@ -312,6 +312,16 @@ def read_checked(
     finally:
         for _, _, future in reads:  # given up midway (an error): reads not started are dropped
             future.cancel()
+
+
+def read_sound(dest: Destination, chunks: Iterable[tuple[str, ChunkInfo]]) -> Iterator[tuple[str, ChunkInfo, bytes]]:
+    """read_checked for readers that stop at the first unusable chunk: FormatError ("corrupt", naming
+    the chunk) there."""
+    for backup_id, info, data, problem in read_checked(dest, chunks):
+        if problem:
+            raise corrupt(problem, backup_id, info)
+        assert data is not None
+        yield backup_id, info, data
 
 
 @functools.cache

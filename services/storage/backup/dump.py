@@ -28,7 +28,7 @@ from rocksdict import AccessType, Options, Rdict, ReadOptions
 
 from services.storage import codec, keys
 from services.storage.backup import format as fmt
-from services.storage.backup.destinations import Destination, open_destination, read_checked
+from services.storage.backup.destinations import Destination, open_destination, read_sound
 from shared.core.timestamps import from_timestamp
 
 FAMILIES = (
@@ -284,7 +284,7 @@ class Dump:
         self.backup_id = job["backup_id"]
         self.sink = ChunkSink(self.dest, self.backup_id, int(job.get("level", 3)))
         self.parent: fmt.Manifest | None = None
-        self._index_reads: Iterator[tuple[str, fmt.ChunkInfo, bytes | None, str]] = iter(())
+        self._index_reads: Iterator[tuple[str, fmt.ChunkInfo, bytes]] = iter(())
         self._index_counts: dict[tuple[str, str], int] = {}
         if job.get("parent_backup_id"):
             raw = self.dest.manifest(job["parent_backup_id"])
@@ -516,7 +516,7 @@ class Dump:
 
     def _read_parent_indexes(self, order: list[tuple[str, str]]) -> None:
         """Start reading the parent's index chunks of the (tenant, family) pairs `order` lists, in that
-        order (the order _kv asks for them), several at once on threads (read_checked): with S3 each
+        order (the order _kv asks for them), several at once on threads (read_sound): with S3 each
         is a round trip, and one after another they took much of a small incremental backup."""
         assert self.parent is not None
         by_pair: dict[tuple[str, str], list[fmt.ChunkInfo]] = {}
@@ -526,7 +526,7 @@ class Dump:
         wanted = [info for pair in order for info in by_pair.get(pair, [])]
         self._index_counts = {pair: len(chunks) for pair, chunks in by_pair.items()}
         backup_id = self.parent.backup_id
-        self._index_reads = read_checked(self.dest, [(backup_id, info) for info in wanted])
+        self._index_reads = read_sound(self.dest, [(backup_id, info) for info in wanted])
 
     def _previous(self, tenant_id: str, name: str) -> dict[bytes, bytes]:
         """The parent's digests of a family of the tenant (key -> digest); {} for a full backup."""
@@ -535,11 +535,8 @@ class Dump:
             return previous
         section = f"{name}.index"
         for _ in range(self._index_counts.get((tenant_id, name), 0)):
-            _, info, data, problem = next(self._index_reads)
+            _, info, data = next(self._index_reads)
             assert (info.tenant_id, info.section) == (tenant_id, section), "index chunks read out of order"
-            if problem:
-                raise fmt.corrupt(problem, self.parent.backup_id, info)
-            assert data is not None
             previous.update(fmt.decode_records(fmt.decompress(data, info.name), info.name))
         return previous
 

@@ -25,7 +25,7 @@ from rocksdict import Options, SstFileWriter
 
 from services.storage import codec, keys
 from services.storage.backup import format as fmt
-from services.storage.backup.destinations import Destination, open_destination, read_checked
+from services.storage.backup.destinations import Destination, open_destination, read_checked, read_sound
 from services.storage.backup.dump import open_checkpoint, print_message, scan
 from services.storage.codec import StreamHead
 from shared.core.timestamps import from_timestamp
@@ -158,11 +158,8 @@ class Loader:
             self.report({"progress": line})
 
     def chunks(self, wanted: list[tuple[fmt.Manifest, fmt.ChunkInfo]]) -> Iterator[Iterator[tuple[bytes, bytes]]]:
-        """The records of each chunk, in order, read and checked ahead (destinations.read_checked)."""
-        for backup_id, info, data, problem in read_checked(self.dest, [(m.backup_id, i) for m, i in wanted]):
-            if problem:
-                raise fmt.corrupt(problem, backup_id, info)
-            assert data is not None
+        """The records of each chunk, in order, read and checked ahead (destinations.read_sound)."""
+        for backup_id, info, data in read_sound(self.dest, [(m.backup_id, i) for m, i in wanted]):
             self.checked_chunks += 1
             self.checked_bytes += len(data)
             yield fmt.decode_records(fmt.decompress(data, info.name), f"{backup_id}/{info.name}")
@@ -268,10 +265,7 @@ class Loader:
         base = self.staging / "base"
         base.mkdir(parents=True, exist_ok=True)
         files = [(manifest.backup_id, info) for info in manifest.chunks if info.section == fmt.FILE]
-        for _, info, data, problem in read_checked(self.dest, files):
-            if problem:
-                raise fmt.corrupt(problem, manifest.backup_id, info)
-            assert data is not None
+        for _, info, data in read_sound(self.dest, files):
             target = base / Path(info.path).name
             with open(target, "r+b" if target.exists() else "wb") as f:
                 f.seek(info.offset)
