@@ -88,3 +88,9 @@ def test_the_s3_backup_benchmark_runs_and_reports_each_figure() -> None:
     out = run("backup_s3.py")
     for line in ("full backup", "incremental (1K)", "ListBackups", "restore (whole chain)", "VerifyBackup"):
         assert line in out, out
+
+
+def test_the_many_streams_backup_benchmark_runs_and_reports_each_incremental_beside_the_full() -> None:
+    out = run("backup_streams.py")
+    for line in ("full backup of the suite", "incremental 1 (10K events", "nothing new", "at storage", "% of the full"):
+        assert line in out, out

@@ -537,46 +537,75 @@ class Dump:
         for _ in range(self._index_counts.get((tenant_id, name), 0)):
             _, info, data = next(self._index_reads)
             assert (info.tenant_id, info.section) == (tenant_id, section), "index chunks read out of order"
-            previous.update(fmt.decode_records(fmt.decompress(data, info.name), info.name))
+            previous.update(zip(*fmt.decode_columns(fmt.decompress(data, info.name), info.name), strict=True))
         return previous
 
     def _kv(self, family: Any, label: str, tenant_id: str, t: int, name: str, *, skip_signing: bool = False) -> None:
-        """A family of the tenant: whole (full backup) or what changed since the parent (incremental)."""
+        """A family of the tenant: whole (full backup) or what changed since the parent (incremental).
+
+        Every record's digest goes in the index (what the next incremental compares against); a record
+        goes in the backup when its digest differs from the parent's. Block by block with C-level calls
+        (digests, the parent's digests popped by map, the differing ones picked by compress): a statement
+        per record made an incremental backup of a tenant with 100K streams, of which ten had changed,
+        take 0.11 s here."""
         previous = self._previous(tenant_id, name)
-        index: list[tuple[bytes, bytes]] = []
-        changed: list[tuple[bytes, bytes]] = []
+        index_keys: list[bytes] = []
+        index_digests: list[bytes] = []
+        changed_keys: list[bytes] = []
+        changed_values: list[bytes] = []
         size, seq = 0, 0
-        for key, value in family.scan(keys.tenant_prefix(t), keys.tenant_upper(t)):
-            short = key[4:]
-            if skip_signing and short.startswith(SIGNING_KEYS_PREFIXES):
+        strip = operator.itemgetter(slice(4, None))  # keys without the tenant number
+        for block_keys, block_values in family.blocks(keys.tenant_prefix(t), keys.tenant_upper(t), 1024):
+            shorts = list(map(strip, block_keys))
+            values = list(block_values)
+            if skip_signing:
+                kept = [not short.startswith(SIGNING_KEYS_PREFIXES) for short in shorts]
+                shorts, values = list(itertools.compress(shorts, kept)), list(itertools.compress(values, kept))
+            digests = fmt.digests(values)
+            index_keys += shorts
+            index_digests += digests
+            if previous:  # only those whose digest differs from the parent's (or that it did not have)
+                differs = list(map(operator.ne, map(previous.pop, shorts, itertools.repeat(None)), digests))
+                shorts, values = list(itertools.compress(shorts, differs)), list(itertools.compress(values, differs))
+            block_size = sum(map(len, shorts)) + sum(map(len, values)) + 8 * len(shorts)
+            if size + block_size < fmt.CHUNK_RAW_BYTES:
+                changed_keys += shorts
+                changed_values += values
+                size += block_size
                 continue
-            d = fmt.digest(value)
-            index.append((short, d))
-            if previous.pop(short, None) == d:
-                continue
-            changed.append((short, value))
-            size += len(short) + len(value) + 8
-            if size >= fmt.CHUNK_RAW_BYTES:
-                self._chunk(label, tenant_id, name, seq, changed)
-                changed, size, seq = [], 0, seq + 1
-        if changed:
-            self._chunk(label, tenant_id, name, seq, changed)
+            for short, value in zip(shorts, values, strict=True):
+                changed_keys.append(short)
+                changed_values.append(value)
+                size += len(short) + len(value) + 8
+                if size >= fmt.CHUNK_RAW_BYTES:
+                    self._chunk(label, tenant_id, name, seq, changed_keys, changed_values)
+                    changed_keys, changed_values, size, seq = [], [], 0, seq + 1
+        if changed_keys:
+            self._chunk(label, tenant_id, name, seq, changed_keys, changed_values)
         if previous:  # in the parent, gone since
-            self._chunks(label, tenant_id, f"{name}.deleted", [(k, b"") for k in sorted(previous)])
-        self._chunks(label, tenant_id, f"{name}.index", index)
+            gone = sorted(previous)
+            self._chunks(label, tenant_id, f"{name}.deleted", gone, [b""] * len(gone))
+        self._chunks(label, tenant_id, f"{name}.index", index_keys, index_digests)
 
-    def _chunks(self, label: str, tenant_id: str, section: str, records: list[tuple[bytes, bytes]]) -> None:
-        """Records in as many chunks as their size needs."""
+    def _chunks(self, label: str, tenant_id: str, section: str, keys_: list[bytes], values: list[bytes]) -> None:
+        """Records (keys and values) in as many chunks as their size needs."""
+        n = len(keys_)
+        if sum(map(len, keys_)) + sum(map(len, values)) + 8 * n < fmt.CHUNK_RAW_BYTES:
+            if n:
+                self._chunk(label, tenant_id, section, 0, keys_, values)
+            return
         start, size, seq = 0, 0, 0
-        for i, (key, value) in enumerate(records):
-            size += len(key) + len(value) + 8
+        for i in range(n):
+            size += len(keys_[i]) + len(values[i]) + 8
             if size >= fmt.CHUNK_RAW_BYTES:
-                self._chunk(label, tenant_id, section, seq, records[start : i + 1])
+                self._chunk(label, tenant_id, section, seq, keys_[start : i + 1], values[start : i + 1])
                 start, size, seq = i + 1, 0, seq + 1
-        if start < len(records):
-            self._chunk(label, tenant_id, section, seq, records[start:])
+        if start < n:
+            self._chunk(label, tenant_id, section, seq, keys_[start:], values[start:])
 
-    def _chunk(self, label: str, tenant_id: str, section: str, seq: int, records: list[tuple[bytes, bytes]]) -> None:
+    def _chunk(
+        self, label: str, tenant_id: str, section: str, seq: int, keys_: list[bytes], values: list[bytes]
+    ) -> None:
         info = fmt.ChunkInfo(
             name=f"{label}-{section}-{seq:06d}.zst",
             tenant_id=tenant_id,
@@ -584,9 +613,9 @@ class Dump:
             sha256="",
             stored_bytes=0,
             raw_bytes=0,
-            records=len(records),
+            records=len(keys_),
         )
-        self.sink.add(info, [k for k, _ in records], [v for _, v in records])
+        self.sink.add(info, keys_, values)
 
 
 def work(job: dict[str, Any], report: Callable[[dict[str, Any]], None], view: dict[str, Any] | None = None) -> bool:

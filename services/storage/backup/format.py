@@ -8,11 +8,13 @@ manifest is written last: a backup without one is incomplete and never listed or
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
+import operator
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,21 +200,25 @@ def encode_records(records: Sequence[tuple[bytes, bytes]]) -> bytes:
 
 def decode_records(raw: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
     """The records of a decompressed chunk."""
+    keys, values = decode_columns(raw, where)
+    yield from zip(keys, values, strict=True)
+
+
+def decode_columns(raw: bytes, where: str) -> tuple[list[bytes], list[bytes]]:
+    """The keys and the values of a decompressed chunk, as two lists. Cut by C-level calls (the offsets
+    by accumulate, the pieces by slicing through map): a statement per record cost an incremental backup
+    of a tenant with 100K streams 55 ms reading its parent's index of them."""
     try:
         (n,) = _LEN.unpack_from(raw, 0)
         lengths = struct.unpack_from(f">{2 * n}I", raw, 4)
     except struct.error:
         raise FormatError(f"chunk {where} is damaged (its header is cut short)") from None
-    at = 4 + 8 * n
-    if at + sum(lengths) != len(raw):
+    # Keys then values, each as long as its length says, one after another from the end of the header.
+    offsets = list(itertools.accumulate(lengths, initial=4 + 8 * n))
+    if offsets[-1] != len(raw):
         raise FormatError(f"chunk {where} is damaged (a record runs past its end)")
-    view = memoryview(raw)
-    key_at = at
-    value_at = at + sum(lengths[:n])
-    for klen, vlen in zip(lengths[:n], lengths[n:], strict=True):
-        yield bytes(view[key_at : key_at + klen]), bytes(view[value_at : value_at + vlen])
-        key_at += klen
-        value_at += vlen
+    pieces = list(map(raw.__getitem__, map(slice, offsets[:-1], offsets[1:])))
+    return pieces[:n], pieces[n:]
 
 
 def compress(raw: bytes, level: int) -> bytes:
@@ -233,6 +239,15 @@ def sha256(data: bytes) -> str:
 def digest(value: bytes) -> bytes:
     """The short digest an incremental backup compares a record's value by."""
     return hashlib.blake2b(value, digest_size=12).digest()
+
+
+_BLAKE2B_12 = functools.partial(hashlib.blake2b, digest_size=12)
+_DIGEST = operator.methodcaller("digest")
+
+
+def digests(values: Iterable[bytes]) -> list[bytes]:
+    """`digest` of each value, by C-level calls (no Python frame per value)."""
+    return list(map(_DIGEST, map(_BLAKE2B_12, values)))
 
 
 def check_chunk(info: ChunkInfo, data: bytes | None, backup_id: str) -> str:
