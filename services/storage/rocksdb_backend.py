@@ -1369,6 +1369,10 @@ class RocksBackend(StorageBackend):
         """The tenants the storage service knows, in no order."""
         return list(self._tenants)
 
+    def tenant_heads(self) -> dict[str, tuple[int, int]]:
+        """Each tenant's internal number and last position."""
+        return {t: (cursor.number, cursor.last_position) for t, cursor in self._tenants.items()}
+
     def events_after(self, positions: dict[str, int], tenant_ids: list[str]) -> int:
         """How many positions the tenants (all when none named) have past the given ones (a backup's size)."""
         chosen = tenant_ids or list(self._tenants)

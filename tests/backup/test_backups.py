@@ -227,6 +227,53 @@ def test_an_incomplete_chain_and_a_newer_format_are_refused_clearly(bsuite: Suit
     assert "format version 99" in refused.value.details()
 
 
+def _part(suite: Suite, backup_id: str, tenant_id: str) -> dict[str, object]:
+    manifest = json.loads((backup_dir(suite) / backup_id / "manifest.json").read_text())
+    part: dict[str, object] = next(t for t in manifest["tenants"] if t["tenant_id"] == tenant_id)
+    return part
+
+
+def test_an_incremental_holds_whole_a_tenant_deleted_and_made_again_since_its_parent(bsuite: Suite) -> None:
+    """The new tenant's log starts again at position 1: an incremental that took only the positions past
+    its parent's copied none of its events, and the chain restored the deleted tenant's events instead."""
+    md = bsuite.create_tenant("reborn")
+    append(bsuite, md, "old", 30)
+    create(bsuite, tenant_ids=["reborn"])
+    delete_tenant(bsuite, "reborn")
+    md = bsuite.create_tenant("reborn")
+    append(bsuite, md, "new", 10)
+    expected = everything(bsuite, md)
+    incremental = create(bsuite, tenant_ids=["reborn"], incremental=True)
+    assert [(t.from_position, t.to_position, t.events) for t in incremental.tenants] == [(0, 10, 10)]
+    assert _part(bsuite, incremental.backup_id, "reborn")["restart"] is True
+    # One more on top of it goes on from there, as usual.
+    append(bsuite, md, "new", 5)
+    expected = everything(bsuite, md)
+    last = create(bsuite, tenant_ids=["reborn"], incremental=True)
+    assert [(t.from_position, t.to_position, t.events) for t in last.tenants] == [(10, 15, 5)]
+    assert _part(bsuite, last.backup_id, "reborn")["restart"] is False
+    delete_tenant(bsuite, "reborn")
+    done = restore(bsuite, backup_id=last.backup_id, tenant_ids=["reborn"])
+    assert [(t.events, t.last_position) for t in done.tenants] == [(15, 15)]
+    assert everything(bsuite, acting(bsuite, "reborn")) == expected
+
+
+def test_an_incremental_holds_whole_a_tenant_restored_to_an_earlier_point_since_its_parent(bsuite: Suite) -> None:
+    md = bsuite.create_tenant("rewound")
+    append(bsuite, md, "r", 30)
+    full = create(bsuite, tenant_ids=["rewound"])
+    delete_tenant(bsuite, "rewound")
+    restore(bsuite, backup_id=full.backup_id, tenant_ids=["rewound"], to_positions={"rewound": 20})
+    md = acting(bsuite, "rewound")
+    assert append(bsuite, md, "r", 5) == [21, 22, 23, 24, 25]  # not the 21-25 the full backup holds
+    expected = everything(bsuite, md)
+    incremental = create(bsuite, tenant_ids=["rewound"], incremental=True)
+    assert [(t.from_position, t.to_position, t.events) for t in incremental.tenants] == [(0, 25, 25)]
+    delete_tenant(bsuite, "rewound")
+    restore(bsuite, backup_id=incremental.backup_id, tenant_ids=["rewound"])
+    assert everything(bsuite, acting(bsuite, "rewound")) == expected
+
+
 def test_a_tenant_administrator_backs_up_lists_and_restores_only_their_own_tenant(bsuite: Suite) -> None:
     mine, other = bsuite.create_tenant("self-served"), bsuite.create_tenant("neighbour")
     append(bsuite, mine, "s-1", 4)

@@ -47,6 +47,33 @@ def test_a_manifest_round_trips_and_a_newer_format_is_refused_by_name() -> None:
             fmt.Manifest.from_json(damaged)
 
 
+def test_a_format_1_manifest_is_still_read_and_its_tenants_continue_their_chain() -> None:
+    raw = json.loads(manifest().to_json())
+    raw["format_version"] = 1
+    for part in raw["tenants"]:
+        del part["restart"]  # format 1 had no such field
+    read = fmt.Manifest.from_json(json.dumps(raw).encode())
+    assert read.format_version == 1 and read.tenants[0].restart is False
+
+
+def test_an_incremental_continues_a_tenant_only_with_the_same_number_and_a_log_not_gone_back() -> None:
+    parent = fmt.TenantPart("acme", "", 1, 0, 10, 10, number=7)
+    assert fmt.continues(parent, 7, 10) and fmt.continues(parent, 7, 25)
+    assert not fmt.continues(parent, 8, 25)  # deleted and made again, or restored: a new number
+    assert not fmt.continues(parent, 7, 9)  # the log went back
+    assert not fmt.continues(None, 7, 25)  # the parent did not hold the tenant
+    assert fmt.continues(fmt.TenantPart("acme", "", 1, 0, 10, 10), 8, 10)  # no number kept: by position
+
+    def link(backup_id: str, restart: bool) -> fmt.Manifest:
+        part = fmt.TenantPart("acme", "", 1, 0, 10, 10, number=7, restart=restart)
+        return fmt.Manifest(backup_id, "incremental", "", 1, "1.0.0", tenants=[part])
+
+    chain = [link("a", False), link("b", False), link("c", True), link("d", False)]
+    assert [m.backup_id for m in fmt.since_restart(chain, "acme")] == ["c", "d"]
+    assert [m.backup_id for m in fmt.since_restart(chain, "other")] == ["a", "b", "c", "d"]
+    assert [m.backup_id for m in fmt.since_restart(chain[:2], "acme")] == ["a", "b"]
+
+
 def test_chunks_frame_records_and_any_damage_is_caught() -> None:
     records = [(b"k%d" % i, b"v" * i) for i in range(100)] + [(b"", b"")]
     data = fmt.compress(fmt.encode_records(records), 3)

@@ -327,7 +327,7 @@ class Dump:
 
     def _run(self, cf: dict[str, Any]) -> fmt.Manifest:
         job = self.job
-        parts: list[tuple[int, dict[str, Any], int, int]] = []  # (index, tenant, from, to)
+        parts: list[tuple[int, dict[str, Any], int, int, bool]] = []  # (index, tenant, from, to, restart)
         for index, tenant in enumerate(tenants_of(cf["meta"], job.get("tenant_ids") or [])):
             t = tenant["number"]
             last = 0
@@ -335,12 +335,20 @@ class Dump:
             if found is not None and found[:4] == keys.tenant_prefix(t):
                 last = keys.event_key_position(found)
             done = self.parent.tenant(tenant["tenant_id"]) if self.parent else None
-            first = done.to_position if done else 0
-            parts.append((index, tenant, first, max(first, last)))
+            # A tenant the parent's backup does not lead to (deleted and made again, or restored, since;
+            # or not in it) is held whole, events from position 0 and every record.
+            restart = self.parent is not None and not fmt.continues(done, t, last)
+            first = done.to_position if done is not None and not restart else 0
+            parts.append((index, tenant, first, max(first, last), restart))
             lo, hi = self._share(first, max(first, last))
             self.total_events += hi - lo
         if self.parent is not None and self.share == 0:
-            order = [(tenant["tenant_id"], family) for _, tenant, _, _ in parts for family in fmt.KV_FAMILIES]
+            order = [
+                (tenant["tenant_id"], family)
+                for _, tenant, _, _, restart in parts
+                if not restart
+                for family in fmt.KV_FAMILIES
+            ]
             self._read_parent_indexes(order + ([(fmt.SUITE, "records")] if job.get("suite", True) else []))
         manifest = fmt.Manifest(
             backup_id=self.backup_id,
@@ -359,7 +367,7 @@ class Dump:
         if self.files:
             self._files(Path(job["checkpoint"]))
         self.timings["files_s"] = round(time.monotonic() - began, 3)
-        for index, tenant, first, last in parts:
+        for index, tenant, first, last, restart in parts:
             part = fmt.TenantPart(
                 tenant_id=tenant["tenant_id"],
                 record_hex=tenant["record_hex"],
@@ -368,6 +376,7 @@ class Dump:
                 to_position=last,
                 events=0,
                 number=tenant["number"],
+                restart=restart,
             )
             if self.files:
                 self._described(cf["events"], tenant["number"], part)
@@ -375,7 +384,7 @@ class Dump:
                 self._events(cf["events"], index, tenant["number"], part)
             if self.share == 0:
                 for family in fmt.KV_FAMILIES:
-                    self._kv(cf[family], f"t{index:05d}", tenant["tenant_id"], tenant["number"], family)
+                    self._kv(cf[family], f"t{index:05d}", tenant["tenant_id"], tenant["number"], family, whole=restart)
             manifest.tenants.append(part)
         if job.get("suite", True) and self.share == 0:
             self._kv(cf["records"], "suite", fmt.SUITE, 0, "records", skip_signing=not job.get("signing_keys"))
@@ -540,15 +549,26 @@ class Dump:
             previous.update(zip(*fmt.decode_columns(fmt.decompress(data, info.name), info.name), strict=True))
         return previous
 
-    def _kv(self, family: Any, label: str, tenant_id: str, t: int, name: str, *, skip_signing: bool = False) -> None:
-        """A family of the tenant: whole (full backup) or what changed since the parent (incremental).
+    def _kv(
+        self,
+        family: Any,
+        label: str,
+        tenant_id: str,
+        t: int,
+        name: str,
+        *,
+        skip_signing: bool = False,
+        whole: bool = False,
+    ) -> None:
+        """A family of the tenant: whole (full backup, or `whole`: a restarted tenant) or what changed since the
+        parent (incremental).
 
         Every record's digest goes in the index (what the next incremental compares against); a record
         goes in the backup when its digest differs from the parent's. Block by block with C-level calls
         (digests, the parent's digests popped by map, the differing ones picked by compress): a statement
         per record made an incremental backup of a tenant with 100K streams, of which ten had changed,
         take 0.11 s here."""
-        previous = self._previous(tenant_id, name)
+        previous = {} if whole else self._previous(tenant_id, name)
         index_keys: list[bytes] = []
         index_digests: list[bytes] = []
         changed_keys: list[bytes] = []

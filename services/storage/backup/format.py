@@ -22,7 +22,7 @@ import orjson
 import zstandard
 
 FORMAT = "allsource-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 _LEN = struct.Struct(">I")
 # A chunk closes once it holds this many bytes before compression.
@@ -86,8 +86,14 @@ class TenantPart:
     events: int
     first_recorded_ns: int = 0
     last_recorded_ns: int = 0
-    # The tenant's internal number in the database the backup was taken from (layout "checkpoint").
+    # The tenant's internal number in the database the backup was taken from (a tenant deleted and made
+    # again, or restored, gets a new one).
     number: int = 0
+    # Format 2: an incremental backup that holds this tenant whole (events from position 0, every record)
+    # because it does not continue the parent's backup of it (`continues`): the tenant was deleted and
+    # made again, or restored, since, or the parent did not hold it. A restore of the chain reads this
+    # tenant from here on and nothing of it from the backups before (`since_restart`).
+    restart: bool = False
 
 
 @dataclass
@@ -155,6 +161,25 @@ class Manifest:
             return cls(**raw, tenants=tenants, chunks=chunks)
         except (TypeError, KeyError) as exc:
             raise FormatError(f"{where} is damaged: {exc}") from None
+
+
+def continues(part: TenantPart | None, number: int, last_position: int) -> bool:
+    """Whether an incremental backup of a tenant (its internal number and last position now) may hold
+    only what changed since `part`, the parent's backup of it: the same tenant (one deleted and made
+    again, or restored, has a new number) whose log has not gone back. A part written without a number
+    (0) is judged by the position alone."""
+    return part is not None and part.number in (0, number) and part.to_position <= last_position
+
+
+def since_restart(chain: list[Manifest], tenant_id: str) -> list[Manifest]:
+    """The backups of a chain (full first) that a restore of a tenant reads: from the last one that holds
+    the tenant whole (`TenantPart.restart`), else all of them."""
+    start = 0
+    for i, manifest in enumerate(chain):
+        part = manifest.tenant(tenant_id)
+        if part is not None and part.restart:
+            start = i
+    return chain[start:]
 
 
 def merge(shares: list[Manifest]) -> Manifest:

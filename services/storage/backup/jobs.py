@@ -339,7 +339,7 @@ class BackupJobs:
             # released by the dump's thread when it is done with them, or below if it never started.
             hold = ViewHold()
             try:
-                after = parent_positions(parent)
+                after = parent_positions(parent, self.backend.tenant_heads())
                 small = self.backend.events_after(after, wanted) <= self.settings.inline_max_events
                 if small:
                     scope = wanted or self.backend.tenant_ids()
@@ -685,9 +685,16 @@ async def together(runs: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[t
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def parent_positions(parent: fmt.Manifest | None) -> dict[str, int]:
-    """Where a backup on top of `parent` starts, per tenant."""
-    return {t.tenant_id: t.to_position for t in parent.tenants} if parent else {}
+def parent_positions(parent: fmt.Manifest | None, heads: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Where a backup on top of `parent` starts, per tenant (`heads`: each tenant's internal number and last
+    position now); a tenant the parent's backup does not lead to starts at 0 (format.continues)."""
+    if parent is None:
+        return {}
+    return {
+        t.tenant_id: t.to_position
+        for t in parent.tenants
+        if t.tenant_id in heads and fmt.continues(t, *heads[t.tenant_id])
+    }
 
 
 def request_schedule(request: backup_pb2.CreateBackupRequest) -> str:

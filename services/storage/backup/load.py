@@ -184,7 +184,7 @@ class Loader:
         deleted = f"{family}.deleted"
         wanted = [
             (manifest, info)
-            for manifest in self.chain
+            for manifest in fmt.since_restart(self.chain, tenant_id)
             for info in manifest.chunks
             if info.tenant_id == tenant_id and info.section in (family, deleted)
         ]
@@ -198,7 +198,7 @@ class Loader:
 
     def events(self, tenant_id: str, cut: Cut) -> Iterator[tuple[int, bytes, model_pb2.StoredEvent]]:
         """The tenant's events in position order, up to the cut."""
-        for manifest in self.chain:
+        for manifest in fmt.since_restart(self.chain, tenant_id):
             if manifest.layout == "checkpoint":
                 if not (yield from self._base_events(manifest, tenant_id, cut)):
                     return
@@ -439,7 +439,9 @@ class Loader:
             return {"problems": [p for p, _ in problems], "chunks": self.checked_chunks, "bytes": self.checked_bytes}
         specs = self.job["tenants"]
         wanted = {s["tenant_id"] for s in specs}
-        self.total_events = sum(p.events for m in self.chain for p in m.tenants if p.tenant_id in wanted)
+        self.total_events = sum(
+            p.events for t in wanted for m in fmt.since_restart(self.chain, t) if (p := m.tenant(t)) is not None
+        )
         # Every chunk of the chain is checked before anything is built, so a damaged chain is refused
         # whole (and a dry run reports it too).
         problems = self.verify()
