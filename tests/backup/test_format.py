@@ -63,6 +63,12 @@ def test_an_incremental_continues_a_tenant_only_with_the_same_number_and_a_log_n
     assert not fmt.continues(parent, 7, 9)  # the log went back
     assert not fmt.continues(None, 7, 25)  # the parent did not hold the tenant
     assert fmt.continues(fmt.TenantPart("acme", "", 1, 0, 10, 10), 8, 10)  # no number kept: by position
+    # The event the parent ended with, still there (by its recording time), or not.
+    ended = fmt.TenantPart("acme", "", 1, 0, 10, 10, number=7, to_recorded_ns=1234)
+    assert fmt.continues(ended, 7, 25, 1234) and fmt.continues(ended, 7, 25)  # (None: not looked up)
+    assert not fmt.continues(ended, 7, 25, 999)  # another event at position 10: the log went back and grew
+    assert not fmt.continues(ended, 7, 25, -1)  # no event there any more
+    assert fmt.continues(parent, 7, 25, 999)  # a part without to_recorded_ns (format 1): not checked
 
     def link(backup_id: str, restart: bool) -> fmt.Manifest:
         part = fmt.TenantPart("acme", "", 1, 0, 10, 10, number=7, restart=restart)

@@ -337,7 +337,9 @@ class Dump:
             done = self.parent.tenant(tenant["tenant_id"]) if self.parent else None
             # A tenant the parent's backup does not lead to (deleted and made again, or restored, since;
             # or not in it) is held whole, events from position 0 and every record.
-            restart = self.parent is not None and not fmt.continues(done, t, last)
+            restart = self.parent is not None and not fmt.continues(
+                done, t, last, self._recorded_at(cf["events"], t, done.to_position if done else 0)
+            )
             first = done.to_position if done is not None and not restart else 0
             parts.append((index, tenant, first, max(first, last), restart))
             lo, hi = self._share(first, max(first, last))
@@ -385,6 +387,7 @@ class Dump:
             if self.share == 0:
                 for family in fmt.KV_FAMILIES:
                     self._kv(cf[family], f"t{index:05d}", tenant["tenant_id"], tenant["number"], family, whole=restart)
+            part.to_recorded_ns = max(0, self._recorded_at(cf["events"], tenant["number"], part.to_position))
             manifest.tenants.append(part)
         if job.get("suite", True) and self.share == 0:
             self._kv(cf["records"], "suite", fmt.SUITE, 0, "records", skip_signing=not job.get("signing_keys"))
@@ -431,6 +434,15 @@ class Dump:
             if position == part.from_position + 1:
                 part.first_recorded_ns = recorded
             part.last_recorded_ns = recorded
+
+    @staticmethod
+    def _recorded_at(family: Any, t: int, position: int) -> int:
+        """The recording time (ns) of the tenant's event at a position; 0 for position 0, -1 when there is
+        no event there (erased, or never)."""
+        if position == 0:
+            return 0
+        data = family.get(keys.event_key(t, position))
+        return -1 if data is None else from_timestamp(codec.decode_event(data).recorded_at)
 
     def _share(self, first: int, last: int) -> tuple[int, int]:
         """This worker's share of the positions (first, last]: (lo, hi] of `shares` equal slices."""

@@ -94,6 +94,9 @@ class TenantPart:
     # made again, or restored, since, or the parent did not hold it. A restore of the chain reads this
     # tenant from here on and nothing of it from the backups before (`since_restart`).
     restart: bool = False
+    # Format 2: the recording time (ns) of the tenant's event at to_position (0: none). The next
+    # incremental checks the database still has that event there (`continues`).
+    to_recorded_ns: int = 0
 
 
 @dataclass
@@ -163,12 +166,20 @@ class Manifest:
             raise FormatError(f"{where} is damaged: {exc}") from None
 
 
-def continues(part: TenantPart | None, number: int, last_position: int) -> bool:
+def continues(part: TenantPart | None, number: int, last_position: int, recorded_at_to: int | None = None) -> bool:
     """Whether an incremental backup of a tenant (its internal number and last position now) may hold
     only what changed since `part`, the parent's backup of it: the same tenant (one deleted and made
-    again, or restored, has a new number) whose log has not gone back. A part written without a number
-    (0) is judged by the position alone."""
-    return part is not None and part.number in (0, number) and part.to_position <= last_position
+    again, or restored, has a new number) whose log has not gone back, and, when `recorded_at_to` is
+    given (the recording time of the tenant's event at the part's to_position now; -1 when there is
+    none), still has the event the parent's backup ended with there. That last check catches a log that
+    went back and grew again under the same number (a data directory restored offline to an earlier
+    time numbers its tenants afresh, and may give one its old number). A part written without a number
+    (0) is judged by the positions alone, one without to_recorded_ns (0) without that check."""
+    if part is None or part.number not in (0, number) or part.to_position > last_position:
+        return False
+    if recorded_at_to is None or part.to_position == 0 or not part.to_recorded_ns:
+        return True
+    return recorded_at_to == part.to_recorded_ns
 
 
 def since_restart(chain: list[Manifest], tenant_id: str) -> list[Manifest]:
