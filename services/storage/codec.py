@@ -175,6 +175,8 @@ def parse_uuid(text: str) -> bytes | None:
 # Stream head: version, first position, last position, created ns, updated ns.
 _HEAD = struct.Struct(">QQQqq")
 HEAD_BYTES = _HEAD.size
+# Where an encoded head holds its last position (big-endian: heads compare by it as bytes).
+HEAD_LAST_POSITION = slice(16, 24)
 
 
 @dataclass(slots=True)

@@ -38,6 +38,10 @@ EVENTS = "events"
 # still written, for the incremental backups on top of it.
 FILE = "file"
 KV_FAMILIES = ("streams", "snapshots", "requests", "records")
+# The families an incremental compares by digest against the parent's `<family>.index`. Stream heads
+# are compared by their last position instead (a head changes only by an append to its stream): no
+# `streams.index` (backups of format 1 have one, which nothing reads now).
+INDEXED_FAMILIES = ("snapshots", "requests", "records")
 # Suite-wide records (tenant number 0): API-key hashes, signing keys, flags, quota overrides, ledger.
 SUITE = ""
 
