@@ -274,6 +274,29 @@ def test_an_incremental_holds_whole_a_tenant_restored_to_an_earlier_point_since_
     assert everything(bsuite, acting(bsuite, "rewound")) == expected
 
 
+def test_an_incremental_on_a_format_1_parent_continues_its_chain(bsuite: Suite) -> None:
+    """A backup written before format 2 (no restart, no to_recorded_ns) is a parent like any other: the
+    tenant continues by its number and position, and the chain restores whole."""
+    md = bsuite.create_tenant("format-one")
+    append(bsuite, md, "a", 20)
+    full = create(bsuite, tenant_ids=["format-one"])
+    path = backup_dir(bsuite) / full.backup_id / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = 1
+    for part in manifest["tenants"]:
+        del part["restart"], part["to_recorded_ns"]
+    path.write_text(json.dumps(manifest))
+    append(bsuite, md, "a", 5)
+    append(bsuite, md, "b", 3)
+    expected = everything(bsuite, md)
+    incremental = create(bsuite, tenant_ids=["format-one"], incremental=True)
+    assert incremental.parent_backup_id == full.backup_id
+    assert [(t.from_position, t.to_position, t.events) for t in incremental.tenants] == [(20, 28, 8)]
+    delete_tenant(bsuite, "format-one")
+    restore(bsuite, backup_id=incremental.backup_id, tenant_ids=["format-one"])
+    assert everything(bsuite, acting(bsuite, "format-one")) == expected
+
+
 def test_a_tenant_administrator_backs_up_lists_and_restores_only_their_own_tenant(bsuite: Suite) -> None:
     mine, other = bsuite.create_tenant("self-served"), bsuite.create_tenant("neighbour")
     append(bsuite, mine, "s-1", 4)
