@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -101,6 +104,25 @@ def restore(suite: Suite, md: Metadata | None = None, **kw: object) -> backup_pb
         last = progress
     assert last is not None and last.done, last
     return last
+
+
+def restore_offline(suite: Suite, operator_key: str, backup_id: str, *args: str) -> str:
+    """With the suite stopped: its data directory deleted and the chain ending at `backup_id` restored into
+    it (`python -m services.storage restore`, with `args`), the bootstrap key file written back (it lived
+    in the data directory; the key itself is in the restored records). Returns the tool's output."""
+    shutil.rmtree(suite.data_dir)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.storage", "restore", "--backup-id", backup_id, *args],
+        env=suite.env(),
+        cwd=suite.workdir.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"done": true' in result.stdout
+    (suite.data_dir / "bootstrap-admin.key").write_text(operator_key + "\n")
+    return result.stdout
 
 
 def delete_tenant(suite: Suite, tenant: str) -> None:

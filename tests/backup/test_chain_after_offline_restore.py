@@ -6,14 +6,11 @@ its parent backed up."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.backup.support import acting, append, create, delete_tenant, everything, restore
+from tests.backup.support import acting, append, create, delete_tenant, everything, restore, restore_offline
 from tests.harness import Suite
 
 
@@ -38,18 +35,7 @@ def test_an_incremental_after_an_offline_restore_to_an_earlier_time_holds_the_di
     finally:
         suite.stop_all()
 
-    shutil.rmtree(suite.data_dir)
-    command = [sys.executable, "-m", "services.storage", "restore", "--backup-id", full.backup_id]
-    result = subprocess.run(
-        [*command, "--to-time", cut.isoformat()],
-        env=suite.env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (suite.data_dir / "bootstrap-admin.key").write_text(operator_key + "\n")
+    restore_offline(suite, operator_key, full.backup_id, "--to-time", cut.isoformat())
 
     suite.start_all()
     try:

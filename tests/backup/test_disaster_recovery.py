@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from allsource.v1 import auth_pb2, auth_pb2_grpc, backup_pb2, query_pb2, query_pb2_grpc
 
-from tests.backup.support import Writers, acting, append, backups, create, delete_tenant, everything, fill, restore
+from tests.backup.support import (
+    Writers,
+    acting,
+    append,
+    backups,
+    create,
+    delete_tenant,
+    everything,
+    fill,
+    restore,
+    restore_offline,
+)
 from tests.harness import Suite
 
 SOAK = os.environ.get("ALLSOURCE_SOAK") == "1"
@@ -74,19 +82,7 @@ def test_a_deleted_data_directory_comes_back_whole_from_a_full_and_an_incrementa
     finally:
         suite.stop_all()
 
-    shutil.rmtree(suite.data_dir)
-    result = subprocess.run(
-        [sys.executable, "-m", "services.storage", "restore", "--backup-id", incremental.backup_id],
-        env=suite.env(),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert '"done": true' in result.stdout
-    # The bootstrap key file lived in the data directory; the key itself is in the restored records.
-    (suite.data_dir / "bootstrap-admin.key").write_text(operator_key + "\n")
+    restore_offline(suite, operator_key, incremental.backup_id)
 
     suite.start_all()
     try:

@@ -30,6 +30,15 @@ def _sections(root: Path, backup_id: str) -> dict[str, list[tuple[bytes, bytes]]
     return out
 
 
+async def _backup(jobs: BackupJobs, incremental: bool) -> str:
+    """A backup of tenant T to its end; its id."""
+    last = None
+    async for progress in jobs.create(backup_pb2.CreateBackupRequest(tenant_ids=[T], incremental=incremental)):
+        last = progress
+    assert last is not None and last.done
+    return last.backup.backup_id
+
+
 def test_an_incremental_backup_holds_exactly_the_records_changed_added_and_deleted(tmp_path: Path) -> None:
     root = tmp_path / "backups"
 
@@ -44,16 +53,7 @@ def test_an_incremental_backup_holds_exactly_the_records_changed_added_and_delet
                 records[prefix + b"bench/%05d" % i] = b"value %d" % i
             jobs = BackupJobs(backend, BackupSettings(dir=str(root)))
 
-            async def backup(incremental: bool) -> str:
-                last = None
-                async for progress in jobs.create(
-                    backup_pb2.CreateBackupRequest(tenant_ids=[T], incremental=incremental)
-                ):
-                    last = progress
-                assert last is not None and last.done
-                return last.backup.backup_id
-
-            full = await backup(False)
+            full = await _backup(jobs, False)
             # Changed: in the first, a middle and the last block; added: between and after; deleted: two.
             for i in (5, 1500, 2999):
                 records[prefix + b"bench/%05d" % i] = b"changed %d" % i
@@ -61,7 +61,7 @@ def test_an_incremental_backup_holds_exactly_the_records_changed_added_and_delet
             records[prefix + b"bench/99999"] = b"added last"
             del records[prefix + b"bench/00007"]
             del records[prefix + b"bench/02048"]
-            incremental = await backup(True)
+            incremental = await _backup(jobs, True)
             return _sections(root, full), _sections(root, incremental), prefix
         finally:
             await backend.close()
@@ -109,19 +109,10 @@ def test_an_incremental_holds_exactly_the_heads_of_the_streams_appended_to(tmp_p
             await backend.append([AppendOp(T, req(f"s-{i:05d}", ev())) for i in range(RECORDS)])
             jobs = BackupJobs(backend, BackupSettings(dir=str(root)))
 
-            async def backup(incremental: bool) -> str:
-                last = None
-                async for progress in jobs.create(
-                    backup_pb2.CreateBackupRequest(tenant_ids=[T], incremental=incremental)
-                ):
-                    last = progress
-                assert last is not None and last.done
-                return last.backup.backup_id
-
-            full = await backup(False)
+            full = await _backup(jobs, False)
             await backend.append([AppendOp(T, req(f"s-{i:05d}", ev(), ev())) for i in (5, 1500, 2999)])
             await backend.append([AppendOp(T, req("s-new", ev()))])
-            incremental = await backup(True)
+            incremental = await _backup(jobs, True)
             prefix = keys.tenant_prefix(backend._tenants[T].number)
             heads = {k[4:]: v for k, v in backend._cf["streams"].items(from_key=prefix) if k.startswith(prefix)}
             return (

@@ -659,19 +659,9 @@ class Dump:
 
     def _chunks(self, label: str, tenant_id: str, section: str, keys_: list[bytes], values: list[bytes]) -> None:
         """Records (keys and values) in as many chunks as their size needs."""
-        n = len(keys_)
-        if sum(map(len, keys_)) + sum(map(len, values)) + 8 * n < fmt.CHUNK_RAW_BYTES:
-            if n:
-                self._chunk(label, tenant_id, section, 0, keys_, values)
-            return
-        start, size, seq = 0, 0, 0
-        for i in range(n):
-            size += len(keys_[i]) + len(values[i]) + 8
-            if size >= fmt.CHUNK_RAW_BYTES:
-                self._chunk(label, tenant_id, section, seq, keys_[start : i + 1], values[start : i + 1])
-                start, size, seq = i + 1, 0, seq + 1
-        if start < n:
-            self._chunk(label, tenant_id, section, seq, keys_[start:], values[start:])
+        changes = _Changes(self, label, tenant_id, section)
+        changes.add(keys_, values)
+        changes.close()
 
     def _chunk(
         self, label: str, tenant_id: str, section: str, seq: int, keys_: list[bytes], values: list[bytes]

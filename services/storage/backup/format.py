@@ -246,8 +246,8 @@ def decode_records(raw: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
 
 def decode_columns(raw: bytes, where: str) -> tuple[list[bytes], list[bytes]]:
     """The keys and the values of a decompressed chunk, as two lists. Cut by C-level calls (the offsets
-    by accumulate, the pieces by slicing through map): a statement per record cost an incremental backup
-    of a tenant with 100K streams 55 ms reading its parent's index of them."""
+    by accumulate, the pieces by slicing through map): a statement per record cost 55 ms for a parent's
+    index of 100K records."""
     try:
         (n,) = _LEN.unpack_from(raw, 0)
         lengths = struct.unpack_from(f">{2 * n}I", raw, 4)
@@ -276,13 +276,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digest(value: bytes) -> bytes:
-    """The short digest an incremental backup compares a record's value by."""
-    return hashlib.blake2b(value, digest_size=12).digest()
-
-
 _BLAKE2B_12 = functools.partial(hashlib.blake2b, digest_size=12)
 _DIGEST = operator.methodcaller("digest")
+
+
+def digest(value: bytes) -> bytes:
+    """The short digest an incremental backup compares a record's value by."""
+    return _BLAKE2B_12(value).digest()
 
 
 def digests(values: Iterable[bytes]) -> list[bytes]:
