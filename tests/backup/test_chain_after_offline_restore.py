@@ -1,7 +1,8 @@
-"""A chain continued after the data directory was restored offline to an earlier point in time: the
-tenants come back under the same internal numbers (restored in the same order) and their logs grow past
-the old backup's end again, with other events. The next incremental must not take them for the tenant
-its parent backed up."""
+"""Chains whose tenants start again: after the data directory was restored offline to an earlier point
+in time (the tenants come back under the same internal numbers and their logs grow past the old backup's
+end again, with other events), and a tenant deleted and made again between a full backup of the whole
+suite from the checkpoint's files and an incremental read by worker processes. The next incremental
+must not take them for the tenants its parent backed up."""
 
 from __future__ import annotations
 
@@ -54,5 +55,50 @@ def test_an_incremental_after_an_offline_restore_to_an_earlier_time_holds_the_di
         delete_tenant(suite, "solo")
         restore(suite, backup_id=incremental.backup_id, tenant_ids=["solo"])
         assert everything(suite, acting(suite, "solo")) == expected
+    finally:
+        suite.stop_all()
+
+
+def test_a_whole_suite_chain_from_checkpoint_files_restores_a_re_made_tenant_from_its_restart(tmp_path: Path) -> None:
+    """The same rule on the other paths: a full backup of the whole suite that copies the checkpoint's
+    files, then an incremental read from a checkpoint by two worker processes (both above a lowered
+    backup.inline_max_events), restored online and then offline."""
+    backup_dir = tmp_path / "backups"
+    suite = Suite(
+        tmp_path / "suite",
+        extra_env={"ALLSOURCE_BACKUP__DIR": str(backup_dir), "ALLSOURCE_BACKUP__INLINE_MAX_EVENTS": "10"},
+    )
+    suite.start_all()
+    try:
+        steady = suite.create_tenant("steady")
+        append(suite, steady, "kept", 20)
+        md = suite.create_tenant("phoenix")
+        append(suite, md, "old", 30)
+        full = create(suite)
+        manifest = json.loads((backup_dir / full.backup_id / "manifest.json").read_text())
+        assert manifest["layout"] == "checkpoint"
+        delete_tenant(suite, "phoenix")
+        md = suite.create_tenant("phoenix")
+        append(suite, md, "new", 12)
+        append(suite, steady, "kept", 5)
+        expected = {t: everything(suite, acting(suite, t)) for t in ("steady", "phoenix")}
+        incremental = create(suite, incremental=True)
+        parts = {t.tenant_id: (t.from_position, t.to_position, t.events) for t in incremental.tenants}
+        assert parts["phoenix"] == (0, 12, 12) and parts["steady"] == (20, 25, 5)
+        made = [json.loads(line) for line in suite.log("storage").splitlines() if '"backup made"' in line]
+        (record,) = [r for r in made if r["backup_id"] == incremental.backup_id]
+        assert (record["read"], len(record["workers"])) == ("checkpoint", 2)
+        delete_tenant(suite, "phoenix")
+        restore(suite, backup_id=incremental.backup_id, tenant_ids=["phoenix"])
+        assert everything(suite, acting(suite, "phoenix")) == expected["phoenix"]
+        operator_key = suite.admin_key
+    finally:
+        suite.stop_all()
+
+    restore_offline(suite, operator_key, incremental.backup_id)
+    suite.start_all()
+    try:
+        for tenant, events in expected.items():
+            assert everything(suite, acting(suite, tenant)) == events, tenant
     finally:
         suite.stop_all()
