@@ -3,6 +3,7 @@
     .venv/bin/python bench/backup_streams.py                  # 100K streams (about a minute to fill)
     .venv/bin/python bench/backup_streams.py --streams 20000
     .venv/bin/python bench/backup_streams.py --quick          # 2K streams, to check the script works
+    .venv/bin/python bench/backup_streams.py --request-ids    # each of those appends with a request id
 
 One tenant gets one event in each of N streams (by BatchAppend), then a full backup of the whole suite,
 four incrementals of 10K events appended to one stream, and one incremental with nothing new. An
@@ -32,8 +33,9 @@ from tests.backup.support import append, backups, create  # noqa: E402
 from tests.harness import Suite  # noqa: E402
 
 
-async def streams(address: str, md: tuple[tuple[str, str], ...], n: int) -> int:
-    """One event in each of n streams, through one BatchAppend call; how many succeeded."""
+async def streams(address: str, md: tuple[tuple[str, str], ...], n: int, request_ids: bool) -> int:
+    """One event in each of n streams, through one BatchAppend call (each append with a request id, so
+    that storage keeps its result, when asked); how many succeeded."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
 
@@ -41,7 +43,9 @@ async def streams(address: str, md: tuple[tuple[str, str], ...], n: int) -> int:
             for i in range(n):
                 yield ingest_pb2.BatchAppendRequest(
                     append=ingest_pb2.AppendEventsRequest(
-                        stream_id=f"s-{i}", events=[event_pb2.EventData(event_type="E", payload=b'{"a":1}')]
+                        stream_id=f"s-{i}",
+                        events=[event_pb2.EventData(event_type="E", payload=b'{"a":1}')],
+                        request_id=f"fill-{i}" if request_ids else "",
                     )
                 )
 
@@ -55,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--request-ids", action="store_true", help="each filling append with a request id")
     args = parser.parse_args()
     n = args.streams or (2_000 if args.quick else 100_000)
     with tempfile.TemporaryDirectory(prefix="bench-backup-streams-") as tmp:
@@ -64,8 +69,9 @@ def main() -> None:
         try:
             md = suite.create_tenant("bench")
             started = time.perf_counter()
-            assert asyncio.run(streams(suite.address("ingest"), md, n)) == n
-            print(f"filled {n:,} streams in {time.perf_counter() - started:.1f} s", flush=True)
+            assert asyncio.run(streams(suite.address("ingest"), md, n, args.request_ids)) == n
+            with_ids = " (each append with a request id)" if args.request_ids else ""
+            print(f"filled {n:,} streams{with_ids} in {time.perf_counter() - started:.1f} s", flush=True)
             stub = backups(suite)
             started = time.perf_counter()
             full = create(suite, stub=stub)

@@ -95,8 +95,13 @@ def id_key(tenant_no: int, uuid_bytes: bytes) -> bytes:
 
 # requests: T + request_id -> fingerprint + recorded_ns + serialized AppendEventsResponse
 def request_key(tenant_no: int, request_id: str) -> bytes:
-    """Key of a stored append result."""
+    """Key of a stored append result (value: 16-byte fingerprint, the append's recording time as 8 bytes
+    big-endian, the serialized AppendResult)."""
     return TENANT.pack(tenant_no) + request_id.encode()
+
+
+# Where a stored append result holds its append's recording time (big-endian: compares as bytes).
+REQUEST_RECORDED = slice(16, 24)
 
 
 # snapshots: T + stream_id + 0x00 + version -> recorded_ns + JSON state

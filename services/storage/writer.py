@@ -564,7 +564,7 @@ class GroupCommitWriter:
         raw = self._cf["requests"].get(request_key)
         if raw is None:
             return None
-        recorded = keys.unpack_u64(raw, 16)
+        recorded = keys.unpack_u64(raw, keys.REQUEST_RECORDED.start)
         if now - recorded > self._request_ttl_ns:
             overlay.replaced[(t, request_id)] = len(request_key) + len(raw)  # overwritten: not counted twice
             return None

@@ -129,3 +129,33 @@ def test_an_incremental_holds_exactly_the_heads_of_the_streams_appended_to(tmp_p
     changed = [b"s-00005", b"s-01500", b"s-02999", b"s-new"]
     assert incremental["streams"] == [(k, heads[k]) for k in changed]
     assert "streams.index" not in incremental
+
+
+def test_an_incremental_holds_exactly_the_append_results_stored_since_its_parent(tmp_path: Path) -> None:
+    """Stored append results (idempotency records: one per append with a request id, kept) go by their
+    recording time; an append repeated with the same request id stores nothing new."""
+    root = tmp_path / "backups"
+
+    async def body() -> tuple[fmt.Manifest, dict[str, list[tuple[bytes, bytes]]]]:
+        backend = RocksBackend(StorageSettings(data_dir=str(tmp_path / "data")))
+        await backend.start()
+        try:
+            await backend.append([AppendOp(T, req("s", ev(), request_id=f"r-{i:05d}")) for i in range(RECORDS)])
+            # The parent ends with a later append: what its last batch stored comes again (harmless), so
+            # the results above must not be in that batch.
+            await asyncio.sleep(0.002)
+            await backend.append([AppendOp(T, req("s", ev()))])
+            jobs = BackupJobs(backend, BackupSettings(dir=str(root)))
+            full = await _backup(jobs, False)
+            await backend.append([AppendOp(T, req("s", ev(), request_id="r-00005"))])  # a retry: deduplicated
+            await backend.append([AppendOp(T, req("s", ev(), request_id=f"r-new-{i}")) for i in range(3)])
+            incremental = await _backup(jobs, True)
+            return fmt.Manifest.from_json((root / full / fmt.MANIFEST).read_bytes()), _sections(root, incremental)
+        finally:
+            await backend.close()
+
+    full, incremental = asyncio.run(body())
+    assert not any(c.section == "requests.index" for c in full.chunks)
+    assert sum(c.records for c in full.chunks if c.section == "requests") == RECORDS
+    assert [k for k, _ in incremental["requests"]] == [b"r-new-0", b"r-new-1", b"r-new-2"]
+    assert "requests.index" not in incremental

@@ -419,7 +419,15 @@ class Dump:
                 self._events(cf["events"], index, tenant["number"], part)
             if self.share == 0:
                 label, tenant_id, t = f"t{index:05d}", tenant["tenant_id"], tenant["number"]
-                self._heads(cf["streams"], label, tenant_id, t, None if self.parent is None or restart else first)
+                done = None if self.parent is None or restart else self.parent.tenant(tenant_id)
+                # Heads of the streams appended to since the parent: last position past its end. Append
+                # results stored since: recorded at or after its last event (recording times never go
+                # back within a tenant; its last batch again is harmless). Without that time (a format-1
+                # parent), all of them.
+                since = done.to_position + 1 if done is not None else 0
+                self._written_since(cf["streams"], label, tenant_id, t, "streams", codec.HEAD_LAST_POSITION, since)
+                since = done.to_recorded_ns if done is not None else 0
+                self._written_since(cf["requests"], label, tenant_id, t, "requests", keys.REQUEST_RECORDED, since)
                 for family in fmt.INDEXED_FAMILIES:
                     self._kv(cf[family], label, tenant_id, t, family, whole=restart)
             part.to_recorded_ns = max(0, self._recorded_at(cf["events"], tenant["number"], part.to_position))
@@ -638,21 +646,24 @@ class Dump:
             self._chunks(label, tenant_id, f"{name}.deleted", gone, [b""] * len(gone))
         self._chunks(label, tenant_id, f"{name}.index", index_keys, index_digests)
 
-    def _heads(self, family: Any, label: str, tenant_id: str, t: int, after: int | None) -> None:
-        """The tenant's stream heads: every one (`after` None: a full backup, or a tenant held whole), else
-        those of the streams appended to since the parent, whose backup ended at position `after`. A head
-        changes only when its stream is appended to, and then its last position passes every earlier one
-        of the tenant (format.continues guarantees the same tenant and log), so it is past `after`; heads
-        go only with their tenant. So no digests and no index: with 100K streams, the digests, the
-        parent's index read and the index written again took most of an incremental's 0.2 s."""
-        changes = _Changes(self, label, tenant_id, "streams")
-        threshold = keys.pack_u64(after) if after is not None else b""
-        last_of = operator.itemgetter(codec.HEAD_LAST_POSITION)
+    def _written_since(
+        self, family: Any, label: str, tenant_id: str, t: int, name: str, mark: slice, since: int
+    ) -> None:
+        """The tenant's records of a family written only by appends (stream heads, stored append results)
+        whose 8-byte big-endian mark at `mark` (a last position, a recording time) is at least `since`: all
+        of them for 0 (a full backup, or a tenant held whole). Such a record changes only when an append
+        writes it, which puts its mark past the parent's end, and goes only with its tenant
+        (format.continues guarantees the same tenant and log): so no digests and no index. With 100K
+        streams, the digests, the parent's index read and the index written again took most of an
+        incremental's 0.2 s."""
+        changes = _Changes(self, label, tenant_id, name)
+        threshold = keys.pack_u64(since)
+        mark_of = operator.itemgetter(mark)
         strip = operator.itemgetter(slice(4, None))
         for block_keys, block_values in family.blocks(keys.tenant_prefix(t), keys.tenant_upper(t), 1024):
             shorts, values = list(map(strip, block_keys)), list(block_values)
-            if after is not None:
-                newer = list(map(operator.gt, map(last_of, values), itertools.repeat(threshold)))
+            if since:
+                newer = list(map(operator.ge, map(mark_of, values), itertools.repeat(threshold)))
                 shorts, values = list(itertools.compress(shorts, newer)), list(itertools.compress(values, newer))
             changes.add(shorts, values)
         changes.close()

@@ -39,9 +39,10 @@ EVENTS = "events"
 FILE = "file"
 KV_FAMILIES = ("streams", "snapshots", "requests", "records")
 # The families an incremental compares by digest against the parent's `<family>.index`. Stream heads
-# are compared by their last position instead (a head changes only by an append to its stream): no
-# `streams.index` (backups of format 1 have one, which nothing reads now).
-INDEXED_FAMILIES = ("snapshots", "requests", "records")
+# and stored append results are written only by appends, never removed but with their tenant: an
+# incremental takes those written since the parent by their last position and recording time instead,
+# with no index (backups of format 1 have `streams.index` and `requests.index`, which nothing reads now).
+INDEXED_FAMILIES = ("snapshots", "records")
 # Suite-wide records (tenant number 0): API-key hashes, signing keys, flags, quota overrides, ledger.
 SUITE = ""
 
