@@ -62,7 +62,9 @@ class StorageSettings(Endpoint):
     group_commit_max_entries: int = Reloadable(4000, ge=1)
     # Stream heads kept in memory by the writer.
     stream_cache_size: int = Reloadable(100_000, ge=0)
-    # Keep request-id results (idempotent retries) this long.
+    # A retry with a request id gets the first append's result for this long; after it the id counts as
+    # new. The stored results are not removed after it (nothing sweeps them yet; incremental backups take
+    # them by recording time and rely on that: services/storage/backup/format.py, INDEXED_FAMILIES).
     request_id_ttl_s: int = Reloadable(7 * 24 * 3600, ge=60)
     # Writes are refused (STORAGE_FULL) while the data directory's volume has less than this free.
     min_free_bytes: int = Reloadable(64 * MiB, ge=0)
