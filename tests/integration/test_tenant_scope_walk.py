@@ -51,6 +51,7 @@ from grpc_status import rpc_status
 from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
 from shared.core.errors import error_info
 from shared.core.wire import recast
+from shared.telemetry.logs import AccessLog
 from tests.harness import Suite
 
 PUBLIC_MODULES = (ingest_pb2, query_pb2, admin_pb2, auth_pb2)
@@ -368,12 +369,16 @@ def test_the_walk_would_see_a_handler_acting_on_another_tenant(walked: Suite) ->
     name = "/allsource.v1.QueryService/ReadStream"
     method = query_pb2.DESCRIPTOR.services_by_name["QueryService"].methods_by_name["ReadStream"]
     assert call(walked, "query", name, method, query_pb2.ReadStreamRequest(stream_id=other.stream_id), metadata) == "OK"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        entries = storage_lines(walked, {request_id})[request_id]
-        if entries:
-            break
-        time.sleep(0.1)
+    # Its storage calls' access-log lines come in batches (at most AccessLog.FLUSH_AFTER_S after each): wait
+    # for the read's own, then one more flush for any other.
+    read = "/allsource.storage.v1.StorageService/ReadStream"
+    walked.wait_until(
+        lambda: any(e["method"] == read for e in storage_lines(walked, {request_id})[request_id]),
+        timeout=5,
+        what="storage's ReadStream line",
+    )
+    time.sleep(2 * AccessLog.FLUSH_AFTER_S)
+    entries = storage_lines(walked, {request_id})[request_id]
     touched = [(e["method"], e.get("tenant", "")) for e in entries]
     assert ("/allsource.storage.v1.StorageService/ReadStream", other.tenant_id) in touched, touched
     assert {tenant for _, tenant in touched} <= {other.tenant_id, ""}, touched
