@@ -360,7 +360,9 @@ class Dump:
 
     def _run(self, cf: dict[str, Any]) -> fmt.Manifest:
         job = self.job
-        parts: list[tuple[int, dict[str, Any], int, int, bool]] = []  # (index, tenant, from, to, restart)
+        # (index, tenant, from, to, the parent's part this backup continues: None for a full backup and for
+        # a tenant held whole)
+        parts: list[tuple[int, dict[str, Any], int, int, fmt.TenantPart | None]] = []
         for index, tenant in enumerate(tenants_of(cf["meta"], job.get("tenant_ids") or [])):
             t = tenant["number"]
             last = 0
@@ -370,18 +372,17 @@ class Dump:
             done = self.parent.tenant(tenant["tenant_id"]) if self.parent else None
             # A tenant the parent's backup does not lead to (deleted and made again, or restored, since;
             # or not in it) is held whole, events from position 0 and every record.
-            restart = self.parent is not None and not fmt.continues(
-                done, t, last, self._recorded_at(cf["events"], t, done.to_position if done else 0)
-            )
-            first = done.to_position if done is not None and not restart else 0
-            parts.append((index, tenant, first, max(first, last), restart))
+            at_end = self._recorded_at(cf["events"], t, done.to_position if done else 0)
+            prior = done if fmt.continues(done, t, last, at_end) else None
+            first = prior.to_position if prior is not None else 0
+            parts.append((index, tenant, first, max(first, last), prior))
             lo, hi = self._share(first, max(first, last))
             self.total_events += hi - lo
         if self.parent is not None and self.share == 0:
             order = [
                 (tenant["tenant_id"], family)
-                for _, tenant, _, _, restart in parts
-                if not restart
+                for _, tenant, _, _, prior in parts
+                if prior is not None
                 for family in fmt.INDEXED_FAMILIES
             ]
             self._read_parent_indexes(order + ([(fmt.SUITE, "records")] if job.get("suite", True) else []))
@@ -402,7 +403,8 @@ class Dump:
         if self.files:
             self._files(Path(job["checkpoint"]))
         self.timings["files_s"] = round(time.monotonic() - began, 3)
-        for index, tenant, first, last, restart in parts:
+        for index, tenant, first, last, prior in parts:
+            restart = self.parent is not None and prior is None
             part = fmt.TenantPart(
                 tenant_id=tenant["tenant_id"],
                 record_hex=tenant["record_hex"],
@@ -419,14 +421,13 @@ class Dump:
                 self._events(cf["events"], index, tenant["number"], part)
             if self.share == 0:
                 label, tenant_id, t = f"t{index:05d}", tenant["tenant_id"], tenant["number"]
-                done = None if self.parent is None or restart else self.parent.tenant(tenant_id)
                 # Heads of the streams appended to since the parent: last position past its end. Append
                 # results stored since: recorded at or after its last event (recording times never go
                 # back within a tenant; its last batch again is harmless). Without that time (a format-1
                 # parent), all of them.
-                since = done.to_position + 1 if done is not None else 0
+                since = prior.to_position + 1 if prior is not None else 0
                 self._written_since(cf["streams"], label, tenant_id, t, "streams", codec.HEAD_LAST_POSITION, since)
-                since = done.to_recorded_ns if done is not None else 0
+                since = prior.to_recorded_ns if prior is not None else 0
                 self._written_since(cf["requests"], label, tenant_id, t, "requests", keys.REQUEST_RECORDED, since)
                 for family in fmt.INDEXED_FAMILIES:
                     self._kv(cf[family], label, tenant_id, t, family, whole=restart)
