@@ -115,6 +115,13 @@ class StorageProcess(server.Service):
             "Commit feed followers cut off for not acknowledging in time.",
             self.servicer.feed.cut_off,
         )
+        sweep = getattr(self.backend, "request_sweep", None)
+        if sweep is not None:
+            yield metrics.counter(
+                "allsource_storage_request_results_removed",
+                "Stored append results removed by the sweep once past storage.request_id_ttl_s.",
+                sweep.removed,
+            )
         figures = self.backend.figures(self.settings.metrics.tenant_series)
         if figures is None:
             return

@@ -54,6 +54,7 @@ from services.storage.codec import StreamHead
 from services.storage.disk import DiskGuard, out_of_space
 from services.storage.hub import CommitHub
 from services.storage.quotas import MINUTE_NS, StorageQuotas, Windows
+from services.storage.request_sweep import RequestSweep
 from services.storage.rocksdb_lifecycle import RocksLifecycle
 from services.storage.writer import GroupCommitWriter, TenantCursor, write_options
 from shared.config.settings import StorageSettings
@@ -170,6 +171,8 @@ class RocksBackend(StorageBackend):
         self._best_effort = write_options(False)
         # Stream metadata, deletions, erasure and the sweep (services.storage.rocksdb_lifecycle).
         self.lifecycle = RocksLifecycle(self)
+        # Removes stored append results past storage.request_id_ttl_s (services.storage.request_sweep).
+        self.request_sweep = RequestSweep(self)
         # The category/type index: its separator (fixed while open; a change rebuilds it at start) and
         # the tenants whose backfill is not done: number -> [last position to cover, next position].
         self.category_separator = settings.category_separator
@@ -188,6 +191,7 @@ class RocksBackend(StorageBackend):
             raise StorageOpenError(f"cannot open the database at {self.path}: {exc}") from exc
         self._space_watch = asyncio.ensure_future(self._watch_space())
         self.lifecycle.start()
+        self.request_sweep.start()
         self._backfill_task = asyncio.ensure_future(self._run_backfill())
         log.info(
             "storage opened",
@@ -313,6 +317,7 @@ class RocksBackend(StorageBackend):
 
     async def close(self) -> None:
         await self.lifecycle.stop()
+        await self.request_sweep.stop()
         if self._backfill_task is not None:
             self._backfill_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -350,6 +350,11 @@ class GroupCommitWriter:
         """Drop cached stream heads of a deleted tenant."""
         self._heads = {k: v for k, v in self._heads.items() if k[0] != tenant_no}
 
+    @property
+    def idle(self) -> bool:
+        """No batch is being built or written, and none is queued."""
+        return self._task is None and not self._queue
+
     async def quiesce(self, attempts: int = 50) -> None:
         """Return when no batch is being built or written, so that the caller's own write (made before its
         next await) cannot interleave with one; gives up waiting after `attempts` batches."""

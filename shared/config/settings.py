@@ -63,9 +63,10 @@ class StorageSettings(Endpoint):
     # Stream heads kept in memory by the writer.
     stream_cache_size: int = Reloadable(100_000, ge=0)
     # A retry with a request id gets the first append's result for this long; after it the id counts as
-    # new. The stored results are not removed after it (nothing sweeps them yet; incremental backups take
-    # them by recording time and rely on that: services/storage/backup/format.py, INDEXED_FAMILIES).
+    # new, and the sweep (every request_id_sweep_interval_s; 0: never) removes the stored result and
+    # takes its bytes off the tenant's stored bytes (services/storage/request_sweep.py).
     request_id_ttl_s: int = Reloadable(7 * 24 * 3600, ge=60)
+    request_id_sweep_interval_s: float = Reloadable(3600.0, ge=0)
     # Writes are refused (STORAGE_FULL) while the data directory's volume has less than this free.
     min_free_bytes: int = Reloadable(64 * MiB, ge=0)
     # RocksDB memory (docs/PERFORMANCE.md, Tuning, has sizes for a small and a large machine): the

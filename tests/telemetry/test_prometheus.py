@@ -148,6 +148,7 @@ def test_prometheus_scrapes_every_process_and_sees_the_red_series_of_known_traff
         "allsource_rpc_server_in_flight",
         "allsource_limiter_redis_failures_total",
         "allsource_trace_spans_dropped_total",
+        "allsource_storage_request_results_removed_total",
     ):
         assert prometheus.query(series), f"{series} missing"
     # Per-tenant series: this tenant's events, as storage counts them.

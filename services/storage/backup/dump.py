@@ -654,7 +654,9 @@ class Dump:
         whose 8-byte big-endian mark at `mark` (a last position, a recording time) is at least `since`: all
         of them for 0 (a full backup, or a tenant held whole). Such a record changes only when an append
         writes it, which puts its mark past the parent's end, and goes only with its tenant
-        (format.continues guarantees the same tenant and log): so no digests and no index. With 100K
+        (format.continues guarantees the same tenant and log) or, an append result, by the sweep once
+        past its TTL (a removal not carried, and harmless: format.INDEXED_FAMILIES): so no digests and no
+        index. With 100K
         streams, the digests, the parent's index read and the index written again took most of an
         incremental's 0.2 s."""
         changes = _Changes(self, label, tenant_id, name)

@@ -39,9 +39,12 @@ EVENTS = "events"
 FILE = "file"
 KV_FAMILIES = ("streams", "snapshots", "requests", "records")
 # The families an incremental compares by digest against the parent's `<family>.index`. Stream heads
-# and stored append results are written only by appends, never removed but with their tenant: an
-# incremental takes those written since the parent by their last position and recording time instead,
-# with no index (backups of format 1 have `streams.index` and `requests.index`, which nothing reads now).
+# and stored append results are written only by appends; heads are removed only with their tenant,
+# append results also by the sweep once past storage.request_id_ttl_s (services/storage/request_sweep.py):
+# an incremental takes those written since the parent by their last position and recording time instead,
+# with no index and no removals (a chain restored brings back swept results: past the TTL, they answer
+# no retry, and the next sweep removes them again). Backups of format 1 have `streams.index` and
+# `requests.index`, which nothing reads now.
 INDEXED_FAMILIES = ("snapshots", "records")
 # Suite-wide records (tenant number 0): API-key hashes, signing keys, flags, quota overrides, ledger.
 SUITE = ""
