@@ -244,13 +244,16 @@ def test_an_incremental_holds_whole_a_tenant_deleted_and_made_again_since_its_pa
     append(bsuite, md, "new", 10)
     expected = everything(bsuite, md)
     incremental = create(bsuite, tenant_ids=["reborn"], incremental=True)
-    assert [(t.from_position, t.to_position, t.events) for t in incremental.tenants] == [(0, 10, 10)]
+    assert [(t.from_position, t.to_position, t.events, t.restart) for t in incremental.tenants] == [(0, 10, 10, True)]
     assert _part(bsuite, incremental.backup_id, "reborn")["restart"] is True
+    # The public description says so too (GetBackup reads it from the manifest).
+    described = backups(bsuite).GetBackup(backup_pb2.GetBackupRequest(backup_id=incremental.backup_id)).backup
+    assert [(t.tenant_id, t.restart) for t in described.tenants] == [("reborn", True)]
     # One more on top of it goes on from there, as usual.
     append(bsuite, md, "new", 5)
     expected = everything(bsuite, md)
     last = create(bsuite, tenant_ids=["reborn"], incremental=True)
-    assert [(t.from_position, t.to_position, t.events) for t in last.tenants] == [(10, 15, 5)]
+    assert [(t.from_position, t.to_position, t.events, t.restart) for t in last.tenants] == [(10, 15, 5, False)]
     assert _part(bsuite, last.backup_id, "reborn")["restart"] is False
     delete_tenant(bsuite, "reborn")
     done = restore(bsuite, backup_id=last.backup_id, tenant_ids=["reborn"])
@@ -268,7 +271,7 @@ def test_an_incremental_holds_whole_a_tenant_restored_to_an_earlier_point_since_
     assert append(bsuite, md, "r", 5) == [21, 22, 23, 24, 25]  # not the 21-25 the full backup holds
     expected = everything(bsuite, md)
     incremental = create(bsuite, tenant_ids=["rewound"], incremental=True)
-    assert [(t.from_position, t.to_position, t.events) for t in incremental.tenants] == [(0, 25, 25)]
+    assert [(t.from_position, t.to_position, t.events, t.restart) for t in incremental.tenants] == [(0, 25, 25, True)]
     delete_tenant(bsuite, "rewound")
     restore(bsuite, backup_id=incremental.backup_id, tenant_ids=["rewound"])
     assert everything(bsuite, acting(bsuite, "rewound")) == expected

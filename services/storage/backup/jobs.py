@@ -76,7 +76,11 @@ def describe(manifest: fmt.Manifest, destination: str) -> backup_pb2.Backup:
     )
     for part in manifest.tenants:
         tr = out.tenants.add(
-            tenant_id=part.tenant_id, from_position=part.from_position, to_position=part.to_position, events=part.events
+            tenant_id=part.tenant_id,
+            from_position=part.from_position,
+            to_position=part.to_position,
+            events=part.events,
+            restart=part.restart,
         )
         if part.first_recorded_ns:
             tr.first_recorded_at.CopyFrom(to_timestamp(part.first_recorded_ns))

@@ -22,20 +22,22 @@ BACKUP_KIND_FULL: BackupKind
 BACKUP_KIND_INCREMENTAL: BackupKind
 
 class TenantRange(_message.Message):
-    __slots__ = ("tenant_id", "from_position", "to_position", "events", "first_recorded_at", "last_recorded_at")
+    __slots__ = ("tenant_id", "from_position", "to_position", "events", "first_recorded_at", "last_recorded_at", "restart")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
     TO_POSITION_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     FIRST_RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESTART_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     from_position: int
     to_position: int
     events: int
     first_recorded_at: _timestamp_pb2.Timestamp
     last_recorded_at: _timestamp_pb2.Timestamp
-    def __init__(self, tenant_id: _Optional[str] = ..., from_position: _Optional[int] = ..., to_position: _Optional[int] = ..., events: _Optional[int] = ..., first_recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    restart: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., from_position: _Optional[int] = ..., to_position: _Optional[int] = ..., events: _Optional[int] = ..., first_recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., restart: _Optional[bool] = ...) -> None: ...
 
 class Backup(_message.Message):
     __slots__ = ("backup_id", "kind", "parent_backup_id", "created_at", "destination", "format_version", "suite_version", "tenants", "events", "chunks", "stored_bytes", "label", "schedule", "suite_records")
