@@ -90,9 +90,12 @@ class RequestSweep:
         start: bytes | None = b""
         while start is not None:
             release = await self.b.begin_reading()  # a reopen of the database waits for the page
+            page = asyncio.ensure_future(asyncio.to_thread(self._expired, start, mark))
             try:
-                found, start = await asyncio.to_thread(self._expired, start, mark)
+                found, start = await asyncio.shield(page)
             finally:
+                if not page.done():  # stopped meanwhile: the thread still reads the database; wait for it
+                    await asyncio.wait([page])
                 release()
             for i in range(0, len(found), REMOVE_BATCH):
                 removed += await self._remove(found[i : i + REMOVE_BATCH])

@@ -5,6 +5,7 @@ are kept, nothing is removed while the writer is busy, and the running backend s
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -177,3 +178,31 @@ def test_the_running_backend_sweeps_on_its_own(tmp_path: Path, monkeypatch: pyte
         assert stored(b) == {} and b.request_sweep.removed == 2
 
     run(tmp_path, body, request_id_sweep_interval_s=0.1)
+
+
+def test_stopping_waits_for_the_page_being_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page is read on a thread: a stop (the backend closing) waits for it rather than close the
+    database under its iterator."""
+    real = RequestSweep._expired
+    entered = threading.Event()
+    finished: list[float] = []
+
+    def slow(self: RequestSweep, start: bytes, mark: bytes) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+        entered.set()
+        time.sleep(0.3)
+        out = real(self, start, mark)
+        finished.append(time.monotonic())
+        return out
+
+    monkeypatch.setattr(RequestSweep, "_expired", slow)
+
+    async def body(b: RocksBackend) -> None:
+        await append_with_ids(b, "a")
+        sweep = b.request_sweep
+        await sweep.stop()  # the periodic task; this test runs one sweep as that task instead
+        sweep._task = asyncio.ensure_future(sweep.sweep(now_ns=time.time_ns() + TTL_S * 1_000_000_000))
+        assert await asyncio.to_thread(entered.wait, 5)
+        await sweep.stop()
+        assert finished and finished[0] <= time.monotonic()
+
+    run(tmp_path, body)
