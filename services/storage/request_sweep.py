@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from rocksdict import WriteBatch
 
 from services.storage import keys
+from services.storage.threads import on_thread
 
 if TYPE_CHECKING:
     from services.storage.rocksdb_backend import RocksBackend
@@ -90,12 +91,9 @@ class RequestSweep:
         start: bytes | None = b""
         while start is not None:
             release = await self.b.begin_reading()  # a reopen of the database waits for the page
-            page = asyncio.ensure_future(asyncio.to_thread(self._expired, start, mark))
             try:
-                found, start = await asyncio.shield(page)
+                found, start = await on_thread(self._expired, start, mark)
             finally:
-                if not page.done():  # stopped meanwhile: the thread still reads the database; wait for it
-                    await asyncio.wait([page])
                 release()
             for i in range(0, len(found), REMOVE_BATCH):
                 removed += await self._remove(found[i : i + REMOVE_BATCH])

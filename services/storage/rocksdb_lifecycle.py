@@ -20,6 +20,7 @@ from allsource.storage.v1 import lifecycle_pb2, model_pb2
 from rocksdict import ReadOptions, WriteBatch
 
 from services.storage import codec, keys, lifecycle
+from services.storage.threads import on_thread
 from shared.core.errors import Aborted, InvalidArgument
 from shared.core.reasons import Reason
 from shared.core.timestamps import from_timestamp, to_timestamp
@@ -377,7 +378,7 @@ class RocksLifecycle:
             for name in _COMPACTED:
                 self.b._cf[name].compact_range(lo, hi)
 
-        await asyncio.get_running_loop().run_in_executor(None, work)
+        await on_thread(work)  # a stop waits for it: it would otherwise compact a closing database
 
     # -- the sweep -----------------------------------------------------------------------------------
 
