@@ -108,13 +108,74 @@ def _eta(done: int, total: int, elapsed: float) -> tuple[float, float]:
     return percent, left
 
 
+class Turns:
+    """One backup or restore at a time per storage service, taken in turns: a call that finds another
+    running waits in arrival order rather than being refused, so that one tenant making backup after
+    backup cannot keep everyone else's (and the operator's scheduled ones) out. Each scope (the tenants a
+    job covers; "" for the whole suite) has at most one job running or waiting: another of the same scope
+    is refused (BACKUP_BUSY), so no caller can fill the line, which is bounded too (MAX_WAITING)."""
+
+    MAX_WAITING = 32
+
+    def __init__(self) -> None:
+        self.running: str | None = None
+        self.waiting: dict[str, asyncio.Future[None]] = {}  # in arrival order
+
+    def must_wait(self, scope: str) -> bool:
+        """Whether a job of this scope would wait for its turn; BACKUP_BUSY when it may not wait."""
+        if scope == self.running or scope in self.waiting:
+            raise Unavailable(
+                "a backup or restore of the same tenants is already running or waiting on this storage service",
+                reason=Reason.BACKUP_BUSY,
+                retry_after=5.0,
+            )
+        if self.running is not None and len(self.waiting) >= self.MAX_WAITING:
+            raise Unavailable(
+                "too many backups and restores are waiting on this storage service",
+                reason=Reason.BACKUP_BUSY,
+                retry_after=5.0,
+            )
+        return self.running is not None
+
+    @contextlib.asynccontextmanager
+    async def turn(self, scope: str) -> AsyncIterator[None]:
+        """Hold the turn of a job of this scope (waiting for it first if another job has it)."""
+        if self.must_wait(scope):
+            called = asyncio.get_running_loop().create_future()
+            self.waiting[scope] = called
+            try:
+                await called
+            except BaseException:
+                if self.waiting.get(scope) is called:
+                    del self.waiting[scope]  # gone before its turn
+                elif self.running == scope:
+                    self._next()  # given its turn as it went away: pass it on
+                raise
+        else:
+            self.running = scope
+        try:
+            yield
+        finally:
+            self._next()
+
+    def _next(self) -> None:
+        while self.waiting:
+            scope = next(iter(self.waiting))
+            called = self.waiting.pop(scope)
+            if not called.done():
+                self.running = scope
+                called.set_result(None)
+                return
+        self.running = None
+
+
 class BackupJobs:
     """The backup RPCs of one RocksBackend."""
 
     def __init__(self, backend: RocksBackend, settings: BackupSettings) -> None:
         self.backend = backend
         self.settings = settings
-        self._busy = asyncio.Lock()
+        self.turns = Turns()
         # Told of each tenant a restore installed (the storage servicer: consumer groups, caches' feed).
         self.installed: Callable[[str], Awaitable[None]] | None = None
         # Checkpoints and restore files go under the data directory (the same volume: hard links, moves).
@@ -298,15 +359,23 @@ class BackupJobs:
                 await proc.wait()
             stderr_task.cancel()
 
-    def _claim(self) -> None:
-        if self._busy.locked():
-            raise Unavailable(
-                "another backup or restore is running on this storage service",
-                reason=Reason.BACKUP_BUSY,
-                retry_after=5.0,
-            )
-
     # -- create --------------------------------------------------------------------------------------
+
+    async def _parent(
+        self, dest: Destination, request: backup_pb2.CreateBackupRequest, wanted: list[str]
+    ) -> fmt.Manifest | None:
+        """The backup an incremental one builds on (None for a full one)."""
+        if not (request.incremental or request.parent_backup_id):
+            return None
+        if request.parent_backup_id:
+            return await self.manifest(dest, request.parent_backup_id)
+        same = [m for m in await self.manifests(dest) if self._same_scope(m, wanted)]
+        if not same:
+            raise FailedPrecondition(
+                "no earlier backup of the same tenants to build an incremental one on; make a full one first",
+                reason=Reason.BACKUP_CHAIN_BROKEN,
+            )
+        return max(same, key=lambda m: (m.created_ns, m.backup_id))
 
     async def create(self, request: backup_pb2.CreateBackupRequest) -> AsyncIterator[backup_pb2.CreateBackupResponse]:
         asked = time.monotonic()
@@ -317,21 +386,15 @@ class BackupJobs:
                 violations=[("label", "at most 200 characters")],
             )
         dest, dest_name = await self._dest(request.destination)
-        parent: fmt.Manifest | None = None
         wanted = sorted(set(request.tenant_ids))
-        if request.incremental or request.parent_backup_id:
-            if request.parent_backup_id:
-                parent = await self.manifest(dest, request.parent_backup_id)
-            else:
-                same = [m for m in await self.manifests(dest) if self._same_scope(m, wanted)]
-                if not same:
-                    raise FailedPrecondition(
-                        "no earlier backup of the same tenants to build an incremental one on; make a full one first",
-                        reason=Reason.BACKUP_CHAIN_BROKEN,
-                    )
-                parent = max(same, key=lambda m: (m.created_ns, m.backup_id))
-        self._claim()
-        async with self._busy:
+        parent = await self._parent(dest, request, wanted)
+        covers = ",".join(wanted)  # its turn's scope
+        waits = self.turns.must_wait(covers)
+        if waits:
+            yield backup_pb2.CreateBackupResponse(phase="queued")
+        async with self.turns.turn(covers):
+            if waits:  # the newest backup of these tenants may have changed meanwhile
+                parent = await self._parent(dest, request, wanted)
             started = time.monotonic()
             now = time.time_ns()
             backup_id = new_backup_id(now)
@@ -562,8 +625,13 @@ class BackupJobs:
         if not request.dry_run:
             for tenant_id in wanted:
                 self.backend.check_restore_target(tenant_id)
-        self._claim()
-        async with self._busy:
+        covers = ",".join(sorted(wanted))  # its turn's scope
+        if self.turns.must_wait(covers):
+            yield backup_pb2.RestoreBackupResponse(phase="queued")
+        async with self.turns.turn(covers):
+            if not request.dry_run:  # again: a restore that had the turn before may have made them
+                for tenant_id in wanted:
+                    self.backend.check_restore_target(tenant_id)
             started = time.monotonic()
             staging = self.work_root / "restore-work" / new_backup_id(time.time_ns())
             specs = [

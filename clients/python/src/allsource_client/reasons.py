@@ -337,7 +337,8 @@ class Reason(StrEnum):
     # FAILED_PRECONDITION: an incremental backup's chain is incomplete (an ancestor is missing).
     BACKUP_CHAIN_BROKEN = "BACKUP_CHAIN_BROKEN"
 
-    # UNAVAILABLE: another backup or restore is running on this storage service; retry after it.
+    # UNAVAILABLE: a backup or restore of the same tenants is already running or waiting on this storage
+    # service (others wait their turn), or too many are waiting; retry after it.
     BACKUP_BUSY = "BACKUP_BUSY"
 
     # UNAVAILABLE: the backup destination (directory or S3) could not be read or written.

@@ -97,7 +97,8 @@ class BackupServiceServicer:
     def CreateBackup(self, request, context):
         """Makes a backup and streams its progress; the last message has `done` and the backup. An empty
         request makes a full backup of everything to the default destination (backup.dir, under the data
-        directory unless set). BACKUP_BUSY while another backup or restore runs.
+        directory unless set). While another backup or restore runs it waits its turn (a first message
+        with phase "queued"); BACKUP_BUSY when one of the same tenants is already running or waiting.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
