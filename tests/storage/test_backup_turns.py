@@ -169,3 +169,53 @@ def test_the_operators_backup_waits_for_a_tenants_backup_instead_of_being_refuse
     assert tenants[0] == "checkpoint" and tenants[-1] == "done"
     assert suite[0] == "queued" and suite[1] == "checkpoint" and suite[-1] == "done"
     assert refused == "BACKUP_BUSY"
+
+
+def test_verifications_run_one_at_a_time_in_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each VerifyBackup reads and hashes a whole chain in a worker process; before, every call started
+    one at once, so a tenant could start as many as it made calls."""
+    running: list[int] = [0]
+    most: list[int] = [0]
+    go_on = asyncio.Event()
+
+    async def worker(self: BackupJobs, module: str, job: dict[str, Any]) -> Any:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        try:
+            await go_on.wait()
+            yield {"summary": {"problems": [], "chunks": 1, "bytes": 1}}
+        finally:
+            running[0] -= 1
+
+    async def body() -> tuple[list[bool], str]:
+        backend = RocksBackend(StorageSettings(data_dir=str(tmp_path / "data")))
+        await backend.start()
+        try:
+            for tenant in ("acme", "globex"):
+                await StorageContract.new_tenant(backend, tenant)
+                await backend.append([AppendOp(tenant, req("s", ev()))])
+            jobs = BackupJobs(backend, BackupSettings(dir=str(tmp_path / "backups")))
+            made = {}
+            for tenant in ("acme", "acme", "globex"):
+                async for progress in jobs.create(backup_pb2.CreateBackupRequest(tenant_ids=[tenant])):
+                    if progress.done:
+                        made.setdefault(tenant, []).append(progress.backup.backup_id)
+            monkeypatch.setattr(BackupJobs, "_process", worker)
+
+            def verify(backup_id: str) -> Any:
+                return asyncio.ensure_future(jobs.verify(backup_pb2.VerifyBackupRequest(backup_id=backup_id)))
+
+            first, other = verify(made["acme"][0]), verify(made["globex"][0])
+            again = verify(made["acme"][1])  # the same tenant's, while its first is running
+            await asyncio.sleep(0.1)
+            assert again.done(), "the same tenant's second verification was not refused"
+            refused = getattr(again.exception(), "reason", "")
+            go_on.set()
+            return [(await first).ok, (await other).ok], refused
+        finally:
+            go_on.set()
+            await backend.close()
+
+    oks, refused = asyncio.run(body())
+    assert oks == [True, True] and refused == "BACKUP_BUSY"
+    assert most[0] == 1

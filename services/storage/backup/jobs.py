@@ -20,7 +20,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +175,8 @@ class BackupJobs:
     def __init__(self, backend: RocksBackend, settings: BackupSettings) -> None:
         self.backend = backend
         self.settings = settings
-        self.turns = Turns()
+        self.turns = Turns()  # backups and restores
+        self.verifies = Turns()
         # Told of each tenant a restore installed (the storage servicer: consumer groups, caches' feed).
         self.installed: Callable[[str], Awaitable[None]] | None = None
         # Checkpoints and restore files go under the data directory (the same volume: hard links, moves).
@@ -279,22 +280,25 @@ class BackupJobs:
         inline: bool = False,
         view: dict[str, Any] | None = None,
         hold: ViewHold | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Run a worker (a process, or for a small job a thread here: starting a process costs more than
         a small job's work; only a thread can read a live view); yield its messages; raise its error."""
         source = self._thread(module, job, view, hold) if inline else self._process(module, job)
-        async for message in source:
-            if "error" in message:
-                if "kind" in message:
-                    raise format_error(message["error"], message["kind"], message.get("chunk", ""))
-                if "Destination" in message["error"]:
-                    raise Unavailable(message["error"], reason=Reason.BACKUP_DESTINATION_FAILED)
-                raise Unavailable(f"the {module.rsplit('.', 1)[-1]} worker failed: {message['error']}")
-            yield message
+        # Closed as this one ends, however it ends (an error message, the caller done early): its thread
+        # joined or its process gone then, not whenever the generator is collected.
+        async with contextlib.aclosing(source):
+            async for message in source:
+                if "error" in message:
+                    if "kind" in message:
+                        raise format_error(message["error"], message["kind"], message.get("chunk", ""))
+                    if "Destination" in message["error"]:
+                        raise Unavailable(message["error"], reason=Reason.BACKUP_DESTINATION_FAILED)
+                    raise Unavailable(f"the {module.rsplit('.', 1)[-1]} worker failed: {message['error']}")
+                yield message
 
     async def _thread(
         self, module: str, job: dict[str, Any], view: dict[str, Any] | None = None, hold: ViewHold | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -321,7 +325,7 @@ class BackupJobs:
         finally:
             await done
 
-    async def _process(self, module: str, job: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _process(self, module: str, job: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = await asyncio.create_subprocess_exec(
@@ -566,25 +570,31 @@ class BackupJobs:
 
     async def verify(self, request: backup_pb2.VerifyBackupRequest) -> backup_pb2.VerifyBackupResponse:
         dest, _ = await self._dest(request.destination)
-        await self.manifest(dest, request.backup_id)
+        manifest = await self.manifest(dest, request.backup_id)
         job = {
             "destination": self.destination_config(request.destination),
             "backup_id": request.backup_id,
             "staging": "",
             "verify_only": True,
         }
-        try:
-            async for message in self._worker("services.storage.backup.load", job):
-                if "summary" in message:
-                    s = message["summary"]
-                    return backup_pb2.VerifyBackupResponse(
-                        ok=not s["problems"],
-                        chunks_checked=s["chunks"],
-                        bytes_checked=s["bytes"],
-                        problems=s["problems"],
-                    )
-        except (FailedPrecondition, NotFound) as exc:  # a broken chain is a finding, not a failure
-            return backup_pb2.VerifyBackupResponse(ok=False, problems=[exc.message])
+        # Each verification reads and hashes a whole chain in a worker process: one at a time, in turns
+        # (one per set of tenants running or waiting), not a process per call however many are made.
+        covers = "" if manifest.covers_suite else ",".join(sorted(t.tenant_id for t in manifest.tenants))
+        async with self.verifies.turn(covers):
+            try:
+                # Closed before the turn passes on: its worker process is gone by then.
+                async with contextlib.aclosing(self._worker("services.storage.backup.load", job)) as messages:
+                    async for message in messages:
+                        if "summary" in message:
+                            s = message["summary"]
+                            return backup_pb2.VerifyBackupResponse(
+                                ok=not s["problems"],
+                                chunks_checked=s["chunks"],
+                                bytes_checked=s["bytes"],
+                                problems=s["problems"],
+                            )
+            except (FailedPrecondition, NotFound) as exc:  # a broken chain is a finding, not a failure
+                return backup_pb2.VerifyBackupResponse(ok=False, problems=[exc.message])
         raise Unavailable("the verification ended without a result")
 
     async def delete(self, request: backup_pb2.DeleteBackupRequest) -> backup_pb2.DeleteBackupResponse:
@@ -726,15 +736,18 @@ class ViewHold:
             self.release()
 
 
-async def together(runs: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+async def together(
+    runs: list[AsyncGenerator[dict[str, Any], None]],
+) -> AsyncIterator[tuple[int, dict[str, Any]]]:
     """The messages of several workers as they come, with the index of the worker; the first error ends
     them all (and is raised)."""
     queue: asyncio.Queue[tuple[int, dict[str, Any] | BaseException | None]] = asyncio.Queue()
 
-    async def pump(index: int, run: AsyncIterator[dict[str, Any]]) -> None:
+    async def pump(index: int, run: AsyncGenerator[dict[str, Any], None]) -> None:
         try:
-            async for message in run:
-                await queue.put((index, message))
+            async with contextlib.aclosing(run):
+                async for message in run:
+                    await queue.put((index, message))
         except BaseException as exc:
             await queue.put((index, exc))
         else:
