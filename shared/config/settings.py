@@ -225,6 +225,10 @@ class LimitsSettings(_Section):
     # Unary calls a public process works on at once; past it calls are refused at once with UNAVAILABLE
     # / OVERLOADED and a retry delay (operators' calls excepted). Streams have bounds of their own.
     max_in_flight_calls: int = Reloadable(512, ge=1)
+    # Of those, what one tenant's calls may hold at once (so that one tenant's slow calls cannot fill the
+    # process and have every other tenant shed): past it that tenant's calls are refused at once with
+    # RESOURCE_EXHAUSTED / RATE_LIMITED and a retry delay, while the others' go on.
+    max_in_flight_calls_per_tenant: int = Reloadable(128, ge=1)
     # The retry delay an OVERLOADED refusal suggests (a random share of it is added, so that refused
     # clients do not come back in step).
     overload_retry_after_s: float = Reloadable(0.2, gt=0, le=60)

@@ -16,9 +16,11 @@ import random
 from collections.abc import Awaitable
 from typing import Any
 
+from google.rpc import error_details_pb2
+
 from shared.auth.rbac import P
 from shared.config.settings import LimitsSettings
-from shared.core.errors import Unavailable
+from shared.core.errors import ResourceExhausted, Unavailable
 from shared.core.reasons import Reason
 from shared.limits.governor import Governor, plan_var
 from shared.rpc.chain import Call, MethodInfo, Outcome, Stage
@@ -35,6 +37,7 @@ class Admission(Stage):
         self.governor = governor
         self.in_flight = 0
         self.shed = 0
+        self.by_tenant: dict[str, int] = {}  # slots held per tenant (only tenants holding some)
 
     def applies(self, method: MethodInfo) -> bool:
         return not method.control
@@ -83,7 +86,12 @@ class Admission(Stage):
                     metadata={"limit": "max_in_flight_calls", "value": str(self.limits.max_in_flight_calls)},
                     retry_after=delay * (1 + random.random()),
                 )
+            tenant = principal.tenant_id if principal is not None else ""
+            held = self.by_tenant.get(tenant, 0)
+            if held >= self.limits.max_in_flight_calls_per_tenant:
+                raise _tenant_busy(tenant, self.limits)
             self.in_flight += 1
+            self.by_tenant[tenant] = held + 1
             call.admitted = True
         if governor is not None:
             return governor.admit(call, plan)
@@ -96,3 +104,29 @@ class Admission(Stage):
     def exit(self, call: Call, outcome: Outcome) -> None:
         if call.admitted:
             self.in_flight -= 1
+            tenant = call.principal.tenant_id if call.principal is not None else ""
+            left = self.by_tenant[tenant] - 1
+            if left:
+                self.by_tenant[tenant] = left
+            else:
+                del self.by_tenant[tenant]
+
+
+def _tenant_busy(tenant: str, limits: LimitsSettings) -> ResourceExhausted:
+    """The refusal of a call past its tenant's share of the process's in-flight calls."""
+    limit = limits.max_in_flight_calls_per_tenant
+    return ResourceExhausted(
+        f"this tenant has {limit} calls in progress on this service, as many as one tenant may; retry shortly",
+        reason=Reason.RATE_LIMITED,
+        metadata={"limit": "max_in_flight_calls_per_tenant", "value": str(limit)},
+        quota_violations=[
+            error_details_pb2.QuotaFailure.Violation(
+                subject=f"tenant:{tenant}" if tenant else "suite",
+                description=f"max_in_flight_calls_per_tenant: {limit} calls in progress at once",
+                quota_id="max_in_flight_calls_per_tenant",
+                quota_metric="calls_in_flight",
+                quota_value=limit,
+            )
+        ],
+        retry_after=limits.overload_retry_after_s * (1 + random.random()),
+    )

@@ -164,3 +164,61 @@ def test_health_stays_serving_through_an_overload_burst(tight: Suite) -> None:
     assert outcomes["UNAVAILABLE/OVERLOADED"] > 0, f"this burst was no overload: {outcomes}"
     assert len(statuses) >= 3, "too few health checks ran during the burst"
     assert set(statuses) == {"SERVING"}, collections.Counter(statuses)
+
+
+@pytest.fixture(scope="module")
+def shared_by_tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    suite = Suite(
+        tmp_path_factory.mktemp("shares"),
+        extra_env={
+            "ALLSOURCE_LIMITS__MAX_IN_FLIGHT_CALLS": "16",
+            "ALLSOURCE_LIMITS__MAX_IN_FLIGHT_CALLS_PER_TENANT": "4",
+            "ALLSOURCE_QUERY__MIN_POSITION_WAIT_MS": "3000",
+        },
+    )
+    try:
+        suite.start_all()
+        yield suite
+    finally:
+        suite.stop_all()
+
+
+def test_one_tenants_slow_calls_fill_only_its_own_share(shared_by_tenants: Suite) -> None:
+    """Twenty reads of one tenant, each waiting for a position its log never reaches, are all in flight
+    at once: only four hold slots (the rest are refused at once with RESOURCE_EXHAUSTED / RATE_LIMITED),
+    so another tenant's read is still served. Before, the twenty filled the process's sixteen slots and
+    every other tenant's call was shed with UNAVAILABLE / OVERLOADED until they ended."""
+    suite = shared_by_tenants
+    noisy, quiet = suite.create_tenant("noisy"), suite.create_tenant("quiet")
+    outcomes: collections.Counter[str] = collections.Counter()
+
+    async def main() -> tuple[str, float]:
+        async with grpc.aio.insecure_channel(suite.address("query")) as channel:
+            stub = query_pb2_grpc.QueryServiceStub(channel)
+
+            async def waiting_read() -> None:
+                try:
+                    await stub.ReadStream(
+                        query_pb2.ReadStreamRequest(stream_id="s", min_position=10**9), metadata=noisy, timeout=30
+                    )
+                    outcomes["OK"] += 1
+                except grpc.aio.AioRpcError as err:
+                    code, reason, retry = _refusal(err)
+                    outcomes[f"{code}/{reason}" + ("" if retry else " (no RetryInfo)")] += 1
+
+            reads = [asyncio.ensure_future(waiting_read()) for _ in range(20)]
+            await asyncio.sleep(1.0)  # the refused ones are answered; four are waiting
+            started = time.perf_counter()
+            try:
+                await stub.ReadStream(query_pb2.ReadStreamRequest(stream_id="s"), metadata=quiet, timeout=30)
+                quiet_outcome = "OK"
+            except grpc.aio.AioRpcError as err:
+                quiet_outcome = "/".join(_refusal(err)[:2])
+            took = time.perf_counter() - started
+            await asyncio.gather(*reads)
+            return quiet_outcome, took
+
+    quiet_outcome, took = asyncio.run(main())
+    assert quiet_outcome in {"OK", "NOT_FOUND/STREAM_NOT_FOUND"}, quiet_outcome  # served, not shed
+    assert took < 2.0  # at once, not after the noisy reads' wait
+    assert outcomes == {"RESOURCE_EXHAUSTED/RATE_LIMITED": 16, "UNAVAILABLE/MIN_POSITION_NOT_REACHED": 4}, outcomes

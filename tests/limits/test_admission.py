@@ -120,3 +120,4 @@ def test_every_public_rpc_passes_admission_and_pays_its_cost(path: str, method: 
     assert fields["x-ratelimit-limit"] == "1000", path
     stage.exit(call, None)  # type: ignore[arg-type]
     assert stage.in_flight == 0
+    assert stage.by_tenant == {}  # the tenant's share is given back, and no entry is left behind
