@@ -24,6 +24,11 @@ appends per call instead of 8, +10-15% single appends/s). An idle store never wa
 
 The storage request is assembled from each append's serialized bytes; nothing is re-encoded.
 
+Tenants share the queue fairly (DECISIONS: fairness): a call takes the waiting appends tenant by tenant
+in turn (each tenant's in arrival order), so one tenant's backlog does not push another's append into
+later calls; and one tenant's waiting appends hold at most `max_queued_bytes_per_tenant` of the queue's
+`max_queued_bytes`, so its backlog cannot get everyone else's appends refused.
+
 Tracing: a storage call carrying several public calls belongs to none of their traces. It gets a span
 of its own (`ingest.coalesced_append`) starting a new trace, linked to the span of every call it
 carries (recorded when any of them is), and each carried call's span names the storage call it rode in
@@ -35,6 +40,7 @@ covering its time in the queue.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from dataclasses import dataclass
@@ -42,10 +48,11 @@ from typing import Any
 
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import ingest_pb2
+from google.rpc import error_details_pb2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from shared.core.errors import AllSourceError, Unavailable, from_status
+from shared.core.errors import AllSourceError, ResourceExhausted, Unavailable, from_status
 from shared.core.reasons import Reason
 from shared.core.wire import recast, varint
 from shared.rpc.chain import call_deadline
@@ -91,8 +98,10 @@ class AppendCoalescer:
         linger_s: float = 0.0,
         linger_until: int = 16,
         max_queued_bytes: int = 64 * 1024 * 1024,
+        max_queued_bytes_per_tenant: int = 16 * 1024 * 1024,
     ) -> None:
         self.max_queued_bytes = max_queued_bytes
+        self.max_queued_bytes_per_tenant = max_queued_bytes_per_tenant
         self.linger_s = linger_s  # commit delay, see the module doc
         self.linger_until = linger_until
         self._lingering = False
@@ -106,6 +115,7 @@ class AppendCoalescer:
         self.max_bytes = max_bytes
         self._queue: list[_Waiting] = []
         self._queued_bytes = 0
+        self._tenant_bytes: dict[str, int] = {}  # queued bytes per tenant (only tenants with some queued)
         self._in_flight = 0
         self._busy: dict[tuple[str, str], int] = {}  # streams in calls in flight -> how many calls
         self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
@@ -126,6 +136,10 @@ class AppendCoalescer:
                 metadata={"limit": "ingest.max_queued_bytes", "value": str(self.max_queued_bytes)},
                 retry_after=0.2 * (1 + random.random()),
             )
+        mine = self._tenant_bytes.get(tenant_id, 0)
+        if mine and mine + len(operation) > self.max_queued_bytes_per_tenant:
+            # A tenant's backlog takes at most its share: the others' appends still queue.
+            raise _tenant_backlog(tenant_id, self.max_queued_bytes_per_tenant)
         future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
         idempotent = bool(request.request_id) or all(event.event_id for event in request.events)
         span = trace.get_current_span()
@@ -141,6 +155,7 @@ class AppendCoalescer:
             )
         )
         self._queued_bytes += len(operation)
+        self._tenant_bytes[tenant_id] = mine + len(operation)
         self._flush()
         outcome = await future
         if outcome.HasField("error"):
@@ -164,21 +179,30 @@ class AppendCoalescer:
             or (self._in_flight < self.in_flight_limit and self._queued_bytes >= self.parallel_bytes)
         ):
             batch: list[_Waiting] = []
-            held: list[_Waiting] = []
             held_streams: set[tuple[str, str]] = set()
             size = 0
-            for i, waiting in enumerate(self._queue):
+            for waiting in _in_turns(self._queue):
                 if batch and (len(batch) >= self.max_appends or size + len(waiting.operation) > self.max_bytes):
-                    held.extend(self._queue[i:])  # the call is full
-                    break
+                    break  # the call is full
                 if waiting.stream in self._busy or waiting.stream in held_streams:
-                    held.append(waiting)  # keeps its place behind the same stream's earlier appends
-                    held_streams.add(waiting.stream)
+                    held_streams.add(waiting.stream)  # keeps its place behind the same stream's earlier appends
                     continue
                 batch.append(waiting)
                 size += len(waiting.operation)
             if not batch:
                 return  # everything queued waits for a stream in flight
+            if len(batch) == len(self._queue):
+                held: list[_Waiting] = []
+            else:
+                taken = set(map(id, batch))
+                held = [w for w in self._queue if id(w) not in taken]  # in arrival order
+            for waiting in batch:
+                tenant = waiting.stream[0]
+                left = self._tenant_bytes[tenant] - len(waiting.operation)
+                if left:
+                    self._tenant_bytes[tenant] = left
+                else:
+                    del self._tenant_bytes[tenant]
             if self._lingering:
                 self._lingering = False
                 if self._linger_timer is not None:
@@ -248,6 +272,38 @@ class AppendCoalescer:
                 else:
                     del self._busy[waiting.stream]
             self._flush()
+
+
+def _in_turns(queue: list[_Waiting]) -> list[_Waiting]:
+    """The waiting appends in the order storage calls take them: the tenants in turn (the first append of
+    each, then the second of each...), each tenant's in arrival order; the queue itself when one tenant
+    has them all. So one tenant's backlog does not push another's append into later calls."""
+    first = queue[0].stream[0] if queue else ""
+    if all(w.stream[0] == first for w in queue):
+        return queue
+    by_tenant: dict[str, list[_Waiting]] = {}
+    for waiting in queue:
+        by_tenant.setdefault(waiting.stream[0], []).append(waiting)
+    return [w for turn in itertools.zip_longest(*by_tenant.values()) for w in turn if w is not None]
+
+
+def _tenant_backlog(tenant_id: str, limit: int) -> ResourceExhausted:
+    """The refusal of an append past its tenant's share of the queue."""
+    return ResourceExhausted(
+        f"this tenant has {limit} bytes of appends waiting for storage, as many as one tenant may; retry shortly",
+        reason=Reason.RATE_LIMITED,
+        metadata={"limit": "ingest.max_queued_bytes_per_tenant", "value": str(limit)},
+        quota_violations=[
+            error_details_pb2.QuotaFailure.Violation(
+                subject=f"tenant:{tenant_id}",
+                description=f"ingest.max_queued_bytes_per_tenant: {limit} bytes of appends waiting",
+                quota_id="ingest.max_queued_bytes_per_tenant",
+                quota_metric="queued_bytes",
+                quota_value=limit,
+            )
+        ],
+        retry_after=0.2 * (1 + random.random()),
+    )
 
 
 def _note_ride(batch: list[_Waiting], linked: Any) -> None:

@@ -34,6 +34,7 @@ class IngestProcess(server.StorageBackedService):
             linger_s=s.coalesce_linger_ms / 1000,
             linger_until=s.coalesce_linger_until,
             max_queued_bytes=s.max_queued_bytes,
+            max_queued_bytes_per_tenant=s.max_queued_bytes_per_tenant,
         )
         self.servicer = IngestServicer(
             AppendValidator(settings.limits), self.coalescer, s.batch_append_window, self.governor, self.storage
@@ -56,7 +57,7 @@ class IngestProcess(server.StorageBackedService):
             s.coalesce_max_appends,
             s.coalesce_max_bytes,
         )
-        c.max_queued_bytes = s.max_queued_bytes
+        c.max_queued_bytes, c.max_queued_bytes_per_tenant = s.max_queued_bytes, s.max_queued_bytes_per_tenant
         c.parallel_bytes, c.linger_s, c.linger_until = (
             s.coalesce_parallel_bytes,
             s.coalesce_linger_ms / 1000,

@@ -129,6 +129,11 @@ class IngestSettings(Endpoint):
     # Bytes of appends waiting for a storage call; past it appends are refused at once (UNAVAILABLE /
     # OVERLOADED with a retry delay), so the ingest process's memory stays bounded.
     max_queued_bytes: int = Reloadable(64 * MiB, ge=1024 * 1024)
+    # Of those, what one tenant's appends may hold (one append larger than it is taken when the tenant has
+    # none waiting); past it that tenant's appends are refused at once (RESOURCE_EXHAUSTED / RATE_LIMITED
+    # with a retry delay) and the others' still queue. Waiting appends go into storage calls taking the
+    # tenants in turn, so one tenant's backlog does not delay another's append either.
+    max_queued_bytes_per_tenant: int = Reloadable(16 * MiB, ge=64 * 1024)
     # BatchAppend stops reading a client's stream while this many of its requests are unanswered.
     batch_append_window: int = Reloadable(8, ge=1, le=1024)
 
