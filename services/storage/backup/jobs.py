@@ -117,7 +117,8 @@ class Turns:
 
     MAX_WAITING = 32
 
-    def __init__(self) -> None:
+    def __init__(self, jobs: str = "backups and restores") -> None:
+        self.jobs = jobs  # what takes these turns, for the refusals
         self.running: str | None = None
         self.waiting: dict[str, asyncio.Future[None]] = {}  # in arrival order
 
@@ -125,13 +126,13 @@ class Turns:
         """Whether a job of this scope would wait for its turn; BACKUP_BUSY when it may not wait."""
         if scope == self.running or scope in self.waiting:
             raise Unavailable(
-                "a backup or restore of the same tenants is already running or waiting on this storage service",
+                f"one of the {self.jobs} of the same tenants is already running or waiting on this storage service",
                 reason=Reason.BACKUP_BUSY,
                 retry_after=5.0,
             )
         if self.running is not None and len(self.waiting) >= self.MAX_WAITING:
             raise Unavailable(
-                "too many backups and restores are waiting on this storage service",
+                f"too many {self.jobs} are waiting on this storage service",
                 reason=Reason.BACKUP_BUSY,
                 retry_after=5.0,
             )
@@ -176,7 +177,7 @@ class BackupJobs:
         self.backend = backend
         self.settings = settings
         self.turns = Turns()  # backups and restores
-        self.verifies = Turns()
+        self.verifies = Turns("verifications")
         # Told of each tenant a restore installed (the storage servicer: consumer groups, caches' feed).
         self.installed: Callable[[str], Awaitable[None]] | None = None
         # Checkpoints and restore files go under the data directory (the same volume: hard links, moves).
