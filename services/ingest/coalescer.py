@@ -48,13 +48,13 @@ from typing import Any
 
 from allsource.storage.v1 import storage_pb2
 from allsource.v1 import ingest_pb2
-from google.rpc import error_details_pb2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from shared.core.errors import AllSourceError, ResourceExhausted, Unavailable, from_status
+from shared.core.errors import AllSourceError, Unavailable, from_status
 from shared.core.reasons import Reason
 from shared.core.wire import recast, varint
+from shared.limits.governor import share_exceeded
 from shared.rpc.chain import call_deadline
 from shared.storage.client import StorageClient
 from shared.telemetry import tracing
@@ -139,7 +139,10 @@ class AppendCoalescer:
         mine = self._tenant_bytes.get(tenant_id, 0)
         if mine and mine + len(operation) > self.max_queued_bytes_per_tenant:
             # A tenant's backlog takes at most its share: the others' appends still queue.
-            raise _tenant_backlog(tenant_id, self.max_queued_bytes_per_tenant)
+            limit = self.max_queued_bytes_per_tenant
+            held = f"{mine} bytes of appends waiting for storage"
+            retry = 0.2 * (1 + random.random())
+            raise share_exceeded(tenant_id, "ingest.max_queued_bytes_per_tenant", limit, held, "queued_bytes", retry)
         future: asyncio.Future[storage_pb2.AppendOutcome] = asyncio.get_running_loop().create_future()
         idempotent = bool(request.request_id) or all(event.event_id for event in request.events)
         span = trace.get_current_span()
@@ -285,25 +288,6 @@ def _in_turns(queue: list[_Waiting]) -> list[_Waiting]:
     for waiting in queue:
         by_tenant.setdefault(waiting.stream[0], []).append(waiting)
     return [w for turn in itertools.zip_longest(*by_tenant.values()) for w in turn if w is not None]
-
-
-def _tenant_backlog(tenant_id: str, limit: int) -> ResourceExhausted:
-    """The refusal of an append past its tenant's share of the queue."""
-    return ResourceExhausted(
-        f"this tenant has {limit} bytes of appends waiting for storage, as many as one tenant may; retry shortly",
-        reason=Reason.RATE_LIMITED,
-        metadata={"limit": "ingest.max_queued_bytes_per_tenant", "value": str(limit)},
-        quota_violations=[
-            error_details_pb2.QuotaFailure.Violation(
-                subject=f"tenant:{tenant_id}",
-                description=f"ingest.max_queued_bytes_per_tenant: {limit} bytes of appends waiting",
-                quota_id="ingest.max_queued_bytes_per_tenant",
-                quota_metric="queued_bytes",
-                quota_value=limit,
-            )
-        ],
-        retry_after=0.2 * (1 + random.random()),
-    )
 
 
 def _note_ride(batch: list[_Waiting], linked: Any) -> None:

@@ -121,6 +121,28 @@ def rate_limited(limit: Limit, wait: float, tenant_id: str) -> ResourceExhausted
     )
 
 
+def share_exceeded(
+    tenant_id: str, limit: str, value: int, held: str, metric: str, retry_after: float
+) -> ResourceExhausted:
+    """The refusal of a call past its tenant's share of something a process shares among tenants (the
+    calls it works on, the appends waiting for storage): `held` says what the tenant already holds."""
+    return ResourceExhausted(
+        f"this tenant has {held} on this service, as much as one tenant may; retry shortly",
+        reason=Reason.RATE_LIMITED,
+        metadata={"limit": limit, "value": str(value)},
+        quota_violations=[
+            error_details_pb2.QuotaFailure.Violation(
+                subject=f"tenant:{tenant_id}" if tenant_id else "suite",
+                description=f"{limit}: {value} {metric} at most",
+                quota_id=limit,
+                quota_metric=metric,
+                quota_value=value,
+            )
+        ],
+        retry_after=retry_after,
+    )
+
+
 def headers(limit: Limit, remaining: int, reset_s: float) -> tuple[tuple[str, str], ...]:
     """The x-ratelimit-* metadata of a limit."""
     return (

@@ -16,13 +16,11 @@ import random
 from collections.abc import Awaitable
 from typing import Any
 
-from google.rpc import error_details_pb2
-
 from shared.auth.rbac import P
 from shared.config.settings import LimitsSettings
-from shared.core.errors import ResourceExhausted, Unavailable
+from shared.core.errors import Unavailable
 from shared.core.reasons import Reason
-from shared.limits.governor import Governor, plan_var
+from shared.limits.governor import Governor, plan_var, share_exceeded
 from shared.rpc.chain import Call, MethodInfo, Outcome, Stage
 from shared.telemetry import tracing
 
@@ -89,7 +87,15 @@ class Admission(Stage):
             tenant = principal.tenant_id if principal is not None else ""
             held = self.by_tenant.get(tenant, 0)
             if held >= self.limits.max_in_flight_calls_per_tenant:
-                raise _tenant_busy(tenant, self.limits)
+                limit = self.limits.max_in_flight_calls_per_tenant
+                raise share_exceeded(
+                    tenant,
+                    "max_in_flight_calls_per_tenant",
+                    limit,
+                    f"{limit} calls in progress",
+                    "calls_in_flight",
+                    self.limits.overload_retry_after_s * (1 + random.random()),
+                )
             self.in_flight += 1
             self.by_tenant[tenant] = held + 1
             call.admitted = True
@@ -110,23 +116,3 @@ class Admission(Stage):
                 self.by_tenant[tenant] = left
             else:
                 del self.by_tenant[tenant]
-
-
-def _tenant_busy(tenant: str, limits: LimitsSettings) -> ResourceExhausted:
-    """The refusal of a call past its tenant's share of the process's in-flight calls."""
-    limit = limits.max_in_flight_calls_per_tenant
-    return ResourceExhausted(
-        f"this tenant has {limit} calls in progress on this service, as many as one tenant may; retry shortly",
-        reason=Reason.RATE_LIMITED,
-        metadata={"limit": "max_in_flight_calls_per_tenant", "value": str(limit)},
-        quota_violations=[
-            error_details_pb2.QuotaFailure.Violation(
-                subject=f"tenant:{tenant}" if tenant else "suite",
-                description=f"max_in_flight_calls_per_tenant: {limit} calls in progress at once",
-                quota_id="max_in_flight_calls_per_tenant",
-                quota_metric="calls_in_flight",
-                quota_value=limit,
-            )
-        ],
-        retry_after=limits.overload_retry_after_s * (1 + random.random()),
-    )
