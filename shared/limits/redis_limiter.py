@@ -88,7 +88,7 @@ return out
 class _Lease:
     """Tokens of one bucket held by this replica, and what Redis said of the bucket last."""
 
-    __slots__ = ("expires", "refilling", "remote", "remote_at", "tokens")
+    __slots__ = ("ask_share", "expires", "refilling", "remote", "remote_at", "tokens")
 
     def __init__(self) -> None:
         self.tokens = 0.0
@@ -96,6 +96,12 @@ class _Lease:
         self.remote = 0.0  # tokens left in Redis after the last grant
         self.remote_at = 0.0  # when (local clock)
         self.refilling = False
+        # How many leases' worth Redis must be able to hold before this replica asks again: a random
+        # share, drawn anew with each answer and held until the next. Replicas at the limit would otherwise
+        # ask at the same moments every time, in the same order, the same one winning every lease (drawn
+        # per call instead, the least of many draws made it no share at all: one replica got 12% of a
+        # shared limit, the other 88%).
+        self.ask_share = 1.0 + 0.3 * random.random()
 
     def redis_at_most(self, limit: Limit, now: float) -> float:
         """An upper bound of the tokens Redis could have now (other replicas only take)."""
@@ -184,7 +190,11 @@ class RedisLimiter:
             if soft is None and limit.burst - left >= limit.burst * self.soft_ratio:
                 soft = limit
             size = self._lease_size(limit)
-            if not lease.refilling and lease.tokens < size / 2 and lease.redis_at_most(limit, now) >= size:
+            if (
+                not lease.refilling
+                and lease.tokens < size / 2
+                and lease.redis_at_most(limit, now) >= min(limit.burst, size * lease.ask_share)
+            ):
                 self._prefetch(limit, lease)
         limit = limits[best]
         reset = max(0.0, (limit.burst - best_left) / limit.rate) if limit.rate > 0 else 0.0
@@ -201,11 +211,11 @@ class RedisLimiter:
                 if lease is None or lease.tokens < cost:
                     # Ask Redis only once it can have a whole lease (or this call's cost, if larger):
                     # at the limit, tokens then go a lease at a time rather than a round trip each.
-                    # (A random share of a lease more breaks ties between replicas that would otherwise ask at
-                    # the same moment every time, the same one winning.)
+                    # (A random share of a lease more, held until the next answer: _Lease.ask_share.)
                     size, least = self._lease_size(limit), min(cost, limit.burst)
                     if size > least:
-                        size = min(limit.burst, size * (1 + 0.3 * random.random()))
+                        share = lease.ask_share if lease is not None else 1.0
+                        size = min(limit.burst, size * share)
                     need = max(least, size) - (lease.tokens if lease else 0.0)
                     if lease is not None and lease.remote_at and lease.redis_at_most(limit, now) < need:
                         # Redis cannot have them yet, whatever other replicas did: refuse here.
@@ -244,6 +254,7 @@ class RedisLimiter:
             lease.tokens += got
             lease.expires = now + LEASE_TTL_S
         lease.remote, lease.remote_at = remote, now
+        lease.ask_share = 1.0 + 0.3 * random.random()
         return lease
 
     def _lease_tokens(self, limit: Limit) -> float:
