@@ -8,18 +8,17 @@ QUOTA_EXCEEDED, past query.max_consume_streams UNAVAILABLE / OVERLOADED.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import grpc
 from allsource.storage.v1 import groups_pb2 as storage_groups
 from allsource.v1 import event_pb2, groups_pb2
 
+from services.query.subscriptions import StreamSlots
 from shared.config.settings import LimitsSettings, QuerySettings
 from shared.core import pagination
-from shared.core.errors import InvalidArgument, ResourceExhausted, Unavailable
+from shared.core.errors import InvalidArgument
 from shared.core.reasons import Reason
 from shared.limits.governor import charge, current_limit
 from shared.limits.memory import MemoryMonitor
@@ -31,7 +30,6 @@ NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_IN_FLIGHT = 1000
 MAX_ACK_IDS = 1000
 SETTINGS_PATHS = {"settings", *(f"settings.{f.name}" for f in groups_pb2.ConsumerGroupSettings.DESCRIPTOR.fields)}
-RETRY_AFTER_S = 5.0
 
 
 def name_problem(name: str) -> str | None:
@@ -59,51 +57,13 @@ def settings_problems(s: groups_pb2.ConsumerGroupSettings) -> list[tuple[str, st
     return problems
 
 
-class ConsumeSlots:
-    """Counts the Consume streams this process carries; `hold` refuses one past a bound."""
-
-    def __init__(self, settings: QuerySettings) -> None:
-        self.settings = settings
-        self.per_tenant: Counter[str] = Counter()
-        self.total = 0
-
-    @contextlib.contextmanager
-    def hold(self, tenant_id: str) -> Iterator[None]:
-        """Hold a slot for the stream's lifetime."""
-        limit = self.settings.max_consume_streams_per_tenant
-        if self.per_tenant[tenant_id] >= limit:
-            raise ResourceExhausted(
-                f"this tenant already has {limit} Consume streams on this replica",
-                reason=Reason.QUOTA_EXCEEDED,
-                metadata={"limit": "max_consume_streams_per_tenant", "value": str(limit)},
-                quota_violations=[("max_consume_streams_per_tenant", f"at most {limit} Consume streams")],
-                retry_after=RETRY_AFTER_S,
-            )
-        if self.total >= self.settings.max_consume_streams:
-            raise Unavailable(
-                "this replica carries as many Consume streams as it serves; retry later or on another replica",
-                reason=Reason.OVERLOADED,
-                metadata={"limit": "max_consume_streams", "value": str(self.settings.max_consume_streams)},
-                retry_after=RETRY_AFTER_S,
-            )
-        self.per_tenant[tenant_id] += 1
-        self.total += 1
-        try:
-            yield
-        finally:
-            self.total -= 1
-            self.per_tenant[tenant_id] -= 1
-            if not self.per_tenant[tenant_id]:
-                del self.per_tenant[tenant_id]
-
-
 class ConsumerGroupRPCs:
     """The consumer-group RPCs of QueryService (mixed into QueryServicer)."""
 
     storage: StorageClient
     settings: QuerySettings
     limits: LimitsSettings
-    consume_slots: ConsumeSlots
+    consume_slots: StreamSlots
     memory: MemoryMonitor
 
     def _check_definition(self, group: groups_pb2.ConsumerGroup) -> None:

@@ -47,6 +47,7 @@ class QueryProcess(server.StorageBackedService):
         self.servicer.limits = settings.limits
         self.servicer.subscriptions.settings = settings.query
         self.servicer.consume_slots.settings = settings.query
+        self.servicer.exports.settings = settings.query
         self.servicer.cache.enabled = settings.query.cache_enabled
         self.follower.silence_s = settings.query.cache_feed_silence_s
         self.servicer.memory.settings = settings.memory

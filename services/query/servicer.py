@@ -14,11 +14,11 @@ from google.protobuf.message import Message
 from services.query.batch import BatchReads
 from services.query.cache import Page, ReadCache, make_page
 from services.query.freshness import HeadPolls
-from services.query.groups import ConsumerGroupRPCs, ConsumeSlots
+from services.query.groups import ConsumerGroupRPCs
 from services.query.lifecycle import MetadataReads
 from services.query.relay import SubscriptionRelay
 from services.query.state import fold_stream
-from services.query.subscriptions import SubscriptionSlots
+from services.query.subscriptions import StreamSlots
 from shared.config.settings import LimitsSettings, MemorySettings, QuerySettings
 from shared.core import pagination
 from shared.core.errors import AllSourceError, InvalidArgument, NotFound
@@ -110,8 +110,9 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, BatchReads, query_pb2_grpc
         self.storage = storage
         self.settings = settings
         self.limits = limits
-        self.subscriptions = SubscriptionSlots(settings)
-        self.consume_slots = ConsumeSlots(settings)
+        self.subscriptions = StreamSlots(settings, "subscriptions", "live subscriptions")
+        self.consume_slots = StreamSlots(settings, "consume_streams", "Consume streams")
+        self.exports = StreamSlots(settings, "exports", "exports (StreamEvents)")
         self.cache = ReadCache(
             max_bytes=settings.cache_bytes,
             max_bytes_per_tenant=settings.cache_bytes_per_tenant,
@@ -276,29 +277,30 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, BatchReads, query_pb2_grpc
         event_filter.CopyFrom(request.filter)
         narrow(event_filter)
         max_bytes = current_limit("max_result_bytes") or 0
-        after = 0
-        while True:
-            run, raw = await self.storage.read_events(
-                storage_pb2.ReadEventsRequest(
-                    tenant_id=tenant,
-                    filter=recast(event_filter, model_pb2.EventFilter),
-                    after_position=after,
-                    limit=batch,
-                    max_scan=MAX_SCAN,
-                    max_bytes=max_bytes,
-                ),
-            )
-            if run.events:
-                await charge(len(run.events))  # each batch pays its events (paced past the rate)
-                yield forward(query_pb2.StreamEventsResponse, raw)
-            if not event_filter.to_position:
-                # Stream what was committed when the call started; a live feed is what Subscribe is for.
-                if not run.head_position:
+        with self.exports.hold(tenant):  # each keeps storage scanning while it is open
+            after = 0
+            while True:
+                run, raw = await self.storage.read_events(
+                    storage_pb2.ReadEventsRequest(
+                        tenant_id=tenant,
+                        filter=recast(event_filter, model_pb2.EventFilter),
+                        after_position=after,
+                        limit=batch,
+                        max_scan=MAX_SCAN,
+                        max_bytes=max_bytes,
+                    ),
+                )
+                if run.events:
+                    await charge(len(run.events))  # each batch pays its events (paced past the rate)
+                    yield forward(query_pb2.StreamEventsResponse, raw)
+                if not event_filter.to_position:
+                    # Stream what was committed when the call started; a live feed is what Subscribe is for.
+                    if not run.head_position:
+                        return
+                    event_filter.to_position = run.head_position
+                if run.end_of_range or run.scanned_to_position <= after:
                     return
-                event_filter.to_position = run.head_position
-            if run.end_of_range or run.scanned_to_position <= after:
-                return
-            after = run.scanned_to_position
+                after = run.scanned_to_position
 
     async def GetEntityState(
         self, request: query_pb2.GetEntityStateRequest, context: grpc.aio.ServicerContext

@@ -1,9 +1,11 @@
-"""How many live subscriptions this query process holds, in all and per tenant.
+"""How many long-lived streams of each kind this query process carries, in all and per tenant: live
+subscriptions (Subscribe), consumer-group Consume streams, and exports (StreamEvents).
 
-Each subscription holds a stream to storage and a task for as long as the client keeps it open, so
+Each holds a stream to storage or keeps storage scanning for as long as the client keeps it open, so
 their number is bounded: past the tenant's share the call is refused with RESOURCE_EXHAUSTED /
 QUOTA_EXCEEDED (the tenant may close some), past the process's total with UNAVAILABLE / OVERLOADED
-(another replica may have room). Both carry RetryInfo.
+(another replica may have room). Both carry RetryInfo. The bounds are the settings query.max_<kind> and
+query.max_<kind>_per_tenant.
 """
 
 from __future__ import annotations
@@ -19,31 +21,35 @@ from shared.core.reasons import Reason
 RETRY_AFTER_S = 5.0
 
 
-class SubscriptionSlots:
-    """Counts open subscriptions; `hold` refuses one that would exceed a bound."""
+class StreamSlots:
+    """Counts the open streams of one kind; `hold` refuses one that would exceed a bound."""
 
-    def __init__(self, settings: QuerySettings) -> None:
+    def __init__(self, settings: QuerySettings, kind: str, what: str) -> None:
         self.settings = settings
+        self.kind = kind  # "subscriptions", "consume_streams", "exports": the settings' names
+        self.what = what  # how the refusals name them
         self.per_tenant: Counter[str] = Counter()
         self.total = 0
 
     @contextlib.contextmanager
     def hold(self, tenant_id: str) -> Iterator[None]:
-        """Hold a slot for the subscription's lifetime."""
-        limit = self.settings.max_subscriptions_per_tenant
+        """Hold a slot for the stream's lifetime."""
+        per_tenant, total = f"max_{self.kind}_per_tenant", f"max_{self.kind}"
+        limit = getattr(self.settings, per_tenant)
         if self.per_tenant[tenant_id] >= limit:
             raise ResourceExhausted(
-                f"this tenant already has {limit} live subscriptions on this replica; close one, or retry later",
+                f"this tenant already has {limit} {self.what} on this replica; close one, or retry later",
                 reason=Reason.QUOTA_EXCEEDED,
-                metadata={"limit": "max_subscriptions_per_tenant", "value": str(limit)},
-                quota_violations=[("max_subscriptions_per_tenant", f"at most {limit} live subscriptions")],
+                metadata={"limit": per_tenant, "value": str(limit)},
+                quota_violations=[(per_tenant, f"at most {limit} {self.what}")],
                 retry_after=RETRY_AFTER_S,
             )
-        if self.total >= self.settings.max_subscriptions:
+        bound = getattr(self.settings, total)
+        if self.total >= bound:
             raise Unavailable(
-                "this replica holds as many subscriptions as it serves; retry later or on another replica",
+                f"this replica carries as many {self.what} as it serves; retry later or on another replica",
                 reason=Reason.OVERLOADED,
-                metadata={"limit": "max_subscriptions", "value": str(self.settings.max_subscriptions)},
+                metadata={"limit": total, "value": str(bound)},
                 retry_after=RETRY_AFTER_S,
             )
         self.per_tenant[tenant_id] += 1

@@ -153,6 +153,10 @@ class QuerySettings(Endpoint):
     # Consumer-group Consume streams this process carries, in all and per tenant (same refusals).
     max_consume_streams: int = Reloadable(1000, ge=1)
     max_consume_streams_per_tenant: int = Reloadable(200, ge=1)
+    # Exports (StreamEvents) this process carries at once, in all and per tenant (same refusals): each
+    # keeps storage scanning the tenant's log for as long as it is open.
+    max_exports: int = Reloadable(64, ge=1)
+    max_exports_per_tenant: int = Reloadable(8, ge=1)
     # Messages waiting for a slow subscriber (besides what HTTP/2 flow control holds); when it makes no
     # room for subscriber_stall_s the subscription ends with SUBSCRIBER_TOO_SLOW and where to resume.
     subscriber_buffer_bytes: int = Reloadable(64 * 1024, ge=16 * 1024)

@@ -162,6 +162,9 @@ class QueryServiceServicer:
 
     def StreamEvents(self, request, context):
         """Streams every event that matches a filter, in position order, in batches: for bulk reads and export.
+        A tenant holds at most query.max_exports_per_tenant (8) open on one replica: past it
+        RESOURCE_EXHAUSTED, reason QUOTA_EXCEEDED; past the replica's query.max_exports (64) UNAVAILABLE,
+        reason OVERLOADED; both with RetryInfo.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
