@@ -152,7 +152,10 @@ def test_the_operators_backup_waits_for_a_tenants_backup_instead_of_being_refuse
             tenants = asyncio.ensure_future(backup(["acme"]))
             assert await asyncio.to_thread(reading.wait, 10)
             suite = asyncio.ensure_future(backup([]))
-            await asyncio.sleep(0.2)
+            for _ in range(200):  # until it waits its turn (bounded), or ends (refused, before)
+                if "" in jobs.turns.waiting or suite.done():
+                    break
+                await asyncio.sleep(0.05)
             assert not suite.done()  # waiting, not refused
             refused = ""
             try:
@@ -205,9 +208,18 @@ def test_verifications_run_one_at_a_time_in_turns(tmp_path: Path, monkeypatch: p
             def verify(backup_id: str) -> Any:
                 return asyncio.ensure_future(jobs.verify(backup_pb2.VerifyBackupRequest(backup_id=backup_id)))
 
-            first, other = verify(made["acme"][0]), verify(made["globex"][0])
+            async def until(condition: Any) -> None:  # each call reads its manifest on a thread first
+                for _ in range(200):
+                    if condition():
+                        return
+                    await asyncio.sleep(0.05)
+
+            first = verify(made["acme"][0])
+            await until(lambda: jobs.verifies.running == "acme")
+            other = verify(made["globex"][0])
+            await until(lambda: "globex" in jobs.verifies.waiting)
             again = verify(made["acme"][1])  # the same tenant's, while its first is running
-            await asyncio.sleep(0.1)
+            await asyncio.wait([again], timeout=10)
             assert again.done(), "the same tenant's second verification was not refused"
             refused = getattr(again.exception(), "reason", "")
             go_on.set()
