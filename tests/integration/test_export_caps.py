@@ -19,10 +19,9 @@ from allsource.v1 import (
     query_pb2,
     query_pb2_grpc,
 )
-from allsource_client import status_from_call
-from google.rpc import error_details_pb2
 
 from tests.harness import Suite
+from tests.limits.support import refusal
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -59,19 +58,6 @@ def big_tenant(suite: Suite, tenant_id: str, events: int) -> Metadata:
     return md
 
 
-def _refusal(err: grpc.aio.AioRpcError) -> tuple[str, str, str, bool]:
-    status = status_from_call(err)  # type: ignore[arg-type]
-    reason, limit, retry = "", "", False
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, limit = info.reason, info.metadata.get("limit", "")
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = True
-    return err.code().name, reason, limit, retry
-
-
 def test_a_tenants_exports_are_capped_and_another_tenants_are_not(capped: Suite) -> None:
     exporter = big_tenant(capped, "exporter", 3000)
     other = capped.create_tenant("other")
@@ -91,7 +77,8 @@ def test_a_tenants_exports_are_capped_and_another_tenants_are_not(capped: Suite)
                 async for _ in stub.StreamEvents(request, metadata=exporter, timeout=60):
                     break
             except grpc.aio.AioRpcError as err:
-                refused = _refusal(err)
+                got = refusal(err)
+                refused = (got.code, got.reason, got.metadata.get("limit", ""), got.retry_s is not None)
             others = 0
             async for message in stub.StreamEvents(query_pb2.StreamEventsRequest(), metadata=other, timeout=60):
                 others += len(message.events)
