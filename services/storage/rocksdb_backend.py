@@ -651,22 +651,23 @@ class RocksBackend(StorageBackend):
                 stop = min(last, start + limit - 1)
                 versions = list(range(start, stop + 1))
                 next_version = stop + 1 if stop < last else 0
-            events = self._events_for_versions(t, stream_id, versions)
+            budget = min(max_bytes, self.settings.max_read_bytes) if max_bytes else self.settings.max_read_bytes
+            events = self._events_for_versions(t, stream_id, versions, budget)
             if rec is not None:
                 events = self.lifecycle.filter(t, events)
-        budget = min(max_bytes, self.settings.max_read_bytes) if max_bytes else self.settings.max_read_bytes
         trimmed = _trim_bytes(events, budget)
         if len(trimmed) < len(events):
             next_version = versions[len(trimmed)]
         return StreamSlice(trimmed, head.version, next_version, lifecycle.volatile(rec))
 
-    def _events_for_versions(self, t: int, stream_id: str, versions: list[int]) -> list[bytes]:
+    def _events_for_versions(self, t: int, stream_id: str, versions: list[int], budget: int) -> list[bytes]:
+        """The stored events of these versions, read no further than `budget` bytes (the first always)."""
         if not versions:
             return []
         prefix = keys.stream_prefix(t, stream_id)
         positions = [p for p in self._cf["stream_idx"].get([prefix + keys.pack_u64(v) for v in versions]) if p]
         tp = keys.tenant_prefix(t)
-        events = self._cf["events"].get([tp + p for p in positions]) if positions else []
+        events = _read_within(self._cf["events"], [tp + p for p in positions], budget) if positions else []
         return [e for e in events if e is not None]
 
     def _recorded_ns(self, t: int, position: int, head: int) -> int:
@@ -841,9 +842,11 @@ class RocksBackend(StorageBackend):
                 await asyncio.sleep(0)
                 slice_ends = time.perf_counter() + SCAN_SLICE_S
         if chunk:
-            datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in chunk])
+            datas = _read_within(self._cf["events"], [tp + keys.pack_u64(p) for p in chunk], budget)
+            if len(datas) < len(chunk):  # the byte budget is spent: the rest is for the next page
+                exhausted = False
             accept = match.accept_stream if match is not None else None  # the index chose the types already
-            for pos, data in zip(chunk, datas, strict=True):
+            for pos, data in zip(chunk, datas, strict=False):
                 if data is None:
                     continue
                 if out and used + len(data) > budget:
@@ -879,11 +882,12 @@ class RocksBackend(StorageBackend):
         positions = [p for p in positions if p >= lo]
         in_range = [p for p in positions if p <= hi]
         tp = keys.tenant_prefix(t)
-        datas = self._cf["events"].get([tp + keys.pack_u64(p) for p in in_range])
+        datas = _read_within(self._cf["events"], [tp + keys.pack_u64(p) for p in in_range], budget)
         out: list[bytes] = []
-        used, last, stopped = 0, lo - 1, False
+        # The byte budget spent before the range was read: the rest is for the next page.
+        used, last, stopped = 0, lo - 1, len(datas) < len(in_range)
         accept = match.accept_type  # the stream is chosen: only the types remain to check
-        for pos, data in zip(in_range, datas, strict=True):
+        for pos, data in zip(in_range, datas, strict=False):
             if data is None:  # erased
                 last = pos
                 continue
@@ -894,7 +898,7 @@ class RocksBackend(StorageBackend):
             if accept(data):
                 out.append(data)
                 used += len(data)
-        if not stopped and (len(in_range) < len(positions) or versions[-1] == head.version):
+        if not stopped and (len(in_range) < len(positions) or not versions or versions[-1] == head.version):
             last = hi  # every event of the stream inside [lo, hi] has been examined
         return EventRun(out, last, last >= hi, examined=head.version.bit_length() + len(versions))
 
@@ -1692,6 +1696,26 @@ def _stream_info(stream_id: str, head: StreamHead) -> model_pb2.StreamInfo:
 
 
 __all__ = ["RocksBackend"]
+
+
+def _read_within(family: Rdict, wanted: list[bytes], budget: int) -> list[bytes | None]:
+    """The values of `wanted` in order, read a few keys at a time and no further once `budget` bytes have
+    been read (the list is shorter then): a read holds about its byte budget in memory, not whatever a
+    thousand events of up to a megabyte each would take. The first read is small; the next ones are
+    sized by the values seen so far."""
+    out: list[bytes | None] = []
+    used = found = 0
+    step = 2
+    while len(out) < len(wanted) and used < budget:
+        values: list[bytes | None] = family.get(wanted[len(out) : len(out) + step])  # type: ignore[arg-type, assignment]
+        out.extend(values)
+        for value in values:
+            if value is not None:
+                used += len(value)
+                found += 1
+        average = used // found if found else 64
+        step = max(1, min(256, (budget - used) // max(1, average) + 1))
+    return out
 
 
 def _trim_bytes(events: list[bytes], budget: int) -> list[bytes]:
