@@ -54,6 +54,9 @@ def _reason_problem(reason: str) -> str | None:
     return None
 
 
+NS_CONSUMER_GROUPS = "consumer_groups"  # storage's group records (services/storage/groups.py)
+
+
 class QuotaAdmin:
     """The quota RPCs of AdminService."""
 
@@ -102,7 +105,9 @@ class QuotaAdmin:
             "max_queries_per_hour": usage.queries_this_hour,
             "max_api_keys": await self.auth.count_active_keys(tenant_id),
             "max_users": await self.auth.count_users(tenant_id),
-            # Projections, pipelines and consumer groups do not exist yet: none are used.
+            # A tenant holds at most 1,000 groups (services/storage/groups.py MAX_GROUPS): one page.
+            "max_consumer_groups": len(await self.auth.records.list(tenant_id, NS_CONSUMER_GROUPS, "", 1001)),
+            # Projections and pipelines do not exist yet: none are used.
         }
 
     async def GetQuotaUsage(

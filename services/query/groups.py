@@ -16,15 +16,16 @@ from allsource.storage.v1 import groups_pb2 as storage_groups
 from allsource.v1 import event_pb2, groups_pb2
 
 from services.query.subscriptions import StreamSlots
+from shared.auth.principal import current
 from shared.config.settings import LimitsSettings, QuerySettings
 from shared.core import pagination
-from shared.core.errors import InvalidArgument
+from shared.core.errors import AllSourceError, InvalidArgument, PermissionDenied
 from shared.core.reasons import Reason
 from shared.limits.governor import charge, current_limit
 from shared.limits.memory import MemoryMonitor
 from shared.rpc.streams import until_closed
 from shared.storage.client import StorageClient
-from shared.tenancy.scope import require_whole_streams, tenant_of
+from shared.tenancy.scope import narrow, require_whole_streams, tenant_of
 
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_IN_FLIGHT = 1000
@@ -95,6 +96,13 @@ class ConsumerGroupRPCs:
         self._check_definition(request.group)
         require_whole_streams("create a consumer group")
         upstream = storage_groups.CreateConsumerGroupRequest(tenant_id=tenant_of(context), group=request.group)
+        # A credential limited to a stream prefix makes a group within it: what the group leaves open is
+        # narrowed to the prefix, what reaches beyond it is refused (as for subscriptions).
+        scoped = event_pb2.EventFilter(
+            stream_id=request.group.stream_id, stream_id_prefix=request.group.stream_id_prefix
+        )
+        narrow(scoped)
+        upstream.group.stream_id_prefix = scoped.stream_id_prefix
         upstream.group.ClearField("create_time")
         quota = current_limit("max_consumer_groups")
         if quota is not None:
@@ -147,11 +155,36 @@ class ConsumerGroupRPCs:
         )
         return groups_pb2.GetConsumerGroupResponse(group=reply.group, status=reply.status)
 
+    async def _within_scope(self, tenant: str, name: str) -> None:
+        """Refuse (SCOPE_RESTRICTED) a credential limited to a stream prefix or to event types the use of a
+        group whose filter reaches beyond that scope: its events, parked ones included, would be seen."""
+        principal = current()
+        if principal is None or not (principal.stream_id_prefix or principal.event_types):
+            return
+        reply = await self.storage.get_consumer_group(
+            storage_groups.GetConsumerGroupRequest(tenant_id=tenant, name=name)
+        )
+        g = reply.group
+        streams = (
+            not principal.stream_id_prefix
+            or (bool(g.stream_id) and principal.allows_stream(g.stream_id))
+            or (not g.stream_id and bool(g.stream_id_prefix) and principal.allows_prefix(g.stream_id_prefix))
+        )
+        types = not principal.event_types or (bool(g.event_types) and all(map(principal.allows_type, g.event_types)))
+        if not (streams and types):
+            raise PermissionDenied(
+                f"this credential may not use consumer group {name!r}: its filter reaches beyond the credential's "
+                "streams or event types",
+                reason=Reason.SCOPE_RESTRICTED,
+                metadata={"group": name},
+            )
+
     async def ListParked(
         self, request: groups_pb2.ListParkedRequest, context: grpc.aio.ServicerContext
     ) -> groups_pb2.ListParkedResponse:
         check_name(request.group, "group")
         tenant = tenant_of(context)
+        await self._within_scope(tenant, request.group)
         size = pagination.page_size(request.page_size, self.settings.default_page_size, self.settings.max_page_size)
         bound = pagination.fingerprint("ListParked", tenant, request.group)
         after = pagination.cursor_int(pagination.decode(request.page_token, bound), "p") if request.page_token else 0
@@ -171,6 +204,7 @@ class ConsumerGroupRPCs:
             raise InvalidArgument(
                 "max_events must not be negative", violations=[("max_events", "must not be negative")]
             )
+        await self._within_scope(tenant_of(context), request.group)
         reply = await self.storage.replay_parked(
             storage_groups.ReplayParkedRequest(
                 tenant_id=tenant_of(context), group=request.group, max_events=request.max_events
@@ -202,21 +236,36 @@ class ConsumerGroupRPCs:
             violations.append(("join.max_in_flight", f"must be at most {MAX_IN_FLIGHT}"))
         if violations:
             raise InvalidArgument("the join is invalid", violations=violations)
+        await self._within_scope(tenant, join.group)
+        refused: list[AllSourceError] = []
 
         async def upstream() -> AsyncIterator[storage_groups.ConsumeRequest]:
             yield storage_groups.ConsumeRequest(tenant_id=tenant, request=first)
             async for message in iterator:
                 kind = message.WhichOneof("content")
-                ids = message.ack.positions if kind == "ack" else message.nack.positions
-                if kind not in ("ack", "nack") or len(ids) > MAX_ACK_IDS:
-                    # Refused here by ending the upstream; storage answers a second join likewise.
+                if kind not in ("ack", "nack"):  # storage answers a second join with its refusal
                     yield storage_groups.ConsumeRequest(tenant_id=tenant, request=message)
+                    return
+                ids = message.ack.positions if kind == "ack" else message.nack.positions
+                if len(ids) > MAX_ACK_IDS:
+                    # Refused whole, nothing of it applied: the upstream ends, then the stream with this.
+                    refused.append(
+                        InvalidArgument(
+                            f"an {kind} names at most {MAX_ACK_IDS} positions",
+                            reason=Reason.INVALID_CONSUME_MESSAGE,
+                            violations=[(f"{kind}.positions", f"at most {MAX_ACK_IDS}")],
+                        )
+                    )
                     return
                 yield storage_groups.ConsumeRequest(tenant_id=tenant, request=message)
 
         self.memory.admit("Consume streams")
         with self.consume_slots.hold(tenant):
             async for message in until_closed(self.storage.consume(upstream()), self.closing):  # type: ignore[attr-defined]
+                if refused:
+                    continue  # storage ends the stream now that its upstream has ended
                 if message.WhichOneof("content") == "delivery":
                     await charge(len(message.delivery.events))
                 yield message
+        if refused:
+            raise refused[0]

@@ -198,6 +198,11 @@ class EventLog(abc.ABC):
         max_age or a max_count): what is read of it may not be cached."""
 
     @abc.abstractmethod
+    def present(self, tenant_id: str, positions: list[int]) -> list[bool]:
+        """For each position, whether the tenant's event there still exists and is visible (not erased,
+        truncated or in a deleted stream): what holds copies of events (consumer groups) drops the rest."""
+
+    @abc.abstractmethod
     async def head_position(self, tenant_id: str) -> int:
         """The tenant's last committed position (0 when it has no events)."""
 

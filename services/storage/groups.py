@@ -96,6 +96,7 @@ class Entry:
     consumer: Consumer | None = None
     lease: Lease | None = None
     replay: bool = False
+    gone: bool = False  # erased or deleted while in flight or being parked: neither delivered again nor parked
 
 
 @dataclass(slots=True, eq=False)
@@ -347,6 +348,9 @@ class Group:
                 raise not_found(self.name)
             if consumer.stop.is_set():
                 return []
+            # A tenant made inactive (or deleted) ends its consumers' streams, as it ends subscriptions:
+            # its deactivation wakes the commit wait below.
+            await self.backend.check_tenant_usable(self.tenant_id)
             await self._expire()
             await self._fill()
             window = min(consumer.max_in_flight, self.group.settings.max_in_flight_per_consumer)
@@ -438,6 +442,10 @@ class Group:
         if consumer.in_flight.pop(entry.position, None) is None:
             return
         self._release(entry)
+        if entry.gone:  # erased meanwhile: out of the flow, not delivered again
+            self.entries.pop(entry.position, None)
+            self.wake()
+            return
         entry.retries += 1
         if entry.retries > self.group.settings.max_retries:
             await self._park(entry, f"max retries exceeded ({why})")
@@ -477,7 +485,10 @@ class Group:
             if action == groups_pb2.NACK_ACTION_PARK:
                 consumer.in_flight.pop(position)
                 self._release(entry)
-                await self._park(entry, reason or "parked by the consumer")
+                if entry.gone:  # erased meanwhile: no copy of it is kept
+                    self.entries.pop(position, None)
+                else:
+                    await self._park(entry, reason or "parked by the consumer")
             elif action == groups_pb2.NACK_ACTION_SKIP:
                 consumer.in_flight.pop(position)
                 self.entries.pop(position, None)
@@ -516,9 +527,36 @@ class Group:
             raise
         entry.consumer = None
         self.entries.pop(entry.position, None)
+        if entry.gone:  # erased while its record was being written: that copy goes too
+            await self.backend.delete_record(self.tenant_id, NS_PARKED, parked_key(self.name, entry.position), None)
+            return
         if not entry.replay:
             self.parked_count += 1
             self._dirty = True
+
+    async def drop_removed(self) -> int:
+        """Take out of the flow the buffered events that were erased or deleted since they were read (a
+        waiting one is never delivered; one in flight or being parked is neither delivered again nor
+        parked). Under the fill lock: a read of the log begun before the removal is not added after it."""
+        async with self._fill_lock:
+            entries = list(self.entries.values())
+            if not entries:
+                return 0
+            dropped = 0
+            for entry, there in zip(
+                entries, self.backend.present(self.tenant_id, [e.position for e in entries]), strict=True
+            ):
+                if there:
+                    continue
+                dropped += 1
+                if entry.consumer is None:  # waiting: its heap items go stale and are skipped when popped
+                    self.entries.pop(entry.position, None)
+                else:
+                    entry.gone = True
+            if dropped:
+                self._moved()
+                self.wake()
+            return dropped
 
     async def replay(self, max_events: int) -> int:
         """Put parked events (oldest first) back into the flow; each stays parked until acked or skipped."""
@@ -691,6 +729,38 @@ class GroupEngine:
                 await self.backend.delete_record(tenant_id, NS_PARKED, r.key, None)
             if end or len(mine) < len(records) or not records:
                 return
+
+    async def drop_removed(self, tenant_id: str) -> int:
+        """After events of a tenant were erased or deleted: no group keeps a copy of them, neither in its
+        buffer nor parked (DECISIONS: erasure; the parked records of every group of the tenant are read a
+        page at a time). Returns how many copies went."""
+        dropped = 0
+        for key, group in list(self.live.items()):
+            if key[0] == tenant_id:
+                dropped += await group.drop_removed()
+        after = ""
+        while True:
+            records, end = await self.backend.list_records(tenant_id, NS_PARKED, after, 500)
+            if not records:
+                break
+            after = records[-1].key
+            positions = [int(r.key.rsplit("/", 1)[1]) for r in records]
+            for record, position, there in zip(
+                records, positions, self.backend.present(tenant_id, positions), strict=True
+            ):
+                if there:
+                    continue
+                await self.backend.delete_record(tenant_id, NS_PARKED, record.key, None)
+                dropped += 1
+                live = self.live.get((tenant_id, record.key.rsplit("/", 1)[0]))
+                if live is not None:
+                    live.parked_count = max(0, live.parked_count - 1)
+                    live.parked_above.discard(position)
+                    live._dirty = True
+                    live._moved()
+            if end:
+                break
+        return dropped
 
     def forget_tenant(self, tenant_id: str) -> int:
         """Drop a deleted tenant's live groups at once: their consumers' streams end (CONSUMER_GROUP_NOT_FOUND)

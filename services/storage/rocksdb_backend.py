@@ -596,6 +596,20 @@ class RocksBackend(StorageBackend):
             return False  # the reader re-checks the tenant and ends (the hub's wake came before this wait)
         return await self._hub.wait(t, after_position, timeout)
 
+    def present(self, tenant_id: str, positions: list[int]) -> list[bool]:
+        t = self._tenant_no(tenant_id)
+        if t is None:
+            return [False] * len(positions)
+        events, now = self._cf["events"], time.time_ns()
+        heads: dict[str, int] = {}
+        restricted = bool(self.lifecycle.records.get(t))
+        out = []
+        with engine_errors("reading events"):
+            for position in positions:
+                data = events.get(keys.event_key(t, position))
+                out.append(data is not None and (not restricted or self.lifecycle.visible(t, data, heads, now)))
+        return out
+
     async def get_event(self, tenant_id: str, event_id: str) -> bytes:
         t = self._tenant_no(tenant_id)
         raw = codec.parse_uuid(event_id)

@@ -511,19 +511,24 @@ class StorageServicer(storage_pb2_grpc.StorageServiceServicer):
     ) -> lifecycle_pb2.DeleteStreamResponse:
         await self._check(request.tenant_id)
         try:
-            return await self.backend.delete_stream(request)
+            reply = await self.backend.delete_stream(request)
         finally:
             await self.feed.publish([stream_change(request.tenant_id, request.stream_id)])
+        await self.groups.drop_removed(request.tenant_id)  # no consumer group keeps a copy of them
+        return reply
 
     async def DeleteEvents(
         self, request: lifecycle_pb2.DeleteEventsRequest, context: grpc.aio.ServicerContext
     ) -> lifecycle_pb2.DeleteEventsResponse:
         await self._check(request.tenant_id)
         try:
-            return await self.backend.delete_events(request)
+            reply = await self.backend.delete_events(request)
         finally:  # events of any stream of the tenant may be gone: its caches start over
             if not request.dry_run:
                 await self.feed.publish([stream_change(request.tenant_id)])
+        if not request.dry_run:
+            await self.groups.drop_removed(request.tenant_id)  # no consumer group keeps a copy of them
+        return reply
 
     # -- batch reads --------------------------------------------------------------------------------
 

@@ -32,6 +32,9 @@ class MemoryLog:
     async def head_position(self, tenant_id: str) -> int:
         return len(self.events)
 
+    async def check_tenant_usable(self, tenant_id: str) -> None:
+        return None
+
     async def read_events(
         self, tenant_id: str, event_filter: Any, *, after_position: int, limit: int, **_: Any
     ) -> EventRun:
