@@ -43,7 +43,7 @@ from shared.auth.state import (
     RecordStore,
 )
 from shared.auth.tokens import ACCESS, REFRESH, SigningKey, TokenIssuer, TokenVerifier
-from shared.config.settings import AuthSettings
+from shared.config.settings import AuthSettings, LimitsSettings
 from shared.core import pagination
 from shared.core.errors import (
     AllSourceError,
@@ -57,7 +57,7 @@ from shared.core.errors import (
 )
 from shared.core.reasons import Reason
 from shared.core.tenant_ids import DEFAULT_TENANT
-from shared.core.text import CONTROL
+from shared.core.text import CONTROL, duration_problem
 from shared.core.timestamps import optional_timestamp
 from shared.limits.governor import current_limit
 from shared.limits.plans import exceeded
@@ -195,39 +195,64 @@ class ChangeFeed:
         )
 
 
+# Longest tenant id or username a login may name (real ones are shorter: usernames have at most 64).
+MAX_LOGIN_NAME_CHARS = 256
+
+
 class LoginThrottle:
-    """Failed logins per username and per source address within a window (in memory, per admin process)."""
+    """Failed logins per (user, source address) within a window, in memory, per admin process.
+
+    Only that pair is held back: the address guessing a user's password gets `login_max_failures` tries a
+    window, while the user (from anywhere else) and everyone else at that address log in as usual. A
+    throttle per user alone, or per address alone, would let anyone lock a user out, or everyone behind
+    one address (a NAT, a mesh's sidecar) out, with a few wrong passwords: a defence turned into a denial
+    of service. At most MAX_TRACKED pairs are remembered (the oldest forgotten first).
+    """
+
+    MAX_TRACKED = 100_000
 
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[tuple[str, str], deque[float]] = {}
 
-    def _window(self, key: str) -> deque[float]:
-        window = self._failures[key]
+    def _window(self, key: tuple[str, str]) -> deque[float] | None:
+        window = self._failures.get(key)
+        if window is None:
+            return None
         now = time.monotonic()
         while window and now - window[0] > self.settings.login_window_s:
             window.popleft()
+        if not window:
+            del self._failures[key]
+            return None
         return window
 
     def wait(self, username_key: str, address: str) -> float:
         """Seconds until a login for this user from this address may be tried (0: now)."""
-        waits = []
-        for key, limit in (
-            (f"u:{username_key}", self.settings.login_max_failures),
-            (f"a:{address}", 2 * self.settings.login_max_failures),
-        ):
-            window = self._window(key)
-            if len(window) >= limit:
-                waits.append(self.settings.login_window_s - (time.monotonic() - window[0]))
-        return max(waits, default=0.0)
+        window = self._window((username_key, address))
+        if window is None or len(window) < self.settings.login_max_failures:
+            return 0.0
+        return max(0.0, self.settings.login_window_s - (time.monotonic() - window[0]))
 
     def failed(self, username_key: str, address: str) -> None:
-        now = time.monotonic()
-        self._failures[f"u:{username_key}"].append(now)
-        self._failures[f"a:{address}"].append(now)
+        key = (username_key, address)
+        window = self._failures.get(key)
+        if window is None:
+            if len(self._failures) >= self.MAX_TRACKED:
+                self._prune()
+            window = self._failures[key] = deque()
+        window.append(time.monotonic())
+        while len(window) > self.settings.login_max_failures:
+            window.popleft()
 
-    def succeeded(self, username_key: str) -> None:
-        self._failures.pop(f"u:{username_key}", None)
+    def _prune(self) -> None:
+        for key in list(self._failures):
+            self._window(key)
+        for key in list(self._failures)[: max(0, len(self._failures) - self.MAX_TRACKED // 2)]:
+            del self._failures[key]
+
+    def succeeded(self, username_key: str, address: str) -> None:
+        self._failures.pop((username_key, address), None)
 
 
 def _address(context: grpc.aio.ServicerContext) -> str:
@@ -245,8 +270,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         state: AuthState,
         verifier: TokenVerifier,
         sealing_secret: bytes,
+        limits: LimitsSettings | None = None,
     ) -> None:
         self.settings = settings
+        self.limits = limits or LimitsSettings()
         self.records = records
         self.state = state
         self.verifier = verifier
@@ -381,6 +408,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
         tenant = request.tenant_id or DEFAULT_TENANT
+        if len(tenant) > MAX_LOGIN_NAME_CHARS or len(request.username) > MAX_LOGIN_NAME_CHARS:
+            # No tenant or user has such a name: refused before it is remembered, logged or looked up.
+            raise Unauthenticated("invalid username or password", reason=Reason.INVALID_CREDENTIALS)
         who = f"{tenant}/{request.username}"
         address = _address(context)
         wait = self.throttle.wait(who, address)
@@ -391,15 +421,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         user = await self._user_by_name(tenant, request.username)
         # The password is checked even for an unknown user (against a dummy hash of the same cost):
         # an unknown user and a wrong password look the same, in answer and in time.
-        ok = await self.passwords.verify(user.password_hash if user else None, request.password[:1024])
+        ok = await self.passwords.verify(user.password_hash if user else None, request.password[:1024], tenant)
         if not ok or user is None:
             self.throttle.failed(who, address)
-            audit.info("login failed", extra={"tenant": tenant, "username": request.username[:64], "address": address})
+            audit.info(
+                "login failed", extra={"tenant": tenant[:64], "username": request.username[:64], "address": address}
+            )
             raise Unauthenticated("invalid username or password", reason=Reason.INVALID_CREDENTIALS)
         if user.disabled:
             raise Unauthenticated("the user is disabled", reason=Reason.USER_DISABLED)
         await self._tenant_active(tenant)
-        self.throttle.succeeded(who)
+        self.throttle.succeeded(who, address)
         tokens = await self._issue(user, family=uuid.uuid4().hex)
         audit.info("login", extra={"tenant": tenant, "user_id": user.user_id, "address": address})
         return auth_pb2.LoginResponse(tokens=tokens)
@@ -755,14 +787,26 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 violations.append(("permissions", "must be permissions"))
         elif request.role not in rbac.ROLE_PERMISSIONS:
             violations.append(("role", "set a role or permissions"))
+        # A key's scope is copied into every read filter it makes: held to the reads' own bounds.
+        limits = self.limits
         if CONTROL.search(request.stream_id_prefix):
             violations.append(("stream_id_prefix", "must not contain control characters"))
-        for i, event_type in enumerate(request.event_types):
-            if not event_type or CONTROL.search(event_type):
-                violations.append((f"event_types[{i}]", "must be non-empty without control characters"))
-        ttl_ns = request.ttl.ToNanoseconds() if request.HasField("ttl") else 0
-        if ttl_ns < 0:
-            violations.append(("ttl", "must not be negative"))
+        elif len(request.stream_id_prefix.encode()) > limits.max_stream_id_bytes:
+            violations.append(("stream_id_prefix", f"at most {limits.max_stream_id_bytes} bytes"))
+        if len(request.event_types) > limits.max_filter_event_types:
+            violations.append(("event_types", f"at most {limits.max_filter_event_types} event types"))
+        else:
+            for i, event_type in enumerate(request.event_types):
+                if not event_type or CONTROL.search(event_type):
+                    violations.append((f"event_types[{i}]", "must be non-empty without control characters"))
+                elif len(event_type.encode()) > limits.max_event_type_bytes:
+                    violations.append((f"event_types[{i}]", f"at most {limits.max_event_type_bytes} bytes"))
+        ttl_ns = 0
+        if request.HasField("ttl"):
+            if problem := duration_problem(request.ttl):
+                violations.append(("ttl", problem))
+            else:
+                ttl_ns = request.ttl.ToNanoseconds()
         if violations:
             raise InvalidArgument(
                 "the API key is invalid", reason=Reason.INVALID_API_KEY_REQUEST, violations=violations
@@ -833,6 +877,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             frozenset(record.event_types),
             "rotating this key",
         )
+        if request.HasField("grace_period") and (problem := duration_problem(request.grace_period)):
+            raise InvalidArgument(
+                "the grace period is invalid",
+                reason=Reason.INVALID_API_KEY_REQUEST,
+                violations=[("grace_period", problem)],
+            )
         grace_ns = (
             request.grace_period.ToNanoseconds()
             if request.HasField("grace_period")

@@ -37,6 +37,7 @@ class AdminProcess(server.StorageBackedService):
             self.auth_state,
             self.token_verifier,
             secret.get_secret_value().encode() if secret else b"",
+            settings.limits,
         )
         self.servicer = AdminServicer(
             settings,
@@ -81,6 +82,7 @@ class AdminProcess(server.StorageBackedService):
     async def apply_settings(self, settings: Settings, changed: set[str]) -> None:
         await super().apply_settings(settings, changed)
         self.auth.configure(settings.auth)
+        self.auth.limits = settings.limits
         self.backups.settings = settings
 
     async def stop(self) -> None:

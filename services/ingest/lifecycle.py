@@ -14,7 +14,7 @@ from services.ingest.validation import AppendValidator
 from shared.config.settings import LimitsSettings
 from shared.core.errors import InvalidArgument
 from shared.core.reasons import Reason
-from shared.core.text import text_problem, timestamp_problem
+from shared.core.text import duration_problem, text_problem, timestamp_problem
 from shared.core.wire import recast
 from shared.storage.client import StorageClient
 from shared.tenancy.scope import require_stream, require_types, require_whole_streams, tenant_of
@@ -37,9 +37,8 @@ def _stream_id(stream_id: str, limits: LimitsSettings, reason: str) -> None:
 def check_metadata(metadata: lifecycle_pb2.StreamMetadata) -> None:
     """Bounds of stream metadata (INVALID_STREAM_METADATA with a violation per field)."""
     out: list[tuple[str, str]] = []
-    age = metadata.max_age
-    if age.seconds < 0 or age.nanos < 0:
-        out.append(("metadata.max_age", "must not be negative"))
+    if problem := duration_problem(metadata.max_age):
+        out.append(("metadata.max_age", problem))
     if len(metadata.custom) > MAX_CUSTOM_ENTRIES:
         out.append(("metadata.custom", f"has {len(metadata.custom)} entries; at most {MAX_CUSTOM_ENTRIES}"))
     size = 0

@@ -2,7 +2,9 @@
 
 Verification runs in a worker thread (argon2 releases the GIL), so a login does not stall the event
 loop. An unknown user is checked against a dummy hash of the same cost, so that an unknown user and a
-wrong password take similar time and give the same answer.
+wrong password take similar time and give the same answer. Each tenant has at most VERIFY_PER_TENANT
+verifications on threads at a time, the rest of its logins wait their turn: a flood of one tenant's logins
+(each a few tens of milliseconds of argon2) cannot fill the thread pool every tenant's logins go through.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from shared.config.settings import AuthSettings
 
+VERIFY_PER_TENANT = 2
+
 
 class Passwords:
     """Hashes and verifies passwords."""
 
     def __init__(self, settings: AuthSettings) -> None:
         self.configure(settings)
+        self._turns: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # per tenant: the bound, its callers
 
     def configure(self, settings: AuthSettings) -> None:
         """Take (reloaded) cost parameters; existing hashes keep verifying."""
@@ -45,8 +50,9 @@ class Passwords:
         """The PHC-format argon2id hash."""
         return await asyncio.to_thread(self._hasher.hash, password)
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        """Whether the password matches; a missing hash is checked against the dummy (same cost)."""
+    async def verify(self, password_hash: str | None, password: str, tenant_id: str = "") -> bool:
+        """Whether the password matches; a missing hash is checked against the dummy (same cost). At most
+        VERIFY_PER_TENANT of a tenant's verifications run at once."""
         target = password_hash or self._dummy
 
         def check() -> bool:
@@ -55,4 +61,15 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        turn = self._turns.get(tenant_id)
+        if turn is None:
+            turn = self._turns[tenant_id] = (asyncio.Semaphore(VERIFY_PER_TENANT), [0])
+        bound, callers = turn
+        callers[0] += 1
+        try:
+            async with bound:
+                return await asyncio.to_thread(check)
+        finally:
+            callers[0] -= 1
+            if not callers[0]:
+                del self._turns[tenant_id]

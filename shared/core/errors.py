@@ -19,6 +19,15 @@ DOMAIN = "allsource.dev"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
+MAX_VIOLATIONS = 20
+MAX_MESSAGE_CHARS = 1024
+MAX_FIELD_CHARS = 200
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 class AllSourceError(Exception):
     """An error with a gRPC code, an UPPER_SNAKE reason and optional structured details."""
 
@@ -53,13 +62,24 @@ class AllSourceError(Exception):
         """The google.rpc.Status for this error."""
         if self._status is not None:
             return self._status
-        status = status_pb2.Status(code=self.code.value[0], message=self.message)
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
+        # The status travels in trailers, which clients cap (16 KiB by default): whatever a request
+        # carried, its refusal stays well within that (a message, metadata values and violations cut
+        # short, at most MAX_VIOLATIONS listed and a count of the rest).
+        status = status_pb2.Status(code=self.code.value[0], message=_cut(self.message, MAX_MESSAGE_CHARS))
+        metadata = {k: _cut(v, MAX_FIELD_CHARS) for k, v in self.metadata.items()}
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=metadata)
         status.details.add().Pack(info)
         if self.violations:
             bad = error_details_pb2.BadRequest()
-            for field, description in self.violations:
-                bad.field_violations.add(field=field, description=description)
+            for field, description in self.violations[:MAX_VIOLATIONS]:
+                bad.field_violations.add(
+                    field=_cut(field, MAX_FIELD_CHARS), description=_cut(description, MAX_FIELD_CHARS)
+                )
+            if len(self.violations) > MAX_VIOLATIONS:
+                bad.field_violations.add(
+                    field=_cut(self.violations[MAX_VIOLATIONS][0], MAX_FIELD_CHARS),
+                    description=f"and {len(self.violations) - MAX_VIOLATIONS} more problems not listed",
+                )
             status.details.add().Pack(bad)
         if self.quota_violations:
             quota = error_details_pb2.QuotaFailure()

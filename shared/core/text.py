@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import orjson
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 JSON = "application/json"
 # Control characters, and characters that change how text is displayed without being visible (bidi
@@ -23,6 +23,20 @@ def timestamp_problem(ts: timestamp_pb2.Timestamp) -> str | None:
     """What is wrong with a Timestamp, or None."""
     if not 0 <= ts.nanos < 1_000_000_000 or not MIN_TIMESTAMP_SECONDS <= ts.seconds <= MAX_TIMESTAMP_SECONDS:
         return "must be a valid timestamp (nanos 0-999999999, years 1-9999)"
+    return None
+
+
+# The longest duration a request may give (a key's lifetime, a rotation's grace, a stream's max age):
+# a hundred years, so that "now" plus it stays within a signed 64-bit count of nanoseconds.
+MAX_DURATION_SECONDS = 100 * 366 * 86_400
+
+
+def duration_problem(d: duration_pb2.Duration, max_seconds: int = MAX_DURATION_SECONDS) -> str | None:
+    """What is wrong with a Duration a request gives (negative, malformed, or longer than max_seconds), or None."""
+    if d.seconds < 0 or d.nanos < 0:
+        return "must not be negative"
+    if d.nanos >= 1_000_000_000 or d.seconds > max_seconds:
+        return f"must be a valid duration (nanos 0-999999999) of at most {max_seconds} seconds"
     return None
 
 

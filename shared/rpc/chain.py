@@ -86,6 +86,7 @@ class Call:
     switched: bool = False  # an operator acting on another tenant (x-allsource-tenant)
     audit: Any = None  # the audit entry of an audited act
     admitted: bool = False  # holds a slot of the admission stage
+    share: str = ""  # whose share of the admission stage's slots it holds (a tenant)
     rate: Any = None  # the rate limits admission charged (settled against the response: page reads)
     span: Any = None  # the call's span (telemetry), recorded or not
     parent: Any = None  # the caller's span context, when it sent one

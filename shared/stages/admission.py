@@ -84,7 +84,9 @@ class Admission(Stage):
                     metadata={"limit": "max_in_flight_calls", "value": str(self.limits.max_in_flight_calls)},
                     retry_after=delay * (1 + random.random()),
                 )
-            tenant = principal.tenant_id if principal is not None else ""
+            # A call without credentials (Login, health) counts against the tenant it names, apart from that
+            # tenant's authenticated calls: one tenant's flood of logins leaves other tenants' logins room.
+            tenant = principal.tenant_id if principal is not None else _anonymous_share(call)
             held = self.by_tenant.get(tenant, 0)
             if held >= self.limits.max_in_flight_calls_per_tenant:
                 limit = self.limits.max_in_flight_calls_per_tenant
@@ -99,6 +101,7 @@ class Admission(Stage):
             self.in_flight += 1
             self.by_tenant[tenant] = held + 1
             call.admitted = True
+            call.share = tenant
         if governor is not None:
             return governor.admit(call, plan)
         return None
@@ -110,9 +113,15 @@ class Admission(Stage):
     def exit(self, call: Call, outcome: Outcome) -> None:
         if call.admitted:
             self.in_flight -= 1
-            tenant = call.principal.tenant_id if call.principal is not None else ""
+            tenant = call.share
             left = self.by_tenant[tenant] - 1
             if left:
                 self.by_tenant[tenant] = left
             else:
                 del self.by_tenant[tenant]
+
+
+def _anonymous_share(call: Call) -> str:
+    """The share a call without credentials holds: the tenant its request names (Login), cut short."""
+    named = getattr(call.request, "tenant_id", "") if call.request is not None else ""
+    return "anonymous:" + (named[:64] if isinstance(named, str) else "")
