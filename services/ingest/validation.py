@@ -122,6 +122,8 @@ class AppendValidator:
         if len(metadata) > lim.max_metadata_entries:
             out.append((path, f"must have at most {lim.max_metadata_entries} entries"))
         size = sum(len(k) + len(v) for k, v in metadata.items())
+        if 4 * size > lim.max_metadata_bytes:  # UTF-8 takes up to 4 bytes a character: count them
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
         if size > lim.max_metadata_bytes:
             out.append((path, f"must total at most {lim.max_metadata_bytes} bytes"))
         for key in metadata:

@@ -306,7 +306,7 @@ async def _refresh_flags_periodically(service: Service, stop: asyncio.Event) -> 
 async def run(service: Service, *, ready: Callable[[int], Awaitable[None]] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain and stop."""
     settings = service.settings
-    server = grpc.aio.server(options=server_options(settings.grpc))
+    server = grpc.aio.server(options=server_options(settings.grpc, internal=service.name == "storage"))
     chain = CallChain()
     registrar = Registrar(server, chain)
     service.chain = chain

@@ -283,7 +283,11 @@ class Governor:
         if not limits:
             return None
         if kind == C.RATE_COST_EVENTS:
-            cost = max(1, len(call.request.events)) if call.request is not None else 1
+            # Charged before the handler validates the request: one past the batch bound (which validation
+            # refuses, nothing written) pays one unit, not its count, which put the tenant's bucket and
+            # the global one every tenant shares into debt for hours.
+            events = len(call.request.events) if call.request is not None else 1
+            cost = max(1, events) if events <= self.settings.max_batch_events else 1
         else:
             cost = 1  # a page read pays one unit to start and the rest for what it returns (`settle`)
         if kind == C.RATE_COST_PAGE:

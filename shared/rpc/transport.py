@@ -9,12 +9,19 @@ import grpc
 
 from shared.config.settings import GrpcSettings, TlsSettings
 
+# Calls between services carry a public request with a little more (the tenant, a signed scope, the
+# coalescer's framing): their messages may exceed grpc.max_message_bytes by this much, so that a request
+# the public service accepted is never refused on its way to storage.
+INTERNAL_HEADROOM_BYTES = 1 << 20
 
-def server_options(g: GrpcSettings) -> list[tuple[str, int]]:
-    """Transport options for servers: message limits, keepalive, stream limits."""
+
+def server_options(g: GrpcSettings, *, internal: bool = False) -> list[tuple[str, int]]:
+    """Transport options for servers: message limits, keepalive, stream limits (`internal`: a server only
+    the other services call, storage, whose messages have INTERNAL_HEADROOM_BYTES more room)."""
+    limit = g.max_message_bytes + (INTERNAL_HEADROOM_BYTES if internal else 0)
     return [
-        ("grpc.max_receive_message_length", g.max_message_bytes),
-        ("grpc.max_send_message_length", g.max_message_bytes),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
         ("grpc.keepalive_time_ms", int(g.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(g.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -35,8 +42,8 @@ def channel_options(g: GrpcSettings) -> list[tuple[str, int]]:
     """Transport options for channels between services: keepalive notices a silently dead peer within
     seconds, and a restarted peer is reconnected within half a second (the backoff ceiling)."""
     return [
-        ("grpc.max_receive_message_length", g.max_message_bytes),
-        ("grpc.max_send_message_length", g.max_message_bytes),
+        ("grpc.max_receive_message_length", g.max_message_bytes + INTERNAL_HEADROOM_BYTES),
+        ("grpc.max_send_message_length", g.max_message_bytes + INTERNAL_HEADROOM_BYTES),
         ("grpc.keepalive_time_ms", int(max(g.internal_keepalive_s, g.min_ping_interval_s) * 1000)),
         ("grpc.keepalive_timeout_ms", int(min(g.keepalive_timeout_s, g.internal_keepalive_s) * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),

@@ -65,6 +65,9 @@ def configure(service: str, level: str = "INFO") -> None:
     # grpc and the OpenTelemetry SDK are chatty at INFO about internals.
     logging.getLogger("grpc").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("grpc._cython.cygrpc").addFilter(_quiet_invalid_metadata)
+    # OpenTelemetry warns, with the caller's own text, about each malformed `tracestate` member it is
+    # handed: any caller could fill the log that way. Such a header is dropped (shared/telemetry/tracing).
+    logging.getLogger("opentelemetry.trace.span").setLevel(max(logging.ERROR, root.level))
 
 
 def _quiet_invalid_metadata(record: logging.LogRecord) -> bool:

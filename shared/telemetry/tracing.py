@@ -67,6 +67,8 @@ CODES = {
 }  # fmt: skip
 _TRACEPARENT = "traceparent"
 _TRACESTATE = "tracestate"
+# W3C Trace Context: tracestate is propagated up to 512 characters; a longer one is dropped.
+MAX_TRACESTATE_CHARS = 512
 
 
 class _State:
@@ -203,7 +205,7 @@ def parse_traceparent(metadata: Sequence[tuple[str, Any]]) -> SpanContext | None
     if not trace_id or not span_id:
         return None
     trace_state = None
-    if isinstance(state, str) and state:
+    if isinstance(state, str) and state and len(state) <= MAX_TRACESTATE_CHARS:
         try:
             trace_state = TraceState.from_header([state])
         except Exception:
