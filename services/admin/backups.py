@@ -40,6 +40,7 @@ NS_LEASES = "backup_schedule_lease"
 LEASE_KEY = "scheduler"
 LEASE_S = 60.0
 MAX_SCHEDULES = 100
+MAX_INTERVAL_S = 366 * 86_400
 MAX_PAGE = 500
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 OPERATE = 7  # allsource.v1.Permission.PERMISSION_OPERATE
@@ -84,6 +85,8 @@ def check_schedule(schedule: backup_pb2.BackupSchedule) -> None:
         out.append(("schedule.interval", "give exactly one of interval and cron"))
     if interval < 0 or (0 < interval < 1):
         out.append(("schedule.interval", "at least 1 second"))
+    elif interval > MAX_INTERVAL_S:
+        out.append(("schedule.interval", f"at most {MAX_INTERVAL_S} seconds (366 days)"))
     if schedule.cron:
         try:
             Cron(schedule.cron)
@@ -162,6 +165,8 @@ class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
         tenants = _own_tenant(principal, list(request.tenant_ids))
         del forwarded.tenant_ids[:]
         forwarded.tenant_ids.extend(tenants)
+        if request.parent_backup_id and not _operator(principal):  # one of theirs, or as absent as none
+            await self._get(request.destination, request.parent_backup_id)
         if request.label.startswith("schedule:"):
             raise InvalidArgument(
                 "labels starting with 'schedule:' are the scheduler's",
@@ -175,10 +180,10 @@ class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
         self, request: backup_pb2.ListBackupsRequest, context: grpc.aio.ServicerContext
     ) -> backup_pb2.ListBackupsResponse:
         principal = _caller()
-        reply = recast(
-            await self.storage.list_backups(recast(request, storage_backup.ListBackupsRequest)),
-            backup_pb2.ListBackupsResponse,
-        )
+        forwarded = recast(request, storage_backup.ListBackupsRequest)
+        if not _operator(principal):  # storage pages through theirs alone: no token names another's
+            forwarded.tenant_id = principal.tenant_id
+        reply = recast(await self.storage.list_backups(forwarded), backup_pb2.ListBackupsResponse)
         if not _operator(principal):
             kept = [b for b in reply.backups if _visible(principal, b)]
             del reply.backups[:]

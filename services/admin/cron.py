@@ -8,8 +8,12 @@ import calendar
 import time
 
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-# The search for the next run gives up past this many minutes (a year and a day): "31 2 *" never matches.
-_HORIZON_MIN = 366 * 24 * 60 + 1440
+MAX_EXPRESSION_CHARS = 200
+# Longest a month can be (February: 29, in leap years).
+_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+# The search for the next run takes a step a day, and within a matching day an hour or a minute at a time:
+# a valid expression matches within eight years (February 29th across 2100), so it never takes more.
+_HORIZON_STEPS = 9 * 366 + 24 + 60 + 24
 
 
 class CronError(ValueError):
@@ -43,14 +47,19 @@ class Cron:
     """A parsed expression."""
 
     def __init__(self, expression: str) -> None:
+        if len(expression) > MAX_EXPRESSION_CHARS:
+            raise CronError(f"a cron expression has at most {MAX_EXPRESSION_CHARS} characters")
         parts = expression.split()
         if len(parts) != 5:
             raise CronError("a cron expression has five fields: minute hour day-of-month month day-of-week")
         fields = [_field(p, *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
         self.minutes, self.hours, self.days, self.months, dows = fields
         self.dows = frozenset(d % 7 for d in dows)
-        self.any_day = parts[2] == "*"
-        self.any_dow = parts[4] == "*"
+        # As in Vixie cron, a day field starting with `*` (`*/1` too) leaves the days to the other field.
+        self.any_day = parts[2].startswith("*")
+        self.any_dow = parts[4].startswith("*")
+        if not self.any_day and self.any_dow and not any(min(self.days) <= _MONTH_DAYS[m] for m in self.months):
+            raise CronError("the day of month never occurs in the months given: the expression never matches")
 
     def _day_matches(self, tm: time.struct_time) -> bool:
         dom = tm.tm_mday in self.days
@@ -60,9 +69,10 @@ class Cron:
         return dom or dow
 
     def next_after(self, after_s: float) -> float | None:
-        """The first matching minute strictly after a time (epoch seconds), or None within a year."""
+        """The first matching minute strictly after a time (epoch seconds); None past the horizon (never, for
+        an expression the constructor accepts)."""
         t = (int(after_s) // 60 + 1) * 60
-        for _ in range(_HORIZON_MIN):
+        for _ in range(_HORIZON_STEPS):
             tm = time.gmtime(t)
             if tm.tm_mon not in self.months or not self._day_matches(tm):
                 t = calendar.timegm((tm.tm_year, tm.tm_mon, tm.tm_mday, 0, 0, 0)) + 86400  # next day

@@ -1437,7 +1437,26 @@ class RocksBackend(StorageBackend):
         for family, path in files.items():
             self._cf[family].ingest_external_file([path], opts)
 
-    async def install_suite_records(self, files: dict[str, str]) -> None:
+    async def install_restore(self, suite_files: dict[str, str] | None, tenants: list[dict[str, Any]]) -> None:
+        """Make a restore's tenants (and suite records) live, all or none: with no append being written,
+        every target is checked again (FAILED_PRECONDITION if one has data by now: nothing installed),
+        then each is installed, with nothing else running in between (no await from the check on)."""
+        if self._writer is not None:
+            await self._writer.quiesce()
+            if not self._writer.idle:  # appends kept coming: a batch for a target could be half-written
+                raise Unavailable(
+                    "storage is too busy writing to install a restore now; nothing was restored, try again",
+                    reason=Reason.OVERLOADED,
+                    retry_after=1.0,
+                )
+        for tenant in tenants:
+            self.check_restore_target(tenant["tenant_id"])
+        if suite_files:
+            self._install_suite_records(suite_files)
+        for tenant in tenants:
+            self._install_tenant(tenant)
+
+    def _install_suite_records(self, files: dict[str, str]) -> None:
         """Suite-wide records from a restore (into an empty data directory)."""
         with engine_errors("restoring suite records"):
             self._ingest(files)
@@ -1447,7 +1466,7 @@ class RocksBackend(StorageBackend):
                 break
             self.quotas.put_override(key[len(prefix) :].decode(), value[8:])
 
-    async def install_tenant(self, summary: dict[str, Any]) -> None:
+    def _install_tenant(self, summary: dict[str, Any]) -> None:
         """Make a tenant restored into SST files (services.storage.backup.load) live: ingest them under its
         new number, then switch the tenant's id to that number in one synced batch. An empty tenant of
         that id is replaced (its old range purged); the restored records and API keys come with it."""

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -40,6 +41,7 @@ from shared.core.errors import (
     Unavailable,
 )
 from shared.core.reasons import Reason
+from shared.core.text import timestamp_problem
 from shared.core.timestamps import to_timestamp
 from shared.core.version import VERSION
 
@@ -49,6 +51,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DESTINATIONS = ("local", "s3")
 MAX_PAGE = 500
+# What a backup id may be: new_backup_id's form, or any name of that alphabet (nothing that reaches
+# outside the destination, or that a destination cannot name).
+BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Tenants (and points in time) a restore may name: one violation for more, not one per name.
+MAX_RESTORE_TENANTS = 1000
 
 
 def new_backup_id(now_ns: int) -> str:
@@ -234,10 +241,13 @@ class BackupJobs:
         except DestinationError as exc:
             raise Unavailable(str(exc), reason=Reason.BACKUP_DESTINATION_FAILED) from None
 
-    async def manifest(self, dest: Destination, backup_id: str) -> fmt.Manifest:
-        if not backup_id or "/" in backup_id or backup_id.startswith("."):
+    async def manifest(self, dest: Destination, backup_id: str, field: str = "backup_id") -> fmt.Manifest:
+        if not BACKUP_ID.fullmatch(backup_id):
+            problem = (
+                "is required" if not backup_id else "1-128 letters, digits, '.', '_' or '-', not starting with '.'"
+            )
             raise InvalidArgument(
-                "backup_id is required", reason=Reason.INVALID_BACKUP_REQUEST, violations=[("backup_id", "required")]
+                f"{field} {problem}", reason=Reason.INVALID_BACKUP_REQUEST, violations=[(field, problem)]
             )
         raw = await self._io(dest.manifest, backup_id)
         if raw is None:
@@ -255,21 +265,27 @@ class BackupJobs:
         once and kept (per destination, as long as it is listed): a scan costs one listing, not a read
         of every backup (with S3, one GET each). What a backup or restore then uses of a manifest is
         read again from the destination, and checked."""
-        known = self._manifests.setdefault(dest.identity, {})
         listed = await self._io(dest.backup_ids)
+        known = self._manifests.setdefault(dest.identity, {})
         for gone in known.keys() - set(listed):
             del known[gone]
         out = []
         for backup_id in listed:
-            manifest = known.get(backup_id)
-            if manifest is None:
-                try:
-                    manifest = known[backup_id] = await self.manifest(dest, backup_id)
-                except AllSourceError as exc:
-                    log.warning("a backup cannot be read", extra={"backup_id": backup_id, "detail": exc.message})
-                    continue
-            out.append(manifest)
+            manifest = await self._known(dest, backup_id)
+            if manifest is not None:
+                out.append(manifest)
         return out
+
+    async def _known(self, dest: Destination, backup_id: str) -> fmt.Manifest | None:
+        """A listed backup's manifest, read once and kept (None, logged, when it cannot be read)."""
+        known = self._manifests.setdefault(dest.identity, {})
+        manifest = known.get(backup_id)
+        if manifest is None:
+            try:
+                manifest = known[backup_id] = await self.manifest(dest, backup_id)
+            except AllSourceError as exc:
+                log.warning("a backup cannot be read", extra={"backup_id": backup_id[:200], "detail": exc.message})
+        return manifest
 
     # -- workers -------------------------------------------------------------------------------------
 
@@ -373,7 +389,7 @@ class BackupJobs:
         if not (request.incremental or request.parent_backup_id):
             return None
         if request.parent_backup_id:
-            return await self.manifest(dest, request.parent_backup_id)
+            return await self.manifest(dest, request.parent_backup_id, "parent_backup_id")
         same = [m for m in await self.manifests(dest) if self._same_scope(m, wanted)]
         if not same:
             raise FailedPrecondition(
@@ -556,13 +572,17 @@ class BackupJobs:
             )
         ids = [i for i in await self._io(dest.backup_ids) if i > request.page_token]
         out = backup_pb2.ListBackupsResponse()
-        for backup_id in ids[:size]:
-            try:
-                out.backups.append(describe(await self.manifest(dest, backup_id), name))
-            except AllSourceError as exc:
-                log.warning("a backup cannot be read", extra={"backup_id": backup_id, "detail": exc.message})
-        if len(ids) > size:
-            out.next_page_token = ids[size - 1]
+        alone = request.tenant_id
+        for backup_id in ids:
+            manifest = await self._known(dest, backup_id)
+            if manifest is None:
+                continue
+            if alone and (manifest.covers_suite or [t.tenant_id for t in manifest.tenants] != [alone]):
+                continue  # another's: neither listed nor counted, and no token names it
+            if len(out.backups) == size:
+                out.next_page_token = out.backups[-1].backup_id
+                break
+            out.backups.append(describe(manifest, name))
         return out
 
     async def get(self, request: backup_pb2.GetBackupRequest) -> backup_pb2.GetBackupResponse:
@@ -620,6 +640,17 @@ class BackupJobs:
     ) -> AsyncIterator[backup_pb2.RestoreBackupResponse]:
         dest, _ = await self._dest(request.destination)
         last = await self.manifest(dest, request.backup_id)
+        for field, count in (("tenant_ids", len(request.tenant_ids)), ("to_positions", len(request.to_positions))):
+            if count > MAX_RESTORE_TENANTS:
+                raise InvalidArgument(
+                    f"a restore names at most {MAX_RESTORE_TENANTS} tenants",
+                    reason=Reason.INVALID_BACKUP_REQUEST,
+                    violations=[(field, f"at most {MAX_RESTORE_TENANTS}")],
+                )
+        if request.HasField("to_time") and (problem := timestamp_problem(request.to_time)):
+            raise InvalidArgument(
+                f"to_time {problem}", reason=Reason.INVALID_BACKUP_REQUEST, violations=[("to_time", problem)]
+            )
         held = [t.tenant_id for t in last.tenants]
         wanted = list(dict.fromkeys(request.tenant_ids)) or held
         violations = [(f"tenant_ids[{i}]", "not in the backup") for i, t in enumerate(wanted) if t not in held]
@@ -630,7 +661,9 @@ class BackupJobs:
                 reason=Reason.INVALID_BACKUP_REQUEST,
                 violations=violations,
             )
-        time_ns = 0
+        # A point in time is given when present, whatever its value: position 0 and the epoch restore
+        # no events (they are before the first), they do not mean "no limit".
+        time_ns = load.NO_CUT
         if request.HasField("to_time"):
             time_ns = request.to_time.seconds * 1_000_000_000 + request.to_time.nanos
         if not request.dry_run:
@@ -649,7 +682,7 @@ class BackupJobs:
                 {
                     "tenant_id": tenant_id,
                     "number": 0 if request.dry_run else self.backend.reserve_tenant_number(),
-                    "cut_position": request.to_positions.get(tenant_id, 0),
+                    "cut_position": request.to_positions.get(tenant_id, load.NO_CUT),
                     "cut_time_ns": time_ns,
                     "stream_prefix": request.stream_prefix,
                 }
@@ -691,11 +724,11 @@ class BackupJobs:
                     raise Unavailable("the load worker ended without a summary")
                 if not request.dry_run:
                     yield backup_pb2.RestoreBackupResponse(phase="writing", percent=100.0)
-                    if summary.get("suite"):
-                        await self.backend.install_suite_records(summary["suite"]["files"])
-                    for tenant in summary["tenants"]:
-                        await self.backend.install_tenant(tenant)
-                        if self.installed is not None:
+                    # Every tenant or none: their targets are checked again together, then all installed.
+                    suite_files = summary["suite"]["files"] if summary.get("suite") else None
+                    await self.backend.install_restore(suite_files, summary["tenants"])
+                    if self.installed is not None:
+                        for tenant in summary["tenants"]:
                             await self.installed(tenant["tenant_id"])
             finally:
                 await asyncio.to_thread(shutil.rmtree, staging, True)

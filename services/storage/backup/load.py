@@ -59,17 +59,27 @@ def load_chain(dest: Destination, last_id: str) -> list[fmt.Manifest]:
     return chain
 
 
+# A restore's job names no point in time with this (0 is one: before the first position, or the epoch).
+NO_CUT = None
+
+
 @dataclass
 class Cut:
     """Which events of a tenant to restore."""
 
-    position: int = 0  # last position (0: no limit)
-    time_ns: int = 0  # last recorded_at (0: no limit)
+    position: int | None = NO_CUT  # last position (None: no limit; 0: none)
+    time_ns: int | None = NO_CUT  # last recorded_at (None: no limit)
     stream_prefix: str = ""
 
     @property
     def any(self) -> bool:
-        return bool(self.position or self.time_ns or self.stream_prefix)
+        return self.position is not None or self.time_ns is not None or bool(self.stream_prefix)
+
+    def passed(self, position: int, recorded_ns: int) -> bool:
+        """Whether an event (or a chunk starting with it) lies past the cut."""
+        return (self.position is not None and position > self.position) or (
+            self.time_ns is not None and recorded_ns > self.time_ns
+        )
 
 
 @dataclass
@@ -208,9 +218,7 @@ class Loader:
             for info in manifest.chunks:
                 if info.tenant_id != tenant_id or info.section != fmt.EVENTS:
                     continue
-                if (cut.position and info.first_position > cut.position) or (
-                    cut.time_ns and info.first_recorded_ns > cut.time_ns
-                ):
+                if cut.passed(info.first_position, info.first_recorded_ns):
                     past_cut = True  # this chunk and every later one start after the cut
                     break
                 wanted.append((manifest, info))
@@ -225,9 +233,7 @@ class Loader:
             for key, value in records:
                 position = keys.unpack_u64(key)
                 ev = codec.decode_event(value)
-                if cut.position and position > cut.position:
-                    return False
-                if cut.time_ns and from_timestamp(ev.recorded_at) > cut.time_ns:
+                if cut.passed(position, from_timestamp(ev.recorded_at)):
                     return False
                 self.events_done += 1
                 yield position, value, ev
@@ -249,9 +255,7 @@ class Loader:
         for key, value in rows:
             position = keys.event_key_position(key)
             ev = codec.decode_event(value)
-            if (cut.position and position > cut.position) or (
-                cut.time_ns and from_timestamp(ev.recorded_at) > cut.time_ns
-            ):
+            if cut.passed(position, from_timestamp(ev.recorded_at)):
                 return False
             self.events_done += 1
             if self.events_done % 4096 == 0:
@@ -281,7 +285,7 @@ class Loader:
         part = self.chain[-1].tenant(tenant_id)
         if part is None:
             raise fmt.FormatError(f"backup {self.chain[-1].backup_id} holds no tenant {tenant_id!r}", "missing")
-        cut = Cut(spec.get("cut_position", 0), spec.get("cut_time_ns", 0), spec.get("stream_prefix", ""))
+        cut = Cut(spec.get("cut_position", NO_CUT), spec.get("cut_time_ns", NO_CUT), spec.get("stream_prefix", ""))
         t = spec["number"]
         tp = keys.tenant_prefix(t)
         out_dir = self.staging / f"t{t}"

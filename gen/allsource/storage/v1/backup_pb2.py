@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!allsource/storage/v1/backup.proto\x12\x14\x61llsource.storage.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x01\n\x0bTenantRange\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x15\n\rfrom_position\x18\x02 \x01(\x04\x12\x13\n\x0bto_position\x18\x03 \x01(\x04\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x04\x12\x35\n\x11\x66irst_recorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_recorded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07restart\x18\x07 \x01(\x08\"\xfb\x02\n\x06\x42\x61\x63kup\x12\x11\n\tbackup_id\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .allsource.storage.v1.BackupKind\x12\x18\n\x10parent_backup_id\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65stination\x18\x05 \x01(\t\x12\x16\n\x0e\x66ormat_version\x18\x06 \x01(\r\x12\x15\n\rsuite_version\x18\x07 \x01(\t\x12\x32\n\x07tenants\x18\x08 \x03(\x0b\x32!.allsource.storage.v1.TenantRange\x12\x0e\n\x06\x65vents\x18\t \x01(\x04\x12\x0e\n\x06\x63hunks\x18\n \x01(\r\x12\x14\n\x0cstored_bytes\x18\x0b \x01(\x04\x12\r\n\x05label\x18\x0c \x01(\t\x12\x10\n\x08schedule\x18\r \x01(\t\x12\x15\n\rsuite_records\x18\x0e \x01(\x08\"|\n\x13\x43reateBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x13\n\x0bincremental\x18\x02 \x01(\x08\x12\x18\n\x10parent_backup_id\x18\x03 \x01(\t\x12\x12\n\ntenant_ids\x18\x04 \x03(\t\x12\r\n\x05label\x18\x05 \x01(\t\"\x81\x02\n\x14\x43reateBackupResponse\x12\x11\n\tbackup_id\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x0f\n\x07percent\x18\x05 \x01(\x01\x12\x19\n\x11\x65vents_per_second\x18\x06 \x01(\x01\x12\x18\n\x10\x62ytes_per_second\x18\x07 \x01(\x01\x12&\n\x03\x65ta\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x64one\x18\t \x01(\x08\x12,\n\x06\x62\x61\x63kup\x18\n \x01(\x0b\x32\x1c.allsource.storage.v1.Backup\"P\n\x12ListBackupsRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x13ListBackupsResponse\x12-\n\x07\x62\x61\x63kups\x18\x01 \x03(\x0b\x32\x1c.allsource.storage.v1.Backup\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x10GetBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\"A\n\x11GetBackupResponse\x12,\n\x06\x62\x61\x63kup\x18\x01 \x01(\x0b\x32\x1c.allsource.storage.v1.Backup\"=\n\x13VerifyBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\"c\n\x14VerifyBackupResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x63hunks_checked\x18\x02 \x01(\r\x12\x15\n\rbytes_checked\x18\x03 \x01(\x04\x12\x10\n\x08problems\x18\x04 \x03(\t\"\xae\x02\n\x14RestoreBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\x12\x12\n\ntenant_ids\x18\x03 \x03(\t\x12\x15\n\rstream_prefix\x18\x04 \x01(\t\x12+\n\x07to_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12Q\n\x0cto_positions\x18\x06 \x03(\x0b\x32;.allsource.storage.v1.RestoreBackupRequest.ToPositionsEntry\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x1a\x32\n\x10ToPositionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"Z\n\rTenantRestore\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\x0f\n\x07streams\x18\x03 \x01(\x04\x12\x15\n\rlast_position\x18\x04 \x01(\x04\"\xfd\x01\n\x15RestoreBackupResponse\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\r\n\x05\x62ytes\x18\x03 \x01(\x04\x12\x0f\n\x07percent\x18\x04 \x01(\x01\x12\x19\n\x11\x65vents_per_second\x18\x05 \x01(\x01\x12&\n\x03\x65ta\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x12\x34\n\x07tenants\x18\x08 \x03(\x0b\x32#.allsource.storage.v1.TenantRestore\x12\r\n\x05\x63hain\x18\t \x03(\t\x12\x0f\n\x07\x64ry_run\x18\n \x01(\x08\"=\n\x13\x44\x65leteBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\")\n\x14\x44\x65leteBackupResponse\x12\x11\n\tbackup_id\x18\x01 \x01(\t\"]\n\tRetention\x12\x11\n\tkeep_last\x18\x01 \x01(\r\x12\x12\n\nkeep_daily\x18\x02 \x01(\r\x12\x13\n\x0bkeep_weekly\x18\x03 \x01(\r\x12\x14\n\x0ckeep_monthly\x18\x04 \x01(\r\"\xad\x01\n\x0bScheduleRun\x12.\n\nstarted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbackup_id\x18\x03 \x01(\t\x12\n\n\x02ok\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x06 \x03(\t\"\xcf\x02\n\x0e\x42\x61\x63kupSchedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x12\n\nfull_every\x18\x05 \x01(\r\x12\x32\n\tretention\x18\x06 \x01(\x0b\x32\x1f.allsource.storage.v1.Retention\x12\x12\n\ntenant_ids\x18\x07 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\x12\x33\n\x08last_run\x18\t \x01(\x0b\x32!.allsource.storage.v1.ScheduleRun\x12/\n\x0bnext_run_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04runs\x18\x0b \x01(\x04\"R\n\x18PutBackupScheduleRequest\x12\x36\n\x08schedule\x18\x01 \x01(\x0b\x32$.allsource.storage.v1.BackupSchedule\"S\n\x19PutBackupScheduleResponse\x12\x36\n\x08schedule\x18\x01 \x01(\x0b\x32$.allsource.storage.v1.BackupSchedule\"C\n\x1aListBackupSchedulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"o\n\x1bListBackupSchedulesResponse\x12\x37\n\tschedules\x18\x01 \x03(\x0b\x32$.allsource.storage.v1.BackupSchedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x1b\x44\x65leteBackupScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\",\n\x1c\x44\x65leteBackupScheduleResponse\x12\x0c\n\x04name\x18\x01 \x01(\t*\\\n\nBackupKind\x12\x1b\n\x17\x42\x41\x43KUP_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42\x41\x43KUP_KIND_FULL\x10\x01\x12\x1b\n\x17\x42\x41\x43KUP_KIND_INCREMENTAL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!allsource/storage/v1/backup.proto\x12\x14\x61llsource.storage.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x01\n\x0bTenantRange\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x15\n\rfrom_position\x18\x02 \x01(\x04\x12\x13\n\x0bto_position\x18\x03 \x01(\x04\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x04\x12\x35\n\x11\x66irst_recorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_recorded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07restart\x18\x07 \x01(\x08\"\xfb\x02\n\x06\x42\x61\x63kup\x12\x11\n\tbackup_id\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .allsource.storage.v1.BackupKind\x12\x18\n\x10parent_backup_id\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65stination\x18\x05 \x01(\t\x12\x16\n\x0e\x66ormat_version\x18\x06 \x01(\r\x12\x15\n\rsuite_version\x18\x07 \x01(\t\x12\x32\n\x07tenants\x18\x08 \x03(\x0b\x32!.allsource.storage.v1.TenantRange\x12\x0e\n\x06\x65vents\x18\t \x01(\x04\x12\x0e\n\x06\x63hunks\x18\n \x01(\r\x12\x14\n\x0cstored_bytes\x18\x0b \x01(\x04\x12\r\n\x05label\x18\x0c \x01(\t\x12\x10\n\x08schedule\x18\r \x01(\t\x12\x15\n\rsuite_records\x18\x0e \x01(\x08\"|\n\x13\x43reateBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x13\n\x0bincremental\x18\x02 \x01(\x08\x12\x18\n\x10parent_backup_id\x18\x03 \x01(\t\x12\x12\n\ntenant_ids\x18\x04 \x03(\t\x12\r\n\x05label\x18\x05 \x01(\t\"\x81\x02\n\x14\x43reateBackupResponse\x12\x11\n\tbackup_id\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x01(\x04\x12\r\n\x05\x62ytes\x18\x04 \x01(\x04\x12\x0f\n\x07percent\x18\x05 \x01(\x01\x12\x19\n\x11\x65vents_per_second\x18\x06 \x01(\x01\x12\x18\n\x10\x62ytes_per_second\x18\x07 \x01(\x01\x12&\n\x03\x65ta\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x64one\x18\t \x01(\x08\x12,\n\x06\x62\x61\x63kup\x18\n \x01(\x0b\x32\x1c.allsource.storage.v1.Backup\"c\n\x12ListBackupsRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x11\n\ttenant_id\x18\x04 \x01(\t\"]\n\x13ListBackupsResponse\x12-\n\x07\x62\x61\x63kups\x18\x01 \x03(\x0b\x32\x1c.allsource.storage.v1.Backup\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x10GetBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\"A\n\x11GetBackupResponse\x12,\n\x06\x62\x61\x63kup\x18\x01 \x01(\x0b\x32\x1c.allsource.storage.v1.Backup\"=\n\x13VerifyBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\"c\n\x14VerifyBackupResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x63hunks_checked\x18\x02 \x01(\r\x12\x15\n\rbytes_checked\x18\x03 \x01(\x04\x12\x10\n\x08problems\x18\x04 \x03(\t\"\xae\x02\n\x14RestoreBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\x12\x12\n\ntenant_ids\x18\x03 \x03(\t\x12\x15\n\rstream_prefix\x18\x04 \x01(\t\x12+\n\x07to_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12Q\n\x0cto_positions\x18\x06 \x03(\x0b\x32;.allsource.storage.v1.RestoreBackupRequest.ToPositionsEntry\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x1a\x32\n\x10ToPositionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"Z\n\rTenantRestore\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\x0f\n\x07streams\x18\x03 \x01(\x04\x12\x15\n\rlast_position\x18\x04 \x01(\x04\"\xfd\x01\n\x15RestoreBackupResponse\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\x12\r\n\x05\x62ytes\x18\x03 \x01(\x04\x12\x0f\n\x07percent\x18\x04 \x01(\x01\x12\x19\n\x11\x65vents_per_second\x18\x05 \x01(\x01\x12&\n\x03\x65ta\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\x12\x34\n\x07tenants\x18\x08 \x03(\x0b\x32#.allsource.storage.v1.TenantRestore\x12\r\n\x05\x63hain\x18\t \x03(\t\x12\x0f\n\x07\x64ry_run\x18\n \x01(\x08\"=\n\x13\x44\x65leteBackupRequest\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\x11\n\tbackup_id\x18\x02 \x01(\t\")\n\x14\x44\x65leteBackupResponse\x12\x11\n\tbackup_id\x18\x01 \x01(\t\"]\n\tRetention\x12\x11\n\tkeep_last\x18\x01 \x01(\r\x12\x12\n\nkeep_daily\x18\x02 \x01(\r\x12\x13\n\x0bkeep_weekly\x18\x03 \x01(\r\x12\x14\n\x0ckeep_monthly\x18\x04 \x01(\r\"\xad\x01\n\x0bScheduleRun\x12.\n\nstarted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbackup_id\x18\x03 \x01(\t\x12\n\n\x02ok\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x06 \x03(\t\"\xcf\x02\n\x0e\x42\x61\x63kupSchedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x08interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x04 \x01(\t\x12\x12\n\nfull_every\x18\x05 \x01(\r\x12\x32\n\tretention\x18\x06 \x01(\x0b\x32\x1f.allsource.storage.v1.Retention\x12\x12\n\ntenant_ids\x18\x07 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\x12\x33\n\x08last_run\x18\t \x01(\x0b\x32!.allsource.storage.v1.ScheduleRun\x12/\n\x0bnext_run_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04runs\x18\x0b \x01(\x04\"R\n\x18PutBackupScheduleRequest\x12\x36\n\x08schedule\x18\x01 \x01(\x0b\x32$.allsource.storage.v1.BackupSchedule\"S\n\x19PutBackupScheduleResponse\x12\x36\n\x08schedule\x18\x01 \x01(\x0b\x32$.allsource.storage.v1.BackupSchedule\"C\n\x1aListBackupSchedulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"o\n\x1bListBackupSchedulesResponse\x12\x37\n\tschedules\x18\x01 \x03(\x0b\x32$.allsource.storage.v1.BackupSchedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x1b\x44\x65leteBackupScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\",\n\x1c\x44\x65leteBackupScheduleResponse\x12\x0c\n\x04name\x18\x01 \x01(\t*\\\n\nBackupKind\x12\x1b\n\x17\x42\x41\x43KUP_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42\x41\x43KUP_KIND_FULL\x10\x01\x12\x1b\n\x17\x42\x41\x43KUP_KIND_INCREMENTAL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESTOREBACKUPREQUEST_TOPOSITIONSENTRY']._loaded_options = None
   _globals['_RESTOREBACKUPREQUEST_TOPOSITIONSENTRY']._serialized_options = b'8\001'
-  _globals['_BACKUPKIND']._serialized_start=3391
-  _globals['_BACKUPKIND']._serialized_end=3483
+  _globals['_BACKUPKIND']._serialized_start=3410
+  _globals['_BACKUPKIND']._serialized_end=3502
   _globals['_TENANTRANGE']._serialized_start=125
   _globals['_TENANTRANGE']._serialized_end=343
   _globals['_BACKUP']._serialized_start=346
@@ -46,45 +46,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEBACKUPRESPONSE']._serialized_start=854
   _globals['_CREATEBACKUPRESPONSE']._serialized_end=1111
   _globals['_LISTBACKUPSREQUEST']._serialized_start=1113
-  _globals['_LISTBACKUPSREQUEST']._serialized_end=1193
-  _globals['_LISTBACKUPSRESPONSE']._serialized_start=1195
-  _globals['_LISTBACKUPSRESPONSE']._serialized_end=1288
-  _globals['_GETBACKUPREQUEST']._serialized_start=1290
-  _globals['_GETBACKUPREQUEST']._serialized_end=1348
-  _globals['_GETBACKUPRESPONSE']._serialized_start=1350
-  _globals['_GETBACKUPRESPONSE']._serialized_end=1415
-  _globals['_VERIFYBACKUPREQUEST']._serialized_start=1417
-  _globals['_VERIFYBACKUPREQUEST']._serialized_end=1478
-  _globals['_VERIFYBACKUPRESPONSE']._serialized_start=1480
-  _globals['_VERIFYBACKUPRESPONSE']._serialized_end=1579
-  _globals['_RESTOREBACKUPREQUEST']._serialized_start=1582
-  _globals['_RESTOREBACKUPREQUEST']._serialized_end=1884
-  _globals['_RESTOREBACKUPREQUEST_TOPOSITIONSENTRY']._serialized_start=1834
-  _globals['_RESTOREBACKUPREQUEST_TOPOSITIONSENTRY']._serialized_end=1884
-  _globals['_TENANTRESTORE']._serialized_start=1886
-  _globals['_TENANTRESTORE']._serialized_end=1976
-  _globals['_RESTOREBACKUPRESPONSE']._serialized_start=1979
-  _globals['_RESTOREBACKUPRESPONSE']._serialized_end=2232
-  _globals['_DELETEBACKUPREQUEST']._serialized_start=2234
-  _globals['_DELETEBACKUPREQUEST']._serialized_end=2295
-  _globals['_DELETEBACKUPRESPONSE']._serialized_start=2297
-  _globals['_DELETEBACKUPRESPONSE']._serialized_end=2338
-  _globals['_RETENTION']._serialized_start=2340
-  _globals['_RETENTION']._serialized_end=2433
-  _globals['_SCHEDULERUN']._serialized_start=2436
-  _globals['_SCHEDULERUN']._serialized_end=2609
-  _globals['_BACKUPSCHEDULE']._serialized_start=2612
-  _globals['_BACKUPSCHEDULE']._serialized_end=2947
-  _globals['_PUTBACKUPSCHEDULEREQUEST']._serialized_start=2949
-  _globals['_PUTBACKUPSCHEDULEREQUEST']._serialized_end=3031
-  _globals['_PUTBACKUPSCHEDULERESPONSE']._serialized_start=3033
-  _globals['_PUTBACKUPSCHEDULERESPONSE']._serialized_end=3116
-  _globals['_LISTBACKUPSCHEDULESREQUEST']._serialized_start=3118
-  _globals['_LISTBACKUPSCHEDULESREQUEST']._serialized_end=3185
-  _globals['_LISTBACKUPSCHEDULESRESPONSE']._serialized_start=3187
-  _globals['_LISTBACKUPSCHEDULESRESPONSE']._serialized_end=3298
-  _globals['_DELETEBACKUPSCHEDULEREQUEST']._serialized_start=3300
-  _globals['_DELETEBACKUPSCHEDULEREQUEST']._serialized_end=3343
-  _globals['_DELETEBACKUPSCHEDULERESPONSE']._serialized_start=3345
-  _globals['_DELETEBACKUPSCHEDULERESPONSE']._serialized_end=3389
+  _globals['_LISTBACKUPSREQUEST']._serialized_end=1212
+  _globals['_LISTBACKUPSRESPONSE']._serialized_start=1214
+  _globals['_LISTBACKUPSRESPONSE']._serialized_end=1307
+  _globals['_GETBACKUPREQUEST']._serialized_start=1309
+  _globals['_GETBACKUPREQUEST']._serialized_end=1367
+  _globals['_GETBACKUPRESPONSE']._serialized_start=1369
+  _globals['_GETBACKUPRESPONSE']._serialized_end=1434
+  _globals['_VERIFYBACKUPREQUEST']._serialized_start=1436
+  _globals['_VERIFYBACKUPREQUEST']._serialized_end=1497
+  _globals['_VERIFYBACKUPRESPONSE']._serialized_start=1499
+  _globals['_VERIFYBACKUPRESPONSE']._serialized_end=1598
+  _globals['_RESTOREBACKUPREQUEST']._serialized_start=1601
+  _globals['_RESTOREBACKUPREQUEST']._serialized_end=1903
+  _globals['_RESTOREBACKUPREQUEST_TOPOSITIONSENTRY']._serialized_start=1853
+  _globals['_RESTOREBACKUPREQUEST_TOPOSITIONSENTRY']._serialized_end=1903
+  _globals['_TENANTRESTORE']._serialized_start=1905
+  _globals['_TENANTRESTORE']._serialized_end=1995
+  _globals['_RESTOREBACKUPRESPONSE']._serialized_start=1998
+  _globals['_RESTOREBACKUPRESPONSE']._serialized_end=2251
+  _globals['_DELETEBACKUPREQUEST']._serialized_start=2253
+  _globals['_DELETEBACKUPREQUEST']._serialized_end=2314
+  _globals['_DELETEBACKUPRESPONSE']._serialized_start=2316
+  _globals['_DELETEBACKUPRESPONSE']._serialized_end=2357
+  _globals['_RETENTION']._serialized_start=2359
+  _globals['_RETENTION']._serialized_end=2452
+  _globals['_SCHEDULERUN']._serialized_start=2455
+  _globals['_SCHEDULERUN']._serialized_end=2628
+  _globals['_BACKUPSCHEDULE']._serialized_start=2631
+  _globals['_BACKUPSCHEDULE']._serialized_end=2966
+  _globals['_PUTBACKUPSCHEDULEREQUEST']._serialized_start=2968
+  _globals['_PUTBACKUPSCHEDULEREQUEST']._serialized_end=3050
+  _globals['_PUTBACKUPSCHEDULERESPONSE']._serialized_start=3052
+  _globals['_PUTBACKUPSCHEDULERESPONSE']._serialized_end=3135
+  _globals['_LISTBACKUPSCHEDULESREQUEST']._serialized_start=3137
+  _globals['_LISTBACKUPSCHEDULESREQUEST']._serialized_end=3204
+  _globals['_LISTBACKUPSCHEDULESRESPONSE']._serialized_start=3206
+  _globals['_LISTBACKUPSCHEDULESRESPONSE']._serialized_end=3317
+  _globals['_DELETEBACKUPSCHEDULEREQUEST']._serialized_start=3319
+  _globals['_DELETEBACKUPSCHEDULEREQUEST']._serialized_end=3362
+  _globals['_DELETEBACKUPSCHEDULERESPONSE']._serialized_start=3364
+  _globals['_DELETEBACKUPSCHEDULERESPONSE']._serialized_end=3408
 # @@protoc_insertion_point(module_scope)

@@ -109,14 +109,16 @@ class CreateBackupResponse(_message.Message):
     def __init__(self, backup_id: _Optional[str] = ..., phase: _Optional[str] = ..., events: _Optional[int] = ..., bytes: _Optional[int] = ..., percent: _Optional[float] = ..., events_per_second: _Optional[float] = ..., bytes_per_second: _Optional[float] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., done: _Optional[bool] = ..., backup: _Optional[_Union[Backup, _Mapping]] = ...) -> None: ...
 
 class ListBackupsRequest(_message.Message):
-    __slots__ = ("destination", "page_size", "page_token")
+    __slots__ = ("destination", "page_size", "page_token", "tenant_id")
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     destination: str
     page_size: int
     page_token: str
-    def __init__(self, destination: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    tenant_id: str
+    def __init__(self, destination: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., tenant_id: _Optional[str] = ...) -> None: ...
 
 class ListBackupsResponse(_message.Message):
     __slots__ = ("backups", "next_page_token")

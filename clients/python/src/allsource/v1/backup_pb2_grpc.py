@@ -129,7 +129,11 @@ class BackupServiceServicer:
         """Restores tenants from a backup (and the chain it ends) into the running suite and streams the
         progress. Each tenant restored must be absent, deleted or empty (RESTORE_TARGET_NOT_EMPTY);
         other tenants are untouched. Every checksum is checked before anything is written (DATA_LOSS,
-        BACKUP_CORRUPT naming the chunk). `dry_run` reports what would be restored and writes nothing.
+        BACKUP_CORRUPT naming the chunk), and every tenant is installed or none. `dry_run` reports what
+        would be restored and restores nothing (a dry run of a whole-suite backup kept as a copy of the
+        database's files unpacks that copy in storage's work directory to count what it holds, then removes
+        it). Point-in-time limits are given by presence: `to_positions[t] = 0` or `to_time` at the epoch
+        restore none of the tenant's events.
         A restore of the whole suite into an empty data directory is `allsource-storage restore`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
