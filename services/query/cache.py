@@ -153,8 +153,15 @@ class ReadCache:
         self.registered.update(tenant_ids)
 
     def feed_heard(self) -> None:
-        """A message or heartbeat of the feed arrived (and was applied)."""
-        self._heard = time.monotonic()
+        """A message or heartbeat of the feed arrived (and was applied). After a silence of silence_s or
+        more (this process paused or starved), storage may have cut this replica off meanwhile and
+        acknowledged appends it was never told of, while what it had sent before still arrives: what is
+        kept starts over, as on a new feed, rather than answering again from entries that may be stale."""
+        now = time.monotonic()
+        if self._heard >= 0 and now - self._heard >= self.silence_s:
+            self.feed_started()
+            return
+        self._heard = now
 
     def feed_lost(self) -> None:
         """The feed ended: stop answering and keeping (the events stay for degraded reads)."""

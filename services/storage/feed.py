@@ -86,7 +86,9 @@ class Follower:
         """What to send: queued messages, and a heartbeat whenever nothing was sent for heartbeat_s."""
         yield storage_pb2.FollowCommitsResponse(sequence=0, heartbeat_s=heartbeat_s)
         while True:
-            while self.outbox:
+            # Cut off, what is still queued is not sent (the follower must not take it as the feed going
+            # on): the stream ends at once.
+            while self.outbox and self.ended is None:
                 yield self.outbox.popleft()
             if self.ended is not None:
                 raise Unavailable(

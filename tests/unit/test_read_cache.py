@@ -111,10 +111,37 @@ def test_without_a_live_feed_the_cache_neither_answers_nor_keeps() -> None:
     cache.silence_s = 0.01
     time.sleep(0.02)  # no heartbeat heard: not trusted any more
     assert cache.get("t", "event", ("e", "t-3")) is None
+    # Heard again after that silence: storage may have cut this replica off meanwhile (and acknowledged
+    # appends it never told it of), so what was kept goes, as on a new feed (it answered stale before).
     cache.feed_heard()
+    assert cache.usable() and cache.get("t", "event", ("e", "t-3")) is None
+    cache.silence_s = 5.0
+    cache.confirmed(["t"])
+    keep_event(cache, "t", 3)
+    cache.feed_heard()  # within the silence bound: kept
     assert cache.get("t", "event", ("e", "t-3")) is not None
     cache.enabled = False
     assert cache.get("t", "event", ("e", "t-3")) is None
+
+
+def test_a_follower_cut_off_is_sent_nothing_more_of_what_was_queued() -> None:
+    """Changes queued for a follower when it is cut off are not sent: it must not apply them as if the feed
+    went on (it would take its cache as exact again while appends acknowledged after the cut-off were
+    never sent to it); its stream ends at once."""
+
+    async def body() -> None:
+        feed = CommitFeed(ack_timeout_s=0.3, heartbeat_s=0.05, max_followers=3)
+        follower = feed.join()
+        follower.register(["t"])
+        follower.outbox.append(storage_pb2.FollowCommitsResponse(sequence=7, changes=[stream_change("t", "s")]))
+        follower.end("did not acknowledge in time")
+        got: list[storage_pb2.FollowCommitsResponse] = []
+        with pytest.raises(Unavailable):
+            async for message in follower.messages(0.05):
+                got.append(message)
+        assert [m.sequence for m in got] == [0] and not any(m.changes for m in got)
+
+    asyncio.run(body())
 
 
 def test_publish_waits_for_acknowledgement_and_cuts_off_a_silent_follower() -> None:
