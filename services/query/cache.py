@@ -39,7 +39,9 @@ from typing import Any
 
 from allsource.storage.v1 import storage_pb2
 
-ENTRY_OVERHEAD = 160  # bytes counted per entry beyond its data: keys, the entry, the LRU links
+# Bytes counted per entry beyond its data and the text of its key: the entry, the page, its key tuple,
+# the LRU links, the stream's key set (measured with tracemalloc: 160 counted a third of what it took).
+ENTRY_OVERHEAD = 464
 KINDS = ("event", "page", "state")
 # Set for a call whose reads must come from storage (it asked for a position this cache has not applied
 # yet): gets miss; what the reads return is kept as usual (tickets decide whether it is exact).
@@ -115,6 +117,11 @@ class ReadCache:
         self._tenants: dict[str, OrderedDict[Hashable, _Entry]] = {}
         self._tenant_bytes: dict[str, int] = {}
         self._streams: dict[tuple[str, str], set[Hashable]] = {}  # (tenant, stream) -> keys of its entries
+        # Per stream with entries: the keys of its open pages (a new head drops them), and the newest head the
+        # feed brought (the closed pages report it when read, rather than each being rewritten per append:
+        # a change costs what it drops, not the number of pages kept of the stream).
+        self._open: dict[tuple[str, str], set[Hashable]] = {}
+        self._heads: dict[tuple[str, str], int] = {}
         self._reading: dict[tuple[str, str], set[Ticket]] = {}
         self._heard = -1.0  # monotonic time the feed was last heard; < 0 while there is no feed
         self.epoch = 0  # bumped whenever the feed starts or stops: older tickets are void
@@ -184,19 +191,13 @@ class ReadCache:
         for ticket in self._reading.get((tenant_id, stream_id), ()):
             if ticket.heads:
                 ticket.valid = False
-        keys = self._streams.get((tenant_id, stream_id))
-        if not keys:
+        stream = (tenant_id, stream_id)
+        if stream not in self._streams:
             return
-        entries = self._tenants[tenant_id]
-        for key in list(keys):
-            entry = entries[key]
-            if entry.kind != "page":
-                continue
-            page: Page = entry.value
-            if page.open:
-                self._evict(tenant_id, key, self.invalidations)
-            elif page.stream_version < version:
-                page.stream_version = version
+        if version > self._heads.get(stream, 0):
+            self._heads[stream] = version
+        for key in list(self._open.get(stream, ())):
+            self._evict(tenant_id, key, self.invalidations)
 
     def reset(self, tenant_id: str, stream_id: str = "") -> None:
         """Forget everything of the stream, or of the whole tenant without a stream id."""
@@ -240,6 +241,10 @@ class ReadCache:
             return None
         self.hits[kind] += 1
         entries.move_to_end(key)
+        if kind == "page":
+            head = self._heads.get((tenant_id, entry.stream_id), 0)
+            if head > entry.value.stream_version:
+                entry.value.stream_version = head
         return entry.value
 
     def peek_event(self, tenant_id: str, event_id: str) -> bytes | None:
@@ -273,7 +278,7 @@ class ReadCache:
         exact = ticket.valid and ticket.epoch == self.epoch and self.usable()
         if not exact and kind != "event":
             return  # an event is kept anyway, for degraded reads only (events never change)
-        size += ENTRY_OVERHEAD
+        size += ENTRY_OVERHEAD + _key_bytes(key)
         if size > self.max_bytes_per_tenant or size > self.max_bytes:
             return
         entries = self._tenants.setdefault(tenant_id, OrderedDict())
@@ -287,6 +292,8 @@ class ReadCache:
         entries = self._tenants.setdefault(tenant_id, entries)
         entries[key] = _Entry(kind, value, size, stream_id, exact)
         self._streams.setdefault((tenant_id, stream_id), set()).add(key)
+        if kind == "page" and value.open:
+            self._open.setdefault((tenant_id, stream_id), set()).add(key)
         self._tenant_bytes[tenant_id] = self._tenant_bytes.get(tenant_id, 0) + size
         self.size += size
 
@@ -297,11 +304,19 @@ class ReadCache:
     def _evict(self, tenant_id: str, key: Hashable, why: Counter[str] | None) -> None:
         entries = self._tenants[tenant_id]
         entry = entries.pop(key)
-        keys = self._streams.get((tenant_id, entry.stream_id))
+        stream = (tenant_id, entry.stream_id)
+        keys = self._streams.get(stream)
         if keys is not None:
             keys.discard(key)
             if not keys:
-                del self._streams[(tenant_id, entry.stream_id)]
+                del self._streams[stream]
+                self._heads.pop(stream, None)
+        if entry.kind == "page" and entry.value.open:
+            opened = self._open.get(stream)
+            if opened is not None:
+                opened.discard(key)
+                if not opened:
+                    del self._open[stream]
         self._tenant_bytes[tenant_id] -= entry.size
         self.size -= entry.size
         if why is not None:
@@ -309,3 +324,12 @@ class ReadCache:
         if not entries:
             del self._tenants[tenant_id]
             del self._tenant_bytes[tenant_id]
+
+
+def _key_bytes(key: Hashable) -> int:
+    """The text a key holds (a stream id, an event id, event types): counted with the entry."""
+    if not isinstance(key, tuple):
+        return 0
+    return sum(len(part) for part in key if isinstance(part, str | bytes)) + sum(
+        _key_bytes(part) for part in key if isinstance(part, tuple)
+    )
