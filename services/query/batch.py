@@ -21,7 +21,7 @@ from shared.core.errors import AllSourceError, InvalidArgument, NotFound, Resour
 from shared.core.reasons import Reason
 from shared.core.text import UUID_PATTERN, text_problem
 from shared.limits.governor import current_limit
-from shared.storage.client import StorageClient
+from shared.storage.client import BATCH_READ_BYTES, StorageClient
 from shared.tenancy.scope import limited_to_types, require_stream, tenant_of, visible
 
 _DIRECTIONS = set(query_pb2.ReadDirection.values())
@@ -31,6 +31,11 @@ def _not_found(event_id: str) -> status_pb2.Status:
     return NotFound(
         f"event {event_id} not found", reason=Reason.EVENT_NOT_FOUND, metadata={"event_id": event_id}
     ).to_status()
+
+
+def _budget() -> int:
+    """The bytes of events one batch read answers at most: the plan's max_result_bytes, within the bound."""
+    return min(current_limit("max_result_bytes") or BATCH_READ_BYTES, BATCH_READ_BYTES)
 
 
 def _too_large(what: str) -> status_pb2.Status:
@@ -104,10 +109,16 @@ class BatchReads:
             finally:
                 self.cache.done(ticket)
         response = query_pb2.BatchGetEventsResponse()
+        # The call's byte bound holds for events from the cache as for those from storage (the first goes).
+        budget, used = _budget(), 0
         for event_id in ids:
             result = response.results.add(event_id=event_id)
             data = events.get(event_id)
+            if data is not None and used and used + len(data) > budget:
+                unread.add(event_id)
+                data = None
             if data is not None:
+                used += len(data)
                 result.event.MergeFromString(data)
                 if visible(result.event):
                     continue
@@ -186,11 +197,16 @@ class BatchReads:
                 for ticket in tickets:
                     self.cache.done(ticket)
         response = query_pb2.ReadStreamsResponse()
+        budget, used = _budget(), 0
         for i, read in enumerate(reads):
             if i in errors:
                 response.results.add(stream_id=read.stream_id, error=errors[i])
                 continue
             page = pages[i]
+            if used and used + len(page.events) > budget:  # pages from the cache count as storage's do
+                response.results.add(stream_id=read.stream_id, error=_too_large(f"stream {read.stream_id}"))
+                continue
+            used += len(page.events)
             result = query_pb2.StreamReadResult.FromString(page.events)
             if limited_to_types():
                 kept = [event for event in result.events if visible(event)]

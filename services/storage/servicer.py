@@ -39,13 +39,14 @@ from shared.core.timestamps import from_timestamp, to_timestamp
 from shared.core.wire import varint
 from shared.limits.memory import MemoryMonitor
 from shared.rpc.streams import Closing, until_closed
+from shared.storage.client import BATCH_READ_BYTES
 from shared.telemetry import tracing
 from shared.telemetry.logs import tenant_var
 from shared.telemetry.metrics import READ_BYTES
 
 MAX_LIMIT = 2000
 MAX_BATCH_IDS, MAX_BATCH_READS = 1000, 100  # BatchGetEvents ids, ReadStreams reads
-MAX_BATCH_BYTES = 4 * 1024 * 1024  # of events in one batch read's response
+MAX_BATCH_BYTES = BATCH_READ_BYTES  # of events in one batch read's response
 # A record watch with nothing to send looks again this often (a write wakes it at once).
 WATCH_IDLE_S = 30.0
 

@@ -32,6 +32,10 @@ from shared.rpc.transport import open_channel
 from shared.telemetry import tracing
 from shared.telemetry.logs import request_id_var
 
+# Events one batch read (BatchGetEvents, ReadStreams) answers at most, in bytes, whether they come from
+# storage or from a query replica's cache (a plan's max_result_bytes may lower it; the first always goes).
+BATCH_READ_BYTES = 4 * 1024 * 1024
+
 STORAGE_SERVICE = storage_pb2.DESCRIPTOR.services_by_name["StorageService"].full_name
 M = TypeVar("M", bound=Message)
 R = TypeVar("R")

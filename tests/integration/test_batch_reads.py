@@ -218,3 +218,41 @@ def test_list_events_explains_the_index_it_walked(bsuite: Suite) -> None:
     assert plan(stream_id_prefix="rare-") == ("log", 355, 5)
     quiet = query.ListEvents(query_pb2.ListEventsRequest(page_size=10), timeout=20)
     assert not quiet.HasField("plan")
+
+
+def test_answers_from_the_cache_keep_the_calls_byte_bound(bsuite: Suite) -> None:
+    """A ~3.8 MiB page (four events of ~1 MB) and six such events, read once so that the query replica
+    keeps them, then asked for again in one call (the page twenty times): ReadStreams and BatchGetEvents
+    answer within the call's 4 MiB bound (the first result always goes), the rest BATCH_RESULT_TOO_LARGE,
+    as when storage answers. Before, answers from the cache skipped the bound: twenty reads of the page
+    made an 80 MB answer that the transport refused (RESOURCE_EXHAUSTED, no ErrorInfo) after the query
+    process had built it."""
+    md = bsuite.create_tenant(f"cb{uuid.uuid4().hex[:8]}")
+    ingest = ingest_pb2_grpc.IngestServiceStub(bsuite.channel("ingest", md))
+    query = query_pb2_grpc.QueryServiceStub(bsuite.channel("query", md))
+    body = b'{"x":"' + b"a" * 999_990 + b'"}'
+    ids = []
+    for _ in range(6):
+        reply = ingest.AppendEvents(
+            ingest_pb2.AppendEventsRequest(stream_id="big", events=[event_pb2.EventData(event_type="B", payload=body)]),
+            timeout=30,
+        )
+        ids += list(reply.event_ids)
+    for _ in range(3):  # the first read registers the tenant with the feed; the later ones are kept
+        query.ReadStream(query_pb2.ReadStreamRequest(stream_id="big"), timeout=30)
+        query.BatchGetEvents(query_pb2.BatchGetEventsRequest(event_ids=ids), timeout=30)
+        time.sleep(0.3)
+    bound = 4 * 1024 * 1024
+    streams = query.ReadStreams(
+        query_pb2.ReadStreamsRequest(reads=[query_pb2.StreamRead(stream_id="big")] * 20), timeout=60
+    )
+    served = [r for r in streams.results if not r.HasField("error")]
+    assert len(served) == 1 and len(served[0].events) == 4
+    assert {brief(r.error)[1] for r in streams.results if r.HasField("error")} == {"BATCH_RESULT_TOO_LARGE"}
+    assert streams.ByteSize() < bound + 100_000
+    for half in (ids[:3], ids[3:]):  # each event kept by the replica (a read of all six stops at the bound)
+        query.BatchGetEvents(query_pb2.BatchGetEventsRequest(event_ids=half), timeout=30)
+    events = query.BatchGetEvents(query_pb2.BatchGetEventsRequest(event_ids=ids), timeout=60)
+    assert sum(1 for r in events.results if r.HasField("event")) == 4
+    assert {brief(r.error)[1] for r in events.results if r.HasField("error")} == {"BATCH_RESULT_TOO_LARGE"}
+    assert events.ByteSize() < bound + 100_000
