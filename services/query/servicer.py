@@ -321,6 +321,7 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, BatchReads, query_pb2_grpc
                 as_of_version=request.as_of_version if as_of == "as_of_version" else None,
                 as_of_time=request.as_of_time if as_of == "as_of_time" else None,
                 snapshot_after=self.settings.snapshot_after_events,
+                max_bytes=self.settings.max_entity_state_bytes,
             )
             if span is not None:
                 span.set_attribute("allsource.version", state.version)

@@ -16,6 +16,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from shared.config.settings import AuthSettings
+from shared.limits.shares import ThreadShares
 
 VERIFY_PER_TENANT = 2
 
@@ -25,7 +26,7 @@ class Passwords:
 
     def __init__(self, settings: AuthSettings) -> None:
         self.configure(settings)
-        self._turns: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # per tenant: the bound, its callers
+        self._verifying = ThreadShares(VERIFY_PER_TENANT)
 
     def configure(self, settings: AuthSettings) -> None:
         """Take (reloaded) cost parameters; existing hashes keep verifying."""
@@ -61,15 +62,4 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        turn = self._turns.get(tenant_id)
-        if turn is None:
-            turn = self._turns[tenant_id] = (asyncio.Semaphore(VERIFY_PER_TENANT), [0])
-        bound, callers = turn
-        callers[0] += 1
-        try:
-            async with bound:
-                return await asyncio.to_thread(check)
-        finally:
-            callers[0] -= 1
-            if not callers[0]:
-                del self._turns[tenant_id]
+        return await self._verifying.run(tenant_id, check)

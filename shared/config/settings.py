@@ -146,6 +146,8 @@ class QuerySettings(Endpoint):
     max_page_size: int = Reloadable(1000, ge=1)
     # GetEntityState stores a snapshot when it had to fold at least this many events.
     snapshot_after_events: int = Reloadable(100, ge=1)
+    # Largest entity state GetEntityState folds (its JSON, in bytes); past it ENTITY_STATE_TOO_LARGE.
+    max_entity_state_bytes: int = Reloadable(4 * MiB, ge=1024, le=12 * MiB)
     # Live subscriptions this process serves, in all and per tenant; past them Subscribe is refused
     # (UNAVAILABLE / OVERLOADED, or RESOURCE_EXHAUSTED / QUOTA_EXCEEDED for the tenant's share).
     max_subscriptions: int = Reloadable(2000, ge=1)

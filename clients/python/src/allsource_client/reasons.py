@@ -365,6 +365,10 @@ class Reason(StrEnum):
     # (the tenant's max_result_bytes, at most 4 MiB); ask for this one again.
     BATCH_RESULT_TOO_LARGE = "BATCH_RESULT_TOO_LARGE"
 
+    # FAILED_PRECONDITION: the stream's folded entity state would be larger than
+    # query.max_entity_state_bytes (metadata limit); fold it in the application from ReadStream.
+    ENTITY_STATE_TOO_LARGE = "ENTITY_STATE_TOO_LARGE"
+
     # UNAVAILABLE: a read's min_position was not reached within query.min_position_wait_ms (the position
     # is beyond the tenant's log, or this replica is behind); metadata min_position and head_position.
     # Retry after RetryInfo's delay, or through another replica.

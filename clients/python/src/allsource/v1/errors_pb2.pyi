@@ -123,6 +123,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BACKUP_SCHEDULE_NOT_FOUND: _ClassVar[ErrorReason]
     COMMIT_FOLLOWER_CUT_OFF: _ClassVar[ErrorReason]
     BATCH_RESULT_TOO_LARGE: _ClassVar[ErrorReason]
+    ENTITY_STATE_TOO_LARGE: _ClassVar[ErrorReason]
     MIN_POSITION_NOT_REACHED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -241,4 +242,5 @@ BACKUP_HAS_DEPENDENTS: ErrorReason
 BACKUP_SCHEDULE_NOT_FOUND: ErrorReason
 COMMIT_FOLLOWER_CUT_OFF: ErrorReason
 BATCH_RESULT_TOO_LARGE: ErrorReason
+ENTITY_STATE_TOO_LARGE: ErrorReason
 MIN_POSITION_NOT_REACHED: ErrorReason

@@ -172,7 +172,8 @@ class QueryServiceServicer:
 
     def GetEntityState(self, request, context):
         """Folds a stream's JSON object payloads into a state by merging their top-level keys in version
-        order, as of a version or a time.
+        order, as of a version or a time. A state larger than query.max_entity_state_bytes (4 MiB of JSON)
+        is FAILED_PRECONDITION, reason ENTITY_STATE_TOO_LARGE (metadata limit).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
