@@ -114,12 +114,19 @@ class IngestServicer(LifecycleHandlers, ingest_pb2_grpc.IngestServiceServicer):
         slots: asyncio.Queue[_Slot | BaseException | None] = asyncio.Queue(maxsize=self.batch_window)
         warned = ""
 
-        async def start(request: ingest_pb2.AppendEventsRequest) -> ingest_pb2.AppendEventsResponse:
+        async def start(
+            request: ingest_pb2.AppendEventsRequest, before: asyncio.Future[None] | None, paced: asyncio.Future[None]
+        ) -> ingest_pb2.AppendEventsResponse:
             nonlocal warned
-            self.validator.check(request, prefix="append.", tenant=tenant)
-            _in_scope(request)
-            _event_sizes(request, tenant, "append.")
-            await charge(len(request.events))  # each request pays its events (paced past the rate)
+            try:
+                self.validator.check(request, prefix="append.", tenant=tenant)
+                _in_scope(request)
+                _event_sizes(request, tenant, "append.")
+                if before is not None:  # paced in the stream's order: a small request never overtakes
+                    await before  # a big one still waiting off its rate, so one stream's appends stay in order
+                await charge(len(request.events))  # each request pays its events (paced past the rate)
+            finally:
+                paced.set_result(None)  # the next may go once this one is queued (below, before any await)
             response, warning = await self._append(tenant, request)
             warned = warning or warned
             return response
@@ -127,8 +134,11 @@ class IngestServicer(LifecycleHandlers, ingest_pb2_grpc.IngestServiceServicer):
         async def read() -> None:
             try:
                 index = 0
+                before: asyncio.Future[None] | None = None
                 async for message in request_iterator:
-                    future = asyncio.ensure_future(start(message.append))
+                    paced: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    future = asyncio.ensure_future(start(message.append, before, paced))
+                    before = paced
                     await slots.put(_Slot(index, message.correlation_id, future))
                     index += 1
                 await slots.put(None)

@@ -108,6 +108,28 @@ def test_an_append_refused_as_invalid_leaves_no_rate_debt(rated: Suite) -> None:
         b.close()
 
 
+def test_batch_append_paced_by_a_rate_limit_keeps_one_streams_order(rated: Suite) -> None:
+    """A tenant at 10 units/s (burst 50) sends three BatchAppend requests to one stream: 50, 40 and 1
+    events. Each is paced by the rate, and they are written in the order sent: versions 1-50, 51-90, 91.
+    Before, each request waited off its own cost independently, so the 1-event request overtook the
+    40-event one still waiting (versions 42-91, 1-40, 41)."""
+    quotas = tenant_pb2.TenantQuotas(max_request_units_per_second=10, max_request_units_burst=50)
+    t = make_tenant(rated, "paced", tenant_pb2.QUOTA_PRESET_CUSTOM, quotas)
+    try:
+        sizes = (50, 40, 1)
+        messages = [
+            ingest_pb2.BatchAppendRequest(append=append_request("s-1", n), correlation_id=str(i))
+            for i, n in enumerate(sizes)
+        ]
+        got = {
+            r.request_index: (r.success.first_version, r.success.last_version)
+            for r in t.ingest().BatchAppend(iter(messages), metadata=t.metadata, timeout=60)
+        }
+        assert got == {0: (1, 50), 1: (51, 90), 2: (91, 91)}, got
+    finally:
+        t.close()
+
+
 # -- 2: one tenant's logins leave other tenants' logins room ----------------------------------------------
 
 
