@@ -11,6 +11,7 @@ at a time runs them (DECISIONS: backup schedules).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -372,8 +373,23 @@ class Scheduler:
         if not due or not await self._lease():
             return
         for schedule, revision in due:
-            await self.run(schedule, revision)
+            # Renewed while a run lasts (a backup can outlast the lease): no other replica starts it again.
+            renewing = asyncio.ensure_future(self._keep_lease())
+            try:
+                await self.run(schedule, revision)
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, AllSourceError):
+                    await renewing
             await self._lease()  # renewed between runs
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            try:
+                await self._lease()
+            except AllSourceError as exc:
+                log.warning("the backup schedule lease could not be renewed", extra={"detail": exc.message})
 
     async def run(self, schedule: backup_pb2.BackupSchedule, revision: int) -> None:
         """One run of a schedule: a backup, then its retention; the outcome is kept on the schedule."""
@@ -393,6 +409,9 @@ class Scheduler:
             outcome.deleted.extend(await self._retain(schedule))
         except AllSourceError as exc:
             outcome.ok, outcome.error = False, f"{exc.reason}: {exc.message}"
+        except Exception as exc:  # recorded as this run's outcome: the schedule moves on to its next run
+            log.exception("a scheduled backup failed", extra={"schedule": schedule.name})
+            outcome.ok, outcome.error = False, f"INTERNAL: {type(exc).__name__}: {exc}"[:1000]
         outcome.finished_at.CopyFrom(to_timestamp(time.time_ns()))
         log.info(
             "scheduled backup",
