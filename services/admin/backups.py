@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -155,6 +155,8 @@ class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
         self.storage = storage
         self.records = records
         self.scheduler = Scheduler(self)
+        # Publishes a tenant change on the auth change feed (services.admin.main wires it).
+        self.tenant_changed: Callable[[str], Awaitable[None]] | None = None
 
     # -- backups -------------------------------------------------------------------------------------
 
@@ -223,6 +225,11 @@ class BackupServicer(backup_pb2_grpc.BackupServiceServicer):
             del forwarded.tenant_ids[:]
             forwarded.tenant_ids.extend(tenants)
         async for progress in self.storage.restore_backup(forwarded):
+            if progress.done and not progress.dry_run and self.tenant_changed is not None:
+                # Every process forgets what it held of these tenants (a record, or that none existed, and
+                # their users and keys): the restored ones answer at once, not after the next resync.
+                for tenant in progress.tenants:
+                    await self.tenant_changed(tenant.tenant_id)
             yield recast(progress, backup_pb2.RestoreBackupResponse)
 
     async def DeleteBackup(

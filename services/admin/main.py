@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import grpc
+from allsource.storage.v1 import records_pb2
 from allsource.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, backup_pb2, backup_pb2_grpc
 
 from services.admin.auth import AuthServicer
@@ -50,6 +51,9 @@ class AdminProcess(server.StorageBackedService):
             self.auth,
         )
         self.backups = BackupServicer(settings, self.storage, StorageRecords(self.storage))
+        self.backups.tenant_changed = lambda tenant_id: self.auth.feed.publish(
+            records_pb2.AUTH_CHANGE_KIND_TENANT_CHANGED, tenant_id
+        )
 
     def endpoint(self) -> Endpoint:
         return self.settings.admin

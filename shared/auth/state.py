@@ -122,8 +122,15 @@ class AuthState:
         elif change.kind == K.AUTH_CHANGE_KIND_SIGNING_KEY_ADDED:
             self._kid_misses.pop(change.subject, None)
         elif change.kind == K.AUTH_CHANGE_KIND_TENANT_CHANGED:
+            # Created, changed, deleted or restored: its record, its users and its keys are read again, and
+            # so are the keys known not to exist (a restore brings keys back).
             self._tenants.pop(change.subject, None)
             self._users = {k: v for k, v in self._users.items() if k[0] != change.subject}
+            self._keys = {
+                k: v
+                for k, v in self._keys.items()
+                if v is not _MISSING and cast(records_pb2.ApiKeyRecord, v).tenant_id != change.subject
+            }
         elif change.kind == K.AUTH_CHANGE_KIND_LIMITS_CHANGED:
             self.on_limits_changed()
 

@@ -27,7 +27,7 @@ from allsource_client import error_from_rpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.backup.support import Writers, acting, append, backups, create, delete_tenant, everything, fill, restore
-from tests.harness import Suite
+from tests.harness import Suite, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -383,3 +383,33 @@ def test_restored_event_ids_and_request_ids_are_still_recognised_and_backups_are
     actions = [(e.action.rsplit("/", 1)[-1], e.tenant_id, e.outcome) for e in audit.events]
     assert ("CreateBackup", "idempotent", "OK") in actions
     assert ("RestoreBackup", "idempotent", "OK") in actions
+
+
+def test_a_restored_tenant_answers_at_once_where_its_absence_was_known(bsuite: Suite) -> None:
+    """A tenant deleted, then read and written through query and ingest while it does not exist (so that
+    those processes know it is gone), then restored: the operator reads its events and appends to it right
+    after the restore, without waiting for the auth state's periodic resync (30 s). Before, the processes
+    held on to 'no such tenant' until then. (Its API keys stay gone: it was deleted after the backup.)"""
+    md = bsuite.create_tenant("comeback")
+    append(bsuite, md, "c-1", 3)
+    backup = create(bsuite, tenant_ids=["comeback"])
+    delete_tenant(bsuite, "comeback")
+    operator = acting(bsuite, "comeback")
+    query = query_pb2_grpc.QueryServiceStub(bsuite.channel("query", operator))
+    with pytest.raises(grpc.RpcError):
+        query.ReadStream(query_pb2.ReadStreamRequest(stream_id="c-1"), timeout=10)
+    with pytest.raises(grpc.RpcError):
+        append(bsuite, operator, "c-2", 1)
+    started = time.monotonic()
+    restore(bsuite, backup_id=backup.backup_id, tenant_ids=["comeback"])
+
+    def served() -> bool:
+        try:
+            events = query.ReadStream(query_pb2.ReadStreamRequest(stream_id="c-1"), timeout=10).events
+            append(bsuite, operator, "c-2", 1)
+            return len(events) == 3
+        except grpc.RpcError:
+            return False
+
+    wait_until(served, timeout=10, what="the restored tenant served")
+    assert time.monotonic() - started < 10
