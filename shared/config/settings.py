@@ -578,9 +578,13 @@ class Settings(_Section):
             raise ValueError("limits.max_batch_bytes must not exceed grpc.max_message_bytes")
         if self.limits.max_event_bytes > self.limits.max_batch_bytes:
             raise ValueError("limits.max_event_bytes must not exceed limits.max_batch_bytes")
-        per_connection = -(-self.query.max_subscriptions // self.grpc.storage_stream_channels)
+        # Subscriptions and Consume streams ride the storage stream connections (with one commit-feed and one
+        # record watch stream each): past a connection's stream bound, new streams would wait unanswered.
+        long_lived = self.query.max_subscriptions + self.query.max_consume_streams
+        per_connection = -(-long_lived // self.grpc.storage_stream_channels) + 2
         if per_connection >= self.grpc.max_concurrent_streams:
             raise ValueError(
-                "query.max_subscriptions / grpc.storage_stream_channels must stay below grpc.max_concurrent_streams"
+                "(query.max_subscriptions + query.max_consume_streams) / grpc.storage_stream_channels must stay "
+                "below grpc.max_concurrent_streams"
             )
         return self
