@@ -148,7 +148,8 @@ class AuthServiceServicer:
     def Login(self, request, context):
         """Exchanges a username and password for an access token and a refresh token. An unknown user and a
         wrong password give the same error (UNAUTHENTICATED, reason INVALID_CREDENTIALS) in similar time;
-        repeated failures per username or per source address are throttled (RESOURCE_EXHAUSTED with RetryInfo).
+        repeated failures for a username from one source address are throttled for that pair
+        (RESOURCE_EXHAUSTED, reason LOGIN_THROTTLED, with RetryInfo); the user logs in from elsewhere.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
