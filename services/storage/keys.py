@@ -128,6 +128,9 @@ META_OTHER_BYTES = b"usage-obytes/"  # + T -> bytes of snapshots and control-pla
 META_HOUR_EVENTS = b"usage-events/"  # + T + hour -> events appended in that UTC hour
 META_HOUR_QUERIES = b"usage-queries/"  # + T + hour -> query calls counted in that UTC hour
 META_MINUTE_EVENTS = b"usage-mevents/"  # + T -> the current UTC minute (8 bytes) and its event count (8)
+# + T -> the tenant's head position when events were last removed (erased, swept): the last events on
+# disk may then be below it, and positions are never given out twice.
+META_LAST_POSITION = b"last-position/"
 # The category/type index (F13): the separator it was built with (a change rebuilds it), and for each
 # tenant with events from before it (or before a separator change) the backfill's progress, resumed at start.
 META_CATEGORY_SEPARATOR = b"idx-category-separator"  # -> the separator, UTF-8
@@ -141,6 +144,7 @@ META_TENANT_PREFIXES = (
     META_HOUR_QUERIES,
     META_MINUTE_EVENTS,
     META_CATEGORY_BACKFILL,
+    META_LAST_POSITION,
 )
 HOUR_NS = 3600 * 1_000_000_000
 HOUR = struct.Struct(">I")

@@ -364,6 +364,8 @@ class RocksBackend(StorageBackend):
                 last_recorded = from_timestamp(codec.decode_event(it.value()).recorded_at)
             del it
             tp = keys.tenant_prefix(number)
+            # Positions are never given out twice: events removed from the tail left the head behind.
+            last_position = max(last_position, self._meta_u64(keys.META_LAST_POSITION + tp))
             streams = self._meta_u64(keys.META_STREAM_COUNT + tp)
             stored = meta.get(keys.META_USAGE_BYTES + tp)
             other = meta.get(keys.META_OTHER_BYTES + tp)

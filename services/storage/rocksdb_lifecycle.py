@@ -338,6 +338,9 @@ class RocksLifecycle:
             freed += _event_bytes(t, data, ev, not drop_index, category_bytes)
         cursor.stored_bytes = max(0, cursor.stored_bytes - freed)
         batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(cursor.stored_bytes), h["meta"])
+        # The head as it stands: once the last events are gone the log's tail no longer says how far
+        # positions went, and a restart must not give theirs out again.
+        batch.put(keys.META_LAST_POSITION + keys.tenant_prefix(t), keys.pack_u64(cursor.last_position), h["meta"])
         self.b._db.write(batch, self.b._durable)
         self.removed_events += len(doomed)
         return freed
