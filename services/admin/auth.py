@@ -195,6 +195,15 @@ class ChangeFeed:
         )
 
 
+# The tenant's key index says what counting active keys needs, so that a count reads pages of the index
+# and not every key ever made: "k" and the expiry (8 bytes, 0: never), or REVOKED_ENTRY.
+REVOKED_ENTRY = b"r"
+
+
+def _index_entry(record: records_pb2.ApiKeyRecord) -> bytes:
+    return REVOKED_ENTRY if record.revoked else b"k" + record.expires_at_ns.to_bytes(8, "big")
+
+
 # Longest tenant id or username a login may name (real ones are shorter: usernames have at most 64).
 MAX_LOGIN_NAME_CHARS = 256
 
@@ -707,12 +716,20 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         active, after = 0, ""
         while True:
             page = await self.records.list(tenant_id, NS_TENANT_KEYS, after, 1000)
-            for key_id, _, _ in page:
-                found = await self.records.get("", NS_API_KEYS, key_id)
-                if found is None:
-                    continue
-                key = records_pb2.ApiKeyRecord.FromString(found[0])
-                if not key.revoked and not (key.expires_at_ns and key.expires_at_ns <= now):
+            for key_id, entry, _ in page:
+                if entry == REVOKED_ENTRY:
+                    continue  # the index says enough: no read of the key per revoked key
+                if entry[:1] == b"k" and len(entry) == 9:
+                    expires = int.from_bytes(entry[1:], "big")
+                else:  # an entry from before the index said it: read the key
+                    found = await self.records.get("", NS_API_KEYS, key_id)
+                    if found is None:
+                        continue
+                    key = records_pb2.ApiKeyRecord.FromString(found[0])
+                    if key.revoked:
+                        continue
+                    expires = key.expires_at_ns
+                if not (expires and expires <= now):
                     active += 1
                     if stop_at is not None and active >= stop_at:
                         return active
@@ -771,7 +788,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             secret_hash=api_keys.digest(pepper.get_secret_value().encode() if pepper else b"", key_id, secret),
         )
         await self.records.put("", NS_API_KEYS, key_id, record.SerializeToString(), expected_revision=0)
-        await self.records.put(tenant_id, NS_TENANT_KEYS, key_id, b"")
+        await self.records.put(tenant_id, NS_TENANT_KEYS, key_id, _index_entry(record))
         return record, full
 
     async def CreateApiKey(
@@ -859,6 +876,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         record = await self._key(caller.tenant_id, request.key_id)
         record.revoked = True
         await self.records.put("", NS_API_KEYS, record.key_id, record.SerializeToString())
+        await self.records.put(caller.tenant_id, NS_TENANT_KEYS, record.key_id, _index_entry(record))
         await self.feed.publish(K.AUTH_CHANGE_KIND_API_KEY_CHANGED, record.key_id)
         audit.info("API key revoked", extra={"by": caller.ref, "tenant": caller.tenant_id, "key_id": record.key_id})
         return auth_pb2.RevokeApiKeyResponse(api_key=key_view(record))
