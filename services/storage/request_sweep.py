@@ -149,9 +149,10 @@ class RequestSweep:
             n += 1
         if not n:
             return 0
-        for t, size in freed.items():
-            cursor = cursors[t]
-            cursor.stored_bytes = max(0, cursor.stored_bytes - size)
-            batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(cursor.stored_bytes), h["meta"])
+        lowered = {t: max(0, cursors[t].stored_bytes - size) for t, size in freed.items()}
+        for t, stored in lowered.items():
+            batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(stored), h["meta"])
         self.b._db.write(batch, self.b._durable)
+        for t, stored in lowered.items():  # only once written: a failed write (disk full) lowers nothing
+            cursors[t].stored_bytes = stored
         return n

@@ -21,7 +21,7 @@ from rocksdict import ReadOptions, WriteBatch
 
 from services.storage import codec, keys, lifecycle
 from services.storage.threads import on_thread
-from shared.core.errors import Aborted, InvalidArgument
+from shared.core.errors import Aborted, InvalidArgument, ResourceExhausted
 from shared.core.reasons import Reason
 from shared.core.timestamps import from_timestamp, to_timestamp
 
@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 
 # A change of metadata or a deletion starts a sweep this much later (else the periodic one finds it).
 WAKE_DELAY_S = 1.0
-# Keys removed per write batch (each batch waits for the writer to be idle).
-REMOVE_BATCH = 1000
+# Events removed per write batch (each batch waits for the writer to be idle). A batch's write holds the
+# GIL throughout (rocksdict), about five keys an event: small enough that other calls wait little.
+REMOVE_BATCH = 250
+SLICE_S = 0.005  # the longest a sweep or erasure scans before letting other calls run
+# Stream records (metadata, deletions, tombstones) one tenant may hold: each is kept in memory and walked
+# by every sweep.
+MAX_STREAM_RECORDS = 100_000
 _EK = model_pb2.ExpectedVersionKind
 # Families whose tenant range is compacted after a removal.
 _COMPACTED = ("events", "stream_idx", "type_idx", "id_idx", "category_type_idx", "snapshots")
@@ -53,6 +58,7 @@ class RocksLifecycle:
     def __init__(self, backend: RocksBackend) -> None:
         self.b = backend
         self.records: dict[int, dict[str, lifecycle.Rec]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}  # per tenant: one erasure or sweep at a time
         self._ledger_seq = itertools.count()
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -103,6 +109,23 @@ class RocksLifecycle:
 
     def forget(self, t: int) -> None:
         self.records.pop(t, None)
+        self._locks.pop(t, None)
+
+    def _lock(self, t: int) -> asyncio.Lock:
+        lock = self._locks.get(t)
+        if lock is None:
+            lock = self._locks[t] = asyncio.Lock()
+        return lock
+
+    def _room_for_record(self, t: int, stream_id: str) -> None:
+        """Refuse a new stream record past MAX_STREAM_RECORDS for the tenant (QUOTA_EXCEEDED)."""
+        recs = self.records.get(t, {})
+        if stream_id not in recs and len(recs) >= MAX_STREAM_RECORDS:
+            raise ResourceExhausted(
+                f"a tenant keeps metadata or deletion records for at most {MAX_STREAM_RECORDS} streams",
+                reason=Reason.QUOTA_EXCEEDED,
+                metadata={"limit": "max_stream_records", "value": str(MAX_STREAM_RECORDS)},
+            )
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -149,6 +172,7 @@ class RocksLifecycle:
             rec.CopyFrom(old)
         if rec.tombstoned:
             raise lifecycle.tombstone_refusal(request.stream_id)
+        self._room_for_record(t, request.stream_id)
         if request.HasField("expected_metadata_version") and request.expected_metadata_version != rec.metadata_version:
             raise Aborted(
                 f"the metadata of stream {request.stream_id!r} is at version {rec.metadata_version}",
@@ -159,6 +183,8 @@ class RocksLifecycle:
         rec.metadata_version += 1
         entry = lifecycle_pb2.LedgerEntry(kind="metadata", stream_id=request.stream_id, metadata=request.metadata)
         self._write_record(t, request.stream_id, rec, entry)
+        # A snapshot folded under the old metadata holds what it hid or lacks what it now hides.
+        self._drop_snapshots(t, request.stream_id)
         self._wake.set()
         return rec.metadata_version
 
@@ -174,6 +200,7 @@ class RocksLifecycle:
             rec.CopyFrom(old)
         if rec.tombstoned:
             raise lifecycle.tombstone_refusal(stream_id)
+        self._room_for_record(t, stream_id)
         version = head.version if head else 0
         gone = head is None or lifecycle.deleted(rec, version)
         if gone and not request.hard:
@@ -209,8 +236,17 @@ class RocksLifecycle:
             request.HasField("end_time")
         ):
             raise InvalidArgument("DeleteEvents needs at least one criterion", reason=Reason.INVALID_DELETE_CRITERIA)
-        if not request.dry_run:
-            self.b._disk.check()
+        if request.dry_run:
+            return await self._delete_events(t, request)
+        self.b._disk.check()
+        # One erasure or sweep of a tenant at a time: each counts the bytes it removes from what it read,
+        # and two at once counted the same events twice (the tenant's storage_bytes fell below its data).
+        async with self._lock(t):
+            return await self._delete_events(t, request)
+
+    async def _delete_events(
+        self, t: int, request: lifecycle_pb2.DeleteEventsRequest
+    ) -> lifecycle_pb2.DeleteEventsResponse:
         types = frozenset(request.event_types)
         start = from_timestamp(request.start_time) if request.HasField("start_time") else None
         end = from_timestamp(request.end_time) if request.HasField("end_time") else None
@@ -218,40 +254,57 @@ class RocksLifecycle:
         lo = self.b._first_position_at_or_after(t, start, head) if start is not None and head else 1
         hi = self.b._first_position_at_or_after(t, end, head) - 1 if end is not None and head else head
         count, freed, streams = 0, 0, set()
+        touched: set[str] = set()  # every stream an erased event was in (hidden ones too): their snapshots go
         # Erased a slice at a time as the scan finds them: memory and each write batch stay bounded
-        # (REMOVE_BATCH events), and the loop yields between slices as it does every 5 ms of scanning.
+        # (REMOVE_BATCH events), and the loop yields between slices as it does every SLICE_S of scanning.
+        # No iterator is kept across an await (the database may be reopened meanwhile, after a full disk):
+        # each stretch of the scan seeks again from where the last one stopped.
         doomed: list[tuple[int, bytes, model_pb2.StoredEvent]] = []
         heads: dict[str, int] = {}
         now = time.time_ns()
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
-        it = self.b._cf["events"].iter(ro)
-        it.seek(keys.event_key(t, lo))
-        slice_ends = time.perf_counter() + 0.005
-        while it.valid():
-            data = bytes(it.value())
-            ev = codec.decode_event(data)
-            if ev.stream_id.startswith(request.stream_id_prefix) and (not types or ev.event_type in types):
-                # Events a stream's lifecycle already hides are erased too (the sweep would remove them
-                # later) but not counted: the counts are of what the tenant could still read.
-                if self._visible_event(t, ev, heads, now):
-                    count += 1
-                    streams.add(ev.stream_id)
+        resume = lo
+        while True:
+            it = self.b._cf["events"].iter(ro)
+            it.seek(keys.event_key(t, resume))
+            slice_ends = time.perf_counter() + SLICE_S
+            paused = False
+            while it.valid():
+                data = bytes(it.value())
+                ev = codec.decode_event(data)
                 pos = keys.event_key_position(it.key())
-                freed += _event_bytes(t, data, ev, True, self._category_bytes(t, pos, ev)[1])
-                if not request.dry_run:
-                    doomed.append((pos, data, ev))
-                    if len(doomed) >= REMOVE_BATCH:
-                        await self._erase(t, doomed)
-                        doomed = []
-                        slice_ends = time.perf_counter() + 0.005
-            it.next()
-            if time.perf_counter() > slice_ends:
+                resume = pos + 1
+                if ev.stream_id.startswith(request.stream_id_prefix) and (not types or ev.event_type in types):
+                    # Events a stream's lifecycle already hides are erased too (the sweep would remove them
+                    # later) but not counted: the counts are of what the tenant could still read.
+                    if self._visible_event(t, ev, heads, now):
+                        count += 1
+                        streams.add(ev.stream_id)
+                    touched.add(ev.stream_id)
+                    freed += _event_bytes(t, data, ev, True, self._category_bytes(t, pos, ev)[1])
+                    if not request.dry_run:
+                        doomed.append((pos, data, ev))
+                it.next()
+                if len(doomed) >= REMOVE_BATCH or time.perf_counter() > slice_ends:
+                    paused = True
+                    break
+            del it
+            if not paused:
+                break
+            if len(doomed) >= REMOVE_BATCH:
+                await self._erase(t, doomed)
+                doomed = []
+            else:
                 await asyncio.sleep(0)
-                slice_ends = time.perf_counter() + 0.005
-        del it
         if not request.dry_run and freed:
             await self._erase(t, doomed)
+            slice_ends = time.perf_counter() + SLICE_S
+            for stream_id in touched:  # no snapshot keeps what was erased
+                self._drop_snapshots(t, stream_id)
+                if time.perf_counter() > slice_ends:
+                    await asyncio.sleep(0)
+                    slice_ends = time.perf_counter() + SLICE_S
             criteria = lifecycle_pb2.DeleteEventsRequest()
             criteria.CopyFrom(request)
             entry = lifecycle_pb2.LedgerEntry(kind="erase", events=count, criteria=criteria)
@@ -336,12 +389,13 @@ class RocksLifecycle:
             if drop_index:
                 batch.delete(keys.stream_prefix(t, ev.stream_id) + keys.pack_u64(ev.version), h["stream_idx"])
             freed += _event_bytes(t, data, ev, not drop_index, category_bytes)
-        cursor.stored_bytes = max(0, cursor.stored_bytes - freed)
-        batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(cursor.stored_bytes), h["meta"])
+        stored = max(0, cursor.stored_bytes - freed)
+        batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(stored), h["meta"])
         # The head as it stands: once the last events are gone the log's tail no longer says how far
         # positions went, and a restart must not give theirs out again.
         batch.put(keys.META_LAST_POSITION + keys.tenant_prefix(t), keys.pack_u64(cursor.last_position), h["meta"])
         self.b._db.write(batch, self.b._durable)
+        cursor.stored_bytes = stored  # only once written: a failed write (disk full) lowers nothing
         self.removed_events += len(doomed)
         return freed
 
@@ -422,6 +476,10 @@ class RocksLifecycle:
         return removed
 
     async def _sweep_stream(self, t: int, stream_id: str, rec: lifecycle.Rec) -> int:
+        """Remove what the stream's record hides, a slice at a time (at most REMOVE_BATCH events, or
+        SLICE_S of scanning), letting other calls run between slices: memory stays bounded and no tenant's
+        sweep holds the loop however long its stream. The tenant's erasures wait meanwhile (one at a
+        time per tenant, so that two never count the same removed bytes)."""
         head = self.b._stream_head(t, stream_id)
         if head is None:
             return 0
@@ -429,43 +487,65 @@ class RocksLifecycle:
         age = lifecycle.max_age_ns(rec)
         oldest = time.time_ns() - age
         prefix = keys.stream_prefix(t, stream_id)
+        removed = 0
+        start = prefix
+        async with self._lock(t):
+            while True:
+                doomed, index_only, start, done = self._sweep_slice(t, prefix, start, first, age, oldest)
+                if doomed or index_only:
+                    await self._quiesce()
+                    if doomed:
+                        self._remove(t, doomed, drop_index=True)
+                        removed += len(doomed)
+                    if index_only:
+                        self._remove_index_entries(t, prefix, index_only)
+                if done:
+                    return removed
+                await asyncio.sleep(0)
+
+    def _sweep_slice(
+        self, t: int, prefix: bytes, start: bytes, first: int, age: int, oldest: int
+    ) -> tuple[list[tuple[int, bytes, model_pb2.StoredEvent]], list[bytes], bytes, bool]:
+        """One slice of a stream's sweep from `start`: the events to remove, the index entries of events
+        erased earlier, where the next slice starts, and whether the sweep of the stream is done."""
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.next_key(prefix))
         it = self.b._cf["stream_idx"].iter(ro)
-        it.seek(prefix)
+        it.seek(start)
         doomed: list[tuple[int, bytes, model_pb2.StoredEvent]] = []
         index_only: list[bytes] = []
-        while it.valid():
-            version = keys.unpack_u64(it.key(), len(prefix))
-            pos = keys.unpack_u64(it.value())
-            data = self.b._cf["events"].get(keys.event_key(t, pos))
-            if data is None:  # erased by criteria earlier: its index entry goes once below the cut
-                if version < first:
-                    index_only.append(bytes(it.key()))
+        ends = time.perf_counter() + SLICE_S
+        try:
+            while it.valid():
+                if len(doomed) >= REMOVE_BATCH or time.perf_counter() > ends:
+                    return doomed, index_only, bytes(it.key()), False
+                version = keys.unpack_u64(it.key(), len(prefix))
+                pos = keys.unpack_u64(it.value())
+                data = self.b._cf["events"].get(keys.event_key(t, pos))
+                if data is None:  # erased by criteria earlier: its index entry goes once below the cut
+                    if version < first:
+                        index_only.append(bytes(it.key()))
+                    it.next()
+                    continue
+                ev = codec.decode_event(data)
+                if version >= first and not (age and from_timestamp(ev.recorded_at) < oldest):
+                    return doomed, index_only, b"", True
+                doomed.append((pos, bytes(data), ev))
                 it.next()
-                continue
-            ev = codec.decode_event(data)
-            if version >= first and not (age and from_timestamp(ev.recorded_at) < oldest):
-                break
-            doomed.append((pos, bytes(data), ev))
-            it.next()
-        del it
-        if not doomed and not index_only:
-            return 0
-        await self._quiesce()
-        for i in range(0, len(doomed), REMOVE_BATCH):
-            self._remove(t, doomed[i : i + REMOVE_BATCH], drop_index=True)
-        if index_only:
-            batch = WriteBatch(raw_mode=True)
-            for key in index_only:
-                batch.delete(key, self.b._h["stream_idx"])
-            cursor = next((c for c in self.b._tenants.values() if c.number == t), None)
-            if cursor is not None:
-                cursor.stored_bytes = max(0, cursor.stored_bytes - len(index_only) * (len(prefix) + 16))
-                batch.put(
-                    keys.META_USAGE_BYTES + keys.tenant_prefix(t),
-                    keys.pack_u64(cursor.stored_bytes),
-                    self.b._h["meta"],
-                )
-            self.b._db.write(batch, self.b._durable)
-        return len(doomed)
+            return doomed, index_only, b"", True
+        finally:
+            del it
+
+    def _remove_index_entries(self, t: int, prefix: bytes, index_only: list[bytes]) -> None:
+        """Delete stream index entries whose events were erased earlier, lowering the stored bytes."""
+        batch = WriteBatch(raw_mode=True)
+        for key in index_only:
+            batch.delete(key, self.b._h["stream_idx"])
+        cursor = next((c for c in self.b._tenants.values() if c.number == t), None)
+        stored = 0
+        if cursor is not None:
+            stored = max(0, cursor.stored_bytes - len(index_only) * (len(prefix) + 16))
+            batch.put(keys.META_USAGE_BYTES + keys.tenant_prefix(t), keys.pack_u64(stored), self.b._h["meta"])
+        self.b._db.write(batch, self.b._durable)
+        if cursor is not None:
+            cursor.stored_bytes = stored
