@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 STREAM_BATCH_DEFAULT, STREAM_BATCH_MAX = 500, 2000
+MAX_CHECKPOINT_EVERY = 100_000  # Subscribe.checkpoint_every_events: how far storage scans in one go
 MAX_SCAN = 10_000
 _DIRECTIONS = set(query_pb2.ReadDirection.values())
 
@@ -343,6 +344,12 @@ class QueryServicer(MetadataReads, ConsumerGroupRPCs, BatchReads, query_pb2_grpc
         if request.max_batch_size < 0:
             raise InvalidArgument(
                 "max_batch_size must not be negative", violations=[("max_batch_size", "must not be negative")]
+            )
+        if request.checkpoint_every_events > MAX_CHECKPOINT_EVERY:
+            # It is how far storage scans in one go for this subscription: bounded like every scan.
+            raise InvalidArgument(
+                f"checkpoint_every_events must be at most {MAX_CHECKPOINT_EVERY}",
+                violations=[("checkpoint_every_events", f"must be at most {MAX_CHECKPOINT_EVERY}")],
             )
         interval = self.settings.checkpoint_interval_s
         if request.HasField("checkpoint_interval"):

@@ -21,8 +21,8 @@ from services.query.cache import ReadCache
 from shared.config.flags import FLAGS
 from shared.core.errors import AllSourceError, FailedPrecondition
 from shared.core.reasons import Reason
+from shared.core.shares import ThreadShares
 from shared.core.text import dump_json, exact_json, is_json
-from shared.limits.shares import ThreadShares
 from shared.storage.client import StorageClient
 
 log = logging.getLogger(__name__)

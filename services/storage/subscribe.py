@@ -17,7 +17,7 @@ from allsource.storage.v1 import model_pb2, storage_pb2
 
 from services.storage import codec
 from services.storage.backend import EventLog, TenantRegistry
-from shared.core.errors import NotFound, Unavailable
+from shared.core.errors import NotFound, OutOfRange, Unavailable
 from shared.core.reasons import Reason
 from shared.core.wire import varint
 from shared.rpc.streams import Closing
@@ -54,7 +54,15 @@ async def follow(
     """Yield the subscription's messages until the client goes away or the server shuts down; `progress`
     (one item) follows the position examined so far, for the lag metric."""
     incarnation = await tenants.tenant_incarnation(p.tenant_id)
-    cursor = await log.head_position(p.tenant_id) if p.from_end else p.after_position
+    head = await log.head_position(p.tenant_id)
+    if p.after_position > head:
+        # Not silently: events up to that position would never be delivered.
+        raise OutOfRange(
+            f"after_position {p.after_position} is beyond the tenant's last committed position {head}",
+            reason=Reason.POSITION_BEYOND_HEAD,
+            metadata={"after_position": str(p.after_position), "head_position": str(head)},
+        )
+    cursor = head if p.from_end else p.after_position
     if progress is None:
         progress = [0]
     event_filter = model_pb2.EventFilter(event_types=p.event_types, stream_id_prefix=p.stream_id_prefix)

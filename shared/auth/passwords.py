@@ -16,7 +16,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from shared.config.settings import AuthSettings
-from shared.limits.shares import ThreadShares
+from shared.core.shares import ThreadShares
 
 VERIFY_PER_TENANT = 2
 

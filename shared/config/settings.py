@@ -180,7 +180,7 @@ class QuerySettings(Endpoint):
     # (through the commit feed, or storage's head), then answers UNAVAILABLE (MIN_POSITION_NOT_REACHED).
     min_position_wait_ms: int = Reloadable(1000, ge=0, le=60_000)
     # Subscribe defaults.
-    checkpoint_every_events: int = Reloadable(1000, ge=1)
+    checkpoint_every_events: int = Reloadable(1000, ge=1, le=100_000)
     checkpoint_interval_s: float = Reloadable(5.0, gt=0)
 
     @model_validator(mode="after")

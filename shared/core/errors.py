@@ -159,6 +159,13 @@ class ResourceExhausted(AllSourceError):
     reason = Reason.RESOURCE_EXHAUSTED
 
 
+class OutOfRange(AllSourceError):
+    """A position or offset past the end of what exists."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+    reason = Reason.INVALID_ARGUMENT
+
+
 class Unavailable(AllSourceError):
     """A dependency is down or the service is shutting down; retrying later may succeed."""
 

@@ -369,6 +369,11 @@ class Reason(StrEnum):
     # query.max_entity_state_bytes (metadata limit); fold it in the application from ReadStream.
     ENTITY_STATE_TOO_LARGE = "ENTITY_STATE_TOO_LARGE"
 
+    # OUT_OF_RANGE: a subscription resumes after a position beyond the tenant's last committed one
+    # (metadata head_position): that position is from another history of the tenant (deleted and made
+    # again, or restored to an earlier point); resume from head_position or earlier.
+    POSITION_BEYOND_HEAD = "POSITION_BEYOND_HEAD"
+
     # UNAVAILABLE: a read's min_position was not reached within query.min_position_wait_ms (the position
     # is beyond the tenant's log, or this replica is behind); metadata min_position and head_position.
     # Retry after RetryInfo's delay, or through another replica.

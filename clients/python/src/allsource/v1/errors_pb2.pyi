@@ -124,6 +124,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMMIT_FOLLOWER_CUT_OFF: _ClassVar[ErrorReason]
     BATCH_RESULT_TOO_LARGE: _ClassVar[ErrorReason]
     ENTITY_STATE_TOO_LARGE: _ClassVar[ErrorReason]
+    POSITION_BEYOND_HEAD: _ClassVar[ErrorReason]
     MIN_POSITION_NOT_REACHED: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 INVALID_ARGUMENT: ErrorReason
@@ -243,4 +244,5 @@ BACKUP_SCHEDULE_NOT_FOUND: ErrorReason
 COMMIT_FOLLOWER_CUT_OFF: ErrorReason
 BATCH_RESULT_TOO_LARGE: ErrorReason
 ENTITY_STATE_TOO_LARGE: ErrorReason
+POSITION_BEYOND_HEAD: ErrorReason
 MIN_POSITION_NOT_REACHED: ErrorReason
