@@ -139,10 +139,17 @@ def _overrides(stage: Stage, hook: str) -> bool:
     return getattr(type(stage), hook) is not getattr(Stage, hook)
 
 
+# Every refusal the service makes tells gRPC clients not to repeat the call on their own (gRPC's server
+# pushback: a negative delay means no retry). A client's retry policy (the published service config
+# retries reads on UNAVAILABLE) then covers only a server that did not answer; a refusal that may be
+# tried again says when in its RetryInfo, which a client honours itself (allsource_client does).
+NO_RETRY_PUSHBACK = ("grpc-retry-pushback-ms", "-1")
+
+
 async def abort_with(context: grpc.aio.ServicerContext, error: AllSourceError, trailing: Sequence[Any] = ()) -> None:
     """End the call with the error's rich status (raises grpc.aio.AbortError)."""
     status = error.to_grpc_status()
-    await context.abort(status.code, status.details, tuple(status.trailing_metadata) + tuple(trailing))
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *trailing, NO_RETRY_PUSHBACK))
 
 
 class CallChain:
