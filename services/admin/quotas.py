@@ -54,6 +54,7 @@ def _reason_problem(reason: str) -> str | None:
     return None
 
 
+MIN_THROTTLE_RATE = 0.001  # calls a second: one in about 17 minutes; slower is not a throttle but a block
 NS_CONSUMER_GROUPS = "consumer_groups"  # storage's group records (services/storage/groups.py)
 
 
@@ -204,8 +205,8 @@ class QuotaAdmin:
         operator = self._operator()
         violations = []
         cps = request.calls_per_second
-        if not (cps >= 0 and cps < float("inf")):
-            violations.append(("calls_per_second", "must be 0 (clear) or a positive number"))
+        if not (cps == 0 or MIN_THROTTLE_RATE <= cps < float("inf")):
+            violations.append(("calls_per_second", f"must be 0 (clear) or at least {MIN_THROTTLE_RATE}"))
         seconds = request.duration.ToNanoseconds() / 1e9 if request.HasField("duration") else None
         if cps > 0:
             if problem := _reason_problem(request.reason):

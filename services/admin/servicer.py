@@ -274,6 +274,11 @@ class AdminServicer(TenantAdmin, QuotaAdmin, admin_pb2_grpc.AdminServiceServicer
                 raise InvalidArgument(
                     "percentage must be between 0 and 100", violations=[("percentage", "must be between 0 and 100")]
                 )
+            if request.bucket_by not in config_pb2.BucketBy.values():
+                raise InvalidArgument(
+                    "bucket_by is not a known way to bucket",
+                    violations=[("bucket_by", "BUCKET_BY_TENANT or BUCKET_BY_STREAM (or unset: the flag's own)")],
+                )
             stored = config_pb2.FeatureFlag(
                 name=request.name,
                 enabled=request.enabled,

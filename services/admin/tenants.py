@@ -21,7 +21,7 @@ from shared.core import pagination
 from shared.core.errors import AllSourceError, FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from shared.core.reasons import Reason
 from shared.core.tenant_ids import DEFAULT_TENANT, tenant_id_problem
-from shared.core.text import CONTROL
+from shared.core.text import CONTROL, timestamp_problem
 from shared.core.timestamps import to_timestamp
 from shared.core.wire import recast
 from shared.tenancy.audit import NS_AUDIT
@@ -171,6 +171,11 @@ class TenantAdmin:
         violations = []
         if not paths:
             violations.append(("update_mask", "name the fields to change"))
+        if len(paths) > len(UPDATABLE) or len(set(paths)) < len(paths):
+            raise InvalidArgument(
+                "the update mask is invalid",
+                violations=[("update_mask", f"each of at most {len(UPDATABLE)} updatable fields, once")],
+            )
         for i, path in enumerate(paths):
             if path not in UPDATABLE:
                 violations.append((f"update_mask.paths[{i}]", f"{path!r} cannot be updated here"))
@@ -328,7 +333,9 @@ class TenantAdmin:
                 )
             log_tenant, wanted = caller.tenant_id, ""
         size = pagination.page_size(request.page_size, 100, 1000)
-        start_ns = request.start_time.ToNanoseconds() if request.HasField("start_time") else 0
+        if request.HasField("start_time") and (problem := timestamp_problem(request.start_time)):
+            raise InvalidArgument(f"start_time {problem}", violations=[("start_time", problem)])
+        start_ns = max(0, request.start_time.ToNanoseconds()) if request.HasField("start_time") else 0
         bound = pagination.fingerprint("ListAuditEvents", log_tenant, wanted, start_ns)
         if request.page_token:
             after = pagination.cursor_str(pagination.decode(request.page_token, bound), "a")

@@ -20,6 +20,7 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 MAX_VIOLATIONS = 20
+MAX_RETRY_AFTER_S = 86_400.0
 MAX_MESSAGE_CHARS = 1024
 MAX_FIELD_CHARS = 200
 
@@ -91,7 +92,8 @@ class AllSourceError(Exception):
             status.details.add().Pack(quota)
         if self.retry_after is not None:
             delay = duration_pb2.Duration()
-            delay.FromNanoseconds(int(self.retry_after * 1e9))
+            # A wait computed from a tiny rate can be astronomical: no client waits more than a day at once.
+            delay.FromNanoseconds(int(min(max(self.retry_after, 0.0), MAX_RETRY_AFTER_S) * 1e9))
             status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
         return status
 
