@@ -43,6 +43,11 @@ class Choice(click.Choice):
         return self.mapping[super().convert(value, param, ctx)]
 
 
+# What a request can carry (shared.core.text: durations of at most 100 years, timestamps of years 1-9999).
+MAX_DURATION_S = 100 * 366 * 86_400
+MIN_TIMESTAMP_S, MAX_TIMESTAMP_S = -62135596800, 253402300799
+
+
 class Duration(click.ParamType):
     """A duration such as 90s, 15m, 2h or 30d, as a protobuf Duration."""
 
@@ -54,8 +59,11 @@ class Duration(click.ParamType):
         match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", str(value).strip())
         if not match:
             self.fail(f"{value!r} is not a duration like 90s, 15m, 2h or 30d", param, ctx)
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        if seconds > MAX_DURATION_S:
+            self.fail(f"{value!r} is longer than the longest duration a request takes (100 years)", param, ctx)
         result = duration_pb2.Duration()
-        result.FromNanoseconds(int(float(match.group(1)) * _UNITS[match.group(2)] * 1e9))
+        result.FromNanoseconds(int(seconds * 1e9))
         return result
 
 
@@ -75,8 +83,10 @@ class Moment(click.ParamType):
                 if ago
                 else _aware(datetime.fromisoformat(text)).timestamp()
             )
-        except ValueError:
+        except (ValueError, OverflowError):
             self.fail(f"{value!r} is neither an ISO 8601 time nor a duration ago like 1h", param, ctx)
+        if not MIN_TIMESTAMP_S <= seconds <= MAX_TIMESTAMP_S:
+            self.fail(f"{value!r} is outside the years 1 to 9999", param, ctx)
         stamp = timestamp_pb2.Timestamp()
         stamp.FromNanoseconds(int(seconds * 1e9))
         return stamp

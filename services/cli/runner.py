@@ -9,7 +9,7 @@ import click
 import grpc
 
 from services.cli.context import ShellState
-from services.cli.errors import FAILED, INTERRUPTED, OK, CliError, from_rpc, report
+from services.cli.errors import FAILED, INTERRUPTED, OK, USAGE, CliError, from_rpc, report
 
 PROG = "allsource-cli"
 
@@ -34,4 +34,7 @@ def run_command(root: click.Group, args: Sequence[str], shell: ShellState | None
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`): nothing left to say
         return FAILED
+    except (ValueError, OverflowError) as exc:  # a value no request can carry (a number past its field's range)
+        print(f"error: invalid value: {exc}", file=sys.stderr)
+        return USAGE
     return result if isinstance(result, int) else OK
