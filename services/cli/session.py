@@ -141,6 +141,12 @@ class Session:
             items.append((TENANT_HEADER, acting))
         return items
 
+    def login_bearer(self) -> str:
+        """The profile's login access token (refreshed if due), whatever credential the calls present."""
+        return Credential("login", f"login of profile {self.profile.name}", profile=self.profile.name).bearer(
+            self._refresh
+        )
+
     def call(self, method: Any, request: Any, *, tenant: str | None = None, timeout: float | None = None) -> Any:
         """A unary call; a failure becomes a ServerRefusal carrying the server's reason."""
         try:

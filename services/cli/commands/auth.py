@@ -9,7 +9,7 @@ import grpc
 from allsource.v1 import auth_pb2, options_pb2
 
 from services.cli.context import Invocation, pass_invocation
-from services.cli.errors import UsageProblem, from_rpc
+from services.cli.errors import CliError, UsageProblem, from_rpc
 from services.cli.output import label, note, when
 from services.cli.profiles import forget_tokens, load_tokens, save_tokens
 from services.cli.session import tokens_from_pair
@@ -65,8 +65,22 @@ def logout(inv: Invocation) -> None:
     if tokens is None:
         note(f"profile {session.profile.name} is not logged in")
         return
-    if session.credential.kind == "login":
-        session.call(session.auth.Logout, auth_pb2.LogoutRequest(refresh_token=tokens.refresh_token))
+    # The session is ended with its own tokens, whatever credential other calls present (an API key from
+    # the environment or the profile): forgetting them here alone would leave the session alive on the
+    # server, its refresh token still good.
+    try:
+        bearer = session.login_bearer()
+    except CliError:  # its refresh token has expired: the server holds nothing of it any more
+        bearer = ""
+    if bearer:
+        try:
+            session.auth.Logout(
+                auth_pb2.LogoutRequest(refresh_token=tokens.refresh_token),
+                metadata=[("authorization", f"Bearer {bearer}")],
+                timeout=session.profile.timeout,
+            )
+        except grpc.RpcError as err:
+            raise from_rpc(err, "the tokens are kept: try `allsource-cli logout` again") from None
     forget_tokens(session.profile.name)
     inv.emit({"profile": session.profile.name, "logged_out": True}, [("logged out", lambda r: r["profile"])])
 
