@@ -26,8 +26,10 @@ from services.cli.session import Session
 # Well inside the server's default bounds of an append (10,000 events, 8 MiB).
 MAX_EVENTS_PER_APPEND = 1000
 MAX_BYTES_PER_APPEND = 4 << 20
-# Events read before a window's waves are sent: bounds memory, whatever the file's size.
+# Events read before a window's waves are sent: bounds memory, whatever the file's size (and however big
+# its events: a window also closes at WINDOW_BYTES of payloads and metadata).
 WINDOW_EVENTS = 20_000
+WINDOW_BYTES = 64 << 20
 _ANY = ingest_pb2.ExpectedVersion(kind=ingest_pb2.EXPECTED_VERSION_KIND_ANY)
 
 
@@ -127,11 +129,13 @@ def import_events(
     imported streams get the exported versions or the import stops at the first stream that cannot."""
     result = ImportResult()
     window: list[event_pb2.Event] = []
+    held = 0
     for event in events:
         window.append(event)
-        if len(window) >= WINDOW_EVENTS:
+        held += event.ByteSize()
+        if len(window) >= WINDOW_EVENTS or held >= WINDOW_BYTES:
             _import_window(session, window, keep_versions, result, on_progress)
-            window = []
+            window, held = [], 0
     if window:
         _import_window(session, window, keep_versions, result, on_progress)
     return result
