@@ -3,10 +3,11 @@
 Reads are safe to repeat: gRPC retries them itself when the service is unreachable (UNAVAILABLE),
 with a jittered exponential backoff. Only then: every refusal a service makes carries gRPC's server
 pushback `grpc-retry-pushback-ms: -1`, so gRPC does not repeat a call the server answered (an
-OVERLOADED or MIN_POSITION_NOT_REACHED refusal says when to come back in its RetryInfo instead). Appends are not retried here: a refusal that says the server did
-nothing (it carries RetryInfo: OVERLOADED, RATE_LIMITED, STORAGE_FULL, a breaker that is open) is safe
-to retry after the delay it names, and `AllSourceClient` does so; an append that carries a request id
-or only client-chosen event ids is safe to retry after any failure (the server recognises it).
+OVERLOADED or MIN_POSITION_NOT_REACHED refusal says when to come back in its RetryInfo instead).
+Appends are not retried here: a refusal that says the server did nothing (it carries RetryInfo:
+OVERLOADED, RATE_LIMITED, STORAGE_FULL, a breaker that is open) is safe to retry after the delay it
+names, and `AllSourceClient` does so; an append that carries a request id or only client-chosen event
+ids is safe to retry after any failure (the server recognises it).
 """
 
 from __future__ import annotations
