@@ -226,6 +226,22 @@ def test_every_filter_field_at_its_limit_and_just_past_it(
         assert fields == [expected_field], (rpc, name, fields)
 
 
+def append_latencies(ingest: ingest_pb2_grpc.IngestServiceStub, light: Any, n: int) -> list[float]:
+    """Seconds each of n single appends of the light tenant took, one after another."""
+    out = []
+    for i in range(n):
+        started = time.perf_counter()
+        ingest.AppendEvents(
+            ingest_pb2.AppendEventsRequest(
+                stream_id=f"light-{i % 10}", events=[event_pb2.EventData(event_type="E", payload=b"{}")]
+            ),
+            metadata=light,
+            timeout=30,
+        )
+        out.append(time.perf_counter() - started)
+    return out
+
+
 def test_heavy_scans_of_one_tenant_leave_another_tenants_appends_fast(fair: Suite) -> None:
     heavy = fair.create_tenant(f"heavy-{uuid.uuid4().hex[:6]}")
     light = fair.create_tenant(f"light-{uuid.uuid4().hex[:6]}")
@@ -235,21 +251,7 @@ def test_heavy_scans_of_one_tenant_leave_another_tenants_appends_fast(fair: Suit
     for i in range(40):  # 40,000 events that no filter below matches
         ingest.AppendEvents(ingest_pb2.AppendEventsRequest(stream_id=f"fill-{i}", events=batch), metadata=heavy)
 
-    def append_latencies(n: int) -> list[float]:
-        out = []
-        for i in range(n):
-            started = time.perf_counter()
-            ingest.AppendEvents(
-                ingest_pb2.AppendEventsRequest(
-                    stream_id=f"light-{i % 10}", events=[event_pb2.EventData(event_type="E", payload=b"{}")]
-                ),
-                metadata=light,
-                timeout=30,
-            )
-            out.append(time.perf_counter() - started)
-        return out
-
-    baseline = append_latencies(100)
+    baseline = append_latencies(ingest, light, 100)
     stop = threading.Event()
     scans = [0]
 
@@ -275,7 +277,7 @@ def test_heavy_scans_of_one_tenant_leave_another_tenants_appends_fast(fair: Suit
         t.start()
     try:
         fair.wait_until(lambda: scans[0] >= 3, timeout=60, what="the scanners under way")
-        loaded = append_latencies(100)
+        loaded = append_latencies(ingest, light, 100)
         # Every scanner was still scanning (none had failed) when the light tenant's appends ended.
         assert all(t.is_alive() for t in scanners), "a scanner stopped while the light tenant appended"
     finally:
@@ -301,21 +303,7 @@ def test_one_tenants_exports_leave_another_tenants_appends_fast(fair: Suite) -> 
     for i in range(60):
         ingest.AppendEvents(ingest_pb2.AppendEventsRequest(stream_id=f"fill-{i}", events=batch), metadata=heavy)
 
-    def append_latencies(n: int) -> list[float]:
-        out = []
-        for i in range(n):
-            started = time.perf_counter()
-            ingest.AppendEvents(
-                ingest_pb2.AppendEventsRequest(
-                    stream_id=f"light-{i % 10}", events=[event_pb2.EventData(event_type="E", payload=b"{}")]
-                ),
-                metadata=light,
-                timeout=30,
-            )
-            out.append(time.perf_counter() - started)
-        return out
-
-    baseline = append_latencies(100)
+    baseline = append_latencies(ingest, light, 100)
     query = query_pb2_grpc.QueryServiceStub(fair.raw_channel("query"))
     request = query_pb2.StreamEventsRequest(filter=event_pb2.EventFilter(stream_id_prefix="nothing-here"))  # the log
     stop = threading.Event()
@@ -332,7 +320,7 @@ def test_one_tenants_exports_leave_another_tenants_appends_fast(fair: Suite) -> 
         t.start()
     try:
         fair.wait_until(lambda: exports[0] >= 8, timeout=60, what="the exports under way")
-        loaded = append_latencies(100)
+        loaded = append_latencies(ingest, light, 100)
         assert all(t.is_alive() for t in exporters), "an export stopped while the light tenant appended"
     finally:
         stop.set()
