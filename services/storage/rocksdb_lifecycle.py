@@ -265,6 +265,7 @@ class RocksLifecycle:
         ro = ReadOptions()
         ro.set_iterate_upper_bound(keys.event_key(t, hi + 1))
         resume = lo
+        ledger: tuple[bytes, lifecycle_pb2.LedgerEntry] | None = None
         while True:
             it = self.b._cf["events"].iter(ro)
             it.seek(keys.event_key(t, resume))
@@ -293,11 +294,13 @@ class RocksLifecycle:
             if not paused:
                 break
             if len(doomed) >= REMOVE_BATCH:
+                ledger = ledger or self._begin_erasure(t, request)
                 await self._erase(t, doomed)
                 doomed = []
             else:
                 await asyncio.sleep(0)
         if not request.dry_run and freed:
+            ledger = ledger or self._begin_erasure(t, request)
             await self._erase(t, doomed)
             slice_ends = time.perf_counter() + SLICE_S
             for stream_id in touched:  # no snapshot keeps what was erased
@@ -305,17 +308,31 @@ class RocksLifecycle:
                 if time.perf_counter() > slice_ends:
                     await asyncio.sleep(0)
                     slice_ends = time.perf_counter() + SLICE_S
-            criteria = lifecycle_pb2.DeleteEventsRequest()
-            criteria.CopyFrom(request)
-            entry = lifecycle_pb2.LedgerEntry(kind="erase", events=count, criteria=criteria)
+            key, entry = ledger
+            entry.events = count  # the entry written before the first slice, completed with the count
             batch = WriteBatch(raw_mode=True)
-            self._ledger(batch, t, entry)
+            self._ledger(batch, t, entry, key)
             self.b._db.write(batch, self.b._durable)
             await self._compact(t)
             log.info("events erased", extra={"events": count, "streams": len(streams)})
         return lifecycle_pb2.DeleteEventsResponse(
             events_deleted=count, streams_affected=len(streams), bytes_freed=freed, dry_run=request.dry_run
         )
+
+    def _begin_erasure(
+        self, t: int, request: lifecycle_pb2.DeleteEventsRequest
+    ) -> tuple[bytes, lifecycle_pb2.LedgerEntry]:
+        """Write the erasure's ledger entry before its first slice is removed (durably): an erasure cut
+        short (a kill, a failed write) is in the ledger all the same, so a restore of an earlier backup
+        applies it to what it brings back. Returns the key and entry, completed once the erasure ends."""
+        criteria = lifecycle_pb2.DeleteEventsRequest()
+        criteria.CopyFrom(request)
+        entry = lifecycle_pb2.LedgerEntry(kind="erase", criteria=criteria)
+        key = self._ledger_key(t)
+        batch = WriteBatch(raw_mode=True)
+        self._ledger(batch, t, entry, key)
+        self.b._db.write(batch, self.b._durable)
+        return key, entry
 
     def _visible_event(self, t: int, ev: model_pb2.StoredEvent, heads: dict[str, int], now: int) -> bool:
         rec = self.get(t, ev.stream_id)
@@ -341,12 +358,16 @@ class RocksLifecycle:
         if self.b._writer is not None:
             await self.b._writer.quiesce()
 
-    def _ledger(self, batch: WriteBatch, t: int, entry: lifecycle_pb2.LedgerEntry) -> int:
-        entry.at.CopyFrom(to_timestamp(time.time_ns()))
-        key = (
-            keys.record_prefix(t, keys.LIFECYCLE_LEDGER_NS)
-            + f"{time.time_ns():020d}-{next(self._ledger_seq) % 1000000:06d}".encode()
-        )
+    def _ledger_key(self, t: int) -> bytes:
+        """A new ledger entry's key (ledger entries sort by time)."""
+        stamp = f"{time.time_ns():020d}-{next(self._ledger_seq) % 1000000:06d}"
+        return keys.record_prefix(t, keys.LIFECYCLE_LEDGER_NS) + stamp.encode()
+
+    def _ledger(self, batch: WriteBatch, t: int, entry: lifecycle_pb2.LedgerEntry, key: bytes = b"") -> int:
+        """Put a ledger entry in a batch (under `key` to rewrite one); returns its bytes."""
+        if not entry.HasField("at"):
+            entry.at.CopyFrom(to_timestamp(time.time_ns()))
+        key = key or self._ledger_key(t)
         value = keys.pack_u64(1) + entry.SerializeToString()
         batch.put(key, value, self.b._h["records"])
         return len(key) + len(value)

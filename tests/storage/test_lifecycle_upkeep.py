@@ -16,7 +16,7 @@ from services.storage import rocksdb_lifecycle
 from services.storage.backend import AppendOp, Snapshot
 from services.storage.rocksdb_backend import RocksBackend
 from shared.config.settings import StorageSettings
-from shared.core.errors import ResourceExhausted
+from shared.core.errors import ResourceExhausted, Unavailable
 from tests.storage.contract import T, ev, req
 
 
@@ -179,5 +179,36 @@ def test_a_removal_that_fails_to_be_written_lowers_no_figure(tmp_path: Path) -> 
         finally:
             b._db = real
         assert b._tenants[T].stored_bytes == before
+
+    run(tmp_path, body)
+
+
+def test_an_erasure_cut_short_is_in_the_ledger_all_the_same(tmp_path: Path) -> None:
+    """DeleteEvents fails after its first slice was removed (here the second slice's write fails): the
+    tenant's ledger holds the erasure all the same, so a restore of an earlier backup applies it to what
+    it brings back. Before, the entry was written only once the whole erasure had succeeded: the slices
+    already erased would come back with a restore."""
+
+    async def body(b: RocksBackend) -> None:
+        for i in range(3):
+            await b.append([AppendOp(T, req(f"gone-{i}", *[ev() for _ in range(rocksdb_lifecycle.REMOVE_BATCH)]))])
+        real, removals = b.lifecycle._remove, [0]
+
+        def failing(*args: object, **kw: object) -> int:
+            removals[0] += 1
+            if removals[0] == 2:
+                raise OSError("IO error: No space left on device")
+            return real(*args, **kw)  # type: ignore[arg-type]
+
+        b.lifecycle._remove = failing  # type: ignore[method-assign]
+        with pytest.raises(Unavailable):  # the engine's failure, as the client sees it
+            await b.delete_events(lifecycle_pb2.DeleteEventsRequest(tenant_id=T, stream_id_prefix="gone-"))
+        prefix = rocksdb_lifecycle.keys.record_prefix(b._tenants[T].number, rocksdb_lifecycle.keys.LIFECYCLE_LEDGER_NS)
+        entries = [
+            lifecycle_pb2.LedgerEntry.FromString(value[8:])
+            for key, value in b._cf["records"].items(from_key=prefix)
+            if key.startswith(prefix)
+        ]
+        assert [(e.kind, e.criteria.stream_id_prefix) for e in entries] == [("erase", "gone-")]
 
     run(tmp_path, body)
