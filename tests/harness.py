@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -219,6 +220,31 @@ class Suite:
     def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
         """See the module's wait_until."""
         return wait_until(predicate, timeout, what)
+
+
+class StartedSuites:
+    """Suites a test module starts for itself, and the check, after each test, that no process of
+    them (or of other suites in use) has exited."""
+
+    def __init__(self) -> None:
+        self.running: list[Suite] = []
+
+    @contextlib.contextmanager
+    def started(self, workdir: Path, env: Mapping[str, str]) -> Iterator[Suite]:
+        """A suite in `workdir` with `env`, running for the block, stopped after it."""
+        running = Suite(workdir, extra_env=env)
+        self.running.append(running)
+        try:
+            running.start_all()
+            yield running
+        finally:
+            running.stop_all()
+            self.running.remove(running)
+
+    def assert_alive(self, *others: Suite) -> None:
+        for running in (*others, *self.running):
+            exited = {name: proc.returncode for name, proc in running.procs.items() if proc.poll() is not None}
+            assert not exited, f"processes exited during the test: {exited}"
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:

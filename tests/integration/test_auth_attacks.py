@@ -46,7 +46,7 @@ from shared.auth.scopes import SCOPE_KEY, SYSTEM_TENANT, ScopeSigner
 from shared.auth.tokens import SigningKey
 from shared.core.errors import DOMAIN, error_info
 from shared.core.wire import recast
-from tests.harness import ROOT, Suite, wait_until
+from tests.harness import ROOT, StartedSuites, Suite, wait_until
 
 TIMEOUT = 20
 PASSWORD = "correct horse battery staple"
@@ -58,7 +58,7 @@ PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 # Every suite started by this module (besides the session suite), for the survival check.
-STARTED: list[Suite] = []
+STARTED = StartedSuites()
 
 
 # -- answers ------------------------------------------------------------------------------------------
@@ -183,25 +183,15 @@ def assemble(header: dict[str, Any], payload: dict[str, Any], signature: str = "
 # -- suites -------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
 def started(tmp_path_factory: pytest.TempPathFactory, name: str, env: dict[str, str]) -> Iterator[Suite]:
-    running = Suite(tmp_path_factory.mktemp(name), extra_env=env)
-    STARTED.append(running)
-    try:
-        running.start_all()
-        yield running
-    finally:
-        running.stop_all()
-        STARTED.remove(running)
+    return STARTED.started(tmp_path_factory.mktemp(name), env)
 
 
 @pytest.fixture(autouse=True)
 def processes_survive(suite: Suite) -> Iterator[None]:
     """After every attack, every process of every suite in use is still running."""
     yield
-    for running in (suite, *STARTED):
-        exited = {name: proc.returncode for name, proc in running.procs.items() if proc.poll() is not None}
-        assert not exited, f"processes exited during the test: {exited}"
+    STARTED.assert_alive(suite)
 
 
 @pytest.fixture(scope="module")

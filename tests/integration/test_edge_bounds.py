@@ -36,7 +36,7 @@ from allsource.v1 import (
 )
 
 from services.suite import ORDER
-from tests.harness import Suite, wait_until
+from tests.harness import StartedSuites, Suite, wait_until
 from tests.limits.support import Refusal, Tenant, append_request, make_tenant, refusal
 
 TIMEOUT = 30
@@ -45,7 +45,7 @@ PASSWORD = "correct horse battery staple"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 # Suites started by this module, checked after every test for processes that exited.
-STARTED: list[Suite] = []
+STARTED = StartedSuites()
 
 
 def outcome(call: object, *args: object, **kw: object) -> Refusal | None:
@@ -58,22 +58,14 @@ def outcome(call: object, *args: object, **kw: object) -> Refusal | None:
 
 
 def started(workdir: pytest.TempPathFactory, name: str, env: dict[str, str]) -> Iterator[Suite]:
-    running = Suite(workdir.mktemp(name), extra_env=env)
-    STARTED.append(running)
-    try:
-        running.start_all()
+    with STARTED.started(workdir.mktemp(name), env) as running:
         yield running
-    finally:
-        running.stop_all()
-        STARTED.remove(running)
 
 
 @pytest.fixture(autouse=True)
 def processes_survive(suite: Suite) -> Iterator[None]:
     yield
-    for running in (suite, *STARTED):
-        exited = {name: proc.returncode for name, proc in running.procs.items() if proc.poll() is not None}
-        assert not exited, f"processes exited during the test: {exited}"
+    STARTED.assert_alive(suite)
 
 
 # -- 1: a refused append leaves no rate debt ------------------------------------------------------------
